@@ -1,0 +1,287 @@
+//! The static server config: listeners, pools, health checks, timeouts. Read once at start from a
+//! file (TOML, YAML or JSON by extension) with environment variables layered on top
+//! (`SWITCHYARD_LISTEN`, `SWITCHYARD_POOLS__LEGACY__MEMBERS=a:1,b:2`, ...).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Serialize};
+
+/// Bad static config: what a person must fix, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{source_name}: {message}")]
+    Load { source_name: String, message: String },
+    #[error("{source_name}: {}", .problems.join("; "))]
+    Invalid { source_name: String, problems: Vec<String> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where clients (the OpenWhisk ingress, `wsk`, SDKs) connect.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The rules file; relative paths are relative to the config file.
+    pub rules: PathBuf,
+    /// Add `x-switchyard-pool` and `x-switchyard-rules-version` to responses.
+    #[serde(default = "yes")]
+    pub pool_header: bool,
+    /// Worker threads of the proxy (0: one per CPU).
+    #[serde(default)]
+    pub threads: usize,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    pub pools: PoolsConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Loopback by default: the admin API is for the operator and Prometheus, not the world.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: default_admin_listen() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolsConfig {
+    pub legacy: PoolConfig,
+    pub scheduler: PoolConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Controller addresses, `host:port` (resolved once at start).
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// How often each controller's `GET /ping` is checked.
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Consecutive failures before a member leaves rotation.
+    pub unhealthy_after: u32,
+    /// Consecutive successes before it comes back.
+    pub healthy_after: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { interval_ms: 1_000, timeout_ms: 500, unhealthy_after: 2, healthy_after: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    pub connect_ms: u64,
+    /// Longer than the controller's own request timeout (65 s), so the controller answers first.
+    pub read_ms: u64,
+    pub write_ms: u64,
+    /// How long an idle upstream connection is kept for reuse.
+    pub idle_ms: u64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig { connect_ms: 1_000, read_ms: 70_000, write_ms: 70_000, idle_ms: 60_000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// On SIGTERM, keep serving this long (load balancers notice the pod going away)...
+    pub grace_period_s: u64,
+    /// ...then give in-flight requests this long to finish.
+    pub drain_timeout_s: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_period_s: 5, drain_timeout_s: 65 }
+    }
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8080".to_string()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".to_string()
+}
+fn yes() -> bool {
+    true
+}
+
+/// The config with every address resolved and every value checked.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub config: ServerConfig,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub legacy: Vec<SocketAddr>,
+    pub scheduler: Vec<SocketAddr>,
+    pub rules_path: PathBuf,
+}
+
+impl ServerConfig {
+    /// Loads a config file with `SWITCHYARD_*` environment variables layered on top.
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let source_name = path.display().to_string();
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => FileFormat::Toml,
+            Some("yaml" | "yml") => FileFormat::Yaml,
+            Some("json") => FileFormat::Json,
+            _ => {
+                return Err(ConfigError::Load {
+                    source_name,
+                    message: "unknown file extension (expected .toml, .yaml, .yml or .json)".into(),
+                })
+            }
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Load { source_name: source_name.clone(), message: format!("cannot read: {e}") })?;
+        let mut config = Self::from_layers(&text, format, &source_name)?;
+        if config.rules.is_relative() {
+            if let Some(dir) = path.parent() {
+                config.rules = dir.join(&config.rules);
+            }
+        }
+        Ok(config)
+    }
+
+    fn from_layers(text: &str, format: FileFormat, source_name: &str) -> Result<ServerConfig, ConfigError> {
+        let env = Environment::with_prefix("SWITCHYARD")
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("pools.legacy.members")
+            .with_list_parse_key("pools.scheduler.members")
+            .try_parsing(true);
+        Config::builder()
+            .add_source(File::from_str(text, format))
+            .add_source(env)
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| ConfigError::Load { source_name: source_name.to_string(), message: e.to_string() })
+    }
+
+    /// Resolves addresses and checks values; every problem is reported, each naming its field.
+    pub fn resolve(self, source_name: &str) -> Result<Resolved, ConfigError> {
+        let mut problems = Vec::new();
+        let mut addr = |field: &str, text: &str| -> Option<SocketAddr> {
+            match text.to_socket_addrs().map(|mut a| a.next()) {
+                Ok(Some(a)) => Some(a),
+                Ok(None) | Err(_) => {
+                    problems.push(format!("{field}: `{text}` is not a host:port address"));
+                    None
+                }
+            }
+        };
+        let listen = addr("listen", &self.listen);
+        let admin_listen = addr("admin.listen", &self.admin.listen);
+        let mut members = |field: &str, pool: &PoolConfig| -> Vec<SocketAddr> {
+            pool.members.iter().enumerate().filter_map(|(i, m)| addr(&format!("{field}.members[{i}]"), m)).collect()
+        };
+        let legacy = members("pools.legacy", &self.pools.legacy);
+        let scheduler = members("pools.scheduler", &self.pools.scheduler);
+        for (field, pool) in [("pools.legacy", &self.pools.legacy), ("pools.scheduler", &self.pools.scheduler)] {
+            if pool.members.is_empty() {
+                problems.push(format!("{field}.members: empty (each pool needs at least one controller)"));
+            }
+        }
+        if self.health.interval_ms == 0 {
+            problems.push("health.interval_ms: must be above 0".into());
+        }
+        if self.health.unhealthy_after == 0 || self.health.healthy_after == 0 {
+            problems.push("health.unhealthy_after / health.healthy_after: must be at least 1".into());
+        }
+        if self.timeouts.connect_ms == 0 {
+            problems.push("timeouts.connect_ms: must be above 0".into());
+        }
+        if self.rules.as_os_str().is_empty() {
+            problems.push("rules: empty path".into());
+        }
+        match (listen, admin_listen, problems.is_empty()) {
+            (Some(listen), Some(admin_listen), true) => Ok(Resolved {
+                rules_path: self.rules.clone(),
+                config: self,
+                listen,
+                admin_listen,
+                legacy,
+                scheduler,
+            }),
+            _ => Err(ConfigError::Invalid { source_name: source_name.to_string(), problems }),
+        }
+    }
+}
+
+impl TimeoutsConfig {
+    pub fn connect(&self) -> Duration {
+        Duration::from_millis(self.connect_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        rules = "rules.toml"
+        [pools.legacy]
+        members = ["127.0.0.1:1"]
+        [pools.scheduler]
+        members = ["127.0.0.1:2"]
+    "#;
+
+    #[test]
+    fn defaults_fill_the_rest() {
+        let c = ServerConfig::from_layers(MINIMAL, FileFormat::Toml, "t").unwrap().resolve("t").unwrap();
+        assert_eq!(c.admin_listen, "127.0.0.1:9090".parse().unwrap());
+        assert!(c.config.pool_header);
+        assert_eq!(c.config.timeouts.read_ms, 70_000);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = ServerConfig::from_layers(&format!("{MINIMAL}\n[health]\nintervl_ms = 5"), FileFormat::Toml, "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("intervl_ms"), "{err}");
+        assert!(err.starts_with("s.toml"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_value_is_reported() {
+        let text = r#"
+            listen = "nowhere"
+            rules = "r.toml"
+            [pools.legacy]
+            members = []
+            [pools.scheduler]
+            members = ["bad address"]
+        "#;
+        let err = ServerConfig::from_layers(text, FileFormat::Toml, "c.toml").unwrap().resolve("c.toml").unwrap_err().to_string();
+        for field in ["listen:", "pools.legacy.members: empty", "pools.scheduler.members[0]"] {
+            assert!(err.contains(field), "{field} missing in {err}");
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The metrics catalogue: every metric switchyard exports is defined here, with its help text,
+//! labels and buckets. Handles are registered once at start, so the request path only bumps
+//! atomics: no name formatting, no label allocation, no registry lookup.
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use switchyard_rules::Pool;
+
+use crate::classify::RequestKind;
+
+pub const REQUESTS_TOTAL: &str = "switchyard_requests_total";
+pub const REQUEST_DURATION: &str = "switchyard_request_duration_seconds";
+pub const DECISIONS_TOTAL: &str = "switchyard_decisions_total";
+pub const FALLBACKS_TOTAL: &str = "switchyard_fallbacks_total";
+pub const POOL_MEMBERS: &str = "switchyard_pool_members";
+pub const POOL_HEALTHY_MEMBERS: &str = "switchyard_pool_healthy_members";
+pub const SCHEDULER_SHARE: &str = "switchyard_scheduler_share_ratio";
+pub const KILL_SWITCH: &str = "switchyard_kill_switch";
+pub const RULES_INFO: &str = "switchyard_rules_info";
+pub const RULES_LOADED_AT: &str = "switchyard_rules_loaded_timestamp_seconds";
+
+/// From a fast proxy hop (sub-millisecond) to the controller's 60 s blocking limit.
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+
+/// Status classes as labels; index 0 is "no response was written".
+pub const STATUS_CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
+
+pub fn status_class_index(status: Option<u16>) -> usize {
+    match status {
+        Some(s @ 100..=599) => usize::from(s / 100),
+        _ => 0,
+    }
+}
+
+/// Why a request went to the other pool than the rules chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// The chosen pool had no healthy member when the request arrived.
+    NoHealthyMember = 0,
+    /// Connecting to the chosen pool failed; the request had not been delivered.
+    ConnectFailed = 1,
+}
+
+const FALLBACK_REASONS: [&str; 2] = ["no_healthy_member", "connect_failed"];
+/// Decision reasons as labels, in the order of [`decision_reason_index`].
+const DECISION_REASONS: [&str; 4] = ["kill_switch", "override", "global", "default_pool"];
+
+pub fn decision_reason_index(reason: Option<switchyard_rules::DecisionReason>) -> usize {
+    use switchyard_rules::DecisionReason::*;
+    match reason {
+        Some(KillSwitch) => 0,
+        Some(Override(_)) => 1,
+        Some(Global) => 2,
+        None => 3,
+    }
+}
+
+/// Registered handles, indexed by dense label positions.
+pub struct Metrics {
+    handle: PrometheusHandle,
+    /// [pool][kind][status class]
+    requests: Vec<Vec<Vec<Counter>>>,
+    /// [pool][kind]
+    durations: Vec<Vec<Histogram>>,
+    /// [pool][decision reason]
+    decisions: Vec<Vec<Counter>>,
+    /// [from pool][reason]
+    fallbacks: Vec<Vec<Counter>>,
+    pool_members: Vec<Gauge>,
+    pool_healthy: Vec<Gauge>,
+    pub scheduler_share: Gauge,
+    pub kill_switch: Gauge,
+    pub rules_loaded_at: Gauge,
+    recorder: PrometheusRecorder,
+}
+
+fn meta() -> Metadata<'static> {
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()))
+}
+
+fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
+    Key::from_parts(name, labels.iter().map(|(k, v)| Label::new(*k, *v)).collect::<Vec<_>>())
+}
+
+impl Metrics {
+    /// Builds a recorder of its own (not the global one), so several proxies in one process, as in
+    /// tests, keep separate counts.
+    pub fn new() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_string()), LATENCY_BUCKETS)
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        describe(&recorder);
+        let counter = |name, labels: &[(&'static str, &'static str)]| recorder.register_counter(&key(name, labels), &meta());
+        let gauge = |name, labels: &[(&'static str, &'static str)]| recorder.register_gauge(&key(name, labels), &meta());
+        let requests = Pool::ALL
+            .iter()
+            .map(|p| {
+                RequestKind::ALL
+                    .iter()
+                    .map(|k| {
+                        STATUS_CLASSES
+                            .iter()
+                            .map(|c| counter(REQUESTS_TOTAL, &[("pool", p.as_str()), ("kind", k.as_str()), ("status_class", c)]))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let durations = Pool::ALL
+            .iter()
+            .map(|p| {
+                RequestKind::ALL
+                    .iter()
+                    .map(|k| recorder.register_histogram(&key(REQUEST_DURATION, &[("pool", p.as_str()), ("kind", k.as_str())]), &meta()))
+                    .collect()
+            })
+            .collect();
+        let decisions = Pool::ALL
+            .iter()
+            .map(|p| DECISION_REASONS.iter().map(|r| counter(DECISIONS_TOTAL, &[("pool", p.as_str()), ("reason", r)])).collect())
+            .collect();
+        let fallbacks = Pool::ALL
+            .iter()
+            .map(|from| {
+                FALLBACK_REASONS
+                    .iter()
+                    .map(|r| counter(FALLBACKS_TOTAL, &[("from", from.as_str()), ("to", from.other().as_str()), ("reason", r)]))
+                    .collect()
+            })
+            .collect();
+        let pool_members = Pool::ALL.iter().map(|p| gauge(POOL_MEMBERS, &[("pool", p.as_str())])).collect();
+        let pool_healthy = Pool::ALL.iter().map(|p| gauge(POOL_HEALTHY_MEMBERS, &[("pool", p.as_str())])).collect();
+        Metrics {
+            requests,
+            durations,
+            decisions,
+            fallbacks,
+            pool_members,
+            pool_healthy,
+            scheduler_share: gauge(SCHEDULER_SHARE, &[]),
+            kill_switch: gauge(KILL_SWITCH, &[]),
+            rules_loaded_at: gauge(RULES_LOADED_AT, &[]),
+            handle,
+            recorder,
+        }
+    }
+
+    pub fn request(&self, pool: Pool, kind: RequestKind, status: Option<u16>, seconds: f64) {
+        self.requests[pool.index()][kind.index()][status_class_index(status)].increment(1);
+        self.durations[pool.index()][kind.index()].record(seconds);
+    }
+
+    pub fn decision(&self, pool: Pool, reason: Option<switchyard_rules::DecisionReason>) {
+        self.decisions[pool.index()][decision_reason_index(reason)].increment(1);
+    }
+
+    pub fn fallback(&self, from: Pool, reason: FallbackReason) {
+        self.fallbacks[from.index()][reason as usize].increment(1);
+    }
+
+    pub fn pool_health(&self, pool: Pool, members: usize, healthy: usize) {
+        self.pool_members[pool.index()].set(members as f64);
+        self.pool_healthy[pool.index()].set(healthy as f64);
+    }
+
+    /// Marks the active rules version (an info-style gauge: 1 for the active version, 0 for the
+    /// ones before it).
+    pub fn rules_version(&self, old: Option<&str>, new: &str) {
+        let info = |v: &str, value: f64| {
+            let k = Key::from_parts(RULES_INFO, vec![Label::new("version", v.to_string())]);
+            self.recorder.register_gauge(&k, &meta()).set(value);
+        };
+        if let Some(old) = old.filter(|o| *o != new) {
+            info(old, 0.0);
+        }
+        info(new, 1.0);
+    }
+
+    /// The Prometheus text exposition of everything above.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Drains histogram samples into their buckets; called periodically so memory stays flat.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn describe(r: &PrometheusRecorder) {
+    let c = |name: &'static str, unit: Option<Unit>, help: &'static str| {
+        r.describe_counter(KeyName::from_const_str(name), unit, SharedString::const_str(help))
+    };
+    c(REQUESTS_TOTAL, None, "Requests answered, by the pool that served them, request kind and status class.");
+    c(DECISIONS_TOTAL, None, "Routing decisions for invocations and API calls, by chosen pool and why.");
+    c(FALLBACKS_TOTAL, None, "Requests sent to the other pool than the rules chose, and why.");
+    r.describe_histogram(
+        KeyName::from_const_str(REQUEST_DURATION),
+        Some(Unit::Seconds),
+        SharedString::const_str("Time from request arrival to the end of the response, by pool and request kind."),
+    );
+    let g = |name: &'static str, help: &'static str| r.describe_gauge(KeyName::from_const_str(name), None, SharedString::const_str(help));
+    g(POOL_MEMBERS, "Controllers configured in each pool.");
+    g(POOL_HEALTHY_MEMBERS, "Controllers in each pool that pass their health check.");
+    g(SCHEDULER_SHARE, "The active global share of invocations sent to the scheduler (0 to 1; 0 under the kill switch).");
+    g(KILL_SWITCH, "1 when the kill switch sends every request to legacy.");
+    g(RULES_INFO, "1 for the active rules version.");
+    g(RULES_LOADED_AT, "Unix time the active rules were loaded.");
+}

@@ -1,0 +1,213 @@
+//! Starting and stopping a switchyard instance: the data plane (pingora, on its own thread and
+//! runtimes) and the control plane (admin API, health checks, metrics upkeep, on a small tokio
+//! runtime of its own). Used the same way by `switchyard run`, the demo and the tests.
+
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use tokio::sync::watch;
+
+use crate::config::Resolved;
+use crate::metrics::Metrics;
+use crate::pools::{self, Pools};
+use crate::service::SwitchyardProxy;
+use crate::state::{ActiveRules, RuleSource, Shared};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Rules(#[from] switchyard_rules::RulesRejected),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start the control runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("the proxy did not start accepting connections on {0} within 10 s")]
+    NotAccepting(SocketAddr),
+}
+
+/// How to stop: graceful (SIGTERM: grace period, then drain) or fast (SIGINT, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Graceful,
+    Fast,
+}
+
+/// Hands pingora our stop request instead of letting it install its own signal handlers.
+struct StopWatch(watch::Receiver<Option<Stop>>);
+
+#[async_trait]
+impl ShutdownSignalWatch for StopWatch {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut rx = self.0.clone();
+        let stop = rx.wait_for(Option::is_some).await.map(|s| *s).unwrap_or(Some(Stop::Fast));
+        match stop {
+            Some(Stop::Graceful) => ShutdownSignal::GracefulTerminate,
+            _ => ShutdownSignal::FastShutdown,
+        }
+    }
+}
+
+/// A running instance. Dropping it stops it fast.
+pub struct RunningProxy {
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    control: Option<tokio::runtime::Runtime>,
+    stop: watch::Sender<Option<Stop>>,
+    data_plane: Option<JoinHandle<()>>,
+}
+
+/// Finds a free loopback port for a listener configured with port 0 (pingora binds by itself and
+/// does not report the port it got).
+fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    Ok(StdListener::bind(addr)?.local_addr()?)
+}
+
+pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
+    let rules = switchyard_rules::load_rules_file(&resolved.rules_path)?;
+    let config = &resolved.config;
+    let metrics = Arc::new(Metrics::new());
+    let active = ActiveRules::new(rules, RuleSource::File(resolved.rules_path.clone()));
+    let shared = Arc::new(Shared {
+        rules: ArcSwap::from_pointee(ActiveRules::new(active.rules.clone(), active.source.clone())),
+        pools: Pools::new(&resolved.legacy, &resolved.scheduler),
+        metrics: Arc::clone(&metrics),
+        pool_header: config.pool_header,
+    });
+    shared.publish_gauges(&active, None);
+    tracing::info!(version = %active.rules.version, source = %active.source, share = %active.rules.scheduler_share,
+        overrides = active.rules.overrides.len(), kill_switch = active.rules.kill_switch, "rules loaded");
+
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("switchyard-control")
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    let admin_listener = control
+        .block_on(crate::admin::bind(resolved.admin_listen))
+        .map_err(|source| StartError::Listen { what: "admin", addr: resolved.admin_listen, source })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Listen {
+        what: "admin",
+        addr: resolved.admin_listen,
+        source,
+    })?;
+    control.spawn(crate::admin::serve(admin_listener, Arc::clone(&shared)));
+    // One health round before taking traffic, so the first requests avoid dead controllers.
+    let health = config.health.clone();
+    let pools_shared = Arc::clone(&shared);
+    control.block_on(async {
+        pools::check_all(&pools_shared.pools, &pools::health_client(), &health, &metrics).await;
+    });
+    control.spawn(health_loop(Arc::clone(&shared), health));
+    let upkeep_metrics = Arc::clone(&metrics);
+    control.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep_metrics.upkeep();
+        }
+    });
+
+    let proxy_addr = resolve_port(resolved.listen)
+        .map_err(|source| StartError::Listen { what: "proxy", addr: resolved.listen, source })?;
+    let threads = if config.threads == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.threads };
+    let conf = ServerConf {
+        threads,
+        // Measured: about 15 % more throughput on loopback without work stealing.
+        work_stealing: false,
+        grace_period_seconds: Some(config.shutdown.grace_period_s),
+        graceful_shutdown_timeout_seconds: Some(config.shutdown.drain_timeout_s),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut service = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        SwitchyardProxy { shared: Arc::clone(&shared), timeouts: config.timeouts.clone() },
+        "switchyard",
+    );
+    service.add_tcp(&proxy_addr.to_string());
+    server.add_service(service);
+    let (stop, stop_rx) = watch::channel(None);
+    let data_plane = std::thread::Builder::new()
+        .name("switchyard-proxy".into())
+        .spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopWatch(stop_rx)) }))
+        .map_err(StartError::Runtime)?;
+
+    let running = RunningProxy { proxy_addr, admin_addr, shared, control: Some(control), stop, data_plane: Some(data_plane) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&proxy_addr, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline || running.data_plane.as_ref().is_some_and(|t| t.is_finished()) {
+            return Err(StartError::NotAccepting(proxy_addr));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tracing::info!(proxy = %proxy_addr, admin = %admin_addr, "switchyard is serving");
+    Ok(running)
+}
+
+async fn health_loop(shared: Arc<Shared>, health: crate::config::HealthConfig) {
+    let client = pools::health_client();
+    let mut tick = tokio::time::interval(Duration::from_millis(health.interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        pools::check_all(&shared.pools, &client, &health, &shared.metrics).await;
+    }
+}
+
+impl RunningProxy {
+    /// Runs a future on the control-plane runtime (signal handlers, rule sources).
+    pub fn spawn_control<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if let Some(rt) = &self.control {
+            rt.spawn(task);
+        }
+    }
+
+    /// A handle that can stop this instance from another thread or task.
+    pub fn stopper(&self) -> watch::Sender<Option<Stop>> {
+        self.stop.clone()
+    }
+
+    /// Asks the data plane to stop and waits until it has.
+    pub fn shutdown(mut self, how: Stop) {
+        self.stop_and_join(how);
+    }
+
+    /// Blocks until the instance stops (after a stop request from a signal or the stopper).
+    pub fn wait(mut self) {
+        if let Some(t) = self.data_plane.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn stop_and_join(&mut self, how: Stop) {
+        let _ = self.stop.send(Some(how));
+        if let Some(t) = self.data_plane.take() {
+            let _ = t.join();
+        }
+        if let Some(rt) = self.control.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        self.stop_and_join(Stop::Fast);
+    }
+}

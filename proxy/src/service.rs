@@ -1,0 +1,241 @@
+//! The pingora service: classify, route by the rules, pick a controller, fall back, measure.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::{HttpPeer, Peer};
+use rand::Rng;
+use switchyard_rules::{DecisionReason, Invocation, Pool};
+
+use crate::classify::{classify, RequestKind};
+use crate::config::TimeoutsConfig;
+use crate::metrics::FallbackReason;
+use crate::state::{ActiveRules, Shared};
+
+pub const POOL_HEADER: &str = "x-switchyard-pool";
+pub const RULES_VERSION_HEADER: &str = "x-switchyard-rules-version";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+pub struct SwitchyardProxy {
+    pub shared: Arc<Shared>,
+    pub timeouts: TimeoutsConfig,
+}
+
+/// Per-request state, created by pingora for each request.
+pub struct RequestCtx {
+    started: Instant,
+    kind: RequestKind,
+    /// The rules this request was routed by: one snapshot for its whole life.
+    rules: Option<Arc<ActiveRules>>,
+    /// The pool the rules chose, and the pool actually used (they differ after a fallback).
+    chosen: Pool,
+    pool: Pool,
+    reason: Option<DecisionReason>,
+    /// Set once the request has been redirected to the other pool; it never bounces back.
+    fell_back: bool,
+    request_id: String,
+}
+
+impl SwitchyardProxy {
+    fn peer(&self, addr: std::net::SocketAddr) -> Box<HttpPeer> {
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        let o = &mut peer.options;
+        o.connection_timeout = Some(self.timeouts.connect());
+        o.read_timeout = Some(Duration::from_millis(self.timeouts.read_ms));
+        o.write_timeout = Some(Duration::from_millis(self.timeouts.write_ms));
+        o.idle_timeout = Some(Duration::from_millis(self.timeouts.idle_ms));
+        Box::new(peer)
+    }
+}
+
+/// 32 lowercase hex digits, the shape OpenWhisk uses for ids.
+fn new_request_id() -> String {
+    format!("{:032x}", rand::rng().random::<u128>())
+}
+
+/// The Basic-auth user part (the namespace UUID); the key is never looked at past the colon.
+fn basic_auth_subject(value: &[u8]) -> Option<String> {
+    let encoded = value.strip_prefix(b"Basic ").or_else(|| value.strip_prefix(b"basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii()).ok()?;
+    let user = decoded.split(|b| *b == b':').next()?;
+    String::from_utf8(user.to_vec()).ok()
+}
+
+#[async_trait]
+impl ProxyHttp for SwitchyardProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            kind: RequestKind::Other,
+            rules: None,
+            chosen: Pool::Legacy,
+            pool: Pool::Legacy,
+            reason: None,
+            fell_back: false,
+            request_id: String::new(),
+        }
+    }
+
+    /// Runs first for every request: classifies it, takes the rules snapshot, decides the pool and
+    /// makes sure it carries an `X-Request-ID`. Returns `Ok(false)`: the request always proceeds.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let active = self.shared.rules.load_full();
+        let req = session.req_header();
+        let class = classify(req.method.as_str(), req.uri.path());
+        ctx.kind = class.kind;
+        if class.kind.is_invocation() {
+            let subject = req.headers.get(http::header::AUTHORIZATION).and_then(|v| basic_auth_subject(v.as_bytes()));
+            let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+            let decision = active.rules.decide(&Invocation {
+                namespace: &class.namespace,
+                package: &class.package,
+                action: &class.action,
+                subject: subject.as_deref(),
+                header: Some(&header),
+            });
+            ctx.chosen = decision.pool;
+            ctx.reason = Some(decision.reason);
+        } else {
+            ctx.chosen = if active.rules.kill_switch { Pool::Legacy } else { active.rules.default_pool };
+            ctx.reason = active.rules.kill_switch.then_some(DecisionReason::KillSwitch);
+        }
+        ctx.pool = ctx.chosen;
+        self.shared.metrics.decision(ctx.chosen, ctx.reason);
+        ctx.rules = Some(active);
+
+        match session.req_header().headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()) {
+            Some(id) if !id.is_empty() => ctx.request_id = id.to_string(),
+            _ => {
+                ctx.request_id = new_request_id();
+                session.req_header_mut().insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Runs before each connection attempt (again after a retryable connect failure): picks a
+    /// healthy member of the current pool, moving to the other pool if this one has none.
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let pools = &self.shared.pools;
+        if let Some(m) = pools.get(ctx.pool).pick_healthy() {
+            return Ok(self.peer(m.addr));
+        }
+        if !ctx.fell_back {
+            if let Some(m) = pools.get(ctx.pool.other()).pick_healthy() {
+                self.shared.metrics.fallback(ctx.pool, FallbackReason::NoHealthyMember);
+                ctx.fell_back = true;
+                ctx.pool = ctx.pool.other();
+                return Ok(self.peer(m.addr));
+            }
+        }
+        // Nothing is known healthy: health may lag reality, so try anyway.
+        Ok(self.peer(pools.get(ctx.pool).pick_any().addr))
+    }
+
+    /// Runs when connecting failed. The request was never delivered, so it is safe to send it to
+    /// the other pool once; the failed member leaves rotation until its health check passes.
+    fn fail_to_connect(&self, _session: &mut Session, peer: &HttpPeer, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+        if let Some(addr) = peer.address().as_inet() {
+            if let Some(m) = self.shared.pools.get(ctx.pool).member(*addr) {
+                m.mark_unreachable();
+            }
+        }
+        if !ctx.fell_back {
+            self.shared.metrics.fallback(ctx.pool, FallbackReason::ConnectFailed);
+            ctx.fell_back = true;
+            ctx.pool = ctx.pool.other();
+            e.set_retry(true);
+        } else {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    /// Runs on the response header before it goes to the client: says which pool and which rules
+    /// version served it, and keeps the request id visible.
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        if self.shared.pool_header {
+            resp.insert_header(POOL_HEADER, ctx.pool.as_str())?;
+            if let Some(active) = &ctx.rules {
+                resp.insert_header(RULES_VERSION_HEADER, active.version_header.clone())?;
+            }
+        }
+        if resp.headers.get(REQUEST_ID_HEADER).is_none() {
+            resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+        }
+        Ok(())
+    }
+
+    /// Runs when the request failed for good: answers in OpenWhisk's error shape
+    /// (`{"error": ..., "code": <request id>}`) instead of pingora's HTML page.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code > 0 {
+            let message = match code {
+                502 => "No controller of either pool could be reached.",
+                504 => "The controller did not answer in time.",
+                400 => "The request could not be read.",
+                _ => "The proxy failed to forward the request.",
+            };
+            let body = Bytes::from(serde_json::to_vec(&serde_json::json!({"error": message, "code": ctx.request_id})).unwrap_or_default());
+            if let Ok(mut resp) = ResponseHeader::build(code, Some(6)) {
+                let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
+                let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len());
+                let _ = resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str());
+                if self.shared.pool_header {
+                    let _ = resp.insert_header(POOL_HEADER, ctx.pool.as_str());
+                }
+                if let Err(err) = session.write_error_response(resp, body).await {
+                    tracing::debug!(error = %err, "could not send the error response");
+                }
+            }
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    /// Runs last for every request, after the response went out or failed: records metrics.
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map(|r| r.status.as_u16());
+        self.shared.metrics.request(ctx.pool, ctx.kind, status, ctx.started.elapsed().as_secs_f64());
+        if let Some(e) = e {
+            tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
+        }
+    }
+
+    /// Errors are logged by `logging` with the request id; pingora's own line would repeat them.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_is_the_user_part_only() {
+        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("uuid-1:secret-key"));
+        assert_eq!(basic_auth_subject(header.as_bytes()).as_deref(), Some("uuid-1"));
+        assert_eq!(basic_auth_subject(b"Bearer x"), None);
+        assert_eq!(basic_auth_subject(b"Basic !!!"), None);
+    }
+}

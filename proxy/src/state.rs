@@ -1,0 +1,82 @@
+//! What the data plane and the control plane share: the active rules, the pools, the metrics.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde_json::{json, Value};
+use switchyard_rules::RuleSet;
+
+use crate::metrics::Metrics;
+use crate::pools::Pools;
+
+/// Where the active rule set came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSource {
+    File(PathBuf),
+}
+
+impl std::fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleSource::File(p) => write!(f, "file {}", p.display()),
+        }
+    }
+}
+
+/// A rule set with its provenance. Requests hold an `Arc` of it for their whole life, so a swap
+/// never changes the rules under a request in flight.
+pub struct ActiveRules {
+    pub rules: RuleSet,
+    pub source: RuleSource,
+    pub loaded_at: SystemTime,
+    /// The version as a header value, built once per rule set rather than per response.
+    pub version_header: http::HeaderValue,
+}
+
+impl ActiveRules {
+    pub fn new(rules: RuleSet, source: RuleSource) -> ActiveRules {
+        let version_header = http::HeaderValue::from_str(&rules.version)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("unprintable"));
+        ActiveRules { rules, source, loaded_at: SystemTime::now(), version_header }
+    }
+
+    pub fn describe(&self) -> Value {
+        json!({
+            "version": self.rules.version,
+            "source": self.source.to_string(),
+            "loaded_at": unix_seconds(self.loaded_at),
+            "rules": self.rules.to_document(),
+        })
+    }
+}
+
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+pub struct Shared {
+    pub rules: ArcSwap<ActiveRules>,
+    pub pools: Pools,
+    pub metrics: Arc<Metrics>,
+    pub pool_header: bool,
+}
+
+impl Shared {
+    /// Makes a rule set active and updates the gauges that describe it.
+    pub fn install_rules(&self, next: ActiveRules) {
+        let old = self.rules.load().rules.version.clone();
+        self.publish_gauges(&next, Some(&old));
+        self.rules.store(Arc::new(next));
+    }
+
+    pub fn publish_gauges(&self, active: &ActiveRules, old_version: Option<&str>) {
+        let r = &active.rules;
+        let share = if r.kill_switch { 0.0 } else { r.scheduler_share.as_fraction() };
+        self.metrics.scheduler_share.set(share);
+        self.metrics.kill_switch.set(if r.kill_switch { 1.0 } else { 0.0 });
+        self.metrics.rules_loaded_at.set(unix_seconds(active.loaded_at));
+        self.metrics.rules_version(old_version, &r.version);
+    }
+}

@@ -1,0 +1,262 @@
+//! The routing decision: which override applies, and which side of the share a key falls on.
+//!
+//! Precedence: among the overrides that match an invocation, the most specific wins; ties go to
+//! the one written first. Specificity is the sum over namespace, package and action of 2 for a
+//! literal, 1 for a glob with literal text (`img-*`), 0 for `*`. The kill switch beats everything.
+
+use std::collections::HashMap;
+
+use crate::bucket::sticky_bucket;
+use crate::model::{Override, Pool, RuleSet, StickyKey};
+use crate::share::Share;
+
+/// What the proxy knows about one invocation, borrowed from the request.
+#[derive(Clone, Copy, Default)]
+pub struct Invocation<'a> {
+    pub namespace: &'a str,
+    /// `""` for actions outside any package.
+    pub package: &'a str,
+    pub action: &'a str,
+    /// The Basic-auth user part, if the request carried one.
+    pub subject: Option<&'a str>,
+    /// Looks up a request header by lower-case name (for `header:NAME` sticky keys).
+    pub header: Option<&'a dyn Fn(&str) -> Option<&'a str>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionReason {
+    KillSwitch,
+    /// The override at this index in `RuleSet::overrides` matched.
+    Override(usize),
+    /// No override matched: the global share applied.
+    Global,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub pool: Pool,
+    pub reason: DecisionReason,
+    /// The key's bucket (0 ..= 999,999); `None` under the kill switch (nothing was hashed).
+    pub bucket: Option<u32>,
+    pub share: Share,
+}
+
+/// Index over the overrides so a decision does not scan them all.
+///
+/// Overrides whose three patterns are literal sit in a nested map (an exact hit is always the most
+/// specific, since duplicates are rejected). Overrides with a literal namespace sit in a
+/// per-namespace list; the rest in one list. Both lists are in precedence order, so merging them
+/// stops at the first match.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Matcher {
+    exact: HashMap<String, HashMap<String, HashMap<String, usize>>>,
+    by_namespace: HashMap<String, Vec<usize>>,
+    wildcard: Vec<usize>,
+    /// Precedence rank of each override (lower wins).
+    rank: Vec<u32>,
+}
+
+impl Matcher {
+    pub(crate) fn build(overrides: &[Override]) -> Matcher {
+        let mut order: Vec<usize> = (0..overrides.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(overrides[i].specificity()), i));
+        let mut rank = vec![0u32; overrides.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r as u32;
+        }
+        let mut m = Matcher { rank, ..Matcher::default() };
+        for &i in &order {
+            let o = &overrides[i];
+            if o.namespace.is_literal() && o.package.is_literal() && o.action.is_literal() {
+                m.exact
+                    .entry(o.namespace.as_str().to_string())
+                    .or_default()
+                    .entry(o.package.as_str().to_string())
+                    .or_default()
+                    .insert(o.action.as_str().to_string(), i);
+            } else if o.namespace.is_literal() {
+                m.by_namespace.entry(o.namespace.as_str().to_string()).or_default().push(i);
+            } else {
+                m.wildcard.push(i);
+            }
+        }
+        m
+    }
+
+    fn find(&self, overrides: &[Override], namespace: &str, package: &str, action: &str) -> Option<usize> {
+        if let Some(&i) = self
+            .exact
+            .get(namespace)
+            .and_then(|p| p.get(package))
+            .and_then(|a| a.get(action))
+        {
+            return Some(i);
+        }
+        let scoped: &[usize] = self.by_namespace.get(namespace).map_or(&[], Vec::as_slice);
+        let (mut a, mut b) = (scoped.iter().peekable(), self.wildcard.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if self.rank[x] < self.rank[y] => a.next(),
+                (Some(_), None) => a.next(),
+                (_, Some(_)) => b.next(),
+                (None, None) => return None,
+            };
+            let i = *next.expect("peeked");
+            if overrides[i].matches(namespace, package, action) {
+                return Some(i);
+            }
+        }
+    }
+}
+
+impl RuleSet {
+    /// Routes one invocation. Allocation-free; cost is a few hash lookups plus the hash of the key.
+    pub fn decide(&self, inv: &Invocation<'_>) -> Decision {
+        if self.kill_switch {
+            return Decision { pool: Pool::Legacy, reason: DecisionReason::KillSwitch, bucket: None, share: Share::ZERO };
+        }
+        let (reason, share, seed, key) =
+            match self.matcher.find(&self.overrides, inv.namespace, inv.package, inv.action) {
+                Some(i) => {
+                    let o = &self.overrides[i];
+                    (DecisionReason::Override(i), o.share, o.seed, &o.sticky_key)
+                }
+                None => (DecisionReason::Global, self.scheduler_share, self.seed, &self.sticky_key),
+            };
+        let bucket = bucket_for(inv, key, seed);
+        let pool = if bucket < share.ppm() { Pool::Scheduler } else { Pool::Legacy };
+        Decision { pool, reason, bucket: Some(bucket), share }
+    }
+}
+
+/// Hashes the invocation's sticky key. The action key is `namespace/action` or
+/// `namespace/package/action`, exactly as OpenWhisk writes a fully qualified action name.
+fn bucket_for(inv: &Invocation<'_>, key: &StickyKey, seed: u64) -> u32 {
+    let header_value = |name: &str| inv.header.and_then(|h| h(name));
+    match key {
+        StickyKey::Namespace => sticky_bucket(&[inv.namespace], seed),
+        StickyKey::Subject if inv.subject.is_some() => sticky_bucket(&[inv.subject.unwrap_or_default()], seed),
+        StickyKey::Header(name) if header_value(name).is_some() => {
+            sticky_bucket(&[header_value(name).unwrap_or_default()], seed)
+        }
+        _ if inv.package.is_empty() => sticky_bucket(&[inv.namespace, "/", inv.action], seed),
+        _ => sticky_bucket(&[inv.namespace, "/", inv.package, "/", inv.action], seed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse_rules, RulesFormat};
+
+    fn rules(text: &str) -> RuleSet {
+        parse_rules(text.as_bytes(), RulesFormat::Toml, "t.toml").unwrap()
+    }
+
+    fn decide(r: &RuleSet, ns: &str, pkg: &str, action: &str) -> Decision {
+        r.decide(&Invocation { namespace: ns, package: pkg, action, ..Invocation::default() })
+    }
+
+    const LAYERED: &str = r#"
+        version = "p"
+        scheduler_share = 50
+        [[overrides]]
+        namespace = "guest"
+        share = 10
+        [[overrides]]
+        namespace = "guest"
+        action = "img-*"
+        share = 20
+        [[overrides]]
+        namespace = "guest"
+        package = ""
+        action = "img-resize"
+        share = 30
+        [[overrides]]
+        namespace = "*"
+        action = "img-resize"
+        share = 40
+        [[overrides]]
+        namespace = "gu*"
+        package = "*"
+        action = "img-*"
+        share = 60
+    "#;
+
+    #[test]
+    fn most_specific_override_wins() {
+        let r = rules(LAYERED);
+        let share = |ns, pkg, a| decide(&r, ns, pkg, a).share.ppm() / 10_000;
+        assert_eq!(share("guest", "", "img-resize"), 30, "all literal beats everything");
+        assert_eq!(share("guest", "p", "img-resize"), 20, "guest/*/img-* (3) beats */*/img-resize (2)");
+        assert_eq!(share("guest", "", "img-crop"), 20);
+        assert_eq!(share("guest", "", "hello"), 10);
+        assert_eq!(share("other", "", "img-resize"), 40);
+        assert_eq!(share("guests", "", "img-crop"), 60);
+        assert_eq!(share("other", "", "hello"), 50, "global share");
+    }
+
+    #[test]
+    fn ties_go_to_the_first_written() {
+        let r = rules(
+            r#"
+            version = "t"
+            [[overrides]]
+            namespace = "guest"
+            share = 100
+            [[overrides]]
+            action = "hello"
+            package = "*"
+            namespace = "*"
+            share = 0
+            "#,
+        );
+        // guest/*/* and */*/hello both score 2: the first written wins.
+        assert_eq!(decide(&r, "guest", "", "hello").reason, DecisionReason::Override(0));
+        assert_eq!(decide(&r, "x", "", "hello").reason, DecisionReason::Override(1));
+    }
+
+    #[test]
+    fn kill_switch_beats_overrides() {
+        let r = rules("version = \"k\"\nkill_switch = true\nscheduler_share = 100\n[[overrides]]\nnamespace = \"a\"\nshare = 100");
+        let d = decide(&r, "a", "", "b");
+        assert_eq!((d.pool, d.reason), (Pool::Legacy, DecisionReason::KillSwitch));
+    }
+
+    #[test]
+    fn zero_and_full_shares_are_absolute() {
+        let none = rules("version = \"0\"\nscheduler_share = 0");
+        let all = rules("version = \"1\"\nscheduler_share = 100");
+        for i in 0..2_000 {
+            let a = format!("a{i}");
+            assert_eq!(decide(&none, "n", "", &a).pool, Pool::Legacy);
+            assert_eq!(decide(&all, "n", "", &a).pool, Pool::Scheduler);
+        }
+    }
+
+    #[test]
+    fn sticky_keys_hash_what_they_name() {
+        let by_ns = rules("version = \"n\"\nscheduler_share = 50\nsticky_key = \"namespace\"");
+        let first = decide(&by_ns, "tenant-7", "", "a").pool;
+        for i in 0..200 {
+            assert_eq!(decide(&by_ns, "tenant-7", "p", &format!("x{i}")).pool, first);
+        }
+        let by_header = rules("version = \"h\"\nscheduler_share = 50\nsticky_key = \"header:X-Tenant\"");
+        let lookup = |name: &str| (name == "x-tenant").then_some("blue");
+        let inv = |action| Invocation { namespace: "n", action, header: Some(&lookup), ..Invocation::default() };
+        let expected = crate::bucket_of(b"blue", 0);
+        assert_eq!(by_header.decide(&inv("a")).bucket, Some(expected));
+        assert_eq!(by_header.decide(&inv("b")).bucket, Some(expected));
+        let subject = rules("version = \"s\"\nscheduler_share = 50\nsticky_key = \"subject\"");
+        let with_subject = Invocation { namespace: "n", action: "a", subject: Some("uuid-1"), ..Invocation::default() };
+        assert_eq!(subject.decide(&with_subject).bucket, Some(crate::bucket_of(b"uuid-1", 0)));
+        let without = Invocation { namespace: "n", action: "a", ..Invocation::default() };
+        assert_eq!(subject.decide(&without).bucket, Some(crate::bucket_of(b"n/a", 0)), "falls back to the action key");
+    }
+
+    #[test]
+    fn action_key_is_the_qualified_name() {
+        let r = rules("version = \"q\"\nscheduler_share = 50\nseed = 42");
+        assert_eq!(decide(&r, "guest", "img", "resize").bucket, Some(593_664));
+    }
+}

@@ -1,0 +1,24 @@
+//! Routing rules for switchyard.
+//!
+//! A rule set says which share of OpenWhisk invocations goes to the new scheduler path, with
+//! per-namespace/package/action overrides and a kill switch. This crate owns the whole life of a
+//! rule set except where it comes from: parsing (TOML, YAML or JSON through `config`), validation
+//! with every error at once, compilation into an indexed matcher, sticky bucketing and the routing
+//! decision. It has no networking or async dependency, so a decision is a plain function call.
+#![forbid(unsafe_code)]
+
+mod bucket;
+mod decide;
+mod error;
+mod glob;
+mod load;
+mod model;
+mod share;
+
+pub use bucket::{bucket_of, sticky_bucket, BUCKETS};
+pub use decide::{Decision, DecisionReason, Invocation};
+pub use error::{RuleError, RulesRejected};
+pub use glob::Glob;
+pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_RULES_BYTES};
+pub use model::{Override, Pool, RuleSet, StickyKey};
+pub use share::Share;

@@ -1,0 +1,433 @@
+//! From bytes to a compiled [`RuleSet`]: size and encoding checks, parsing through `config`
+//! (TOML, YAML or JSON), then a validating walk over the document that collects every error with
+//! its field path instead of stopping at the first, as serde would.
+
+use std::path::Path;
+
+use config::{Config, File, FileFormat};
+use serde_json::{Map, Value};
+
+use crate::decide::Matcher;
+use crate::error::{RuleError, RulesRejected};
+use crate::glob::Glob;
+use crate::model::{Override, Pool, RuleSet, StickyKey};
+use crate::share::Share;
+
+/// The largest rule document accepted (10,000 overrides in TOML take about 1 MiB).
+pub const MAX_RULES_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesFormat {
+    Toml,
+    Yaml,
+    Json,
+}
+
+impl RulesFormat {
+    /// By file extension: `.toml`, `.yaml`/`.yml`, `.json`.
+    pub fn from_path(path: &Path) -> Option<RulesFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "toml" => Some(RulesFormat::Toml),
+            "yaml" | "yml" => Some(RulesFormat::Yaml),
+            "json" => Some(RulesFormat::Json),
+            _ => None,
+        }
+    }
+
+    /// By media type, as sent to the admin API (`application/toml`, `application/yaml`, ...).
+    pub fn from_media_type(media_type: &str) -> Option<RulesFormat> {
+        let essence = media_type.split(';').next()?.trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/toml" | "text/toml" | "text/x-toml" => Some(RulesFormat::Toml),
+            "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Some(RulesFormat::Yaml),
+            "application/json" | "text/json" => Some(RulesFormat::Json),
+            _ => None,
+        }
+    }
+
+    fn file_format(self) -> FileFormat {
+        match self {
+            RulesFormat::Toml => FileFormat::Toml,
+            RulesFormat::Yaml => FileFormat::Yaml,
+            RulesFormat::Json => FileFormat::Json,
+        }
+    }
+}
+
+/// Reads, parses and validates a rules file; the format comes from the extension.
+pub fn load_rules_file(path: &Path) -> Result<RuleSet, RulesRejected> {
+    let source = path.display().to_string();
+    let format = RulesFormat::from_path(path).ok_or_else(|| {
+        RulesRejected::single(&source, "", "unknown file extension (expected .toml, .yaml, .yml or .json)")
+    })?;
+    let size = std::fs::metadata(path)
+        .map_err(|e| RulesRejected::single(&source, "", format!("cannot read: {e}")))?
+        .len();
+    if size > MAX_RULES_BYTES as u64 {
+        return Err(too_large(&source, size));
+    }
+    let bytes = std::fs::read(path).map_err(|e| RulesRejected::single(&source, "", format!("cannot read: {e}")))?;
+    parse_rules(&bytes, format, &source)
+}
+
+fn too_large(source: &str, size: u64) -> RulesRejected {
+    RulesRejected::single(
+        source,
+        "",
+        format!("document is {size} bytes; the limit is {MAX_RULES_BYTES} bytes"),
+    )
+}
+
+/// Parses and validates a rule document. `source` names where it came from in every error.
+pub fn parse_rules(bytes: &[u8], format: RulesFormat, source: &str) -> Result<RuleSet, RulesRejected> {
+    if bytes.len() > MAX_RULES_BYTES {
+        return Err(too_large(source, bytes.len() as u64));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        RulesRejected::single(source, "", format!("not UTF-8 text (invalid byte at offset {})", e.valid_up_to()))
+    })?;
+    if text.trim().is_empty() {
+        return Err(RulesRejected::single(source, "", "the document is empty"));
+    }
+    let doc = Config::builder()
+        .add_source(File::from_str(text, format.file_format()))
+        .build()
+        .and_then(|c| c.try_deserialize::<Value>())
+        .map_err(|e| RulesRejected::single(source, "", format!("cannot parse as {format:?}: {e}")))?;
+    validate(&doc, source)
+}
+
+/// Hash of a canonical document without its version: two rule sets with the same fingerprint
+/// route identically.
+pub(crate) fn fingerprint(doc: &Value) -> u64 {
+    let mut doc = doc.clone();
+    if let Some(map) = doc.as_object_mut() {
+        map.remove("version");
+    }
+    // serde_json's map is ordered by key, so this serialisation is canonical.
+    xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+const TOP_FIELDS: &[&str] = &["version", "default_pool", "scheduler_share", "kill_switch", "seed", "sticky_key", "overrides"];
+const OVERRIDE_FIELDS: &[&str] = &["name", "namespace", "package", "action", "share", "seed", "sticky_key"];
+
+/// Collects errors while reading typed fields out of a JSON-like document.
+struct Walker<'a> {
+    source: &'a str,
+    errors: Vec<RuleError>,
+}
+
+impl Walker<'_> {
+    fn error(&mut self, path: &str, reason: impl Into<String>) {
+        self.errors.push(RuleError { source: self.source.to_string(), path: path.to_string(), reason: reason.into() });
+    }
+
+    fn unknown_fields(&mut self, map: &Map<String, Value>, known: &[&str], prefix: &str) {
+        for key in map.keys().filter(|k| !known.contains(&k.as_str())) {
+            self.error(&join(prefix, key), format!("unknown field (expected one of: {})", known.join(", ")));
+        }
+    }
+
+    fn string<'v>(&mut self, map: &'v Map<String, Value>, key: &str, prefix: &str) -> Option<&'v str> {
+        match map.get(key)? {
+            Value::String(s) => Some(s),
+            other => {
+                self.error(&join(prefix, key), format!("expected a string, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn share(&mut self, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<Share> {
+        let text = match map.get(key)? {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            other => {
+                self.error(&join(prefix, key), format!("expected a percentage, found {}", kind(other)));
+                return None;
+            }
+        };
+        Share::parse_percent(&text).map_err(|e| self.error(&join(prefix, key), e)).ok()
+    }
+
+    fn seed(&mut self, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<u64> {
+        match map.get(key)? {
+            // TOML integers are signed 64-bit, so seeds stop at 2^63 - 1 in every format.
+            Value::Number(n) if n.as_i64().is_some_and(|s| s >= 0) => n.as_u64(),
+            other => {
+                self.error(&join(prefix, key), format!("expected an integer from 0 to 2^63-1, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn sticky_key(&mut self, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<StickyKey> {
+        let text = self.string(map, key, prefix)?;
+        StickyKey::parse(text).map_err(|e| self.error(&join(prefix, key), e)).ok()
+    }
+
+    fn glob(&mut self, map: &Map<String, Value>, key: &str, prefix: &str, allow_empty: bool) -> Option<Glob> {
+        let text = match map.get(key) {
+            None => "*",
+            Some(_) => self.string(map, key, prefix)?,
+        };
+        Glob::parse(text, allow_empty).map_err(|e| self.error(&join(prefix, key), e)).ok()
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
+    }
+}
+
+fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
+    let mut w = Walker { source, errors: Vec::new() };
+    let Some(top) = doc.as_object() else {
+        return Err(RulesRejected::single(source, "", format!("expected a table at the top, found {}", kind(doc))));
+    };
+    w.unknown_fields(top, TOP_FIELDS, "");
+
+    let version = match w.string(top, "version", "") {
+        Some(v) if v.trim().is_empty() => {
+            w.error("version", "must not be empty");
+            None
+        }
+        Some(v) if v.len() > 128 => {
+            w.error("version", "longer than 128 characters");
+            None
+        }
+        Some(v) => Some(v.to_string()),
+        None => {
+            if !top.contains_key("version") {
+                w.error("version", "missing (every rule set needs a version that identifies its content)");
+            }
+            None
+        }
+    };
+    let default_pool = match w.string(top, "default_pool", "") {
+        None => Some(Pool::Legacy),
+        Some(text) => {
+            let pool = Pool::parse(text);
+            if pool.is_none() {
+                w.error("default_pool", format!("unknown pool `{text}` (expected legacy or scheduler)"));
+            }
+            pool
+        }
+    };
+    let scheduler_share = if top.contains_key("scheduler_share") { w.share(top, "scheduler_share", "") } else { Some(Share::ZERO) };
+    let kill_switch = match top.get("kill_switch") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            w.error("kill_switch", format!("expected true or false, found {}", kind(other)));
+            false
+        }
+    };
+    let seed = w.seed(top, "seed", "").unwrap_or(0);
+    let sticky_key = if top.contains_key("sticky_key") { w.sticky_key(top, "sticky_key", "") } else { Some(StickyKey::Action) };
+
+    let overrides = match top.get("overrides") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => read_overrides(&mut w, items, seed, sticky_key.as_ref()),
+        Some(other) => {
+            w.error("overrides", format!("expected a list of tables, found {}", kind(other)));
+            Vec::new()
+        }
+    };
+
+    if !w.errors.is_empty() {
+        return Err(RulesRejected { errors: w.errors });
+    }
+    let (Some(version), Some(default_pool), Some(scheduler_share), Some(sticky_key)) =
+        (version, default_pool, scheduler_share, sticky_key)
+    else {
+        unreachable!("a missing value always records an error");
+    };
+    let matcher = Matcher::build(&overrides);
+    let mut rules = RuleSet { version, default_pool, scheduler_share, kill_switch, seed, sticky_key, overrides, fingerprint: 0, matcher };
+    rules.fingerprint = fingerprint(&rules.to_document());
+    Ok(rules)
+}
+
+fn read_overrides(w: &mut Walker<'_>, items: &[Value], seed: u64, sticky_key: Option<&StickyKey>) -> Vec<Override> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut seen: std::collections::HashMap<(String, String, String), usize> = std::collections::HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let prefix = format!("overrides[{i}]");
+        let Some(map) = item.as_object() else {
+            w.error(&prefix, format!("expected a table, found {}", kind(item)));
+            continue;
+        };
+        w.unknown_fields(map, OVERRIDE_FIELDS, &prefix);
+        let name = w.string(map, "name", &prefix).map(str::to_string);
+        let namespace = w.glob(map, "namespace", &prefix, false);
+        let package = w.glob(map, "package", &prefix, true);
+        let action = w.glob(map, "action", &prefix, false);
+        let share = w.share(map, "share", &prefix);
+        if !map.contains_key("share") {
+            w.error(&join(&prefix, "share"), "missing (the share of matching invocations sent to the scheduler)");
+        }
+        let own_seed = w.seed(map, "seed", &prefix);
+        let own_key = if map.contains_key("sticky_key") { w.sticky_key(map, "sticky_key", &prefix) } else { sticky_key.cloned() };
+        let (Some(namespace), Some(package), Some(action), Some(share), Some(sticky_key)) = (namespace, package, action, share, own_key) else {
+            continue;
+        };
+        if namespace.specificity() + package.specificity() + action.specificity() == 0 {
+            w.error(&prefix, "matches every invocation; set scheduler_share instead");
+            continue;
+        }
+        let triple = (namespace.as_str().to_string(), package.as_str().to_string(), action.as_str().to_string());
+        if let Some(first) = seen.get(&triple) {
+            w.error(&prefix, format!("duplicate of overrides[{first}] (same namespace, package and action)"));
+            continue;
+        }
+        seen.insert(triple, i);
+        out.push(Override { name, namespace, package, action, share, seed: own_seed.unwrap_or(seed), sticky_key });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toml(text: &str) -> Result<RuleSet, RulesRejected> {
+        parse_rules(text.as_bytes(), RulesFormat::Toml, "rules.toml")
+    }
+
+    #[test]
+    fn reads_every_field() {
+        let rules = toml(
+            r#"
+            version = "v1"
+            default_pool = "scheduler"
+            scheduler_share = 12.5
+            kill_switch = false
+            seed = 9
+            sticky_key = "header:X-Tenant"
+            [[overrides]]
+            name = "billing stays"
+            namespace = "billing"
+            share = "0%"
+            [[overrides]]
+            namespace = "guest"
+            package = ""
+            action = "img-*"
+            share = 100
+            seed = 3
+            sticky_key = "subject"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(rules.version, "v1");
+        assert_eq!(rules.default_pool, Pool::Scheduler);
+        assert_eq!(rules.scheduler_share.ppm(), 125_000);
+        assert_eq!(rules.seed, 9);
+        assert_eq!(rules.sticky_key, StickyKey::Header("x-tenant".into()));
+        assert_eq!(rules.overrides.len(), 2);
+        assert_eq!(rules.overrides[0].seed, 9, "overrides inherit the global seed");
+        assert_eq!(rules.overrides[0].package.as_str(), "*");
+        assert_eq!(rules.overrides[1].seed, 3);
+        assert_eq!(rules.overrides[1].sticky_key, StickyKey::Subject);
+    }
+
+    #[test]
+    fn the_three_formats_give_the_same_rules() {
+        let t = toml("version = \"a\"\nscheduler_share = 5\n[[overrides]]\nnamespace = \"n\"\nshare = 50\n").unwrap();
+        let y = parse_rules(
+            b"version: a\nscheduler_share: 5\noverrides:\n  - namespace: n\n    share: 50\n",
+            RulesFormat::Yaml,
+            "r.yaml",
+        )
+        .unwrap();
+        let j = parse_rules(
+            br#"{"version":"a","scheduler_share":5,"overrides":[{"namespace":"n","share":50}]}"#,
+            RulesFormat::Json,
+            "r.json",
+        )
+        .unwrap();
+        assert_eq!(t.to_document(), y.to_document());
+        assert_eq!(t.to_document(), j.to_document());
+        assert_eq!(t.fingerprint, j.fingerprint);
+    }
+
+    #[test]
+    fn reports_every_error_with_source_and_path() {
+        let err = toml(
+            r#"
+            version = "v2"
+            scheduler_share = 140
+            colour = "blue"
+            default_pool = ""
+            [[overrides]]
+            namespace = "a/b"
+            share = 10
+            [[overrides]]
+            namespace = "guest"
+            action = "hello"
+            share = 1
+            [[overrides]]
+            namespace = "guest"
+            action = "hello"
+            share = 2
+            [[overrides]]
+            action = "x"
+            "#,
+        )
+        .unwrap_err();
+        let lines: Vec<String> = err.errors.iter().map(ToString::to_string).collect();
+        let expect = [
+            "rules.toml: scheduler_share: 140 % is out of range 0 to 100",
+            "rules.toml: colour: unknown field",
+            "rules.toml: default_pool: unknown pool ``",
+            "rules.toml: overrides[0].namespace: bad glob `a/b`",
+            "rules.toml: overrides[2]: duplicate of overrides[1]",
+            "rules.toml: overrides[3].share: missing",
+        ];
+        for e in expect {
+            assert!(lines.iter().any(|l| l.starts_with(e)), "missing {e:?} in {lines:#?}");
+        }
+        assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+    }
+
+    #[test]
+    fn rejects_documents_that_are_not_rules() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"", "empty"),
+            (b"version = ", "cannot parse as Toml"),
+            (&[0xff, 0xfe, 0x00, 0x9c], "not UTF-8"),
+            (b"scheduler_share = 5", "version: missing"),
+            (b"version = \"v\"\noverrides = 3", "overrides: expected a list"),
+        ];
+        for (bytes, expect) in cases {
+            let err = parse_rules(bytes, RulesFormat::Toml, "f.toml").unwrap_err().to_string();
+            assert!(err.contains(expect), "{expect:?} not in {err}");
+        }
+        let big = vec![b' '; MAX_RULES_BYTES + 1];
+        let err = parse_rules(&big, RulesFormat::Toml, "big.toml").unwrap_err().to_string();
+        assert!(err.contains("the limit is"), "{err}");
+    }
+
+    #[test]
+    fn fingerprint_ignores_version_and_format_but_not_content() {
+        let a = toml("version = \"1\"\nscheduler_share = 5").unwrap();
+        let b = toml("version = \"2\"\nscheduler_share = 5.0").unwrap();
+        let c = toml("version = \"1\"\nscheduler_share = 6").unwrap();
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, c.fingerprint);
+    }
+}

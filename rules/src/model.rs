@@ -1,0 +1,197 @@
+use std::fmt;
+
+use serde_json::{json, Value};
+
+use crate::decide::Matcher;
+use crate::glob::Glob;
+use crate::share::Share;
+
+/// One of the two controller fleets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Pool {
+    /// Controllers with `ShardingContainerPoolBalancer` (the Kafka path).
+    Legacy,
+    /// Controllers with `FPCPoolBalancer` (the new scheduler).
+    Scheduler,
+}
+
+impl Pool {
+    pub const ALL: [Pool; 2] = [Pool::Legacy, Pool::Scheduler];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pool::Legacy => "legacy",
+            Pool::Scheduler => "scheduler",
+        }
+    }
+
+    pub fn other(self) -> Pool {
+        match self {
+            Pool::Legacy => Pool::Scheduler,
+            Pool::Scheduler => Pool::Legacy,
+        }
+    }
+
+    /// Dense index (0 or 1) for per-pool arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn parse(text: &str) -> Option<Pool> {
+        match text {
+            "legacy" => Some(Pool::Legacy),
+            "scheduler" => Some(Pool::Scheduler),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What identifies "the same caller" for sticky routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickyKey {
+    /// `namespace/action` or `namespace/package/action` (the default): keeps an action's warm
+    /// containers on one path.
+    Action,
+    /// The namespace in the URL, as written (`_` is hashed as `_`).
+    Namespace,
+    /// The Basic-auth user (the namespace UUID), never the key.
+    Subject,
+    /// The value of a request header; requests without it fall back to the action key.
+    Header(String),
+}
+
+impl StickyKey {
+    pub fn parse(text: &str) -> Result<StickyKey, String> {
+        match text {
+            "action" => Ok(StickyKey::Action),
+            "namespace" => Ok(StickyKey::Namespace),
+            "subject" => Ok(StickyKey::Subject),
+            _ => match text.strip_prefix("header:") {
+                Some(name) if is_header_name(name) => Ok(StickyKey::Header(name.to_ascii_lowercase())),
+                Some(name) => Err(format!("`{name}` is not a valid HTTP header name")),
+                None => Err(format!(
+                    "unknown sticky key `{text}` (expected action, namespace, subject or header:NAME)"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for StickyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StickyKey::Action => f.write_str("action"),
+            StickyKey::Namespace => f.write_str("namespace"),
+            StickyKey::Subject => f.write_str("subject"),
+            StickyKey::Header(name) => write!(f, "header:{name}"),
+        }
+    }
+}
+
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A rule for the invocations whose namespace, package and action match its patterns.
+#[derive(Debug, Clone)]
+pub struct Override {
+    /// Optional label shown in decisions and audit logs.
+    pub name: Option<String>,
+    pub namespace: Glob,
+    /// `""` matches only actions outside any package.
+    pub package: Glob,
+    pub action: Glob,
+    pub share: Share,
+    pub seed: u64,
+    pub sticky_key: StickyKey,
+}
+
+impl Override {
+    /// Sum of the three patterns' specificities (literal 2, partial glob 1, `*` 0): 0 ..= 6.
+    pub fn specificity(&self) -> u8 {
+        self.namespace.specificity() + self.package.specificity() + self.action.specificity()
+    }
+
+    pub fn matches(&self, namespace: &str, package: &str, action: &str) -> bool {
+        self.namespace.matches(namespace) && self.package.matches(package) && self.action.matches(action)
+    }
+
+    /// A short human label: the name if given, else the patterns.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("{}/{}/{}", self.namespace, self.package, self.action),
+        }
+    }
+
+    pub(crate) fn to_document(&self) -> Value {
+        let mut doc = json!({
+            "namespace": self.namespace.as_str(),
+            "package": self.package.as_str(),
+            "action": self.action.as_str(),
+            "share": self.share.to_string(),
+            "seed": self.seed,
+            "sticky_key": self.sticky_key.to_string(),
+        });
+        if let Some(name) = &self.name {
+            doc["name"] = json!(name);
+        }
+        doc
+    }
+}
+
+/// A validated, compiled rule set. Immutable: a change builds a new one and swaps it in whole.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    /// Identifies the content; two different contents must not share a version.
+    pub version: String,
+    /// Where non-invocation API traffic (entity CRUD, activations, anything else) goes.
+    pub default_pool: Pool,
+    /// Share of invocations sent to the scheduler when no override matches.
+    pub scheduler_share: Share,
+    /// When on, every request goes to legacy, whatever the overrides say.
+    pub kill_switch: bool,
+    pub seed: u64,
+    pub sticky_key: StickyKey,
+    /// In file order.
+    pub overrides: Vec<Override>,
+    /// Hash of the canonical document, independent of file format and field order.
+    pub fingerprint: u64,
+    pub(crate) matcher: Matcher,
+}
+
+impl RuleSet {
+    /// The canonical form of the rule set (what `GET /rules` shows), independent of input format.
+    pub fn to_document(&self) -> Value {
+        json!({
+            "version": self.version,
+            "default_pool": self.default_pool.as_str(),
+            "scheduler_share": self.scheduler_share.to_string(),
+            "kill_switch": self.kill_switch,
+            "seed": self.seed,
+            "sticky_key": self.sticky_key.to_string(),
+            "overrides": self.overrides.iter().map(Override::to_document).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The same rule set with the kill switch set as given, under a derived version.
+    pub fn with_kill_switch(&self, on: bool) -> RuleSet {
+        let mut next = self.clone();
+        next.kill_switch = on;
+        let base = self
+            .version
+            .strip_suffix("+killed")
+            .unwrap_or(&self.version)
+            .to_string();
+        next.version = if on { format!("{base}+killed") } else { base };
+        next.fingerprint = crate::load::fingerprint(&next.to_document());
+        next
+    }
+}

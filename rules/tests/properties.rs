@@ -1,0 +1,74 @@
+//! Statistical and ordering properties of sticky bucketing.
+
+use proptest::prelude::*;
+use switchyard_rules::{parse_rules, Invocation, Pool, RuleSet, RulesFormat};
+
+fn with_share(percent: &str, seed: u64) -> RuleSet {
+    let doc = format!("version = \"v\"\nscheduler_share = \"{percent}\"\nseed = {seed}");
+    parse_rules(doc.as_bytes(), RulesFormat::Toml, "prop.toml").unwrap()
+}
+
+fn realised_share(rules: &RuleSet, keys: &[(String, String)]) -> f64 {
+    let to_scheduler = keys
+        .iter()
+        .filter(|(ns, action)| {
+            rules.decide(&Invocation { namespace: ns, action, ..Invocation::default() }).pool == Pool::Scheduler
+        })
+        .count();
+    to_scheduler as f64 / keys.len() as f64
+}
+
+/// Random (namespace, action) names from a seeded generator (splitmix64): generating 200,000
+/// strings through proptest's regex strategies would take most of the test's time.
+fn random_keys(mut state: u64, count: usize) -> Vec<(String, String)> {
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    (0..count)
+        .map(|_| (format!("ns{:x}", next() % 5_000), format!("action-{:x}", next())))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Over 200,000 random keys the realised share is within ±0.3 percentage points of the target.
+    #[test]
+    fn realised_share_is_close_to_target(seed in 0..=i64::MAX as u64, key_seed in any::<u64>()) {
+        let keys = random_keys(key_seed, 200_000);
+        for (percent, target) in [("0.1", 0.001), ("1", 0.01), ("10", 0.10), ("50", 0.50), ("99", 0.99)] {
+            let got = realised_share(&with_share(percent, seed), &keys);
+            prop_assert!((got - target).abs() <= 0.003, "share {percent}%: realised {got}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Raising the share never moves a key from the scheduler back to legacy.
+    #[test]
+    fn ramp_is_monotone(seed in 0..=i64::MAX as u64, low in 0u32..=1_000_000, raise in 0u32..=1_000_000,
+                        ns in "[a-z]{1,8}", pkg in "[a-z]{0,8}", action in "[a-z]{1,12}") {
+        let high = (low + raise).min(1_000_000);
+        let pct = |ppm: u32| format!("{}.{:04}", ppm / 10_000, ppm % 10_000);
+        let (lo, hi) = (with_share(&pct(low), seed), with_share(&pct(high), seed));
+        let inv = Invocation { namespace: &ns, package: &pkg, action: &action, ..Invocation::default() };
+        if lo.decide(&inv).pool == Pool::Scheduler {
+            prop_assert_eq!(hi.decide(&inv).pool, Pool::Scheduler);
+        }
+    }
+
+    /// Every replica decides the same: the decision depends only on the rules and the key.
+    #[test]
+    fn decisions_are_deterministic(seed in 0..=i64::MAX as u64, ns in "[a-z]{1,8}", action in "[a-z]{1,12}") {
+        let a = with_share("37.5", seed);
+        let b = with_share("37.5", seed);
+        let inv = Invocation { namespace: &ns, action: &action, ..Invocation::default() };
+        prop_assert_eq!(a.decide(&inv), b.decide(&inv));
+    }
+}
