@@ -104,6 +104,8 @@ pub fn local_config(rules: &Path, legacy: SocketAddr, scheduler: SocketAddr) -> 
         rules: rules.to_path_buf(),
         pool_header: true,
         threads: 2,
+        // Several proxies start one after another in one process here (see the field's doc).
+        work_stealing: true,
         admin: AdminConfig { listen: "127.0.0.1:0".into() },
         pools: PoolsConfig {
             legacy: PoolConfig { members: vec![legacy.to_string()] },

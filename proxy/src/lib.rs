@@ -12,6 +12,6 @@ pub mod service;
 pub mod state;
 
 pub use config::{ConfigError, Resolved, ServerConfig};
-pub use server::{start, RunningProxy, StartError, Stop};
+pub use server::{start, RunningProxy, StartError};
 pub mod demo;
 pub mod fleet;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard::{Stop, ServerConfig};
+use switchyard::ServerConfig;
 
 #[derive(Parser)]
 #[command(version, about = "Canary routing between OpenWhisk's legacy and scheduler controller fleets")]
@@ -103,12 +103,18 @@ fn run(config_path: &std::path::Path) -> ExitCode {
             tracing::error!("cannot install signal handlers; stop the process with SIGKILL");
             return;
         };
-        let how = tokio::select! {
-            _ = term.recv() => Stop::Graceful,
-            _ = int.recv() => Stop::Fast,
-        };
-        tracing::info!(?how, "stopping");
-        let _ = stopper.send(Some(how));
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping: serving through the grace period, then draining (signal again to exit now)");
+        let _ = stopper.send(true);
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second signal: exiting without draining");
+        std::process::exit(130);
     });
     proxy.wait();
     ExitCode::SUCCESS

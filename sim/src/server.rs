@@ -70,6 +70,12 @@ impl SimHandle {
         self.state.unavailable.store(unavailable, Ordering::Relaxed);
     }
 
+    /// Stops serving: the listener closes and open connections are dropped, as when a controller
+    /// process dies. Counters stay readable.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Blocks until the server stops (for the binary).
     pub fn wait(mut self) {
         if let Some(t) = self.thread.take() {
