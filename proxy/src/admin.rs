@@ -21,25 +21,36 @@ type Reply = Response<Full<Bytes>>;
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     resp
 }
 
 fn json_reply(status: StatusCode, body: &Value) -> Reply {
-    reply(status, "application/json", serde_json::to_vec_pretty(body).unwrap_or_default())
+    reply(
+        status,
+        "application/json",
+        serde_json::to_vec_pretty(body).unwrap_or_default(),
+    )
 }
 
 /// Accepts admin connections until the task is dropped.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let shared = Arc::clone(&shared);
                 async move { Ok::<_, std::convert::Infallible>(route(&shared, req)) }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -48,11 +59,16 @@ fn route(shared: &Shared, req: Request<Incoming>) -> Reply {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/readyz") => readiness(shared),
-        (&Method::GET, "/metrics") => reply(StatusCode::OK, "text/plain; version=0.0.4", shared.metrics.render()),
+        (&Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            shared.metrics.render(),
+        ),
         (&Method::GET, "/rules") => json_reply(StatusCode::OK, &shared.rules.load().describe()),
-        (_, "/healthz" | "/readyz" | "/metrics" | "/rules") => {
-            json_reply(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "method not allowed"}))
-        }
+        (_, "/healthz" | "/readyz" | "/metrics" | "/rules") => json_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": "method not allowed"}),
+        ),
         _ => json_reply(
             StatusCode::NOT_FOUND,
             &json!({"error": "not found", "endpoints": ["/healthz", "/readyz", "/metrics", "/rules"]}),
@@ -70,9 +86,15 @@ fn readiness(shared: &Shared) -> Reply {
         .all()
         .iter()
         .map(|p| {
-            let members: Vec<Value> =
-                p.members.iter().map(|m| json!({"address": m.addr.to_string(), "healthy": m.is_healthy()})).collect();
-            (p.pool.as_str().to_string(), json!({"healthy": p.healthy_count(), "members": members}))
+            let members: Vec<Value> = p
+                .members
+                .iter()
+                .map(|m| json!({"address": m.addr.to_string(), "healthy": m.is_healthy()}))
+                .collect();
+            (
+                p.pool.as_str().to_string(),
+                json!({"healthy": p.healthy_count(), "members": members}),
+            )
         })
         .collect();
     let ready = shared.pools.get(default_pool).healthy_count() > 0;
@@ -82,7 +104,14 @@ fn readiness(shared: &Shared) -> Reply {
         "default_pool": default_pool.as_str(),
         "pools": pools,
     });
-    json_reply(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body)
+    json_reply(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &body,
+    )
 }
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -13,9 +13,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{source_name}: {message}")]
-    Load { source_name: String, message: String },
+    Load {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name}: {}", .problems.join("; "))]
-    Invalid { source_name: String, problems: Vec<String> },
+    Invalid {
+        source_name: String,
+        problems: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,7 +65,9 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: default_admin_listen() }
+        AdminConfig {
+            listen: default_admin_listen(),
+        }
     }
 }
 
@@ -91,7 +99,12 @@ pub struct HealthConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { interval_ms: 1_000, timeout_ms: 500, unhealthy_after: 2, healthy_after: 1 }
+        HealthConfig {
+            interval_ms: 1_000,
+            timeout_ms: 500,
+            unhealthy_after: 2,
+            healthy_after: 1,
+        }
     }
 }
 
@@ -108,7 +121,12 @@ pub struct TimeoutsConfig {
 
 impl Default for TimeoutsConfig {
     fn default() -> Self {
-        TimeoutsConfig { connect_ms: 1_000, read_ms: 70_000, write_ms: 70_000, idle_ms: 60_000 }
+        TimeoutsConfig {
+            connect_ms: 1_000,
+            read_ms: 70_000,
+            write_ms: 70_000,
+            idle_ms: 60_000,
+        }
     }
 }
 
@@ -123,7 +141,10 @@ pub struct ShutdownConfig {
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
-        ShutdownConfig { grace_period_s: 5, drain_timeout_s: 65 }
+        ShutdownConfig {
+            grace_period_s: 5,
+            drain_timeout_s: 65,
+        }
     }
 }
 
@@ -163,8 +184,10 @@ impl ServerConfig {
                 })
             }
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Load { source_name: source_name.clone(), message: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Load {
+            source_name: source_name.clone(),
+            message: format!("cannot read: {e}"),
+        })?;
         let mut config = Self::from_layers(&text, format, &source_name)?;
         if config.rules.is_relative() {
             if let Some(dir) = path.parent() {
@@ -174,7 +197,11 @@ impl ServerConfig {
         Ok(config)
     }
 
-    fn from_layers(text: &str, format: FileFormat, source_name: &str) -> Result<ServerConfig, ConfigError> {
+    fn from_layers(
+        text: &str,
+        format: FileFormat,
+        source_name: &str,
+    ) -> Result<ServerConfig, ConfigError> {
         let env = Environment::with_prefix("SWITCHYARD")
             .prefix_separator("_")
             .separator("__")
@@ -187,7 +214,10 @@ impl ServerConfig {
             .add_source(env)
             .build()
             .and_then(Config::try_deserialize)
-            .map_err(|e| ConfigError::Load { source_name: source_name.to_string(), message: e.to_string() })
+            .map_err(|e| ConfigError::Load {
+                source_name: source_name.to_string(),
+                message: e.to_string(),
+            })
     }
 
     /// Resolves addresses and checks values; every problem is reported, each naming its field.
@@ -205,20 +235,30 @@ impl ServerConfig {
         let listen = addr("listen", &self.listen);
         let admin_listen = addr("admin.listen", &self.admin.listen);
         let mut members = |field: &str, pool: &PoolConfig| -> Vec<SocketAddr> {
-            pool.members.iter().enumerate().filter_map(|(i, m)| addr(&format!("{field}.members[{i}]"), m)).collect()
+            pool.members
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| addr(&format!("{field}.members[{i}]"), m))
+                .collect()
         };
         let legacy = members("pools.legacy", &self.pools.legacy);
         let scheduler = members("pools.scheduler", &self.pools.scheduler);
-        for (field, pool) in [("pools.legacy", &self.pools.legacy), ("pools.scheduler", &self.pools.scheduler)] {
+        for (field, pool) in [
+            ("pools.legacy", &self.pools.legacy),
+            ("pools.scheduler", &self.pools.scheduler),
+        ] {
             if pool.members.is_empty() {
-                problems.push(format!("{field}.members: empty (each pool needs at least one controller)"));
+                problems.push(format!(
+                    "{field}.members: empty (each pool needs at least one controller)"
+                ));
             }
         }
         if self.health.interval_ms == 0 {
             problems.push("health.interval_ms: must be above 0".into());
         }
         if self.health.unhealthy_after == 0 || self.health.healthy_after == 0 {
-            problems.push("health.unhealthy_after / health.healthy_after: must be at least 1".into());
+            problems
+                .push("health.unhealthy_after / health.healthy_after: must be at least 1".into());
         }
         if self.timeouts.connect_ms == 0 {
             problems.push("timeouts.connect_ms: must be above 0".into());
@@ -235,7 +275,10 @@ impl ServerConfig {
                 legacy,
                 scheduler,
             }),
-            _ => Err(ConfigError::Invalid { source_name: source_name.to_string(), problems }),
+            _ => Err(ConfigError::Invalid {
+                source_name: source_name.to_string(),
+                problems,
+            }),
         }
     }
 }
@@ -260,7 +303,10 @@ mod tests {
 
     #[test]
     fn defaults_fill_the_rest() {
-        let c = ServerConfig::from_layers(MINIMAL, FileFormat::Toml, "t").unwrap().resolve("t").unwrap();
+        let c = ServerConfig::from_layers(MINIMAL, FileFormat::Toml, "t")
+            .unwrap()
+            .resolve("t")
+            .unwrap();
         assert_eq!(c.admin_listen, "127.0.0.1:9090".parse().unwrap());
         assert!(c.config.pool_header);
         assert_eq!(c.config.timeouts.read_ms, 70_000);
@@ -268,9 +314,13 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_named() {
-        let err = ServerConfig::from_layers(&format!("{MINIMAL}\n[health]\nintervl_ms = 5"), FileFormat::Toml, "s.toml")
-            .unwrap_err()
-            .to_string();
+        let err = ServerConfig::from_layers(
+            &format!("{MINIMAL}\n[health]\nintervl_ms = 5"),
+            FileFormat::Toml,
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("intervl_ms"), "{err}");
         assert!(err.starts_with("s.toml"), "{err}");
     }
@@ -285,8 +335,16 @@ mod tests {
             [pools.scheduler]
             members = ["bad address"]
         "#;
-        let err = ServerConfig::from_layers(text, FileFormat::Toml, "c.toml").unwrap().resolve("c.toml").unwrap_err().to_string();
-        for field in ["listen:", "pools.legacy.members: empty", "pools.scheduler.members[0]"] {
+        let err = ServerConfig::from_layers(text, FileFormat::Toml, "c.toml")
+            .unwrap()
+            .resolve("c.toml")
+            .unwrap_err()
+            .to_string();
+        for field in [
+            "listen:",
+            "pools.legacy.members: empty",
+            "pools.scheduler.members[0]",
+        ] {
             assert!(err.contains(field), "{field} missing in {err}");
         }
     }

@@ -24,7 +24,11 @@ pub enum StartError {
     #[error(transparent)]
     Rules(#[from] switchyard_rules::RulesRejected),
     #[error("cannot listen on {addr} ({what}): {source}")]
-    Listen { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the control runtime: {0}")]
     Runtime(std::io::Error),
     #[error("the proxy did not start accepting connections on {0} within 10 s")]
@@ -63,7 +67,7 @@ fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     if addr.port() != 0 {
         return Ok(addr);
     }
-    Ok(StdListener::bind(addr)?.local_addr()?)
+    StdListener::bind(addr)?.local_addr()
 }
 
 pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
@@ -72,7 +76,10 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
     let metrics = Arc::new(Metrics::new());
     let active = ActiveRules::new(rules, RuleSource::File(resolved.rules_path.clone()));
     let shared = Arc::new(Shared {
-        rules: ArcSwap::from_pointee(ActiveRules::new(active.rules.clone(), active.source.clone())),
+        rules: ArcSwap::from_pointee(ActiveRules::new(
+            active.rules.clone(),
+            active.source.clone(),
+        )),
         pools: Pools::new(&resolved.legacy, &resolved.scheduler),
         metrics: Arc::clone(&metrics),
         pool_header: config.pool_header,
@@ -89,18 +96,30 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         .map_err(StartError::Runtime)?;
     let admin_listener = control
         .block_on(crate::admin::bind(resolved.admin_listen))
-        .map_err(|source| StartError::Listen { what: "admin", addr: resolved.admin_listen, source })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Listen {
-        what: "admin",
-        addr: resolved.admin_listen,
-        source,
-    })?;
+        .map_err(|source| StartError::Listen {
+            what: "admin",
+            addr: resolved.admin_listen,
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Listen {
+            what: "admin",
+            addr: resolved.admin_listen,
+            source,
+        })?;
     control.spawn(crate::admin::serve(admin_listener, Arc::clone(&shared)));
     // One health round before taking traffic, so the first requests avoid dead controllers.
     let health = config.health.clone();
     let pools_shared = Arc::clone(&shared);
     control.block_on(async {
-        pools::check_all(&pools_shared.pools, &pools::health_client(), &health, &metrics).await;
+        pools::check_all(
+            &pools_shared.pools,
+            &pools::health_client(),
+            &health,
+            &metrics,
+        )
+        .await;
     });
     control.spawn(health_loop(Arc::clone(&shared), health));
     let upkeep_metrics = Arc::clone(&metrics);
@@ -112,9 +131,16 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         }
     });
 
-    let proxy_addr = resolve_port(resolved.listen)
-        .map_err(|source| StartError::Listen { what: "proxy", addr: resolved.listen, source })?;
-    let threads = if config.threads == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.threads };
+    let proxy_addr = resolve_port(resolved.listen).map_err(|source| StartError::Listen {
+        what: "proxy",
+        addr: resolved.listen,
+        source,
+    })?;
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(2, usize::from)
+    } else {
+        config.threads
+    };
     let conf = ServerConf {
         threads,
         work_stealing: config.work_stealing,
@@ -126,7 +152,10 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
     server.bootstrap();
     let mut service = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        SwitchyardProxy { shared: Arc::clone(&shared), timeouts: config.timeouts.clone() },
+        SwitchyardProxy {
+            shared: Arc::clone(&shared),
+            timeouts: config.timeouts.clone(),
+        },
         "switchyard",
     );
     service.add_tcp(&proxy_addr.to_string());
@@ -134,13 +163,25 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
     let (stop, stop_rx) = watch::channel(false);
     let data_plane = std::thread::Builder::new()
         .name("switchyard-proxy".into())
-        .spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopWatch(stop_rx)) }))
+        .spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(StopWatch(stop_rx)),
+            })
+        })
         .map_err(StartError::Runtime)?;
 
-    let running = RunningProxy { proxy_addr, admin_addr, shared, control: Some(control), stop, data_plane: Some(data_plane) };
+    let running = RunningProxy {
+        proxy_addr,
+        admin_addr,
+        shared,
+        control: Some(control),
+        stop,
+        data_plane: Some(data_plane),
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&proxy_addr, Duration::from_millis(200)).is_err() {
-        if Instant::now() > deadline || running.data_plane.as_ref().is_some_and(|t| t.is_finished()) {
+        if Instant::now() > deadline || running.data_plane.as_ref().is_some_and(|t| t.is_finished())
+        {
             return Err(StartError::NotAccepting(proxy_addr));
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -39,7 +39,12 @@ impl ActiveRules {
     pub fn new(rules: RuleSet, source: RuleSource) -> ActiveRules {
         let version_header = http::HeaderValue::from_str(&rules.version)
             .unwrap_or_else(|_| http::HeaderValue::from_static("unprintable"));
-        ActiveRules { rules, source, loaded_at: SystemTime::now(), version_header }
+        ActiveRules {
+            rules,
+            source,
+            loaded_at: SystemTime::now(),
+            version_header,
+        }
     }
 
     pub fn describe(&self) -> Value {
@@ -53,7 +58,9 @@ impl ActiveRules {
 }
 
 pub fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 pub struct Shared {
@@ -73,10 +80,18 @@ impl Shared {
 
     pub fn publish_gauges(&self, active: &ActiveRules, old_version: Option<&str>) {
         let r = &active.rules;
-        let share = if r.kill_switch { 0.0 } else { r.scheduler_share.as_fraction() };
+        let share = if r.kill_switch {
+            0.0
+        } else {
+            r.scheduler_share.as_fraction()
+        };
         self.metrics.scheduler_share.set(share);
-        self.metrics.kill_switch.set(if r.kill_switch { 1.0 } else { 0.0 });
-        self.metrics.rules_loaded_at.set(unix_seconds(active.loaded_at));
+        self.metrics
+            .kill_switch
+            .set(if r.kill_switch { 1.0 } else { 0.0 });
+        self.metrics
+            .rules_loaded_at
+            .set(unix_seconds(active.loaded_at));
         self.metrics.rules_version(old_version, &r.version);
     }
 }

@@ -43,7 +43,10 @@ mod tests {
 
     #[test]
     fn pieces_hash_like_the_concatenation() {
-        assert_eq!(sticky_bucket(&["guest", "/", "img", "/", "resize"], 42), 593_664);
+        assert_eq!(
+            sticky_bucket(&["guest", "/", "img", "/", "resize"], 42),
+            593_664
+        );
         assert_eq!(sticky_bucket(&[], 0), 603_138);
     }
 }

@@ -16,7 +16,7 @@ mod model;
 mod share;
 
 pub use bucket::{bucket_of, sticky_bucket, BUCKETS};
-pub use decide::{Decision, DecisionReason, Invocation};
+pub use decide::{Decision, DecisionReason, HeaderLookup, Invocation};
 pub use error::{RuleError, RulesRejected};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_RULES_BYTES};

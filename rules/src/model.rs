@@ -96,7 +96,9 @@ impl fmt::Display for StickyKey {
 
 fn is_header_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A rule for the invocations whose namespace, package and action match its patterns.
@@ -120,7 +122,9 @@ impl Override {
     }
 
     pub fn matches(&self, namespace: &str, package: &str, action: &str) -> bool {
-        self.namespace.matches(namespace) && self.package.matches(package) && self.action.matches(action)
+        self.namespace.matches(namespace)
+            && self.package.matches(package)
+            && self.action.matches(action)
     }
 
     /// A short human label: the name if given, else the patterns.

@@ -33,7 +33,9 @@ impl Share {
         };
         let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
         if int_part.is_empty() || !digits_only(int_part) || !digits_only(frac_part) {
-            return Err(format!("`{text}` is not a percentage (expected e.g. 25 or 0.5)"));
+            return Err(format!(
+                "`{text}` is not a percentage (expected e.g. 25 or 0.5)"
+            ));
         }
         if frac_part.len() > 4 {
             return Err(format!(
@@ -43,7 +45,9 @@ impl Share {
         if int_part.len() > 3 {
             return Err(format!("{text} % is out of range 0 to 100"));
         }
-        let int: u32 = int_part.parse().map_err(|_| format!("`{text}` is not a number"))?;
+        let int: u32 = int_part
+            .parse()
+            .map_err(|_| format!("`{text}` is not a number"))?;
         let mut frac: u32 = 0;
         for (i, b) in frac_part.bytes().enumerate() {
             frac += u32::from(b - b'0') * 10u32.pow(3 - i as u32);
@@ -83,8 +87,13 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_share() {
-        for bad in ["140", "100.0001", "-1", "1.23456", "abc", "", ".5", "1e3", "1000"] {
-            assert!(Share::parse_percent(bad).is_err(), "{bad} should be rejected");
+        for bad in [
+            "140", "100.0001", "-1", "1.23456", "abc", "", ".5", "1e3", "1000",
+        ] {
+            assert!(
+                Share::parse_percent(bad).is_err(),
+                "{bad} should be rejected"
+            );
         }
     }
 

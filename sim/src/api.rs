@@ -1,4 +1,6 @@
 //! The controller's REST API: routing by path and the behaviour of each endpoint.
+// Handlers return `Err(reply)` to answer early; the reply is sent at once, so boxing it buys nothing.
+#![allow(clippy::result_large_err)]
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -34,16 +36,25 @@ pub(crate) struct Call {
 
 impl Call {
     fn query_param(&self, name: &str) -> Option<String> {
-        self.query.split('&').filter_map(|kv| kv.split_once('=').or(Some((kv, "")))).find_map(|(k, v)| {
-            (k == name).then(|| percent_decode(v))
-        })
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find_map(|(k, v)| (k == name).then(|| percent_decode(v)))
     }
 
     /// The namespace owning the Basic credentials, `None` if absent or unknown.
     fn authenticated(&self, state: &SimState) -> Option<(String, String)> {
-        let header = self.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let encoded = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic "))?;
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+        let header = self
+            .headers
+            .get(http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let encoded = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
         let creds = String::from_utf8(decoded).ok()?;
         let namespace = state.keys.get(&creds)?.clone();
         let subject = creds.split(':').next().unwrap_or_default().to_string();
@@ -57,7 +68,10 @@ pub(crate) fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
                 let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
                 out.push(hex(bytes[i + 1]) << 4 | hex(bytes[i + 2]));
                 i += 3;
@@ -72,10 +86,15 @@ pub(crate) fn percent_decode(text: &str) -> String {
 }
 
 pub(crate) fn json_reply(status: u16, body: &Value, tid: &str) -> Reply {
-    let mut resp = Response::new(Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default())));
+    let mut resp = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(body).unwrap_or_default(),
+    )));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     decorate(h, tid);
     resp
 }
@@ -101,19 +120,30 @@ fn with_activation_header(mut resp: Reply, id: &str) -> Reply {
 
 fn unauthorized(tid: &str) -> Reply {
     let mut resp = error_reply(401, "The supplied authentication is invalid.", tid);
-    resp.headers_mut()
-        .insert("www-authenticate", HeaderValue::from_static("Basic realm=\"OpenWhisk secure realm\""));
+    resp.headers_mut().insert(
+        "www-authenticate",
+        HeaderValue::from_static("Basic realm=\"OpenWhisk secure realm\""),
+    );
     resp
 }
 
 fn forbidden(ns: &str, tid: &str) -> Reply {
-    error_reply(403, &format!("The supplied authentication is not authorized to access '{ns}'."), tid)
+    error_reply(
+        403,
+        &format!("The supplied authentication is not authorized to access '{ns}'."),
+        tid,
+    )
 }
 
 /// Routes one request. Counts it before answering.
 pub(crate) async fn handle(state: Arc<SimState>, call: Call) -> Reply {
     let shadow = call.headers.contains_key("x-switchyard-shadow");
-    let segments: Vec<String> = call.path.trim_matches('/').split('/').map(percent_decode).collect();
+    let segments: Vec<String> = call
+        .path
+        .trim_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let count = |kind| state.count(kind, shadow, Some(&call.tid));
     match seg.as_slice() {
@@ -123,9 +153,15 @@ pub(crate) async fn handle(state: Arc<SimState>, call: Call) -> Reply {
             decorate(resp.headers_mut(), &call.tid);
             resp
         }
-        ["api", "v1", "namespaces", ns, "actions", rest @ ..] if call.method == Method::POST && matches!(rest.len(), 1 | 2) => {
+        ["api", "v1", "namespaces", ns, "actions", rest @ ..]
+            if call.method == Method::POST && matches!(rest.len(), 1 | 2) =>
+        {
             count(RequestKind::Invoke);
-            let (pkg, action) = if rest.len() == 2 { (rest[0], rest[1]) } else { ("", rest[0]) };
+            let (pkg, action) = if rest.len() == 2 {
+                (rest[0], rest[1])
+            } else {
+                ("", rest[0])
+            };
             invoke(&state, &call, ns, pkg, action).await
         }
         ["api", "v1", "namespaces", ns, "triggers", trigger] if call.method == Method::POST => {
@@ -140,11 +176,14 @@ pub(crate) async fn handle(state: Arc<SimState>, call: Call) -> Reply {
             count(RequestKind::Activations);
             activations(&state, &call, ns, rest)
         }
-        ["api", "v1", "namespaces", ns, collection @ ("actions" | "packages" | "rules" | "triggers"), rest @ ..] => {
+        ["api", "v1", "namespaces", ns, collection @ ("actions" | "packages" | "rules" | "triggers"), rest @ ..] =>
+        {
             count(RequestKind::Entity);
             entity(&state, &call, ns, collection, rest)
         }
-        ["api", "v1", "namespaces"] | ["api", "v1", "namespaces", _] if call.method == Method::GET => {
+        ["api", "v1", "namespaces"] | ["api", "v1", "namespaces", _]
+            if call.method == Method::GET =>
+        {
             count(RequestKind::Entity);
             match call.authenticated(&state) {
                 Some((ns, _)) => json_reply(200, &json!([ns]), &call.tid),
@@ -183,7 +222,11 @@ fn parse_params(call: &Call) -> Result<Map<String, Value>, Reply> {
     }
     match serde_json::from_slice::<Value>(&call.body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(error_reply(400, "The request content was malformed:\nexpected a JSON object", &call.tid)),
+        _ => Err(error_reply(
+            400,
+            "The request content was malformed:\nexpected a JSON object",
+            &call.tid,
+        )),
     }
 }
 
@@ -202,7 +245,9 @@ impl Run {
         let (lo, hi) = state.config.wait_time_range();
         let wait_ms = rng.random_range(lo..=hi);
         let lat = &profile.latency;
-        let mut duration = if lat.slow_probability > 0.0 && rng.random_bool(lat.slow_probability.clamp(0.0, 1.0)) {
+        let mut duration = if lat.slow_probability > 0.0
+            && rng.random_bool(lat.slow_probability.clamp(0.0, 1.0))
+        {
             lat.slow_ms
         } else if lat.max_ms > lat.min_ms {
             rng.random_range(lat.min_ms..=lat.max_ms)
@@ -210,7 +255,7 @@ impl Run {
             lat.min_ms
         };
         let cold = state.is_cold(name, Duration::from_secs_f64(profile.keep_warm_s.max(0.0)));
-        let init_ms = (cold && profile.cold_start_ms > 0.0).then(|| profile.cold_start_ms as u64);
+        let init_ms = (cold && profile.cold_start_ms > 0.0).then_some(profile.cold_start_ms as u64);
         let roll: f64 = rng.random();
         let mut outcome = if roll < profile.developer_error_rate {
             Outcome::DeveloperError
@@ -223,7 +268,13 @@ impl Run {
             duration = profile.timeout_ms as f64;
             outcome = Outcome::DeveloperError;
         }
-        Run { activation_id: activation::new_activation_id(), outcome, wait_ms, init_ms, duration_ms: duration.max(0.0) as u64 }
+        Run {
+            activation_id: activation::new_activation_id(),
+            outcome,
+            wait_ms,
+            init_ms,
+            duration_ms: duration.max(0.0) as u64,
+        }
     }
 
     /// What the client waits for: queueing, cold start, then the run itself.
@@ -232,7 +283,12 @@ impl Run {
     }
 }
 
-fn run_result(profile: &ActionProfile, state: &SimState, run: &Run, params: &Map<String, Value>) -> Value {
+fn run_result(
+    profile: &ActionProfile,
+    state: &SimState,
+    run: &Run,
+    params: &Map<String, Value>,
+) -> Value {
     match run.outcome {
         Outcome::Success => activation::compute_result(profile, state.config.flavor, params),
         Outcome::ApplicationError => json!({"error": "the action reported an error"}),
@@ -255,7 +311,11 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
         Some(t) => match t.parse::<u64>() {
             Ok(ms) if ms > 0 && ms <= MAX_BLOCKING_WAIT_MS => ms,
             _ => {
-                return error_reply(400, "Timeout must be number of milliseconds up to 60000.", &call.tid);
+                return error_reply(
+                    400,
+                    "Timeout must be number of milliseconds up to 60000.",
+                    &call.tid,
+                );
             }
         },
     };
@@ -280,7 +340,9 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
     if let Err((count, allowed)) = state.enter(&own_ns) {
         let message = match state.config.flavor {
             crate::Flavor::Scheduler => "Too many requests".to_string(),
-            crate::Flavor::Legacy => format!("Too many concurrent requests in flight (count: {count}, allowed: {allowed})."),
+            crate::Flavor::Legacy => format!(
+                "Too many concurrent requests in flight (count: {count}, allowed: {allowed})."
+            ),
         };
         return error_reply(429, &message, &call.tid);
     }
@@ -306,12 +368,26 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
         },
     );
     let total = run.total();
-    let accepted = || with_activation_header(json_reply(202, &json!({"activationId": run.activation_id}), &call.tid), &run.activation_id);
+    let accepted = || {
+        with_activation_header(
+            json_reply(202, &json!({"activationId": run.activation_id}), &call.tid),
+            &run.activation_id,
+        )
+    };
 
-    let waited = if blocking { total.min(Duration::from_millis(wait_limit)) } else { Duration::ZERO };
+    let waited = if blocking {
+        total.min(Duration::from_millis(wait_limit))
+    } else {
+        Duration::ZERO
+    };
     if !blocking || waited < total {
         // The run goes on after the answer: the record appears once it would have finished.
-        let (state, ns, id, record) = (Arc::clone(state), own_ns.clone(), run.activation_id.clone(), record.clone());
+        let (state, ns, id, record) = (
+            Arc::clone(state),
+            own_ns.clone(),
+            run.activation_id.clone(),
+            record.clone(),
+        );
         tokio::spawn(async move {
             tokio::time::sleep(total).await;
             state.store_activation(id, record);
@@ -323,10 +399,21 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
     tokio::time::sleep(total).await;
     state.store_activation(run.activation_id.clone(), record.clone());
     state.leave(&own_ns);
-    let body = if result_only { record["response"]["result"].clone() } else { record };
+    let body = if result_only {
+        record["response"]["result"].clone()
+    } else {
+        record
+    };
     // Since OpenWhisk PR #5290 an array result comes back bare even when result=false.
-    let body = if body.get("response").is_some_and(|r| r["result"].is_array()) { body["response"]["result"].clone() } else { body };
-    with_activation_header(json_reply(run.outcome.http_status(), &body, &call.tid), &run.activation_id)
+    let body = if body.get("response").is_some_and(|r| r["result"].is_array()) {
+        body["response"]["result"].clone()
+    } else {
+        body
+    };
+    with_activation_header(
+        json_reply(run.outcome.http_status(), &body, &call.tid),
+        &run.activation_id,
+    )
 }
 
 fn fire(state: &SimState, call: &Call, ns: &str, trigger: &str) -> Reply {
@@ -353,13 +440,27 @@ fn fire(state: &SimState, call: &Call, ns: &str, trigger: &str) -> Reply {
         return resp;
     }
     if let Err((count, allowed)) = state.admit_per_minute(&own_ns) {
-        return error_reply(429, &format!("Too many requests in the last minute (count: {count}, allowed: {allowed})."), &call.tid);
+        return error_reply(
+            429,
+            &format!("Too many requests in the last minute (count: {count}, allowed: {allowed})."),
+            &call.tid,
+        );
     }
     let id = activation::new_activation_id();
-    with_activation_header(json_reply(202, &json!({"activationId": id}), &call.tid), &id)
+    with_activation_header(
+        json_reply(202, &json!({"activationId": id}), &call.tid),
+        &id,
+    )
 }
 
-async fn web_action(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action_ext: &str, rest: &[&str]) -> Reply {
+async fn web_action(
+    state: &Arc<SimState>,
+    call: &Call,
+    ns: &str,
+    pkg: &str,
+    action_ext: &str,
+    rest: &[&str],
+) -> Reply {
     let (action, ext) = match action_ext.rsplit_once('.') {
         Some((a, e)) if matches!(e, "http" | "json" | "html" | "svg" | "text") => (a, e),
         _ => (action_ext, "http"),
@@ -377,10 +478,24 @@ async fn web_action(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, act
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         params.insert(percent_decode(k), json!(percent_decode(v)));
     }
-    params.insert("__ow_method".into(), json!(call.method.as_str().to_ascii_lowercase()));
-    params.insert("__ow_path".into(), json!(if rest.is_empty() { String::new() } else { format!("/{}", rest.join("/")) }));
+    params.insert(
+        "__ow_method".into(),
+        json!(call.method.as_str().to_ascii_lowercase()),
+    );
+    params.insert(
+        "__ow_path".into(),
+        json!(if rest.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", rest.join("/"))
+        }),
+    );
     if let Err((count, allowed)) = state.admit_per_minute(ns) {
-        return error_reply(429, &format!("Too many requests in the last minute (count: {count}, allowed: {allowed})."), &call.tid);
+        return error_reply(
+            429,
+            &format!("Too many requests in the last minute (count: {count}, allowed: {allowed})."),
+            &call.tid,
+        );
     }
     state.count_action(&name);
     let run = Run::plan(state, &profile, &name);
@@ -396,22 +511,32 @@ async fn web_action(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, act
 
 /// Projects a web action's result onto an HTTP response by extension, as the controller does.
 fn web_reply(ext: &str, result: &Value, tid: &str) -> Reply {
-    let text_reply = |content_type: &'static str, field: &str| match result.get(field).and_then(Value::as_str) {
-        Some(text) => {
-            let mut resp = Response::new(Full::new(Bytes::from(text.to_string())));
-            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            decorate(resp.headers_mut(), tid);
-            resp
-        }
-        None => error_reply(400, "Response type in header did not match generated content type.", tid),
-    };
+    let text_reply =
+        |content_type: &'static str, field: &str| match result.get(field).and_then(Value::as_str) {
+            Some(text) => {
+                let mut resp = Response::new(Full::new(Bytes::from(text.to_string())));
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static(content_type),
+                );
+                decorate(resp.headers_mut(), tid);
+                resp
+            }
+            None => error_reply(
+                400,
+                "Response type in header did not match generated content type.",
+                tid,
+            ),
+        };
     match ext {
         "json" => json_reply(200, result, tid),
         "html" => text_reply("text/html", "html"),
         "svg" => text_reply("image/svg+xml", "svg"),
         "text" => text_reply("text/plain", "text"),
         _ => {
-            let has_http_shape = ["statusCode", "headers", "body"].iter().any(|k| result.get(*k).is_some());
+            let has_http_shape = ["statusCode", "headers", "body"]
+                .iter()
+                .any(|k| result.get(*k).is_some());
             if !has_http_shape {
                 return json_reply(200, result, tid);
             }
@@ -425,9 +550,10 @@ fn web_reply(ext: &str, result: &Value, tid: &str) -> Reply {
             *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             if let Some(headers) = result["headers"].as_object() {
                 for (k, v) in headers {
-                    if let (Ok(name), Some(Ok(value))) =
-                        (http::HeaderName::from_bytes(k.as_bytes()), v.as_str().map(HeaderValue::from_str))
-                    {
+                    if let (Ok(name), Some(Ok(value))) = (
+                        http::HeaderName::from_bytes(k.as_bytes()),
+                        v.as_str().map(HeaderValue::from_str),
+                    ) {
                         resp.headers_mut().insert(name, value);
                     }
                 }
@@ -446,14 +572,24 @@ fn activations(state: &SimState, call: &Call, ns: &str, rest: &[&str]) -> Reply 
     let missing = || error_reply(404, "The requested resource does not exist.", &call.tid);
     match rest {
         [] => {
-            let limit = call.query_param("limit").and_then(|l| l.parse().ok()).unwrap_or(30usize).min(200);
-            json_reply(200, &Value::Array(state.recent_activations(&own_ns, limit)), &call.tid)
+            let limit = call
+                .query_param("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(30usize)
+                .min(200);
+            json_reply(
+                200,
+                &Value::Array(state.recent_activations(&own_ns, limit)),
+                &call.tid,
+            )
         }
         [id, tail @ ..] => match (state.activation(id), tail) {
             (Some(record), _) if record["namespace"] != own_ns.as_str() => missing(),
             (Some(record), []) => json_reply(200, &record, &call.tid),
             (Some(record), ["result"]) => json_reply(200, &record["response"], &call.tid),
-            (Some(record), ["logs"]) => json_reply(200, &json!({"logs": record["logs"]}), &call.tid),
+            (Some(record), ["logs"]) => {
+                json_reply(200, &json!({"logs": record["logs"]}), &call.tid)
+            }
             _ => missing(),
         },
     }
@@ -473,7 +609,11 @@ fn entity(state: &SimState, call: &Call, ns: &str, collection: &str, rest: &[&st
         if call.method != Method::GET {
             return error_reply(405, "The requested method is not allowed.", &call.tid);
         }
-        let list: Vec<Value> = entities.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(_, v)| v.clone()).collect();
+        let list: Vec<Value> = entities
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
         return json_reply(200, &Value::Array(list), &call.tid);
     }
     let name = rest.join("/");
@@ -491,7 +631,13 @@ fn entity(state: &SimState, call: &Call, ns: &str, collection: &str, rest: &[&st
             let mut doc = match serde_json::from_slice::<Value>(&call.body) {
                 Ok(Value::Object(map)) => Value::Object(map),
                 _ if call.body.is_empty() => json!({}),
-                _ => return error_reply(400, "The request content was malformed:\nexpected a JSON object", &call.tid),
+                _ => {
+                    return error_reply(
+                        400,
+                        "The request content was malformed:\nexpected a JSON object",
+                        &call.tid,
+                    )
+                }
             };
             doc["namespace"] = json!(own_ns);
             doc["name"] = json!(name);
@@ -508,7 +654,9 @@ fn entity(state: &SimState, call: &Call, ns: &str, collection: &str, rest: &[&st
         },
         Method::POST if collection == "rules" => match entities.get_mut(&key) {
             Some(v) => {
-                let status = serde_json::from_slice::<Value>(&call.body).ok().and_then(|b| b["status"].as_str().map(str::to_string));
+                let status = serde_json::from_slice::<Value>(&call.body)
+                    .ok()
+                    .and_then(|b| b["status"].as_str().map(str::to_string));
                 if let Some(status) = status {
                     v["status"] = json!(status);
                 }
