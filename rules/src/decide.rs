@@ -47,13 +47,15 @@ pub struct Decision {
 /// Index over the overrides so a decision does not scan them all.
 ///
 /// Overrides whose three patterns are literal sit in a nested map (an exact hit is always the most
-/// specific, since duplicates are rejected). Overrides with a literal namespace sit in a
-/// per-namespace list; the rest in one list. Both lists are in precedence order, so merging them
-/// stops at the first match.
+/// specific, since duplicates are rejected). Of the rest, those with a literal namespace sit in a
+/// per-namespace list, those with a literal action (and a glob namespace) in a per-action list,
+/// and the others in one list. Every list is in precedence order, so merging the (at most three)
+/// candidate lists stops at the first match.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Matcher {
     exact: HashMap<String, HashMap<String, HashMap<String, usize>>>,
     by_namespace: HashMap<String, Vec<usize>>,
+    by_action: HashMap<String, Vec<usize>>,
     wildcard: Vec<usize>,
     /// Precedence rank of each override (lower wins).
     rank: Vec<u32>,
@@ -85,6 +87,11 @@ impl Matcher {
                     .entry(o.namespace.as_str().to_string())
                     .or_default()
                     .push(i);
+            } else if o.action.is_literal() {
+                m.by_action
+                    .entry(o.action.as_str().to_string())
+                    .or_default()
+                    .push(i);
             } else {
                 m.wildcard.push(i);
             }
@@ -107,19 +114,23 @@ impl Matcher {
         {
             return Some(i);
         }
-        let scoped: &[usize] = self.by_namespace.get(namespace).map_or(&[], Vec::as_slice);
-        let (mut a, mut b) = (scoped.iter().peekable(), self.wildcard.iter().peekable());
+        let none: &[usize] = &[];
+        let mut lists = [
+            self.by_namespace.get(namespace).map_or(none, Vec::as_slice),
+            self.by_action.get(action).map_or(none, Vec::as_slice),
+            self.wildcard.as_slice(),
+        ];
+        // Merge by rank: always test the best-ranked head among the lists.
         loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&&x), Some(&&y)) if self.rank[x] < self.rank[y] => a.next(),
-                (Some(_), None) => a.next(),
-                (_, Some(_)) => b.next(),
-                (None, None) => return None,
-            };
-            let i = *next.expect("peeked");
+            let (list, &i) = lists
+                .iter()
+                .enumerate()
+                .filter_map(|(l, list)| list.first().map(|i| (l, i)))
+                .min_by_key(|(_, &i)| self.rank[i])?;
             if overrides[i].matches(namespace, package, action) {
                 return Some(i);
             }
+            lists[list] = &lists[list][1..];
         }
     }
 }

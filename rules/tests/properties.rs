@@ -84,3 +84,46 @@ proptest! {
         prop_assert_eq!(a.decide(&inv), b.decide(&inv));
     }
 }
+
+/// The reference precedence rule, by brute force: most specific match, ties to the first written.
+fn reference_winner(rules: &RuleSet, ns: &str, pkg: &str, action: &str) -> Option<usize> {
+    rules
+        .overrides
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.matches(ns, pkg, action))
+        .max_by_key(|(i, o)| (o.specificity(), std::cmp::Reverse(*i)))
+        .map(|(i, _)| i)
+}
+
+fn pattern() -> impl Strategy<Value = String> {
+    prop_oneof![Just("*".to_string()), "[ab]{1,2}", "[ab]\\*", "\\*[ab]"]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The indexed matcher picks exactly the override the documented precedence rule picks.
+    #[test]
+    fn index_agrees_with_brute_force(
+        overrides in prop::collection::vec((pattern(), prop_oneof![Just("".to_string()), pattern()], pattern()), 1..25),
+        calls in prop::collection::vec(("[ab]{1,2}", prop_oneof![Just("".to_string()), "[ab]{1,2}".prop_map(|s| s)], "[ab]{1,2}"), 1..40),
+    ) {
+        let mut doc = String::from("version = \"p\"\n");
+        let mut seen = std::collections::HashSet::new();
+        for (ns, pkg, action) in &overrides {
+            if (ns == "*" && pkg == "*" && action == "*") || !seen.insert((ns.clone(), pkg.clone(), action.clone())) {
+                continue;
+            }
+            doc.push_str(&format!("[[overrides]]\nnamespace = \"{ns}\"\npackage = \"{pkg}\"\naction = \"{action}\"\nshare = 50\n"));
+        }
+        let rules = parse_rules(doc.as_bytes(), RulesFormat::Toml, "p.toml").unwrap();
+        for (ns, pkg, action) in &calls {
+            let got = match rules.decide(&Invocation { namespace: ns, package: pkg, action, ..Invocation::default() }).reason {
+                switchyard_rules::DecisionReason::Override(i) => Some(i),
+                _ => None,
+            };
+            prop_assert_eq!(got, reference_winner(&rules, ns, pkg, action), "{}/{}/{}", ns, pkg, action);
+        }
+    }
+}
