@@ -1,78 +1,180 @@
-//! The admin listener: health, readiness, Prometheus metrics and the active rules.
-//! Served by hyper on the control-plane runtime, apart from client traffic.
+//! The admin listener: health, readiness, Prometheus metrics, and the rules (read, replace,
+//! kill switch). Served by hyper on the control-plane runtime, apart from client traffic.
+//!
+//! Read-only calls are open (the listener is on loopback by default). Mutating calls need
+//! `Authorization: Bearer <admin.token>`; with no token configured they are refused with 403.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use switchyard_rules::{RulesFormat, MAX_RULES_BYTES};
 use tokio::net::TcpListener;
 
-use crate::state::Shared;
+use crate::reload::Applied;
+use crate::state::{RuleSource, Shared};
 
 type Reply = Response<Full<Bytes>>;
+
+const ENDPOINTS: &[&str] = &[
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /rules",
+    "GET /rules/status",
+    "PUT /rules",
+    "POST /rules/kill",
+    "POST /rules/unkill",
+];
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     resp
 }
 
 fn json_reply(status: StatusCode, body: &Value) -> Reply {
-    reply(
-        status,
-        "application/json",
-        serde_json::to_vec_pretty(body).unwrap_or_default(),
-    )
+    let mut text = serde_json::to_vec_pretty(body).unwrap_or_default();
+    text.push(b'\n');
+    reply(status, "application/json", text)
+}
+
+fn error_reply(status: StatusCode, message: &str) -> Reply {
+    json_reply(status, &json!({ "error": message }))
+}
+
+struct Admin {
+    shared: Arc<Shared>,
+    token: Option<Arc<str>>,
 }
 
 /// Accepts admin connections until the task is dropped.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: Option<Arc<str>>) {
+    let admin = Arc::new(Admin { shared, token });
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let shared = Arc::clone(&shared);
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let admin = Arc::clone(&admin);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let shared = Arc::clone(&shared);
-                async move { Ok::<_, std::convert::Infallible>(route(&shared, req)) }
+                let admin = Arc::clone(&admin);
+                async move { Ok::<_, std::convert::Infallible>(admin.route(req).await) }
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
 
-fn route(shared: &Shared, req: Request<Incoming>) -> Reply {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
-        (&Method::GET, "/readyz") => readiness(shared),
-        (&Method::GET, "/metrics") => reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            shared.metrics.render(),
-        ),
-        (&Method::GET, "/rules") => json_reply(StatusCode::OK, &shared.rules.load().describe()),
-        (_, "/healthz" | "/readyz" | "/metrics" | "/rules") => json_reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &json!({"error": "method not allowed"}),
-        ),
-        _ => json_reply(
-            StatusCode::NOT_FOUND,
-            &json!({"error": "not found", "endpoints": ["/healthz", "/readyz", "/metrics", "/rules"]}),
-        ),
+/// Compares in time that depends only on the lengths, not on where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+impl Admin {
+    async fn route(&self, req: Request<Incoming>) -> Reply {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        match (&method, path.as_str()) {
+            (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
+            (&Method::GET, "/readyz") => readiness(&self.shared),
+            (&Method::GET, "/metrics") => {
+                reply(StatusCode::OK, "text/plain; version=0.0.4", self.shared.metrics.render())
+            }
+            (&Method::GET, "/rules") => json_reply(StatusCode::OK, &self.shared.rules.load().describe()),
+            (&Method::GET, "/rules/status") => json_reply(StatusCode::OK, &self.shared.rules_status()),
+            (&Method::PUT, "/rules") | (&Method::POST, "/rules/kill" | "/rules/unkill") => {
+                if let Err(denied) = self.authorize(req.headers()) {
+                    return denied;
+                }
+                match path.as_str() {
+                    "/rules" => self.put_rules(req).await,
+                    "/rules/kill" => self.kill(true),
+                    _ => self.kill(false),
+                }
+            }
+            (_, p) if ENDPOINTS.iter().any(|e| e.ends_with(p)) => {
+                error_reply(StatusCode::METHOD_NOT_ALLOWED, &format!("{method} is not allowed on {p}"))
+            }
+            _ => json_reply(StatusCode::NOT_FOUND, &json!({"error": "not found", "endpoints": ENDPOINTS})),
+        }
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Reply> {
+        let Some(token) = &self.token else {
+            return Err(error_reply(
+                StatusCode::FORBIDDEN,
+                "mutating admin calls are disabled: set admin.token in the config, or the \
+                 SWITCHYARD_ADMIN__TOKEN environment variable, and send it as `Authorization: Bearer <token>`",
+            ));
+        };
+        let presented = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match presented {
+            Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => Ok(()),
+            _ => {
+                let mut denied = error_reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+                denied
+                    .headers_mut()
+                    .insert("www-authenticate", http::HeaderValue::from_static("Bearer realm=\"switchyard admin\""));
+                Err(denied)
+            }
+        }
+    }
+
+    async fn put_rules(&self, req: Request<Incoming>) -> Reply {
+        let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let Some(format) = RulesFormat::from_media_type(content_type) else {
+            return error_reply(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the rules as application/toml, application/yaml or application/json",
+            );
+        };
+        let body = match Limited::new(req.into_body(), MAX_RULES_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return error_reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("rule documents are limited to {MAX_RULES_BYTES} bytes"),
+                )
+            }
+        };
+        let shared = Arc::clone(&self.shared);
+        // Parsing and compiling a large rule set is blocking work.
+        let outcome = tokio::task::spawn_blocking(move || {
+            let source = RuleSource::AdminApi;
+            let candidate = switchyard_rules::parse_rules(&body, format, &source.error_name());
+            shared.offer_rules(candidate, source)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(applied @ Applied::Accepted { .. })) | Ok(Ok(applied @ Applied::Unchanged { .. })) => {
+                json_reply(StatusCode::OK, &serde_json::to_value(applied).unwrap_or_default())
+            }
+            Ok(Err(rejected)) => json_reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"status": "rejected", "errors": rejected.errors, "message": rejected.to_string()}),
+            ),
+            Err(_) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "the rules check did not finish"),
+        }
+    }
+
+    fn kill(&self, on: bool) -> Reply {
+        let version = self.shared.set_kill_latch(on, "admin API");
+        json_reply(StatusCode::OK, &json!({"kill_switch_latch": on, "effective_version": version}))
     }
 }
 
@@ -86,15 +188,9 @@ fn readiness(shared: &Shared) -> Reply {
         .all()
         .iter()
         .map(|p| {
-            let members: Vec<Value> = p
-                .members
-                .iter()
-                .map(|m| json!({"address": m.addr.to_string(), "healthy": m.is_healthy()}))
-                .collect();
-            (
-                p.pool.as_str().to_string(),
-                json!({"healthy": p.healthy_count(), "members": members}),
-            )
+            let members: Vec<Value> =
+                p.members.iter().map(|m| json!({"address": m.addr.to_string(), "healthy": m.is_healthy()})).collect();
+            (p.pool.as_str().to_string(), json!({"healthy": p.healthy_count(), "members": members}))
         })
         .collect();
     let ready = shared.pools.get(default_pool).healthy_count() > 0;
@@ -104,16 +200,22 @@ fn readiness(shared: &Shared) -> Reply {
         "default_pool": default_pool.as_str(),
         "pools": pools,
     });
-    json_reply(
-        if ready {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        &body,
-    )
+    json_reply(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body)
 }
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret-token-123", b"secret-token-123"));
+        assert!(!constant_time_eq(b"secret-token-123", b"secret-token-124"));
+        assert!(!constant_time_eq(b"secret-token-123", b"secret-token-12"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
 }

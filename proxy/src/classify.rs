@@ -17,13 +17,8 @@ pub enum RequestKind {
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 5] = [
-        RequestKind::Invoke,
-        RequestKind::WebAction,
-        RequestKind::TriggerFire,
-        RequestKind::Api,
-        RequestKind::Other,
-    ];
+    pub const ALL: [RequestKind; 5] =
+        [RequestKind::Invoke, RequestKind::WebAction, RequestKind::TriggerFire, RequestKind::Api, RequestKind::Other];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,10 +36,7 @@ impl RequestKind {
 
     /// Whether the rules route it (it runs an action); the rest go to the default pool.
     pub fn is_invocation(self) -> bool {
-        matches!(
-            self,
-            RequestKind::Invoke | RequestKind::WebAction | RequestKind::TriggerFire
-        )
+        matches!(self, RequestKind::Invoke | RequestKind::WebAction | RequestKind::TriggerFire)
     }
 }
 
@@ -60,12 +52,7 @@ pub struct Classified<'a> {
 
 impl<'a> Classified<'a> {
     fn only(kind: RequestKind) -> Self {
-        Classified {
-            kind,
-            namespace: Cow::Borrowed(""),
-            package: Cow::Borrowed(""),
-            action: Cow::Borrowed(""),
-        }
+        Classified { kind, namespace: Cow::Borrowed(""), package: Cow::Borrowed(""), action: Cow::Borrowed("") }
     }
 }
 
@@ -91,10 +78,7 @@ pub fn classify<'a>(method: &str, path: &'a str) -> Classified<'a> {
             invocation(RequestKind::TriggerFire, ns, "", trigger)
         }
         ("web", [ns, pkg, action, ..]) if !action.is_empty() => {
-            let action = WEB_EXTENSIONS
-                .iter()
-                .find_map(|ext| action.strip_suffix(ext))
-                .unwrap_or(action);
+            let action = WEB_EXTENSIONS.iter().find_map(|ext| action.strip_suffix(ext)).unwrap_or(action);
             let pkg = if *pkg == "default" { "" } else { pkg };
             invocation(RequestKind::WebAction, ns, pkg, action)
         }
@@ -103,12 +87,7 @@ pub fn classify<'a>(method: &str, path: &'a str) -> Classified<'a> {
 }
 
 fn invocation<'a>(kind: RequestKind, ns: &'a str, pkg: &'a str, action: &'a str) -> Classified<'a> {
-    Classified {
-        kind,
-        namespace: decode(ns),
-        package: decode(pkg),
-        action: decode(action),
-    }
+    Classified { kind, namespace: decode(ns), package: decode(pkg), action: decode(action) }
 }
 
 /// Percent-decodes a path segment; borrows when there is nothing to decode (the common case).
@@ -142,83 +121,34 @@ mod tests {
 
     fn c(method: &str, path: &str) -> (RequestKind, String, String, String) {
         let x = classify(method, path);
-        (
-            x.kind,
-            x.namespace.into_owned(),
-            x.package.into_owned(),
-            x.action.into_owned(),
-        )
+        (x.kind, x.namespace.into_owned(), x.package.into_owned(), x.action.into_owned())
     }
 
-    fn inv(
-        kind: RequestKind,
-        ns: &str,
-        pkg: &str,
-        action: &str,
-    ) -> (RequestKind, String, String, String) {
+    fn inv(kind: RequestKind, ns: &str, pkg: &str, action: &str) -> (RequestKind, String, String, String) {
         (kind, ns.into(), pkg.into(), action.into())
     }
 
     #[test]
     fn invocations() {
         use RequestKind::*;
-        assert_eq!(
-            c("POST", "/api/v1/namespaces/guest/actions/hello"),
-            inv(Invoke, "guest", "", "hello")
-        );
-        assert_eq!(
-            c("POST", "/api/v1/namespaces/_/actions/img/resize"),
-            inv(Invoke, "_", "img", "resize")
-        );
-        assert_eq!(
-            c("POST", "/api/v1/namespaces/guest/actions/my%20action"),
-            inv(Invoke, "guest", "", "my action")
-        );
-        assert_eq!(
-            c("POST", "/api/v1/namespaces/guest/triggers/tick"),
-            inv(TriggerFire, "guest", "", "tick")
-        );
-        assert_eq!(
-            c("GET", "/api/v1/web/guest/default/hello.json"),
-            inv(WebAction, "guest", "", "hello")
-        );
-        assert_eq!(
-            c("DELETE", "/api/v1/web/guest/pkg/hello/some/path"),
-            inv(WebAction, "guest", "pkg", "hello")
-        );
-        assert_eq!(
-            c("POST", "/api/v1/web/guest/pkg/hello.html"),
-            inv(WebAction, "guest", "pkg", "hello")
-        );
+        assert_eq!(c("POST", "/api/v1/namespaces/guest/actions/hello"), inv(Invoke, "guest", "", "hello"));
+        assert_eq!(c("POST", "/api/v1/namespaces/_/actions/img/resize"), inv(Invoke, "_", "img", "resize"));
+        assert_eq!(c("POST", "/api/v1/namespaces/guest/actions/my%20action"), inv(Invoke, "guest", "", "my action"));
+        assert_eq!(c("POST", "/api/v1/namespaces/guest/triggers/tick"), inv(TriggerFire, "guest", "", "tick"));
+        assert_eq!(c("GET", "/api/v1/web/guest/default/hello.json"), inv(WebAction, "guest", "", "hello"));
+        assert_eq!(c("DELETE", "/api/v1/web/guest/pkg/hello/some/path"), inv(WebAction, "guest", "pkg", "hello"));
+        assert_eq!(c("POST", "/api/v1/web/guest/pkg/hello.html"), inv(WebAction, "guest", "pkg", "hello"));
     }
 
     #[test]
     fn everything_else() {
         use RequestKind::*;
-        assert_eq!(
-            classify("GET", "/api/v1/namespaces/guest/actions/hello").kind,
-            Api
-        );
-        assert_eq!(
-            classify("PUT", "/api/v1/namespaces/guest/actions/hello").kind,
-            Api
-        );
-        assert_eq!(
-            classify("PUT", "/api/v1/namespaces/guest/triggers/t").kind,
-            Api
-        );
-        assert_eq!(
-            classify("GET", "/api/v1/namespaces/guest/activations/abc").kind,
-            Api
-        );
-        assert_eq!(
-            classify("POST", "/api/v1/namespaces/guest/actions/").kind,
-            Api
-        );
-        assert_eq!(
-            classify("POST", "/api/v1/namespaces/guest/actions/a/b/c").kind,
-            Api
-        );
+        assert_eq!(classify("GET", "/api/v1/namespaces/guest/actions/hello").kind, Api);
+        assert_eq!(classify("PUT", "/api/v1/namespaces/guest/actions/hello").kind, Api);
+        assert_eq!(classify("PUT", "/api/v1/namespaces/guest/triggers/t").kind, Api);
+        assert_eq!(classify("GET", "/api/v1/namespaces/guest/activations/abc").kind, Api);
+        assert_eq!(classify("POST", "/api/v1/namespaces/guest/actions/").kind, Api);
+        assert_eq!(classify("POST", "/api/v1/namespaces/guest/actions/a/b/c").kind, Api);
         assert_eq!(classify("GET", "/api/v1").kind, Api);
         assert_eq!(classify("GET", "/ping").kind, Other);
         assert_eq!(classify("GET", "/").kind, Other);

@@ -13,15 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{source_name}: {message}")]
-    Load {
-        source_name: String,
-        message: String,
-    },
+    Load { source_name: String, message: String },
     #[error("{source_name}: {}", .problems.join("; "))]
-    Invalid {
-        source_name: String,
-        problems: Vec<String>,
-    },
+    Invalid { source_name: String, problems: Vec<String> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +26,9 @@ pub struct ServerConfig {
     pub listen: String,
     /// The rules file; relative paths are relative to the config file.
     pub rules: PathBuf,
+    /// Reload the rules when the file changes (the parent directory is watched).
+    #[serde(default = "yes")]
+    pub watch_rules: bool,
     /// Add `x-switchyard-pool` and `x-switchyard-rules-version` to responses.
     #[serde(default = "yes")]
     pub pool_header: bool,
@@ -55,19 +52,31 @@ pub struct ServerConfig {
     pub shutdown: ShutdownConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Loopback by default: the admin API is for the operator and Prometheus, not the world.
     #[serde(default = "default_admin_listen")]
     pub listen: String,
+    /// Bearer token for mutating calls (`PUT /rules`, kill/unkill). Without one they are refused.
+    /// Prefer the environment (`SWITCHYARD_ADMIN__TOKEN`) to writing it in a file.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig {
-            listen: default_admin_listen(),
-        }
+        AdminConfig { listen: default_admin_listen(), token: None }
     }
 }
 
@@ -99,12 +108,7 @@ pub struct HealthConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig {
-            interval_ms: 1_000,
-            timeout_ms: 500,
-            unhealthy_after: 2,
-            healthy_after: 1,
-        }
+        HealthConfig { interval_ms: 1_000, timeout_ms: 500, unhealthy_after: 2, healthy_after: 1 }
     }
 }
 
@@ -121,12 +125,7 @@ pub struct TimeoutsConfig {
 
 impl Default for TimeoutsConfig {
     fn default() -> Self {
-        TimeoutsConfig {
-            connect_ms: 1_000,
-            read_ms: 70_000,
-            write_ms: 70_000,
-            idle_ms: 60_000,
-        }
+        TimeoutsConfig { connect_ms: 1_000, read_ms: 70_000, write_ms: 70_000, idle_ms: 60_000 }
     }
 }
 
@@ -141,10 +140,7 @@ pub struct ShutdownConfig {
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
-        ShutdownConfig {
-            grace_period_s: 5,
-            drain_timeout_s: 65,
-        }
+        ShutdownConfig { grace_period_s: 5, drain_timeout_s: 65 }
     }
 }
 
@@ -197,11 +193,7 @@ impl ServerConfig {
         Ok(config)
     }
 
-    fn from_layers(
-        text: &str,
-        format: FileFormat,
-        source_name: &str,
-    ) -> Result<ServerConfig, ConfigError> {
+    fn from_layers(text: &str, format: FileFormat, source_name: &str) -> Result<ServerConfig, ConfigError> {
         let env = Environment::with_prefix("SWITCHYARD")
             .prefix_separator("_")
             .separator("__")
@@ -214,10 +206,7 @@ impl ServerConfig {
             .add_source(env)
             .build()
             .and_then(Config::try_deserialize)
-            .map_err(|e| ConfigError::Load {
-                source_name: source_name.to_string(),
-                message: e.to_string(),
-            })
+            .map_err(|e| ConfigError::Load { source_name: source_name.to_string(), message: e.to_string() })
     }
 
     /// Resolves addresses and checks values; every problem is reported, each naming its field.
@@ -235,50 +224,35 @@ impl ServerConfig {
         let listen = addr("listen", &self.listen);
         let admin_listen = addr("admin.listen", &self.admin.listen);
         let mut members = |field: &str, pool: &PoolConfig| -> Vec<SocketAddr> {
-            pool.members
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| addr(&format!("{field}.members[{i}]"), m))
-                .collect()
+            pool.members.iter().enumerate().filter_map(|(i, m)| addr(&format!("{field}.members[{i}]"), m)).collect()
         };
         let legacy = members("pools.legacy", &self.pools.legacy);
         let scheduler = members("pools.scheduler", &self.pools.scheduler);
-        for (field, pool) in [
-            ("pools.legacy", &self.pools.legacy),
-            ("pools.scheduler", &self.pools.scheduler),
-        ] {
+        for (field, pool) in [("pools.legacy", &self.pools.legacy), ("pools.scheduler", &self.pools.scheduler)] {
             if pool.members.is_empty() {
-                problems.push(format!(
-                    "{field}.members: empty (each pool needs at least one controller)"
-                ));
+                problems.push(format!("{field}.members: empty (each pool needs at least one controller)"));
             }
         }
         if self.health.interval_ms == 0 {
             problems.push("health.interval_ms: must be above 0".into());
         }
         if self.health.unhealthy_after == 0 || self.health.healthy_after == 0 {
-            problems
-                .push("health.unhealthy_after / health.healthy_after: must be at least 1".into());
+            problems.push("health.unhealthy_after / health.healthy_after: must be at least 1".into());
         }
         if self.timeouts.connect_ms == 0 {
             problems.push("timeouts.connect_ms: must be above 0".into());
+        }
+        if self.admin.token.as_deref().is_some_and(|t| t.trim().len() < 16) {
+            problems.push("admin.token: shorter than 16 characters; use a long random value".into());
         }
         if self.rules.as_os_str().is_empty() {
             problems.push("rules: empty path".into());
         }
         match (listen, admin_listen, problems.is_empty()) {
-            (Some(listen), Some(admin_listen), true) => Ok(Resolved {
-                rules_path: self.rules.clone(),
-                config: self,
-                listen,
-                admin_listen,
-                legacy,
-                scheduler,
-            }),
-            _ => Err(ConfigError::Invalid {
-                source_name: source_name.to_string(),
-                problems,
-            }),
+            (Some(listen), Some(admin_listen), true) => {
+                Ok(Resolved { rules_path: self.rules.clone(), config: self, listen, admin_listen, legacy, scheduler })
+            }
+            _ => Err(ConfigError::Invalid { source_name: source_name.to_string(), problems }),
         }
     }
 }
@@ -303,10 +277,7 @@ mod tests {
 
     #[test]
     fn defaults_fill_the_rest() {
-        let c = ServerConfig::from_layers(MINIMAL, FileFormat::Toml, "t")
-            .unwrap()
-            .resolve("t")
-            .unwrap();
+        let c = ServerConfig::from_layers(MINIMAL, FileFormat::Toml, "t").unwrap().resolve("t").unwrap();
         assert_eq!(c.admin_listen, "127.0.0.1:9090".parse().unwrap());
         assert!(c.config.pool_header);
         assert_eq!(c.config.timeouts.read_ms, 70_000);
@@ -314,13 +285,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_named() {
-        let err = ServerConfig::from_layers(
-            &format!("{MINIMAL}\n[health]\nintervl_ms = 5"),
-            FileFormat::Toml,
-            "s.toml",
-        )
-        .unwrap_err()
-        .to_string();
+        let err =
+            ServerConfig::from_layers(&format!("{MINIMAL}\n[health]\nintervl_ms = 5"), FileFormat::Toml, "s.toml")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("intervl_ms"), "{err}");
         assert!(err.starts_with("s.toml"), "{err}");
     }
@@ -340,11 +308,7 @@ mod tests {
             .resolve("c.toml")
             .unwrap_err()
             .to_string();
-        for field in [
-            "listen:",
-            "pools.legacy.members: empty",
-            "pools.scheduler.members[0]",
-        ] {
+        for field in ["listen:", "pools.legacy.members: empty", "pools.scheduler.members[0]"] {
             assert!(err.contains(field), "{field} missing in {err}");
         }
     }

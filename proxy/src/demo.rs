@@ -56,22 +56,10 @@ struct Outcome {
 pub fn run(opts: &DemoOptions) -> Result<(), String> {
     let fleet = LocalFleet::start(FleetSpec::new(DEMO_RULES)).map_err(|e| e.to_string())?;
     println!("switchyard demo: two simulated OpenWhisk controller fleets behind one switchyard\n");
-    println!(
-        "  legacy controller (simulated, Kafka path)  http://{}",
-        fleet.legacy.addr()
-    );
-    println!(
-        "  scheduler controller (simulated, FPC)      http://{}",
-        fleet.scheduler.addr()
-    );
-    println!(
-        "  switchyard proxy                           {}",
-        fleet.proxy_url()
-    );
-    println!(
-        "  switchyard admin (metrics, rules)          {}",
-        fleet.admin_url()
-    );
+    println!("  legacy controller (simulated, Kafka path)  http://{}", fleet.legacy.addr());
+    println!("  scheduler controller (simulated, FPC)      http://{}", fleet.scheduler.addr());
+    println!("  switchyard proxy                           {}", fleet.proxy_url());
+    println!("  switchyard admin (metrics, rules)          {}", fleet.admin_url());
     println!("  rules: version demo-1, scheduler share 25 %, batch-* pinned to legacy, package img 100 % scheduler\n");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -87,17 +75,13 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
 }
 
 async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(opts.concurrency)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build().map_err(|e| e.to_string())?;
     let (user, key) = GUEST_KEY.split_once(':').unwrap_or_default();
     let bar = ProgressBar::new(opts.invocations as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "  {bar:40.cyan/blue} {pos}/{len} invocations  {per_sec}  eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("  {bar:40.cyan/blue} {pos}/{len} invocations  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let limit = Arc::new(Semaphore::new(opts.concurrency));
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -105,21 +89,11 @@ async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
     for n in 0..opts.invocations {
         let action = rng.random_range(0..opts.actions);
         let (pkg, name) = action_path(action);
-        let path = if pkg.is_empty() {
-            name
-        } else {
-            format!("{pkg}/{name}")
-        };
-        let url =
-            format!("{base}/api/v1/namespaces/guest/actions/{path}?blocking=true&result=true");
-        let request = client
-            .post(url)
-            .basic_auth(user, Some(key))
-            .json(&serde_json::json!({"name": format!("caller {n}")}));
-        let permit = Arc::clone(&limit)
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
+        let path = if pkg.is_empty() { name } else { format!("{pkg}/{name}") };
+        let url = format!("{base}/api/v1/namespaces/guest/actions/{path}?blocking=true&result=true");
+        let request =
+            client.post(url).basic_auth(user, Some(key)).json(&serde_json::json!({"name": format!("caller {n}")}));
+        let permit = Arc::clone(&limit).acquire_owned().await.map_err(|e| e.to_string())?;
         let bar = bar.clone();
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
@@ -128,26 +102,12 @@ async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
             bar.inc(1);
             match result {
                 Ok(resp) => {
-                    let pool = resp
-                        .headers()
-                        .get(POOL_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(Pool::parse);
+                    let pool = resp.headers().get(POOL_HEADER).and_then(|v| v.to_str().ok()).and_then(Pool::parse);
                     let status = resp.status().as_u16();
                     let _ = resp.bytes().await;
-                    Outcome {
-                        action,
-                        pool,
-                        status,
-                        latency: t.elapsed(),
-                    }
+                    Outcome { action, pool, status, latency: t.elapsed() }
                 }
-                Err(_) => Outcome {
-                    action,
-                    pool: None,
-                    status: 0,
-                    latency: t.elapsed(),
-                },
+                Err(_) => Outcome { action, pool: None, status: 0, latency: t.elapsed() },
             }
         }));
     }
@@ -194,17 +154,11 @@ fn report(fleet: &LocalFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed:
         outcomes.len() as f64 / elapsed.as_secs_f64(),
         opts.concurrency
     );
-    println!(
-        "  {:<10} {:>8} {:>8} {:>10} {:>10} {:>10}",
-        "pool", "requests", "actions", "p50", "p90", "p99"
-    );
+    println!("  {:<10} {:>8} {:>8} {:>10} {:>10} {:>10}", "pool", "requests", "actions", "p50", "p90", "p99");
     for pool in Pool::ALL {
         let mut lat = by_pool.remove(&pool).unwrap_or_default();
         lat.sort();
-        let actions = pools_of_action
-            .values()
-            .filter(|p| p.contains(&pool))
-            .count();
+        let actions = pools_of_action.values().filter(|p| p.contains(&pool)).count();
         println!(
             "  {:<10} {:>8} {:>8} {:>10} {:>10} {:>10}",
             pool.as_str(),
@@ -216,15 +170,9 @@ fn report(fleet: &LocalFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed:
         );
     }
     // The global 25 % applies to actions no override covers: measure the share there.
-    let global: Vec<&Vec<Pool>> = pools_of_action
-        .iter()
-        .filter(|(a, _)| !matches!(**a % 10, 0 | 1))
-        .map(|(_, p)| p)
-        .collect();
-    let to_scheduler = global
-        .iter()
-        .filter(|p| p.contains(&Pool::Scheduler))
-        .count();
+    let global: Vec<&Vec<Pool>> =
+        pools_of_action.iter().filter(|(a, _)| !matches!(**a % 10, 0 | 1)).map(|(_, p)| p).collect();
+    let to_scheduler = global.iter().filter(|p| p.contains(&Pool::Scheduler)).count();
     let sticky = pools_of_action.values().all(|p| p.len() == 1);
     println!(
         "\n  realised share (actions under the global rule): {:.1} % to scheduler (target 25 %), {} of {} actions",
@@ -234,11 +182,7 @@ fn report(fleet: &LocalFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed:
     );
     println!(
         "  stickiness: {}",
-        if sticky {
-            "every action was always served by the same pool"
-        } else {
-            "SOME ACTIONS WERE SPLIT ACROSS POOLS"
-        }
+        if sticky { "every action was always served by the same pool" } else { "SOME ACTIONS WERE SPLIT ACROSS POOLS" }
     );
     println!(
         "  the controllers counted: legacy {} invocations, scheduler {}",

@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 
 use whisk_sim::{Flavor, SimConfig, SimHandle, Simulator};
 
-use crate::config::{
-    AdminConfig, HealthConfig, PoolConfig, PoolsConfig, ServerConfig, ShutdownConfig,
-    TimeoutsConfig,
-};
+use crate::config::{AdminConfig, HealthConfig, PoolConfig, PoolsConfig, ServerConfig, ShutdownConfig, TimeoutsConfig};
 use crate::server::{start, RunningProxy, StartError};
 
 pub struct LocalFleet {
@@ -49,10 +46,7 @@ pub enum FleetError {
     #[error("cannot start a simulator: {0}")]
     Sim(std::io::Error),
     #[error("cannot write the fleet's files in {dir}: {source}")]
-    Files {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    Files { dir: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Config(#[from] crate::ConfigError),
     #[error(transparent)]
@@ -65,54 +59,27 @@ fn loopback() -> SocketAddr {
 
 /// A fresh directory under the system temp dir for this fleet's rules file.
 fn scratch_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "switchyard-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
+    let dir = std::env::temp_dir().join(format!("switchyard-{}-{:08x}", std::process::id(), rand::random::<u32>()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
 
 impl LocalFleet {
     pub fn start(spec: FleetSpec) -> Result<LocalFleet, FleetError> {
-        let legacy = Simulator::start(
-            SimConfig {
-                flavor: Flavor::Legacy,
-                ..spec.legacy
-            },
-            loopback(),
-        )
-        .map_err(FleetError::Sim)?;
-        let scheduler = Simulator::start(
-            SimConfig {
-                flavor: Flavor::Scheduler,
-                ..spec.scheduler
-            },
-            loopback(),
-        )
-        .map_err(FleetError::Sim)?;
-        let dir = scratch_dir().map_err(|source| FleetError::Files {
-            dir: std::env::temp_dir(),
-            source,
-        })?;
+        let legacy = Simulator::start(SimConfig { flavor: Flavor::Legacy, ..spec.legacy }, loopback())
+            .map_err(FleetError::Sim)?;
+        let scheduler = Simulator::start(SimConfig { flavor: Flavor::Scheduler, ..spec.scheduler }, loopback())
+            .map_err(FleetError::Sim)?;
+        let dir = scratch_dir().map_err(|source| FleetError::Files { dir: std::env::temp_dir(), source })?;
         let rules_path = dir.join("rules.toml");
-        std::fs::write(&rules_path, &spec.rules).map_err(|source| FleetError::Files {
-            dir: dir.clone(),
-            source,
-        })?;
+        std::fs::write(&rules_path, &spec.rules).map_err(|source| FleetError::Files { dir: dir.clone(), source })?;
         let mut config = local_config(&rules_path, legacy.addr(), scheduler.addr());
         if let Some(tweak) = spec.tweak {
             tweak(&mut config);
         }
         let resolved = config.resolve("fleet")?;
         let proxy = start(resolved)?;
-        Ok(LocalFleet {
-            proxy,
-            legacy,
-            scheduler,
-            dir,
-        })
+        Ok(LocalFleet { proxy, legacy, scheduler, dir })
     }
 
     pub fn proxy_url(&self) -> String {
@@ -143,30 +110,14 @@ pub fn local_config(rules: &Path, legacy: SocketAddr, scheduler: SocketAddr) -> 
         threads: 2,
         // Several proxies start one after another in one process here (see the field's doc).
         work_stealing: true,
-        admin: AdminConfig {
-            listen: "127.0.0.1:0".into(),
-        },
+        admin: AdminConfig { listen: "127.0.0.1:0".into(), token: None },
+        watch_rules: true,
         pools: PoolsConfig {
-            legacy: PoolConfig {
-                members: vec![legacy.to_string()],
-            },
-            scheduler: PoolConfig {
-                members: vec![scheduler.to_string()],
-            },
+            legacy: PoolConfig { members: vec![legacy.to_string()] },
+            scheduler: PoolConfig { members: vec![scheduler.to_string()] },
         },
-        health: HealthConfig {
-            interval_ms: 200,
-            timeout_ms: 200,
-            unhealthy_after: 1,
-            healthy_after: 1,
-        },
-        timeouts: TimeoutsConfig {
-            connect_ms: 500,
-            ..TimeoutsConfig::default()
-        },
-        shutdown: ShutdownConfig {
-            grace_period_s: 0,
-            drain_timeout_s: 1,
-        },
+        health: HealthConfig { interval_ms: 200, timeout_ms: 200, unhealthy_after: 1, healthy_after: 1 },
+        timeouts: TimeoutsConfig { connect_ms: 500, ..TimeoutsConfig::default() },
+        shutdown: ShutdownConfig { grace_period_s: 0, drain_timeout_s: 1 },
     }
 }

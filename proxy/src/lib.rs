@@ -15,3 +15,5 @@ pub use config::{ConfigError, Resolved, ServerConfig};
 pub use server::{start, RunningProxy, StartError};
 pub mod demo;
 pub mod fleet;
+pub mod reload;
+pub mod watch;

@@ -2,12 +2,8 @@
 //! labels and buckets. Handles are registered once at start, so the request path only bumps
 //! atomics: no name formatting, no label allocation, no registry lookup.
 
-use metrics::{
-    Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit,
-};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use switchyard_rules::Pool;
 
 use crate::classify::RequestKind;
@@ -22,12 +18,15 @@ pub const SCHEDULER_SHARE: &str = "switchyard_scheduler_share_ratio";
 pub const KILL_SWITCH: &str = "switchyard_kill_switch";
 pub const RULES_INFO: &str = "switchyard_rules_info";
 pub const RULES_LOADED_AT: &str = "switchyard_rules_loaded_timestamp_seconds";
+pub const RULES_RELOADS: &str = "switchyard_rules_reloads_total";
+
+/// Sources and results of rule changes, as labels of [`RULES_RELOADS`].
+pub const RELOAD_SOURCES: [&str; 5] = ["start", "file", "sighup", "admin", "kafka"];
+pub const RELOAD_RESULTS: [&str; 3] = ["accepted", "rejected", "unchanged"];
 
 /// From a fast proxy hop (sub-millisecond) to the controller's 60 s blocking limit.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0, 120.0,
-];
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
 /// Status classes as labels; index 0 is "no response was written".
 pub const STATUS_CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -78,6 +77,8 @@ pub struct Metrics {
     pub scheduler_share: Gauge,
     pub kill_switch: Gauge,
     pub rules_loaded_at: Gauge,
+    /// [source][result]
+    reloads: Vec<Vec<Counter>>,
     recorder: PrometheusRecorder,
 }
 
@@ -86,13 +87,7 @@ fn meta() -> Metadata<'static> {
 }
 
 fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
-    Key::from_parts(
-        name,
-        labels
-            .iter()
-            .map(|(k, v)| Label::new(*k, *v))
-            .collect::<Vec<_>>(),
-    )
+    Key::from_parts(name, labels.iter().map(|(k, v)| Label::new(*k, *v)).collect::<Vec<_>>())
 }
 
 impl Metrics {
@@ -105,12 +100,10 @@ impl Metrics {
             .build_recorder();
         let handle = recorder.handle();
         describe(&recorder);
-        let counter = |name, labels: &[(&'static str, &'static str)]| {
-            recorder.register_counter(&key(name, labels), &meta())
-        };
-        let gauge = |name, labels: &[(&'static str, &'static str)]| {
-            recorder.register_gauge(&key(name, labels), &meta())
-        };
+        let counter =
+            |name, labels: &[(&'static str, &'static str)]| recorder.register_counter(&key(name, labels), &meta());
+        let gauge =
+            |name, labels: &[(&'static str, &'static str)]| recorder.register_gauge(&key(name, labels), &meta());
         let requests = Pool::ALL
             .iter()
             .map(|p| {
@@ -122,11 +115,7 @@ impl Metrics {
                             .map(|c| {
                                 counter(
                                     REQUESTS_TOTAL,
-                                    &[
-                                        ("pool", p.as_str()),
-                                        ("kind", k.as_str()),
-                                        ("status_class", c),
-                                    ],
+                                    &[("pool", p.as_str()), ("kind", k.as_str()), ("status_class", c)],
                                 )
                             })
                             .collect()
@@ -141,10 +130,7 @@ impl Metrics {
                     .iter()
                     .map(|k| {
                         recorder.register_histogram(
-                            &key(
-                                REQUEST_DURATION,
-                                &[("pool", p.as_str()), ("kind", k.as_str())],
-                            ),
+                            &key(REQUEST_DURATION, &[("pool", p.as_str()), ("kind", k.as_str())]),
                             &meta(),
                         )
                     })
@@ -168,25 +154,20 @@ impl Metrics {
                     .map(|r| {
                         counter(
                             FALLBACKS_TOTAL,
-                            &[
-                                ("from", from.as_str()),
-                                ("to", from.other().as_str()),
-                                ("reason", r),
-                            ],
+                            &[("from", from.as_str()), ("to", from.other().as_str()), ("reason", r)],
                         )
                     })
                     .collect()
             })
             .collect();
-        let pool_members = Pool::ALL
+        let pool_members = Pool::ALL.iter().map(|p| gauge(POOL_MEMBERS, &[("pool", p.as_str())])).collect();
+        let pool_healthy = Pool::ALL.iter().map(|p| gauge(POOL_HEALTHY_MEMBERS, &[("pool", p.as_str())])).collect();
+        let reloads = RELOAD_SOURCES
             .iter()
-            .map(|p| gauge(POOL_MEMBERS, &[("pool", p.as_str())]))
-            .collect();
-        let pool_healthy = Pool::ALL
-            .iter()
-            .map(|p| gauge(POOL_HEALTHY_MEMBERS, &[("pool", p.as_str())]))
+            .map(|s| RELOAD_RESULTS.iter().map(|r| counter(RULES_RELOADS, &[("source", s), ("result", r)])).collect())
             .collect();
         Metrics {
+            reloads,
             requests,
             durations,
             decisions,
@@ -212,6 +193,16 @@ impl Metrics {
 
     pub fn fallback(&self, from: Pool, reason: FallbackReason) {
         self.fallbacks[from.index()][reason as usize].increment(1);
+    }
+
+    /// Counts one rule change attempt. Unknown labels are a programming error, caught in tests.
+    pub fn reload(&self, source: &str, result: &str) {
+        let s = RELOAD_SOURCES.iter().position(|x| *x == source);
+        let r = RELOAD_RESULTS.iter().position(|x| *x == result);
+        debug_assert!(s.is_some() && r.is_some(), "unknown reload labels {source}/{result}");
+        if let (Some(s), Some(r)) = (s, r) {
+            self.reloads[s][r].increment(1);
+        }
     }
 
     pub fn pool_health(&self, pool: Pool, members: usize, healthy: usize) {
@@ -251,51 +242,26 @@ impl Default for Metrics {
 
 fn describe(r: &PrometheusRecorder) {
     let c = |name: &'static str, unit: Option<Unit>, help: &'static str| {
-        r.describe_counter(
-            KeyName::from_const_str(name),
-            unit,
-            SharedString::const_str(help),
-        )
+        r.describe_counter(KeyName::from_const_str(name), unit, SharedString::const_str(help))
     };
-    c(
-        REQUESTS_TOTAL,
-        None,
-        "Requests answered, by the pool that served them, request kind and status class.",
-    );
-    c(
-        DECISIONS_TOTAL,
-        None,
-        "Routing decisions for invocations and API calls, by chosen pool and why.",
-    );
-    c(
-        FALLBACKS_TOTAL,
-        None,
-        "Requests sent to the other pool than the rules chose, and why.",
-    );
+    c(REQUESTS_TOTAL, None, "Requests answered, by the pool that served them, request kind and status class.");
+    c(DECISIONS_TOTAL, None, "Routing decisions for invocations and API calls, by chosen pool and why.");
+    c(FALLBACKS_TOTAL, None, "Requests sent to the other pool than the rules chose, and why.");
     r.describe_histogram(
         KeyName::from_const_str(REQUEST_DURATION),
         Some(Unit::Seconds),
-        SharedString::const_str(
-            "Time from request arrival to the end of the response, by pool and request kind.",
-        ),
+        SharedString::const_str("Time from request arrival to the end of the response, by pool and request kind."),
     );
     let g = |name: &'static str, help: &'static str| {
-        r.describe_gauge(
-            KeyName::from_const_str(name),
-            None,
-            SharedString::const_str(help),
-        )
+        r.describe_gauge(KeyName::from_const_str(name), None, SharedString::const_str(help))
     };
     g(POOL_MEMBERS, "Controllers configured in each pool.");
+    g(POOL_HEALTHY_MEMBERS, "Controllers in each pool that pass their health check.");
     g(
-        POOL_HEALTHY_MEMBERS,
-        "Controllers in each pool that pass their health check.",
+        SCHEDULER_SHARE,
+        "The active global share of invocations sent to the scheduler (0 to 1; 0 under the kill switch).",
     );
-    g(SCHEDULER_SHARE, "The active global share of invocations sent to the scheduler (0 to 1; 0 under the kill switch).");
-    g(
-        KILL_SWITCH,
-        "1 when the kill switch sends every request to legacy.",
-    );
+    g(KILL_SWITCH, "1 when the kill switch sends every request to legacy.");
     g(RULES_INFO, "1 for the active rules version.");
     g(RULES_LOADED_AT, "Unix time the active rules were loaded.");
 }

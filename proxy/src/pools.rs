@@ -20,12 +20,7 @@ pub struct Member {
 impl Member {
     fn new(addr: SocketAddr) -> Member {
         // Optimistic until the first check, which runs before the proxy accepts traffic.
-        Member {
-            addr,
-            healthy: AtomicBool::new(true),
-            failures: AtomicU32::new(0),
-            successes: AtomicU32::new(0),
-        }
+        Member { addr, healthy: AtomicBool::new(true), failures: AtomicU32::new(0), successes: AtomicU32::new(0) }
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -61,11 +56,7 @@ pub struct PoolMembers {
 
 impl PoolMembers {
     pub fn new(pool: Pool, addrs: &[SocketAddr]) -> PoolMembers {
-        PoolMembers {
-            pool,
-            members: addrs.iter().copied().map(Member::new).collect(),
-            next: AtomicUsize::new(0),
-        }
+        PoolMembers { pool, members: addrs.iter().copied().map(Member::new).collect(), next: AtomicUsize::new(0) }
     }
 
     pub fn healthy_count(&self) -> usize {
@@ -76,9 +67,7 @@ impl PoolMembers {
     pub fn pick_healthy(&self) -> Option<&Member> {
         let n = self.members.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|i| &self.members[(start + i) % n])
-            .find(|m| m.is_healthy())
+        (0..n).map(|i| &self.members[(start + i) % n]).find(|m| m.is_healthy())
     }
 
     /// Round robin over all members, for when health says nothing is up (it may be stale).
@@ -98,12 +87,7 @@ pub struct Pools {
 
 impl Pools {
     pub fn new(legacy: &[SocketAddr], scheduler: &[SocketAddr]) -> Pools {
-        Pools {
-            pools: [
-                PoolMembers::new(Pool::Legacy, legacy),
-                PoolMembers::new(Pool::Scheduler, scheduler),
-            ],
-        }
+        Pools { pools: [PoolMembers::new(Pool::Legacy, legacy), PoolMembers::new(Pool::Scheduler, scheduler)] }
     }
 
     pub fn get(&self, pool: Pool) -> &PoolMembers {
@@ -116,12 +100,7 @@ impl Pools {
 }
 
 /// Checks every member once, concurrently; updates health and the pool gauges.
-pub async fn check_all(
-    pools: &Pools,
-    client: &reqwest::Client,
-    health: &HealthConfig,
-    metrics: &Metrics,
-) {
+pub async fn check_all(pools: &Pools, client: &reqwest::Client, health: &HealthConfig, metrics: &Metrics) {
     let timeout = Duration::from_millis(health.timeout_ms);
     let checks = pools.all().iter().flat_map(|p| p.members.iter().map(move |m| (p.pool, m))).map(|(pool, m)| async move {
         let ok = match client.get(format!("http://{}/ping", m.addr)).timeout(timeout).send().await {
@@ -143,8 +122,5 @@ pub async fn check_all(
 }
 
 pub fn health_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .build()
-        .expect("a plain HTTP client builds")
+    reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("a plain HTTP client builds")
 }

@@ -16,21 +16,20 @@ use tokio::sync::watch;
 use crate::config::Resolved;
 use crate::metrics::Metrics;
 use crate::pools::{self, Pools};
+use crate::reload::RulesManager;
 use crate::service::SwitchyardProxy;
-use crate::state::{ActiveRules, RuleSource, Shared};
+use crate::state::{ActiveRules, FileTrigger, RuleSource, Shared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Rules(#[from] switchyard_rules::RulesRejected),
     #[error("cannot listen on {addr} ({what}): {source}")]
-    Listen {
-        what: &'static str,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { what: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("cannot start the control runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Watch(crate::watch::WatchError),
     #[error("the proxy did not start accepting connections on {0} within 10 s")]
     NotAccepting(SocketAddr),
 }
@@ -74,12 +73,11 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
     let rules = switchyard_rules::load_rules_file(&resolved.rules_path)?;
     let config = &resolved.config;
     let metrics = Arc::new(Metrics::new());
-    let active = ActiveRules::new(rules, RuleSource::File(resolved.rules_path.clone()));
+    let source = RuleSource::File { path: resolved.rules_path.clone(), trigger: FileTrigger::Start };
+    let active = ActiveRules::new(rules, source);
     let shared = Arc::new(Shared {
-        rules: ArcSwap::from_pointee(ActiveRules::new(
-            active.rules.clone(),
-            active.source.clone(),
-        )),
+        rules: ArcSwap::from_pointee(ActiveRules::new(active.rules.clone(), active.source.clone())),
+        reloads: RulesManager::new(ActiveRules::new(active.rules.clone(), active.source.clone())),
         pools: Pools::new(&resolved.legacy, &resolved.scheduler),
         metrics: Arc::clone(&metrics),
         pool_header: config.pool_header,
@@ -96,30 +94,23 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         .map_err(StartError::Runtime)?;
     let admin_listener = control
         .block_on(crate::admin::bind(resolved.admin_listen))
-        .map_err(|source| StartError::Listen {
-            what: "admin",
-            addr: resolved.admin_listen,
-            source,
-        })?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|source| StartError::Listen {
-            what: "admin",
-            addr: resolved.admin_listen,
-            source,
-        })?;
-    control.spawn(crate::admin::serve(admin_listener, Arc::clone(&shared)));
+        .map_err(|source| StartError::Listen { what: "admin", addr: resolved.admin_listen, source })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Listen {
+        what: "admin",
+        addr: resolved.admin_listen,
+        source,
+    })?;
+    let token = config.admin.token.as_deref().map(|t| Arc::<str>::from(t.trim()));
+    control.spawn(crate::admin::serve(admin_listener, Arc::clone(&shared), token));
+    if config.watch_rules {
+        let _guard = control.enter();
+        crate::watch::spawn(Arc::clone(&shared), resolved.rules_path.clone()).map_err(StartError::Watch)?;
+    }
     // One health round before taking traffic, so the first requests avoid dead controllers.
     let health = config.health.clone();
     let pools_shared = Arc::clone(&shared);
     control.block_on(async {
-        pools::check_all(
-            &pools_shared.pools,
-            &pools::health_client(),
-            &health,
-            &metrics,
-        )
-        .await;
+        pools::check_all(&pools_shared.pools, &pools::health_client(), &health, &metrics).await;
     });
     control.spawn(health_loop(Arc::clone(&shared), health));
     let upkeep_metrics = Arc::clone(&metrics);
@@ -136,11 +127,8 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         addr: resolved.listen,
         source,
     })?;
-    let threads = if config.threads == 0 {
-        std::thread::available_parallelism().map_or(2, usize::from)
-    } else {
-        config.threads
-    };
+    let threads =
+        if config.threads == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.threads };
     let conf = ServerConf {
         threads,
         work_stealing: config.work_stealing,
@@ -152,10 +140,7 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
     server.bootstrap();
     let mut service = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        SwitchyardProxy {
-            shared: Arc::clone(&shared),
-            timeouts: config.timeouts.clone(),
-        },
+        SwitchyardProxy { shared: Arc::clone(&shared), timeouts: config.timeouts.clone() },
         "switchyard",
     );
     service.add_tcp(&proxy_addr.to_string());
@@ -163,25 +148,14 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
     let (stop, stop_rx) = watch::channel(false);
     let data_plane = std::thread::Builder::new()
         .name("switchyard-proxy".into())
-        .spawn(move || {
-            server.run(RunArgs {
-                shutdown_signal: Box::new(StopWatch(stop_rx)),
-            })
-        })
+        .spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopWatch(stop_rx)) }))
         .map_err(StartError::Runtime)?;
 
-    let running = RunningProxy {
-        proxy_addr,
-        admin_addr,
-        shared,
-        control: Some(control),
-        stop,
-        data_plane: Some(data_plane),
-    };
+    let running =
+        RunningProxy { proxy_addr, admin_addr, shared, control: Some(control), stop, data_plane: Some(data_plane) };
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&proxy_addr, Duration::from_millis(200)).is_err() {
-        if Instant::now() > deadline || running.data_plane.as_ref().is_some_and(|t| t.is_finished())
-        {
+        if Instant::now() > deadline || running.data_plane.as_ref().is_some_and(|t| t.is_finished()) {
             return Err(StartError::NotAccepting(proxy_addr));
         }
         std::thread::sleep(Duration::from_millis(10));

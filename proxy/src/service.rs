@@ -61,12 +61,8 @@ fn new_request_id() -> String {
 
 /// The Basic-auth user part (the namespace UUID); the key is never looked at past the colon.
 fn basic_auth_subject(value: &[u8]) -> Option<String> {
-    let encoded = value
-        .strip_prefix(b"Basic ")
-        .or_else(|| value.strip_prefix(b"basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim_ascii())
-        .ok()?;
+    let encoded = value.strip_prefix(b"Basic ").or_else(|| value.strip_prefix(b"basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii()).ok()?;
     let user = decoded.split(|b| *b == b':').next()?;
     String::from_utf8(user.to_vec()).ok()
 }
@@ -96,10 +92,7 @@ impl ProxyHttp for SwitchyardProxy {
         let class = classify(req.method.as_str(), req.uri.path());
         ctx.kind = class.kind;
         if class.kind.is_invocation() {
-            let subject = req
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| basic_auth_subject(v.as_bytes()));
+            let subject = req.headers.get(http::header::AUTHORIZATION).and_then(|v| basic_auth_subject(v.as_bytes()));
             let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
             let decision = active.rules.decide(&Invocation {
                 namespace: &class.namespace,
@@ -111,32 +104,18 @@ impl ProxyHttp for SwitchyardProxy {
             ctx.chosen = decision.pool;
             ctx.reason = Some(decision.reason);
         } else {
-            ctx.chosen = if active.rules.kill_switch {
-                Pool::Legacy
-            } else {
-                active.rules.default_pool
-            };
-            ctx.reason = active
-                .rules
-                .kill_switch
-                .then_some(DecisionReason::KillSwitch);
+            ctx.chosen = if active.rules.kill_switch { Pool::Legacy } else { active.rules.default_pool };
+            ctx.reason = active.rules.kill_switch.then_some(DecisionReason::KillSwitch);
         }
         ctx.pool = ctx.chosen;
         self.shared.metrics.decision(ctx.chosen, ctx.reason);
         ctx.rules = Some(active);
 
-        match session
-            .req_header()
-            .headers
-            .get(REQUEST_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
+        match session.req_header().headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()) {
             Some(id) if !id.is_empty() => ctx.request_id = id.to_string(),
             _ => {
                 ctx.request_id = new_request_id();
-                session
-                    .req_header_mut()
-                    .insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+                session.req_header_mut().insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
             }
         }
         Ok(false)
@@ -144,20 +123,14 @@ impl ProxyHttp for SwitchyardProxy {
 
     /// Runs before each connection attempt (again after a retryable connect failure): picks a
     /// healthy member of the current pool, moving to the other pool if this one has none.
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let pools = &self.shared.pools;
         if let Some(m) = pools.get(ctx.pool).pick_healthy() {
             return Ok(self.peer(m.addr));
         }
         if !ctx.fell_back {
             if let Some(m) = pools.get(ctx.pool.other()).pick_healthy() {
-                self.shared
-                    .metrics
-                    .fallback(ctx.pool, FallbackReason::NoHealthyMember);
+                self.shared.metrics.fallback(ctx.pool, FallbackReason::NoHealthyMember);
                 ctx.fell_back = true;
                 ctx.pool = ctx.pool.other();
                 return Ok(self.peer(m.addr));
@@ -182,9 +155,7 @@ impl ProxyHttp for SwitchyardProxy {
             }
         }
         if !ctx.fell_back {
-            self.shared
-                .metrics
-                .fallback(ctx.pool, FallbackReason::ConnectFailed);
+            self.shared.metrics.fallback(ctx.pool, FallbackReason::ConnectFailed);
             ctx.fell_back = true;
             ctx.pool = ctx.pool.other();
             e.set_retry(true);
@@ -216,12 +187,7 @@ impl ProxyHttp for SwitchyardProxy {
 
     /// Runs when the request failed for good: answers in OpenWhisk's error shape
     /// (`{"error": ..., "code": <request id>}`) instead of pingora's HTML page.
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
@@ -242,8 +208,7 @@ impl ProxyHttp for SwitchyardProxy {
                 _ => "The proxy failed to forward the request.",
             };
             let body = Bytes::from(
-                serde_json::to_vec(&serde_json::json!({"error": message, "code": ctx.request_id}))
-                    .unwrap_or_default(),
+                serde_json::to_vec(&serde_json::json!({"error": message, "code": ctx.request_id})).unwrap_or_default(),
             );
             if let Ok(mut resp) = ResponseHeader::build(code, Some(6)) {
                 let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
@@ -257,21 +222,13 @@ impl ProxyHttp for SwitchyardProxy {
                 }
             }
         }
-        FailToProxy {
-            error_code: code,
-            can_reuse_downstream: false,
-        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
     /// Runs last for every request, after the response went out or failed: records metrics.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map(|r| r.status.as_u16());
-        self.shared.metrics.request(
-            ctx.pool,
-            ctx.kind,
-            status,
-            ctx.started.elapsed().as_secs_f64(),
-        );
+        self.shared.metrics.request(ctx.pool, ctx.kind, status, ctx.started.elapsed().as_secs_f64());
         if let Some(e) = e {
             tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
         }
@@ -289,14 +246,8 @@ mod tests {
 
     #[test]
     fn subject_is_the_user_part_only() {
-        let header = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("uuid-1:secret-key")
-        );
-        assert_eq!(
-            basic_auth_subject(header.as_bytes()).as_deref(),
-            Some("uuid-1")
-        );
+        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("uuid-1:secret-key"));
+        assert_eq!(basic_auth_subject(header.as_bytes()).as_deref(), Some("uuid-1"));
         assert_eq!(basic_auth_subject(b"Bearer x"), None);
         assert_eq!(basic_auth_subject(b"Basic !!!"), None);
     }

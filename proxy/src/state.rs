@@ -11,16 +11,58 @@ use switchyard_rules::RuleSet;
 use crate::metrics::Metrics;
 use crate::pools::Pools;
 
-/// Where the active rule set came from.
+/// What made switchyard read the rules file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileTrigger {
+    Start,
+    /// The file watcher saw the file (or its directory) change.
+    Watch,
+    Sighup,
+}
+
+/// Where a rule set came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleSource {
-    File(PathBuf),
+    File {
+        path: PathBuf,
+        trigger: FileTrigger,
+    },
+    /// `PUT /rules`, kept in memory only.
+    AdminApi,
+}
+
+impl RuleSource {
+    /// The `source` label of `switchyard_rules_reloads_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RuleSource::File { trigger: FileTrigger::Start, .. } => "start",
+            RuleSource::File { trigger: FileTrigger::Watch, .. } => "file",
+            RuleSource::File { trigger: FileTrigger::Sighup, .. } => "sighup",
+            RuleSource::AdminApi => "admin",
+        }
+    }
+
+    /// The name used in validation errors.
+    pub fn error_name(&self) -> String {
+        match self {
+            RuleSource::File { path, .. } => path.display().to_string(),
+            RuleSource::AdminApi => "admin API".to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for RuleSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RuleSource::File(p) => write!(f, "file {}", p.display()),
+            RuleSource::File { path, trigger } => {
+                let how = match trigger {
+                    FileTrigger::Start => "at start",
+                    FileTrigger::Watch => "file change",
+                    FileTrigger::Sighup => "SIGHUP",
+                };
+                write!(f, "file {} ({how})", path.display())
+            }
+            RuleSource::AdminApi => f.write_str("admin API (in memory; a later file change replaces it)"),
         }
     }
 }
@@ -39,12 +81,7 @@ impl ActiveRules {
     pub fn new(rules: RuleSet, source: RuleSource) -> ActiveRules {
         let version_header = http::HeaderValue::from_str(&rules.version)
             .unwrap_or_else(|_| http::HeaderValue::from_static("unprintable"));
-        ActiveRules {
-            rules,
-            source,
-            loaded_at: SystemTime::now(),
-            version_header,
-        }
+        ActiveRules { rules, source, loaded_at: SystemTime::now(), version_header }
     }
 
     pub fn describe(&self) -> Value {
@@ -52,26 +89,28 @@ impl ActiveRules {
             "version": self.rules.version,
             "source": self.source.to_string(),
             "loaded_at": unix_seconds(self.loaded_at),
+            "kill_switch": self.rules.kill_switch,
             "rules": self.rules.to_document(),
         })
     }
 }
 
 pub fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 pub struct Shared {
+    /// The effective rules every request routes by (the accepted set, with the kill latch applied).
     pub rules: ArcSwap<ActiveRules>,
+    /// Serialises rule changes from every source and remembers what was accepted and rejected.
+    pub reloads: crate::reload::RulesManager,
     pub pools: Pools,
     pub metrics: Arc<Metrics>,
     pub pool_header: bool,
 }
 
 impl Shared {
-    /// Makes a rule set active and updates the gauges that describe it.
+    /// Makes a rule set the effective one and updates the gauges that describe it.
     pub fn install_rules(&self, next: ActiveRules) {
         let old = self.rules.load().rules.version.clone();
         self.publish_gauges(&next, Some(&old));
@@ -80,18 +119,10 @@ impl Shared {
 
     pub fn publish_gauges(&self, active: &ActiveRules, old_version: Option<&str>) {
         let r = &active.rules;
-        let share = if r.kill_switch {
-            0.0
-        } else {
-            r.scheduler_share.as_fraction()
-        };
+        let share = if r.kill_switch { 0.0 } else { r.scheduler_share.as_fraction() };
         self.metrics.scheduler_share.set(share);
-        self.metrics
-            .kill_switch
-            .set(if r.kill_switch { 1.0 } else { 0.0 });
-        self.metrics
-            .rules_loaded_at
-            .set(unix_seconds(active.loaded_at));
+        self.metrics.kill_switch.set(if r.kill_switch { 1.0 } else { 0.0 });
+        self.metrics.rules_loaded_at.set(unix_seconds(active.loaded_at));
         self.metrics.rules_version(old_version, &r.version);
     }
 }

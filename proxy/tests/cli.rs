@@ -18,9 +18,7 @@ fn switchyard() -> Command {
 }
 
 fn deploy(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/config")
-        .join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config").join(file)
 }
 
 fn scratch(name: &str, content: &str) -> PathBuf {
@@ -33,42 +31,22 @@ fn scratch(name: &str, content: &str) -> PathBuf {
 
 #[test]
 fn check_accepts_the_shipped_examples() {
-    let out = switchyard()
-        .args(["check", "--rules"])
-        .arg(deploy("rules.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = switchyard().args(["check", "--rules"]).arg(deploy("rules.toml")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("rules OK (version 2026-11-28.1, scheduler share 1%, 2 overrides"),
-        "{text}"
-    );
-    let out = switchyard()
-        .args(["check", "--config"])
-        .arg(deploy("switchyard.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(text.contains("rules OK (version 2026-11-28.1, scheduler share 1%, 2 overrides"), "{text}");
+    let out = switchyard().args(["check", "--config"]).arg(deploy("switchyard.toml")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
 }
 
 #[test]
 fn check_lists_every_error_and_exits_1() {
-    let bad = scratch("bad.toml", "version = \"x\"\nscheduler_share = 140\ncolour = 1\n[[overrides]]\nnamespace = \"a/b\"\nshare = 1\n");
-    let out = switchyard()
-        .args(["check", "--rules"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let bad = scratch(
+        "bad.toml",
+        "version = \"x\"\nscheduler_share = 140\ncolour = 1\n[[overrides]]\nnamespace = \"a/b\"\nshare = 1\n",
+    );
+    let out = switchyard().args(["check", "--rules"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     for needle in [
@@ -79,44 +57,29 @@ fn check_lists_every_error_and_exits_1() {
     ] {
         assert!(err.contains(needle), "{needle:?} missing from {err}");
     }
-    assert!(
-        err.contains(&bad.display().to_string()),
-        "errors name the file: {err}"
-    );
+    assert!(err.contains(&bad.display().to_string()), "errors name the file: {err}");
 }
 
 #[test]
 fn run_refuses_a_bad_config_naming_the_field() {
-    let config = scratch("server.toml", "rules = \"r.toml\"\n[pools.legacy]\nmembers = []\n[pools.scheduler]\nmembers = [\"nowhere\"]\n");
-    let out = switchyard()
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let config = scratch(
+        "server.toml",
+        "rules = \"r.toml\"\n[pools.legacy]\nmembers = []\n[pools.scheduler]\nmembers = [\"nowhere\"]\n",
+    );
+    let out = switchyard().args(["run", "--config"]).arg(&config).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pools.legacy.members: empty"), "{err}");
     assert!(err.contains("pools.scheduler.members[0]"), "{err}");
 
     let typo = scratch("typo.toml", "rules = \"r.toml\"\nlisten_addr = \"x\"\n[pools.legacy]\nmembers = [\"127.0.0.1:1\"]\n[pools.scheduler]\nmembers = [\"127.0.0.1:2\"]\n");
-    let out = switchyard()
-        .args(["run", "--config"])
-        .arg(&typo)
-        .output()
-        .unwrap();
+    let out = switchyard().args(["run", "--config"]).arg(&typo).output().unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("listen_addr"),
-        "unknown fields are named"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_addr"), "unknown fields are named");
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
@@ -138,14 +101,8 @@ fn run_serves_with_env_overrides_and_stops_on_sigterm() {
         .args(["run", "--config"])
         .arg(&config)
         .env("SWITCHYARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "SWITCHYARD_ADMIN__LISTEN",
-            format!("127.0.0.1:{admin_port}"),
-        )
-        .env(
-            "SWITCHYARD_POOLS__LEGACY__MEMBERS",
-            legacy.addr().to_string(),
-        )
+        .env("SWITCHYARD_ADMIN__LISTEN", format!("127.0.0.1:{admin_port}"))
+        .env("SWITCHYARD_POOLS__LEGACY__MEMBERS", legacy.addr().to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -153,56 +110,29 @@ fn run_serves_with_env_overrides_and_stops_on_sigterm() {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "switchyard did not start listening"
-        );
+        assert!(Instant::now() < deadline, "switchyard did not start listening");
         std::thread::sleep(Duration::from_millis(50));
     }
     let response = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(async {
-            reqwest::Client::new()
-                .get(format!("http://{addr}/ping"))
-                .send()
-                .await
-                .unwrap()
-        });
-    assert_eq!(
-        response.headers()["x-switchyard-pool"],
-        "legacy",
-        "the env override replaced the legacy members"
-    );
+        .block_on(async { reqwest::Client::new().get(format!("http://{addr}/ping")).send().await.unwrap() });
+    assert_eq!(response.headers()["x-switchyard-pool"], "legacy", "the env override replaced the legacy members");
     assert_eq!(legacy.stats().total, 2, "one health check and the request");
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "switchyard did not stop on SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "switchyard did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
     assert!(status.success(), "{logs}");
-    assert!(
-        logs.contains("rules loaded") && logs.contains("stopping"),
-        "{logs}"
-    );
+    assert!(logs.contains("rules loaded") && logs.contains("stopping"), "{logs}");
 }

@@ -13,11 +13,7 @@ fn rules_with(n: usize) -> RuleSet {
         let (ns, pkg, action) = match i % 10 {
             0 => (format!("ns{i}"), "*".to_string(), format!("img-{i}-*")),
             1 if i % 100 == 1 => ("*".to_string(), "*".to_string(), format!("job{i}")),
-            _ => (
-                format!("ns{}", i % 500),
-                format!("p{}", i % 7),
-                format!("a{i}"),
-            ),
+            _ => (format!("ns{}", i % 500), format!("p{}", i % 7), format!("a{i}")),
         };
         doc.push_str(&format!(
             "[[overrides]]\nnamespace = \"{ns}\"\npackage = \"{pkg}\"\naction = \"{action}\"\nshare = {}\n",

@@ -53,12 +53,13 @@ mod tests {
 
     #[test]
     fn pieces_hash_like_the_concatenation() {
-        assert_eq!(
-            sticky_bucket(&["guest", "/", "img", "/", "resize"], 42),
-            593_664
-        );
+        assert_eq!(sticky_bucket(&["guest", "/", "img", "/", "resize"], 42), 593_664);
         assert_eq!(sticky_bucket(&[], 0), 603_138);
         let long = "x".repeat(300);
-        assert_eq!(sticky_bucket(&[&long[..150], &long[150..]], 5), bucket_of(long.as_bytes(), 5), "keys past the stack buffer");
+        assert_eq!(
+            sticky_bucket(&[&long[..150], &long[150..]], 5),
+            bucket_of(long.as_bytes(), 5),
+            "keys past the stack buffer"
+        );
     }
 }

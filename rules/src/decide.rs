@@ -69,10 +69,7 @@ impl Matcher {
         for (r, &i) in order.iter().enumerate() {
             rank[i] = r as u32;
         }
-        let mut m = Matcher {
-            rank,
-            ..Matcher::default()
-        };
+        let mut m = Matcher { rank, ..Matcher::default() };
         for &i in &order {
             let o = &overrides[i];
             if o.namespace.is_literal() && o.package.is_literal() && o.action.is_literal() {
@@ -83,15 +80,9 @@ impl Matcher {
                     .or_default()
                     .insert(o.action.as_str().to_string(), i);
             } else if o.namespace.is_literal() {
-                m.by_namespace
-                    .entry(o.namespace.as_str().to_string())
-                    .or_default()
-                    .push(i);
+                m.by_namespace.entry(o.namespace.as_str().to_string()).or_default().push(i);
             } else if o.action.is_literal() {
-                m.by_action
-                    .entry(o.action.as_str().to_string())
-                    .or_default()
-                    .push(i);
+                m.by_action.entry(o.action.as_str().to_string()).or_default().push(i);
             } else {
                 m.wildcard.push(i);
             }
@@ -99,19 +90,8 @@ impl Matcher {
         m
     }
 
-    fn find(
-        &self,
-        overrides: &[Override],
-        namespace: &str,
-        package: &str,
-        action: &str,
-    ) -> Option<usize> {
-        if let Some(&i) = self
-            .exact
-            .get(namespace)
-            .and_then(|p| p.get(package))
-            .and_then(|a| a.get(action))
-        {
+    fn find(&self, overrides: &[Override], namespace: &str, package: &str, action: &str) -> Option<usize> {
+        if let Some(&i) = self.exact.get(namespace).and_then(|p| p.get(package)).and_then(|a| a.get(action)) {
             return Some(i);
         }
         let none: &[usize] = &[];
@@ -147,33 +127,16 @@ impl RuleSet {
             };
         }
         let (reason, share, seed, key) =
-            match self
-                .matcher
-                .find(&self.overrides, inv.namespace, inv.package, inv.action)
-            {
+            match self.matcher.find(&self.overrides, inv.namespace, inv.package, inv.action) {
                 Some(i) => {
                     let o = &self.overrides[i];
                     (DecisionReason::Override(i), o.share, o.seed, &o.sticky_key)
                 }
-                None => (
-                    DecisionReason::Global,
-                    self.scheduler_share,
-                    self.seed,
-                    &self.sticky_key,
-                ),
+                None => (DecisionReason::Global, self.scheduler_share, self.seed, &self.sticky_key),
             };
         let bucket = bucket_for(inv, key, seed);
-        let pool = if bucket < share.ppm() {
-            Pool::Scheduler
-        } else {
-            Pool::Legacy
-        };
-        Decision {
-            pool,
-            reason,
-            bucket: Some(bucket),
-            share,
-        }
+        let pool = if bucket < share.ppm() { Pool::Scheduler } else { Pool::Legacy };
+        Decision { pool, reason, bucket: Some(bucket), share }
     }
 }
 
@@ -183,9 +146,7 @@ fn bucket_for(inv: &Invocation<'_>, key: &StickyKey, seed: u64) -> u32 {
     let header_value = |name: &str| inv.header.and_then(|h| h(name));
     match key {
         StickyKey::Namespace => sticky_bucket(&[inv.namespace], seed),
-        StickyKey::Subject if inv.subject.is_some() => {
-            sticky_bucket(&[inv.subject.unwrap_or_default()], seed)
-        }
+        StickyKey::Subject if inv.subject.is_some() => sticky_bucket(&[inv.subject.unwrap_or_default()], seed),
         StickyKey::Header(name) if header_value(name).is_some() => {
             sticky_bucket(&[header_value(name).unwrap_or_default()], seed)
         }
@@ -204,12 +165,7 @@ mod tests {
     }
 
     fn decide(r: &RuleSet, ns: &str, pkg: &str, action: &str) -> Decision {
-        r.decide(&Invocation {
-            namespace: ns,
-            package: pkg,
-            action,
-            ..Invocation::default()
-        })
+        r.decide(&Invocation { namespace: ns, package: pkg, action, ..Invocation::default() })
     }
 
     const LAYERED: &str = r#"
@@ -242,16 +198,8 @@ mod tests {
     fn most_specific_override_wins() {
         let r = rules(LAYERED);
         let share = |ns, pkg, a| decide(&r, ns, pkg, a).share.ppm() / 10_000;
-        assert_eq!(
-            share("guest", "", "img-resize"),
-            30,
-            "all literal beats everything"
-        );
-        assert_eq!(
-            share("guest", "p", "img-resize"),
-            20,
-            "guest/*/img-* (3) beats */*/img-resize (2)"
-        );
+        assert_eq!(share("guest", "", "img-resize"), 30, "all literal beats everything");
+        assert_eq!(share("guest", "p", "img-resize"), 20, "guest/*/img-* (3) beats */*/img-resize (2)");
         assert_eq!(share("guest", "", "img-crop"), 20);
         assert_eq!(share("guest", "", "hello"), 10);
         assert_eq!(share("other", "", "img-resize"), 40);
@@ -275,24 +223,17 @@ mod tests {
             "#,
         );
         // guest/*/* and */*/hello both score 2: the first written wins.
-        assert_eq!(
-            decide(&r, "guest", "", "hello").reason,
-            DecisionReason::Override(0)
-        );
-        assert_eq!(
-            decide(&r, "x", "", "hello").reason,
-            DecisionReason::Override(1)
-        );
+        assert_eq!(decide(&r, "guest", "", "hello").reason, DecisionReason::Override(0));
+        assert_eq!(decide(&r, "x", "", "hello").reason, DecisionReason::Override(1));
     }
 
     #[test]
     fn kill_switch_beats_overrides() {
-        let r = rules("version = \"k\"\nkill_switch = true\nscheduler_share = 100\n[[overrides]]\nnamespace = \"a\"\nshare = 100");
-        let d = decide(&r, "a", "", "b");
-        assert_eq!(
-            (d.pool, d.reason),
-            (Pool::Legacy, DecisionReason::KillSwitch)
+        let r = rules(
+            "version = \"k\"\nkill_switch = true\nscheduler_share = 100\n[[overrides]]\nnamespace = \"a\"\nshare = 100",
         );
+        let d = decide(&r, "a", "", "b");
+        assert_eq!((d.pool, d.reason), (Pool::Legacy, DecisionReason::KillSwitch));
     }
 
     #[test]
@@ -311,44 +252,19 @@ mod tests {
         let by_ns = rules("version = \"n\"\nscheduler_share = 50\nsticky_key = \"namespace\"");
         let first = decide(&by_ns, "tenant-7", "", "a").pool;
         for i in 0..200 {
-            assert_eq!(
-                decide(&by_ns, "tenant-7", "p", &format!("x{i}")).pool,
-                first
-            );
+            assert_eq!(decide(&by_ns, "tenant-7", "p", &format!("x{i}")).pool, first);
         }
-        let by_header =
-            rules("version = \"h\"\nscheduler_share = 50\nsticky_key = \"header:X-Tenant\"");
+        let by_header = rules("version = \"h\"\nscheduler_share = 50\nsticky_key = \"header:X-Tenant\"");
         let lookup = |name: &str| (name == "x-tenant").then_some("blue");
-        let inv = |action| Invocation {
-            namespace: "n",
-            action,
-            header: Some(&lookup),
-            ..Invocation::default()
-        };
+        let inv = |action| Invocation { namespace: "n", action, header: Some(&lookup), ..Invocation::default() };
         let expected = crate::bucket_of(b"blue", 0);
         assert_eq!(by_header.decide(&inv("a")).bucket, Some(expected));
         assert_eq!(by_header.decide(&inv("b")).bucket, Some(expected));
         let subject = rules("version = \"s\"\nscheduler_share = 50\nsticky_key = \"subject\"");
-        let with_subject = Invocation {
-            namespace: "n",
-            action: "a",
-            subject: Some("uuid-1"),
-            ..Invocation::default()
-        };
-        assert_eq!(
-            subject.decide(&with_subject).bucket,
-            Some(crate::bucket_of(b"uuid-1", 0))
-        );
-        let without = Invocation {
-            namespace: "n",
-            action: "a",
-            ..Invocation::default()
-        };
-        assert_eq!(
-            subject.decide(&without).bucket,
-            Some(crate::bucket_of(b"n/a", 0)),
-            "falls back to the action key"
-        );
+        let with_subject = Invocation { namespace: "n", action: "a", subject: Some("uuid-1"), ..Invocation::default() };
+        assert_eq!(subject.decide(&with_subject).bucket, Some(crate::bucket_of(b"uuid-1", 0)));
+        let without = Invocation { namespace: "n", action: "a", ..Invocation::default() };
+        assert_eq!(subject.decide(&without).bucket, Some(crate::bucket_of(b"n/a", 0)), "falls back to the action key");
     }
 
     #[test]

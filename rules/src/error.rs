@@ -28,21 +28,13 @@ pub struct RulesRejected {
 }
 
 fn render(errors: &[RuleError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("  - {e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
 }
 
 impl RulesRejected {
     pub(crate) fn single(source: &str, path: &str, reason: impl Into<String>) -> Self {
         RulesRejected {
-            errors: vec![RuleError {
-                source: source.to_string(),
-                path: path.to_string(),
-                reason: reason.into(),
-            }],
+            errors: vec![RuleError { source: source.to_string(), path: path.to_string(), reason: reason.into() }],
         }
     }
 }

@@ -15,11 +15,7 @@ enum GlobKind {
     /// No `*`: matches exactly this text.
     Literal,
     /// Text pieces separated by `*`; the first must start the name, the last must end it.
-    Pieces {
-        parts: Vec<String>,
-        anchored_start: bool,
-        anchored_end: bool,
-    },
+    Pieces { parts: Vec<String>, anchored_start: bool, anchored_end: bool },
 }
 
 /// Characters OpenWhisk allows in entity names (`[\w@ .-]`), plus `*` for globs.
@@ -33,10 +29,7 @@ impl Glob {
     pub fn parse(text: &str, allow_empty: bool) -> Result<Glob, String> {
         if text.is_empty() {
             return if allow_empty {
-                Ok(Glob {
-                    text: String::new(),
-                    kind: GlobKind::Literal,
-                })
+                Ok(Glob { text: String::new(), kind: GlobKind::Literal })
             } else {
                 Err("empty pattern (use \"*\" to match everything)".to_string())
             };
@@ -48,9 +41,7 @@ impl Glob {
             ));
         }
         if text.contains("**") {
-            return Err(format!(
-                "bad glob `{text}`: `**` is meaningless, use a single `*`"
-            ));
+            return Err(format!("bad glob `{text}`: `**` is meaningless, use a single `*`"));
         }
         let kind = if text == "*" {
             GlobKind::Any
@@ -58,19 +49,12 @@ impl Glob {
             GlobKind::Literal
         } else {
             GlobKind::Pieces {
-                parts: text
-                    .split('*')
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string)
-                    .collect(),
+                parts: text.split('*').filter(|p| !p.is_empty()).map(str::to_string).collect(),
                 anchored_start: !text.starts_with('*'),
                 anchored_end: !text.ends_with('*'),
             }
         };
-        Ok(Glob {
-            text: text.to_string(),
-            kind,
-        })
+        Ok(Glob { text: text.to_string(), kind })
     }
 
     pub fn as_str(&self) -> &str {
@@ -94,11 +78,7 @@ impl Glob {
         match &self.kind {
             GlobKind::Any => true,
             GlobKind::Literal => self.text == name,
-            GlobKind::Pieces {
-                parts,
-                anchored_start,
-                anchored_end,
-            } => {
+            GlobKind::Pieces { parts, anchored_start, anchored_end } => {
                 let mut rest = name;
                 let last = parts.len() - 1;
                 for (i, part) in parts.iter().enumerate() {

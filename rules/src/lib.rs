@@ -9,6 +9,7 @@
 
 mod bucket;
 mod decide;
+mod diff;
 mod error;
 mod glob;
 mod load;
@@ -17,6 +18,7 @@ mod share;
 
 pub use bucket::{bucket_of, sticky_bucket, BUCKETS};
 pub use decide::{Decision, DecisionReason, HeaderLookup, Invocation};
+pub use diff::RulesDiff;
 pub use error::{RuleError, RulesRejected};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_RULES_BYTES};

@@ -39,9 +39,7 @@ impl RulesFormat {
         let essence = media_type.split(';').next()?.trim().to_ascii_lowercase();
         match essence.as_str() {
             "application/toml" | "text/toml" | "text/x-toml" => Some(RulesFormat::Toml),
-            "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
-                Some(RulesFormat::Yaml)
-            }
+            "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Some(RulesFormat::Yaml),
             "application/json" | "text/json" => Some(RulesFormat::Json),
             _ => None,
         }
@@ -60,49 +58,28 @@ impl RulesFormat {
 pub fn load_rules_file(path: &Path) -> Result<RuleSet, RulesRejected> {
     let source = path.display().to_string();
     let format = RulesFormat::from_path(path).ok_or_else(|| {
-        RulesRejected::single(
-            &source,
-            "",
-            "unknown file extension (expected .toml, .yaml, .yml or .json)",
-        )
+        RulesRejected::single(&source, "", "unknown file extension (expected .toml, .yaml, .yml or .json)")
     })?;
-    let size = std::fs::metadata(path)
-        .map_err(|e| RulesRejected::single(&source, "", format!("cannot read: {e}")))?
-        .len();
+    let size =
+        std::fs::metadata(path).map_err(|e| RulesRejected::single(&source, "", format!("cannot read: {e}")))?.len();
     if size > MAX_RULES_BYTES as u64 {
         return Err(too_large(&source, size));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| RulesRejected::single(&source, "", format!("cannot read: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| RulesRejected::single(&source, "", format!("cannot read: {e}")))?;
     parse_rules(&bytes, format, &source)
 }
 
 fn too_large(source: &str, size: u64) -> RulesRejected {
-    RulesRejected::single(
-        source,
-        "",
-        format!("document is {size} bytes; the limit is {MAX_RULES_BYTES} bytes"),
-    )
+    RulesRejected::single(source, "", format!("document is {size} bytes; the limit is {MAX_RULES_BYTES} bytes"))
 }
 
 /// Parses and validates a rule document. `source` names where it came from in every error.
-pub fn parse_rules(
-    bytes: &[u8],
-    format: RulesFormat,
-    source: &str,
-) -> Result<RuleSet, RulesRejected> {
+pub fn parse_rules(bytes: &[u8], format: RulesFormat, source: &str) -> Result<RuleSet, RulesRejected> {
     if bytes.len() > MAX_RULES_BYTES {
         return Err(too_large(source, bytes.len() as u64));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        RulesRejected::single(
-            source,
-            "",
-            format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.valid_up_to()
-            ),
-        )
+        RulesRejected::single(source, "", format!("not UTF-8 text (invalid byte at offset {})", e.valid_up_to()))
     })?;
     if text.trim().is_empty() {
         return Err(RulesRejected::single(source, "", "the document is empty"));
@@ -111,9 +88,7 @@ pub fn parse_rules(
         .add_source(File::from_str(text, format.file_format()))
         .build()
         .and_then(|c| c.try_deserialize::<Value>())
-        .map_err(|e| {
-            RulesRejected::single(source, "", format!("cannot parse as {format:?}: {e}"))
-        })?;
+        .map_err(|e| RulesRejected::single(source, "", format!("cannot parse as {format:?}: {e}")))?;
     validate(&doc, source)
 }
 
@@ -128,24 +103,9 @@ pub(crate) fn fingerprint(doc: &Value) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc).unwrap_or_default())
 }
 
-const TOP_FIELDS: &[&str] = &[
-    "version",
-    "default_pool",
-    "scheduler_share",
-    "kill_switch",
-    "seed",
-    "sticky_key",
-    "overrides",
-];
-const OVERRIDE_FIELDS: &[&str] = &[
-    "name",
-    "namespace",
-    "package",
-    "action",
-    "share",
-    "seed",
-    "sticky_key",
-];
+const TOP_FIELDS: &[&str] =
+    &["version", "default_pool", "scheduler_share", "kill_switch", "seed", "sticky_key", "overrides"];
+const OVERRIDE_FIELDS: &[&str] = &["name", "namespace", "package", "action", "share", "seed", "sticky_key"];
 
 /// Collects errors while reading typed fields out of a JSON-like document.
 struct Walker<'a> {
@@ -155,35 +115,20 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn error(&mut self, path: &str, reason: impl Into<String>) {
-        self.errors.push(RuleError {
-            source: self.source.to_string(),
-            path: path.to_string(),
-            reason: reason.into(),
-        });
+        self.errors.push(RuleError { source: self.source.to_string(), path: path.to_string(), reason: reason.into() });
     }
 
     fn unknown_fields(&mut self, map: &Map<String, Value>, known: &[&str], prefix: &str) {
         for key in map.keys().filter(|k| !known.contains(&k.as_str())) {
-            self.error(
-                &join(prefix, key),
-                format!("unknown field (expected one of: {})", known.join(", ")),
-            );
+            self.error(&join(prefix, key), format!("unknown field (expected one of: {})", known.join(", ")));
         }
     }
 
-    fn string<'v>(
-        &mut self,
-        map: &'v Map<String, Value>,
-        key: &str,
-        prefix: &str,
-    ) -> Option<&'v str> {
+    fn string<'v>(&mut self, map: &'v Map<String, Value>, key: &str, prefix: &str) -> Option<&'v str> {
         match map.get(key)? {
             Value::String(s) => Some(s),
             other => {
-                self.error(
-                    &join(prefix, key),
-                    format!("expected a string, found {}", kind(other)),
-                );
+                self.error(&join(prefix, key), format!("expected a string, found {}", kind(other)));
                 None
             }
         }
@@ -194,16 +139,11 @@ impl Walker<'_> {
             Value::Number(n) => n.to_string(),
             Value::String(s) => s.clone(),
             other => {
-                self.error(
-                    &join(prefix, key),
-                    format!("expected a percentage, found {}", kind(other)),
-                );
+                self.error(&join(prefix, key), format!("expected a percentage, found {}", kind(other)));
                 return None;
             }
         };
-        Share::parse_percent(&text)
-            .map_err(|e| self.error(&join(prefix, key), e))
-            .ok()
+        Share::parse_percent(&text).map_err(|e| self.error(&join(prefix, key), e)).ok()
     }
 
     fn seed(&mut self, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<u64> {
@@ -211,44 +151,23 @@ impl Walker<'_> {
             // TOML integers are signed 64-bit, so seeds stop at 2^63 - 1 in every format.
             Value::Number(n) if n.as_i64().is_some_and(|s| s >= 0) => n.as_u64(),
             other => {
-                self.error(
-                    &join(prefix, key),
-                    format!(
-                        "expected an integer from 0 to 2^63-1, found {}",
-                        kind(other)
-                    ),
-                );
+                self.error(&join(prefix, key), format!("expected an integer from 0 to 2^63-1, found {}", kind(other)));
                 None
             }
         }
     }
 
-    fn sticky_key(
-        &mut self,
-        map: &Map<String, Value>,
-        key: &str,
-        prefix: &str,
-    ) -> Option<StickyKey> {
+    fn sticky_key(&mut self, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<StickyKey> {
         let text = self.string(map, key, prefix)?;
-        StickyKey::parse(text)
-            .map_err(|e| self.error(&join(prefix, key), e))
-            .ok()
+        StickyKey::parse(text).map_err(|e| self.error(&join(prefix, key), e)).ok()
     }
 
-    fn glob(
-        &mut self,
-        map: &Map<String, Value>,
-        key: &str,
-        prefix: &str,
-        allow_empty: bool,
-    ) -> Option<Glob> {
+    fn glob(&mut self, map: &Map<String, Value>, key: &str, prefix: &str, allow_empty: bool) -> Option<Glob> {
         let text = match map.get(key) {
             None => "*",
             Some(_) => self.string(map, key, prefix)?,
         };
-        Glob::parse(text, allow_empty)
-            .map_err(|e| self.error(&join(prefix, key), e))
-            .ok()
+        Glob::parse(text, allow_empty).map_err(|e| self.error(&join(prefix, key), e)).ok()
     }
 }
 
@@ -272,16 +191,9 @@ fn kind(v: &Value) -> &'static str {
 }
 
 fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
-    let mut w = Walker {
-        source,
-        errors: Vec::new(),
-    };
+    let mut w = Walker { source, errors: Vec::new() };
     let Some(top) = doc.as_object() else {
-        return Err(RulesRejected::single(
-            source,
-            "",
-            format!("expected a table at the top, found {}", kind(doc)),
-        ));
+        return Err(RulesRejected::single(source, "", format!("expected a table at the top, found {}", kind(doc))));
     };
     w.unknown_fields(top, TOP_FIELDS, "");
 
@@ -297,10 +209,7 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
         Some(v) => Some(v.to_string()),
         None => {
             if !top.contains_key("version") {
-                w.error(
-                    "version",
-                    "missing (every rule set needs a version that identifies its content)",
-                );
+                w.error("version", "missing (every rule set needs a version that identifies its content)");
             }
             None
         }
@@ -310,45 +219,30 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
         Some(text) => {
             let pool = Pool::parse(text);
             if pool.is_none() {
-                w.error(
-                    "default_pool",
-                    format!("unknown pool `{text}` (expected legacy or scheduler)"),
-                );
+                w.error("default_pool", format!("unknown pool `{text}` (expected legacy or scheduler)"));
             }
             pool
         }
     };
-    let scheduler_share = if top.contains_key("scheduler_share") {
-        w.share(top, "scheduler_share", "")
-    } else {
-        Some(Share::ZERO)
-    };
+    let scheduler_share =
+        if top.contains_key("scheduler_share") { w.share(top, "scheduler_share", "") } else { Some(Share::ZERO) };
     let kill_switch = match top.get("kill_switch") {
         None => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            w.error(
-                "kill_switch",
-                format!("expected true or false, found {}", kind(other)),
-            );
+            w.error("kill_switch", format!("expected true or false, found {}", kind(other)));
             false
         }
     };
     let seed = w.seed(top, "seed", "").unwrap_or(0);
-    let sticky_key = if top.contains_key("sticky_key") {
-        w.sticky_key(top, "sticky_key", "")
-    } else {
-        Some(StickyKey::Action)
-    };
+    let sticky_key =
+        if top.contains_key("sticky_key") { w.sticky_key(top, "sticky_key", "") } else { Some(StickyKey::Action) };
 
     let overrides = match top.get("overrides") {
         None => Vec::new(),
         Some(Value::Array(items)) => read_overrides(&mut w, items, seed, sticky_key.as_ref()),
         Some(other) => {
-            w.error(
-                "overrides",
-                format!("expected a list of tables, found {}", kind(other)),
-            );
+            w.error("overrides", format!("expected a list of tables, found {}", kind(other)));
             Vec::new()
         }
     };
@@ -377,15 +271,9 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
     Ok(rules)
 }
 
-fn read_overrides(
-    w: &mut Walker<'_>,
-    items: &[Value],
-    seed: u64,
-    sticky_key: Option<&StickyKey>,
-) -> Vec<Override> {
+fn read_overrides(w: &mut Walker<'_>, items: &[Value], seed: u64, sticky_key: Option<&StickyKey>) -> Vec<Override> {
     let mut out = Vec::with_capacity(items.len());
-    let mut seen: std::collections::HashMap<(String, String, String), usize> =
-        std::collections::HashMap::new();
+    let mut seen: std::collections::HashMap<(String, String, String), usize> = std::collections::HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let prefix = format!("overrides[{i}]");
         let Some(map) = item.as_object() else {
@@ -399,51 +287,27 @@ fn read_overrides(
         let action = w.glob(map, "action", &prefix, false);
         let share = w.share(map, "share", &prefix);
         if !map.contains_key("share") {
-            w.error(
-                &join(&prefix, "share"),
-                "missing (the share of matching invocations sent to the scheduler)",
-            );
+            w.error(&join(&prefix, "share"), "missing (the share of matching invocations sent to the scheduler)");
         }
         let own_seed = w.seed(map, "seed", &prefix);
-        let own_key = if map.contains_key("sticky_key") {
-            w.sticky_key(map, "sticky_key", &prefix)
-        } else {
-            sticky_key.cloned()
-        };
+        let own_key =
+            if map.contains_key("sticky_key") { w.sticky_key(map, "sticky_key", &prefix) } else { sticky_key.cloned() };
         let (Some(namespace), Some(package), Some(action), Some(share), Some(sticky_key)) =
             (namespace, package, action, share, own_key)
         else {
             continue;
         };
         if namespace.specificity() + package.specificity() + action.specificity() == 0 {
-            w.error(
-                &prefix,
-                "matches every invocation; set scheduler_share instead",
-            );
+            w.error(&prefix, "matches every invocation; set scheduler_share instead");
             continue;
         }
-        let triple = (
-            namespace.as_str().to_string(),
-            package.as_str().to_string(),
-            action.as_str().to_string(),
-        );
+        let triple = (namespace.as_str().to_string(), package.as_str().to_string(), action.as_str().to_string());
         if let Some(first) = seen.get(&triple) {
-            w.error(
-                &prefix,
-                format!("duplicate of overrides[{first}] (same namespace, package and action)"),
-            );
+            w.error(&prefix, format!("duplicate of overrides[{first}] (same namespace, package and action)"));
             continue;
         }
         seen.insert(triple, i);
-        out.push(Override {
-            name,
-            namespace,
-            package,
-            action,
-            share,
-            seed: own_seed.unwrap_or(seed),
-            sticky_key,
-        });
+        out.push(Override { name, namespace, package, action, share, seed: own_seed.unwrap_or(seed), sticky_key });
     }
     out
 }
@@ -486,10 +350,7 @@ mod tests {
         assert_eq!(rules.seed, 9);
         assert_eq!(rules.sticky_key, StickyKey::Header("x-tenant".into()));
         assert_eq!(rules.overrides.len(), 2);
-        assert_eq!(
-            rules.overrides[0].seed, 9,
-            "overrides inherit the global seed"
-        );
+        assert_eq!(rules.overrides[0].seed, 9, "overrides inherit the global seed");
         assert_eq!(rules.overrides[0].package.as_str(), "*");
         assert_eq!(rules.overrides[1].seed, 3);
         assert_eq!(rules.overrides[1].sticky_key, StickyKey::Subject);
@@ -497,10 +358,7 @@ mod tests {
 
     #[test]
     fn the_three_formats_give_the_same_rules() {
-        let t = toml(
-            "version = \"a\"\nscheduler_share = 5\n[[overrides]]\nnamespace = \"n\"\nshare = 50\n",
-        )
-        .unwrap();
+        let t = toml("version = \"a\"\nscheduler_share = 5\n[[overrides]]\nnamespace = \"n\"\nshare = 50\n").unwrap();
         let y = parse_rules(
             b"version: a\nscheduler_share: 5\noverrides:\n  - namespace: n\n    share: 50\n",
             RulesFormat::Yaml,
@@ -552,10 +410,7 @@ mod tests {
             "rules.toml: overrides[3].share: missing",
         ];
         for e in expect {
-            assert!(
-                lines.iter().any(|l| l.starts_with(e)),
-                "missing {e:?} in {lines:#?}"
-            );
+            assert!(lines.iter().any(|l| l.starts_with(e)), "missing {e:?} in {lines:#?}");
         }
         assert_eq!(lines.len(), expect.len(), "{lines:#?}");
     }
@@ -567,21 +422,14 @@ mod tests {
             (b"version = ", "cannot parse as Toml"),
             (&[0xff, 0xfe, 0x00, 0x9c], "not UTF-8"),
             (b"scheduler_share = 5", "version: missing"),
-            (
-                b"version = \"v\"\noverrides = 3",
-                "overrides: expected a list",
-            ),
+            (b"version = \"v\"\noverrides = 3", "overrides: expected a list"),
         ];
         for (bytes, expect) in cases {
-            let err = parse_rules(bytes, RulesFormat::Toml, "f.toml")
-                .unwrap_err()
-                .to_string();
+            let err = parse_rules(bytes, RulesFormat::Toml, "f.toml").unwrap_err().to_string();
             assert!(err.contains(expect), "{expect:?} not in {err}");
         }
         let big = vec![b' '; MAX_RULES_BYTES + 1];
-        let err = parse_rules(&big, RulesFormat::Toml, "big.toml")
-            .unwrap_err()
-            .to_string();
+        let err = parse_rules(&big, RulesFormat::Toml, "big.toml").unwrap_err().to_string();
         assert!(err.contains("the limit is"), "{err}");
     }
 

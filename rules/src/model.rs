@@ -75,9 +75,9 @@ impl StickyKey {
             _ => match text.strip_prefix("header:") {
                 Some(name) if is_header_name(name) => Ok(StickyKey::Header(name.to_ascii_lowercase())),
                 Some(name) => Err(format!("`{name}` is not a valid HTTP header name")),
-                None => Err(format!(
-                    "unknown sticky key `{text}` (expected action, namespace, subject or header:NAME)"
-                )),
+                None => {
+                    Err(format!("unknown sticky key `{text}` (expected action, namespace, subject or header:NAME)"))
+                }
             },
         }
     }
@@ -95,10 +95,7 @@ impl fmt::Display for StickyKey {
 }
 
 fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A rule for the invocations whose namespace, package and action match its patterns.
@@ -122,9 +119,7 @@ impl Override {
     }
 
     pub fn matches(&self, namespace: &str, package: &str, action: &str) -> bool {
-        self.namespace.matches(namespace)
-            && self.package.matches(package)
-            && self.action.matches(action)
+        self.namespace.matches(namespace) && self.package.matches(package) && self.action.matches(action)
     }
 
     /// A short human label: the name if given, else the patterns.
@@ -189,11 +184,7 @@ impl RuleSet {
     pub fn with_kill_switch(&self, on: bool) -> RuleSet {
         let mut next = self.clone();
         next.kill_switch = on;
-        let base = self
-            .version
-            .strip_suffix("+killed")
-            .unwrap_or(&self.version)
-            .to_string();
+        let base = self.version.strip_suffix("+killed").unwrap_or(&self.version).to_string();
         next.version = if on { format!("{base}+killed") } else { base };
         next.fingerprint = crate::load::fingerprint(&next.to_document());
         next

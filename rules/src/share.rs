@@ -33,21 +33,15 @@ impl Share {
         };
         let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
         if int_part.is_empty() || !digits_only(int_part) || !digits_only(frac_part) {
-            return Err(format!(
-                "`{text}` is not a percentage (expected e.g. 25 or 0.5)"
-            ));
+            return Err(format!("`{text}` is not a percentage (expected e.g. 25 or 0.5)"));
         }
         if frac_part.len() > 4 {
-            return Err(format!(
-                "`{text}` has more than 4 decimals (the finest share is 0.0001 %)"
-            ));
+            return Err(format!("`{text}` has more than 4 decimals (the finest share is 0.0001 %)"));
         }
         if int_part.len() > 3 {
             return Err(format!("{text} % is out of range 0 to 100"));
         }
-        let int: u32 = int_part
-            .parse()
-            .map_err(|_| format!("`{text}` is not a number"))?;
+        let int: u32 = int_part.parse().map_err(|_| format!("`{text}` is not a number"))?;
         let mut frac: u32 = 0;
         for (i, b) in frac_part.bytes().enumerate() {
             frac += u32::from(b - b'0') * 10u32.pow(3 - i as u32);
@@ -87,13 +81,8 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_share() {
-        for bad in [
-            "140", "100.0001", "-1", "1.23456", "abc", "", ".5", "1e3", "1000",
-        ] {
-            assert!(
-                Share::parse_percent(bad).is_err(),
-                "{bad} should be rejected"
-            );
+        for bad in ["140", "100.0001", "-1", "1.23456", "abc", "", ".5", "1e3", "1000"] {
+            assert!(Share::parse_percent(bad).is_err(), "{bad} should be rejected");
         }
     }
 

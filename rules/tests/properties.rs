@@ -12,14 +12,7 @@ fn realised_share(rules: &RuleSet, keys: &[(String, String)]) -> f64 {
     let to_scheduler = keys
         .iter()
         .filter(|(ns, action)| {
-            rules
-                .decide(&Invocation {
-                    namespace: ns,
-                    action,
-                    ..Invocation::default()
-                })
-                .pool
-                == Pool::Scheduler
+            rules.decide(&Invocation { namespace: ns, action, ..Invocation::default() }).pool == Pool::Scheduler
         })
         .count();
     to_scheduler as f64 / keys.len() as f64
@@ -35,14 +28,7 @@ fn random_keys(mut state: u64, count: usize) -> Vec<(String, String)> {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     };
-    (0..count)
-        .map(|_| {
-            (
-                format!("ns{:x}", next() % 5_000),
-                format!("action-{:x}", next()),
-            )
-        })
-        .collect()
+    (0..count).map(|_| (format!("ns{:x}", next() % 5_000), format!("action-{:x}", next()))).collect()
 }
 
 proptest! {

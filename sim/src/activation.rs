@@ -14,16 +14,11 @@ pub fn new_activation_id() -> String {
 pub fn new_transaction_id() -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..32)
-        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-        .collect()
+    (0..32).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
 }
 
 pub fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// How a run ended, as `response.status` says it.
@@ -61,17 +56,10 @@ impl Outcome {
 }
 
 /// The result an action computes from its parameters.
-pub fn compute_result(
-    profile: &ActionProfile,
-    flavor: Flavor,
-    params: &Map<String, Value>,
-) -> Value {
+pub fn compute_result(profile: &ActionProfile, flavor: Flavor, params: &Map<String, Value>) -> Value {
     let mut result = match &profile.result {
         ResultSpec::Greeting => {
-            let name = params
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("stranger");
+            let name = params.get("name").and_then(Value::as_str).unwrap_or("stranger");
             json!({ "payload": format!("Hello, {name}!") })
         }
         ResultSpec::Echo => Value::Object(params.clone()),
@@ -79,9 +67,7 @@ pub fn compute_result(
         ResultSpec::Array => Value::Array(params.keys().map(|k| json!(k)).collect()),
     };
     if flavor == Flavor::Scheduler {
-        if let (Some(Value::Object(patch)), Value::Object(obj)) =
-            (&profile.scheduler_result_patch, &mut result)
-        {
+        if let (Some(Value::Object(patch)), Value::Object(obj)) = (&profile.scheduler_result_patch, &mut result) {
             for (k, v) in patch {
                 obj.insert(k.clone(), v.clone());
             }
@@ -127,9 +113,7 @@ pub fn activation_record(profile: &ActionProfile, flavor: Flavor, facts: &RunFac
     if let Some(init) = facts.init_time_ms {
         annotations.push(json!({"key": "initTime", "value": init}));
     }
-    let size = serde_json::to_vec(&facts.result)
-        .map(|v| v.len())
-        .unwrap_or(0);
+    let size = serde_json::to_vec(&facts.result).map(|v| v.len()).unwrap_or(0);
     json!({
         "namespace": facts.namespace,
         "name": facts.action,
@@ -160,23 +144,15 @@ mod tests {
     fn ids_look_like_openwhisk_ids() {
         let id = new_activation_id();
         assert_eq!(id.len(), 32);
-        assert!(id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_ne!(id, new_activation_id());
     }
 
     #[test]
     fn scheduler_patch_only_applies_on_the_scheduler() {
-        let profile = ActionProfile {
-            scheduler_result_patch: Some(json!({"v": 2})),
-            ..ActionProfile::default()
-        };
+        let profile = ActionProfile { scheduler_result_patch: Some(json!({"v": 2})), ..ActionProfile::default() };
         let params = Map::new();
-        assert_eq!(
-            compute_result(&profile, Flavor::Legacy, &params),
-            json!({"payload": "Hello, stranger!"})
-        );
+        assert_eq!(compute_result(&profile, Flavor::Legacy, &params), json!({"payload": "Hello, stranger!"}));
         assert_eq!(
             compute_result(&profile, Flavor::Scheduler, &params),
             json!({"payload": "Hello, stranger!", "v": 2})

@@ -44,17 +44,9 @@ impl Call {
 
     /// The namespace owning the Basic credentials, `None` if absent or unknown.
     fn authenticated(&self, state: &SimState) -> Option<(String, String)> {
-        let header = self
-            .headers
-            .get(http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        let encoded = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()?;
+        let header = self.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+        let encoded = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic "))?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
         let creds = String::from_utf8(decoded).ok()?;
         let namespace = state.keys.get(&creds)?.clone();
         let subject = creds.split(':').next().unwrap_or_default().to_string();
@@ -68,10 +60,7 @@ pub(crate) fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len()
-                && bytes[i + 1].is_ascii_hexdigit()
-                && bytes[i + 2].is_ascii_hexdigit() =>
-            {
+            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
                 let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
                 out.push(hex(bytes[i + 1]) << 4 | hex(bytes[i + 2]));
                 i += 3;
@@ -86,15 +75,10 @@ pub(crate) fn percent_decode(text: &str) -> String {
 }
 
 pub(crate) fn json_reply(status: u16, body: &Value, tid: &str) -> Reply {
-    let mut resp = Response::new(Full::new(Bytes::from(
-        serde_json::to_vec(body).unwrap_or_default(),
-    )));
+    let mut resp = Response::new(Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default())));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     decorate(h, tid);
     resp
 }
@@ -120,30 +104,18 @@ fn with_activation_header(mut resp: Reply, id: &str) -> Reply {
 
 fn unauthorized(tid: &str) -> Reply {
     let mut resp = error_reply(401, "The supplied authentication is invalid.", tid);
-    resp.headers_mut().insert(
-        "www-authenticate",
-        HeaderValue::from_static("Basic realm=\"OpenWhisk secure realm\""),
-    );
+    resp.headers_mut().insert("www-authenticate", HeaderValue::from_static("Basic realm=\"OpenWhisk secure realm\""));
     resp
 }
 
 fn forbidden(ns: &str, tid: &str) -> Reply {
-    error_reply(
-        403,
-        &format!("The supplied authentication is not authorized to access '{ns}'."),
-        tid,
-    )
+    error_reply(403, &format!("The supplied authentication is not authorized to access '{ns}'."), tid)
 }
 
 /// Routes one request. Counts it before answering.
 pub(crate) async fn handle(state: Arc<SimState>, call: Call) -> Reply {
     let shadow = call.headers.contains_key("x-switchyard-shadow");
-    let segments: Vec<String> = call
-        .path
-        .trim_matches('/')
-        .split('/')
-        .map(percent_decode)
-        .collect();
+    let segments: Vec<String> = call.path.trim_matches('/').split('/').map(percent_decode).collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let count = |kind| state.count(kind, shadow, Some(&call.tid));
     match seg.as_slice() {
@@ -157,11 +129,7 @@ pub(crate) async fn handle(state: Arc<SimState>, call: Call) -> Reply {
             if call.method == Method::POST && matches!(rest.len(), 1 | 2) =>
         {
             count(RequestKind::Invoke);
-            let (pkg, action) = if rest.len() == 2 {
-                (rest[0], rest[1])
-            } else {
-                ("", rest[0])
-            };
+            let (pkg, action) = if rest.len() == 2 { (rest[0], rest[1]) } else { ("", rest[0]) };
             invoke(&state, &call, ns, pkg, action).await
         }
         ["api", "v1", "namespaces", ns, "triggers", trigger] if call.method == Method::POST => {
@@ -176,14 +144,11 @@ pub(crate) async fn handle(state: Arc<SimState>, call: Call) -> Reply {
             count(RequestKind::Activations);
             activations(&state, &call, ns, rest)
         }
-        ["api", "v1", "namespaces", ns, collection @ ("actions" | "packages" | "rules" | "triggers"), rest @ ..] =>
-        {
+        ["api", "v1", "namespaces", ns, collection @ ("actions" | "packages" | "rules" | "triggers"), rest @ ..] => {
             count(RequestKind::Entity);
             entity(&state, &call, ns, collection, rest)
         }
-        ["api", "v1", "namespaces"] | ["api", "v1", "namespaces", _]
-            if call.method == Method::GET =>
-        {
+        ["api", "v1", "namespaces"] | ["api", "v1", "namespaces", _] if call.method == Method::GET => {
             count(RequestKind::Entity);
             match call.authenticated(&state) {
                 Some((ns, _)) => json_reply(200, &json!([ns]), &call.tid),
@@ -222,11 +187,7 @@ fn parse_params(call: &Call) -> Result<Map<String, Value>, Reply> {
     }
     match serde_json::from_slice::<Value>(&call.body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err(error_reply(
-            400,
-            "The request content was malformed:\nexpected a JSON object",
-            &call.tid,
-        )),
+        _ => Err(error_reply(400, "The request content was malformed:\nexpected a JSON object", &call.tid)),
     }
 }
 
@@ -245,9 +206,7 @@ impl Run {
         let (lo, hi) = state.config.wait_time_range();
         let wait_ms = rng.random_range(lo..=hi);
         let lat = &profile.latency;
-        let mut duration = if lat.slow_probability > 0.0
-            && rng.random_bool(lat.slow_probability.clamp(0.0, 1.0))
-        {
+        let mut duration = if lat.slow_probability > 0.0 && rng.random_bool(lat.slow_probability.clamp(0.0, 1.0)) {
             lat.slow_ms
         } else if lat.max_ms > lat.min_ms {
             rng.random_range(lat.min_ms..=lat.max_ms)
@@ -283,12 +242,7 @@ impl Run {
     }
 }
 
-fn run_result(
-    profile: &ActionProfile,
-    state: &SimState,
-    run: &Run,
-    params: &Map<String, Value>,
-) -> Value {
+fn run_result(profile: &ActionProfile, state: &SimState, run: &Run, params: &Map<String, Value>) -> Value {
     match run.outcome {
         Outcome::Success => activation::compute_result(profile, state.config.flavor, params),
         Outcome::ApplicationError => json!({"error": "the action reported an error"}),
@@ -311,11 +265,7 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
         Some(t) => match t.parse::<u64>() {
             Ok(ms) if ms > 0 && ms <= MAX_BLOCKING_WAIT_MS => ms,
             _ => {
-                return error_reply(
-                    400,
-                    "Timeout must be number of milliseconds up to 60000.",
-                    &call.tid,
-                );
+                return error_reply(400, "Timeout must be number of milliseconds up to 60000.", &call.tid);
             }
         },
     };
@@ -340,9 +290,9 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
     if let Err((count, allowed)) = state.enter(&own_ns) {
         let message = match state.config.flavor {
             crate::Flavor::Scheduler => "Too many requests".to_string(),
-            crate::Flavor::Legacy => format!(
-                "Too many concurrent requests in flight (count: {count}, allowed: {allowed})."
-            ),
+            crate::Flavor::Legacy => {
+                format!("Too many concurrent requests in flight (count: {count}, allowed: {allowed}).")
+            }
         };
         return error_reply(429, &message, &call.tid);
     }
@@ -375,19 +325,10 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
         )
     };
 
-    let waited = if blocking {
-        total.min(Duration::from_millis(wait_limit))
-    } else {
-        Duration::ZERO
-    };
+    let waited = if blocking { total.min(Duration::from_millis(wait_limit)) } else { Duration::ZERO };
     if !blocking || waited < total {
         // The run goes on after the answer: the record appears once it would have finished.
-        let (state, ns, id, record) = (
-            Arc::clone(state),
-            own_ns.clone(),
-            run.activation_id.clone(),
-            record.clone(),
-        );
+        let (state, ns, id, record) = (Arc::clone(state), own_ns.clone(), run.activation_id.clone(), record.clone());
         tokio::spawn(async move {
             tokio::time::sleep(total).await;
             state.store_activation(id, record);
@@ -399,21 +340,14 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
     tokio::time::sleep(total).await;
     state.store_activation(run.activation_id.clone(), record.clone());
     state.leave(&own_ns);
-    let body = if result_only {
-        record["response"]["result"].clone()
-    } else {
-        record
-    };
+    let body = if result_only { record["response"]["result"].clone() } else { record };
     // Since OpenWhisk PR #5290 an array result comes back bare even when result=false.
     let body = if body.get("response").is_some_and(|r| r["result"].is_array()) {
         body["response"]["result"].clone()
     } else {
         body
     };
-    with_activation_header(
-        json_reply(run.outcome.http_status(), &body, &call.tid),
-        &run.activation_id,
-    )
+    with_activation_header(json_reply(run.outcome.http_status(), &body, &call.tid), &run.activation_id)
 }
 
 fn fire(state: &SimState, call: &Call, ns: &str, trigger: &str) -> Reply {
@@ -447,20 +381,10 @@ fn fire(state: &SimState, call: &Call, ns: &str, trigger: &str) -> Reply {
         );
     }
     let id = activation::new_activation_id();
-    with_activation_header(
-        json_reply(202, &json!({"activationId": id}), &call.tid),
-        &id,
-    )
+    with_activation_header(json_reply(202, &json!({"activationId": id}), &call.tid), &id)
 }
 
-async fn web_action(
-    state: &Arc<SimState>,
-    call: &Call,
-    ns: &str,
-    pkg: &str,
-    action_ext: &str,
-    rest: &[&str],
-) -> Reply {
+async fn web_action(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action_ext: &str, rest: &[&str]) -> Reply {
     let (action, ext) = match action_ext.rsplit_once('.') {
         Some((a, e)) if matches!(e, "http" | "json" | "html" | "svg" | "text") => (a, e),
         _ => (action_ext, "http"),
@@ -478,17 +402,10 @@ async fn web_action(
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         params.insert(percent_decode(k), json!(percent_decode(v)));
     }
-    params.insert(
-        "__ow_method".into(),
-        json!(call.method.as_str().to_ascii_lowercase()),
-    );
+    params.insert("__ow_method".into(), json!(call.method.as_str().to_ascii_lowercase()));
     params.insert(
         "__ow_path".into(),
-        json!(if rest.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", rest.join("/"))
-        }),
+        json!(if rest.is_empty() { String::new() } else { format!("/{}", rest.join("/")) }),
     );
     if let Err((count, allowed)) = state.admit_per_minute(ns) {
         return error_reply(
@@ -511,32 +428,22 @@ async fn web_action(
 
 /// Projects a web action's result onto an HTTP response by extension, as the controller does.
 fn web_reply(ext: &str, result: &Value, tid: &str) -> Reply {
-    let text_reply =
-        |content_type: &'static str, field: &str| match result.get(field).and_then(Value::as_str) {
-            Some(text) => {
-                let mut resp = Response::new(Full::new(Bytes::from(text.to_string())));
-                resp.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static(content_type),
-                );
-                decorate(resp.headers_mut(), tid);
-                resp
-            }
-            None => error_reply(
-                400,
-                "Response type in header did not match generated content type.",
-                tid,
-            ),
-        };
+    let text_reply = |content_type: &'static str, field: &str| match result.get(field).and_then(Value::as_str) {
+        Some(text) => {
+            let mut resp = Response::new(Full::new(Bytes::from(text.to_string())));
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            decorate(resp.headers_mut(), tid);
+            resp
+        }
+        None => error_reply(400, "Response type in header did not match generated content type.", tid),
+    };
     match ext {
         "json" => json_reply(200, result, tid),
         "html" => text_reply("text/html", "html"),
         "svg" => text_reply("image/svg+xml", "svg"),
         "text" => text_reply("text/plain", "text"),
         _ => {
-            let has_http_shape = ["statusCode", "headers", "body"]
-                .iter()
-                .any(|k| result.get(*k).is_some());
+            let has_http_shape = ["statusCode", "headers", "body"].iter().any(|k| result.get(*k).is_some());
             if !has_http_shape {
                 return json_reply(200, result, tid);
             }
@@ -550,10 +457,9 @@ fn web_reply(ext: &str, result: &Value, tid: &str) -> Reply {
             *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             if let Some(headers) = result["headers"].as_object() {
                 for (k, v) in headers {
-                    if let (Ok(name), Some(Ok(value))) = (
-                        http::HeaderName::from_bytes(k.as_bytes()),
-                        v.as_str().map(HeaderValue::from_str),
-                    ) {
+                    if let (Ok(name), Some(Ok(value))) =
+                        (http::HeaderName::from_bytes(k.as_bytes()), v.as_str().map(HeaderValue::from_str))
+                    {
                         resp.headers_mut().insert(name, value);
                     }
                 }
@@ -572,24 +478,14 @@ fn activations(state: &SimState, call: &Call, ns: &str, rest: &[&str]) -> Reply 
     let missing = || error_reply(404, "The requested resource does not exist.", &call.tid);
     match rest {
         [] => {
-            let limit = call
-                .query_param("limit")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(30usize)
-                .min(200);
-            json_reply(
-                200,
-                &Value::Array(state.recent_activations(&own_ns, limit)),
-                &call.tid,
-            )
+            let limit = call.query_param("limit").and_then(|l| l.parse().ok()).unwrap_or(30usize).min(200);
+            json_reply(200, &Value::Array(state.recent_activations(&own_ns, limit)), &call.tid)
         }
         [id, tail @ ..] => match (state.activation(id), tail) {
             (Some(record), _) if record["namespace"] != own_ns.as_str() => missing(),
             (Some(record), []) => json_reply(200, &record, &call.tid),
             (Some(record), ["result"]) => json_reply(200, &record["response"], &call.tid),
-            (Some(record), ["logs"]) => {
-                json_reply(200, &json!({"logs": record["logs"]}), &call.tid)
-            }
+            (Some(record), ["logs"]) => json_reply(200, &json!({"logs": record["logs"]}), &call.tid),
             _ => missing(),
         },
     }
@@ -609,11 +505,8 @@ fn entity(state: &SimState, call: &Call, ns: &str, collection: &str, rest: &[&st
         if call.method != Method::GET {
             return error_reply(405, "The requested method is not allowed.", &call.tid);
         }
-        let list: Vec<Value> = entities
-            .iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
+        let list: Vec<Value> =
+            entities.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(_, v)| v.clone()).collect();
         return json_reply(200, &Value::Array(list), &call.tid);
     }
     let name = rest.join("/");
@@ -631,13 +524,7 @@ fn entity(state: &SimState, call: &Call, ns: &str, collection: &str, rest: &[&st
             let mut doc = match serde_json::from_slice::<Value>(&call.body) {
                 Ok(Value::Object(map)) => Value::Object(map),
                 _ if call.body.is_empty() => json!({}),
-                _ => {
-                    return error_reply(
-                        400,
-                        "The request content was malformed:\nexpected a JSON object",
-                        &call.tid,
-                    )
-                }
+                _ => return error_reply(400, "The request content was malformed:\nexpected a JSON object", &call.tid),
             };
             doc["namespace"] = json!(own_ns);
             doc["name"] = json!(name);

@@ -60,12 +60,7 @@ pub struct Latency {
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency {
-            min_ms: 1.0,
-            max_ms: 3.0,
-            slow_probability: 0.0,
-            slow_ms: 0.0,
-        }
+        Latency { min_ms: 1.0, max_ms: 3.0, slow_probability: 0.0, slow_ms: 0.0 }
     }
 }
 
@@ -170,10 +165,7 @@ impl Default for SimConfig {
 
 impl SimConfig {
     pub fn with_flavor(flavor: Flavor) -> SimConfig {
-        SimConfig {
-            flavor,
-            ..SimConfig::default()
-        }
+        SimConfig { flavor, ..SimConfig::default() }
     }
 
     pub(crate) fn wait_time_range(&self) -> (u64, u64) {
@@ -185,10 +177,7 @@ impl SimConfig {
 
     pub(crate) fn keys(&self) -> Vec<AuthKey> {
         if self.auth.is_empty() {
-            vec![AuthKey {
-                key: GUEST_KEY.to_string(),
-                namespace: "guest".to_string(),
-            }]
+            vec![AuthKey { key: GUEST_KEY.to_string(), namespace: "guest".to_string() }]
         } else {
             self.auth.clone()
         }

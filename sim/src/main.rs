@@ -8,10 +8,7 @@ use clap::Parser;
 use whisk_sim::{Flavor, SimConfig, Simulator};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "A simulated Apache OpenWhisk controller (REST API on HTTP/1.1)"
-)]
+#[command(version, about = "A simulated Apache OpenWhisk controller (REST API on HTTP/1.1)")]
 struct Args {
     /// Port to listen on (0 picks a free one and prints it).
     #[arg(long, default_value_t = 3233)]
@@ -31,9 +28,7 @@ fn parse_flavor(text: &str) -> Result<Flavor, String> {
     match text {
         "legacy" => Ok(Flavor::Legacy),
         "scheduler" => Ok(Flavor::Scheduler),
-        _ => Err(format!(
-            "unknown flavor `{text}` (expected legacy or scheduler)"
-        )),
+        _ => Err(format!("unknown flavor `{text}` (expected legacy or scheduler)")),
     }
 }
 
@@ -42,27 +37,17 @@ fn main() {
     let mut config = match &args.profile {
         None => SimConfig::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())))
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+            serde_json::from_str(&text).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())))
         }
     };
     if let Some(flavor) = args.flavor {
         config.flavor = flavor;
     }
     let flavor = config.flavor;
-    let sim = Simulator::start(config, SocketAddr::new(args.host, args.port)).unwrap_or_else(|e| {
-        fail(&format!(
-            "cannot listen on {}:{}: {e}",
-            args.host, args.port
-        ))
-    });
-    println!(
-        "whisk-sim ({}) listening on http://{}",
-        flavor.as_str(),
-        sim.addr()
-    );
+    let sim = Simulator::start(config, SocketAddr::new(args.host, args.port))
+        .unwrap_or_else(|e| fail(&format!("cannot listen on {}:{}: {e}", args.host, args.port)));
+    println!("whisk-sim ({}) listening on http://{}", flavor.as_str(), sim.addr());
     sim.wait();
 }
 

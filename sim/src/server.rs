@@ -42,18 +42,11 @@ impl Simulator {
         let state = Arc::new(SimState::new(config));
         let (stop, stopped) = watch::channel(false);
         let served = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name(format!("whisk-sim-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(serve(listener, served, stopped));
-                runtime.shutdown_background();
-            })?;
-        Ok(SimHandle {
-            addr,
-            state,
-            stop,
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name(format!("whisk-sim-{}", addr.port())).spawn(move || {
+            runtime.block_on(serve(listener, served, stopped));
+            runtime.shutdown_background();
+        })?;
+        Ok(SimHandle { addr, state, stop, thread: Some(thread) })
     }
 }
 
@@ -115,9 +108,7 @@ async fn serve(listener: TcpListener, state: Arc<SimState>, mut stopped: watch::
                 let state = Arc::clone(&state);
                 async move { Ok::<_, std::convert::Infallible>(respond(state, req).await) }
             });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
+            let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = conn => {}
                 _ = stop_conn.changed() => {}

@@ -74,11 +74,7 @@ pub(crate) struct SimState {
 
 impl SimState {
     pub fn new(config: SimConfig) -> SimState {
-        let keys = config
-            .keys()
-            .into_iter()
-            .map(|k| (k.key, k.namespace))
-            .collect();
+        let keys = config.keys().into_iter().map(|k| (k.key, k.namespace)).collect();
         SimState {
             config,
             keys,
@@ -96,10 +92,7 @@ impl SimState {
     }
 
     pub fn count(&self, kind: RequestKind, shadow: bool, request_id: Option<&str>) {
-        let i = KINDS
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or(KINDS.len() - 1);
+        let i = KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len() - 1);
         self.counters[i].fetch_add(1, Ordering::Relaxed);
         if shadow {
             self.shadow_marked.fetch_add(1, Ordering::Relaxed);
@@ -127,11 +120,8 @@ impl SimState {
     }
 
     pub fn stats(&self) -> SimStats {
-        let by_kind: HashMap<RequestKind, u64> = KINDS
-            .iter()
-            .zip(&self.counters)
-            .map(|(k, c)| (*k, c.load(Ordering::Relaxed)))
-            .collect();
+        let by_kind: HashMap<RequestKind, u64> =
+            KINDS.iter().zip(&self.counters).map(|(k, c)| (*k, c.load(Ordering::Relaxed))).collect();
         SimStats {
             total: by_kind.values().sum(),
             by_kind,
@@ -158,10 +148,7 @@ impl SimState {
         let now = Instant::now();
         let mut windows = lock(&self.minute_window);
         let window = windows.entry(namespace.to_string()).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-        {
+        while window.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
             window.pop_front();
         }
         if window.len() >= allowed as usize {
@@ -193,9 +180,7 @@ impl SimState {
     pub fn is_cold(&self, qualified_name: &str, keep_warm: Duration) -> bool {
         let now = Instant::now();
         let mut last = lock(&self.last_used);
-        let cold = last
-            .get(qualified_name)
-            .is_none_or(|t| now.duration_since(*t) > keep_warm);
+        let cold = last.get(qualified_name).is_none_or(|t| now.duration_since(*t) > keep_warm);
         last.insert(qualified_name.to_string(), now);
         cold
     }

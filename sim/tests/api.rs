@@ -11,10 +11,7 @@ fn start(config: SimConfig) -> SimHandle {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 fn guest(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -23,11 +20,7 @@ fn guest(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
 }
 
 fn is_activation_id(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| {
-        s.len() == 32
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    v.as_str().is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 #[test]
@@ -39,16 +32,9 @@ fn auth_ping_and_errors() {
         let ping = c.get(format!("{base}/ping")).send().await.unwrap();
         assert_eq!(ping.text().await.unwrap(), "pong");
 
-        let anon = c
-            .post(format!("{base}/api/v1/namespaces/_/actions/hello"))
-            .send()
-            .await
-            .unwrap();
+        let anon = c.post(format!("{base}/api/v1/namespaces/_/actions/hello")).send().await.unwrap();
         assert_eq!(anon.status(), 401);
-        assert_eq!(
-            anon.headers()["www-authenticate"],
-            "Basic realm=\"OpenWhisk secure realm\""
-        );
+        assert_eq!(anon.headers()["www-authenticate"], "Basic realm=\"OpenWhisk secure realm\"");
         let body: Value = anon.json().await.unwrap();
         assert!(body["error"].is_string() && body["code"].is_string());
 
@@ -59,22 +45,15 @@ fn auth_ping_and_errors() {
             .await
             .unwrap();
         assert_eq!(wrong.status(), 401);
-        let other_ns = guest(c.post(format!("{base}/api/v1/namespaces/someone/actions/hello")))
-            .send()
-            .await
-            .unwrap();
+        let other_ns = guest(c.post(format!("{base}/api/v1/namespaces/someone/actions/hello"))).send().await.unwrap();
         assert_eq!(other_ns.status(), 403);
-        let bad_timeout = guest(c.post(format!(
-            "{base}/api/v1/namespaces/_/actions/hello?blocking=true&timeout=60001"
-        )))
-        .send()
-        .await
-        .unwrap();
+        let bad_timeout =
+            guest(c.post(format!("{base}/api/v1/namespaces/_/actions/hello?blocking=true&timeout=60001")))
+                .send()
+                .await
+                .unwrap();
         assert_eq!(bad_timeout.status(), 400);
-        let unknown = guest(c.get(format!("{base}/api/v1/nothing-here")))
-            .send()
-            .await
-            .unwrap();
+        let unknown = guest(c.get(format!("{base}/api/v1/nothing-here"))).send().await.unwrap();
         assert_eq!(unknown.status(), 404);
     });
 }
@@ -82,27 +61,11 @@ fn auth_ping_and_errors() {
 #[test]
 fn blocking_invokes_return_activation_records() {
     let mut config = SimConfig::with_flavor(Flavor::Legacy);
-    config.actions.insert(
-        "guest/cold".into(),
-        ActionProfile {
-            cold_start_ms: 30.0,
-            ..ActionProfile::default()
-        },
-    );
-    config.actions.insert(
-        "guest/fails".into(),
-        ActionProfile {
-            application_error_rate: 1.0,
-            ..ActionProfile::default()
-        },
-    );
-    config.actions.insert(
-        "guest/list".into(),
-        ActionProfile {
-            result: ResultSpec::Array,
-            ..ActionProfile::default()
-        },
-    );
+    config.actions.insert("guest/cold".into(), ActionProfile { cold_start_ms: 30.0, ..ActionProfile::default() });
+    config
+        .actions
+        .insert("guest/fails".into(), ActionProfile { application_error_rate: 1.0, ..ActionProfile::default() });
+    config.actions.insert("guest/list".into(), ActionProfile { result: ResultSpec::Array, ..ActionProfile::default() });
     let sim = start(config);
     let base = format!("http://{}/api/v1/namespaces/_/actions", sim.addr());
     rt().block_on(async {
@@ -115,60 +78,30 @@ fn blocking_invokes_return_activation_records() {
             .unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["x-request-id"], "trace-1");
-        let header_id = resp.headers()["x-openwhisk-activation-id"]
-            .to_str()
-            .unwrap()
-            .to_string();
+        let header_id = resp.headers()["x-openwhisk-activation-id"].to_str().unwrap().to_string();
         let record: Value = resp.json().await.unwrap();
         assert!(is_activation_id(&record["activationId"]));
         assert_eq!(record["activationId"], header_id);
         assert_eq!(record["namespace"], "guest");
         assert_eq!(record["response"]["status"], "success");
         assert_eq!(record["response"]["success"], true);
-        assert_eq!(
-            record["response"]["result"],
-            json!({"payload": "Hello, Ada!"})
-        );
+        assert_eq!(record["response"]["result"], json!({"payload": "Hello, Ada!"}));
         assert_eq!(record["logs"], json!([]));
         assert_eq!(
             record["end"].as_u64().unwrap() - record["start"].as_u64().unwrap(),
             record["duration"].as_u64().unwrap()
         );
-        let keys: Vec<&str> = record["annotations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["key"].as_str().unwrap())
-            .collect();
-        assert!(
-            keys.contains(&"waitTime") && keys.contains(&"initTime"),
-            "first call is cold: {keys:?}"
-        );
-        let wait = record["annotations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["key"] == "waitTime")
-            .unwrap()["value"]
+        let keys: Vec<&str> =
+            record["annotations"].as_array().unwrap().iter().map(|a| a["key"].as_str().unwrap()).collect();
+        assert!(keys.contains(&"waitTime") && keys.contains(&"initTime"), "first call is cold: {keys:?}");
+        let wait = record["annotations"].as_array().unwrap().iter().find(|a| a["key"] == "waitTime").unwrap()["value"]
             .as_u64()
             .unwrap();
         assert!((20..=80).contains(&wait), "legacy waitTime {wait}");
 
-        let warm: Value = guest(c.post(format!("{base}/cold?blocking=true")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            !warm["annotations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a["key"] == "initTime"),
-            "second call is warm"
-        );
+        let warm: Value =
+            guest(c.post(format!("{base}/cold?blocking=true"))).send().await.unwrap().json().await.unwrap();
+        assert!(!warm["annotations"].as_array().unwrap().iter().any(|a| a["key"] == "initTime"), "second call is warm");
 
         let result_only: Value = guest(c.post(format!("{base}/cold?blocking=true&result=true")))
             .json(&json!({"name": "Bo"}))
@@ -180,10 +113,7 @@ fn blocking_invokes_return_activation_records() {
             .unwrap();
         assert_eq!(result_only, json!({"payload": "Hello, Bo!"}));
 
-        let failed = guest(c.post(format!("{base}/fails?blocking=true")))
-            .send()
-            .await
-            .unwrap();
+        let failed = guest(c.post(format!("{base}/fails?blocking=true"))).send().await.unwrap();
         assert_eq!(failed.status(), 502);
         let record: Value = failed.json().await.unwrap();
         assert_eq!(record["response"]["status"], "application error");
@@ -207,11 +137,7 @@ fn non_blocking_and_timed_out_calls_answer_202_and_store_the_record() {
     config.actions.insert(
         "guest/slow".into(),
         ActionProfile {
-            latency: Latency {
-                min_ms: 300.0,
-                max_ms: 300.0,
-                ..Latency::default()
-            },
+            latency: Latency { min_ms: 300.0, max_ms: 300.0, ..Latency::default() },
             ..ActionProfile::default()
         },
     );
@@ -221,66 +147,35 @@ fn non_blocking_and_timed_out_calls_answer_202_and_store_the_record() {
     rt().block_on(async {
         let c = reqwest::Client::new();
         let started = Instant::now();
-        let resp = guest(c.post(format!("{base}/_/actions/slow")))
-            .send()
-            .await
-            .unwrap();
+        let resp = guest(c.post(format!("{base}/_/actions/slow"))).send().await.unwrap();
         assert_eq!(resp.status(), 202);
-        assert!(
-            started.elapsed() < Duration::from_millis(250),
-            "non-blocking answers at once"
-        );
+        assert!(started.elapsed() < Duration::from_millis(250), "non-blocking answers at once");
         let id = resp.json::<Value>().await.unwrap()["activationId"].clone();
         assert!(is_activation_id(&id));
-        let early = guest(c.get(format!("{base}/guest/activations/{}", id.as_str().unwrap())))
-            .send()
-            .await
-            .unwrap();
+        let early = guest(c.get(format!("{base}/guest/activations/{}", id.as_str().unwrap()))).send().await.unwrap();
         assert_eq!(early.status(), 404, "not stored until the run ends");
 
         let started = Instant::now();
-        let timed_out = guest(c.post(format!("{base}/_/actions/slow?blocking=true&timeout=100")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            timed_out.status(),
-            202,
-            "a blocking call that waits too long is a 202, never 408"
-        );
+        let timed_out = guest(c.post(format!("{base}/_/actions/slow?blocking=true&timeout=100"))).send().await.unwrap();
+        assert_eq!(timed_out.status(), 202, "a blocking call that waits too long is a 202, never 408");
         assert!(started.elapsed() >= Duration::from_millis(100));
         let body: Value = timed_out.json().await.unwrap();
         assert!(is_activation_id(&body["activationId"]));
 
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let stored = guest(c.get(format!("{base}/guest/activations/{}", id.as_str().unwrap())))
-            .send()
-            .await
-            .unwrap();
+        let stored = guest(c.get(format!("{base}/guest/activations/{}", id.as_str().unwrap()))).send().await.unwrap();
         assert_eq!(stored.status(), 200);
-        let result = guest(c.get(format!(
-            "{base}/guest/activations/{}/result",
-            id.as_str().unwrap()
-        )))
-        .send()
-        .await
-        .unwrap();
+        let result =
+            guest(c.get(format!("{base}/guest/activations/{}/result", id.as_str().unwrap()))).send().await.unwrap();
         assert_eq!(result.json::<Value>().await.unwrap()["status"], "success");
     });
 }
 
 #[test]
 fn throttling_answers_429_with_openwhisks_message() {
-    let config = SimConfig {
-        invocations_per_minute: 3,
-        wait_time_ms: Some([0, 0]),
-        ..SimConfig::default()
-    };
+    let config = SimConfig { invocations_per_minute: 3, wait_time_ms: Some([0, 0]), ..SimConfig::default() };
     let sim = start(config);
-    let url = format!(
-        "http://{}/api/v1/namespaces/_/actions/hello?blocking=true",
-        sim.addr()
-    );
+    let url = format!("http://{}/api/v1/namespaces/_/actions/hello?blocking=true", sim.addr());
     rt().block_on(async {
         let c = reqwest::Client::new();
         for _ in 0..3 {
@@ -289,10 +184,7 @@ fn throttling_answers_429_with_openwhisks_message() {
         let throttled = guest(c.post(&url)).send().await.unwrap();
         assert_eq!(throttled.status(), 429);
         let body: Value = throttled.json().await.unwrap();
-        assert_eq!(
-            body["error"],
-            "Too many requests in the last minute (count: 3, allowed: 3)."
-        );
+        assert_eq!(body["error"], "Too many requests in the last minute (count: 3, allowed: 3).");
     });
 }
 
@@ -310,10 +202,7 @@ fn triggers_web_actions_and_entities() {
     let base = format!("http://{}/api/v1", sim.addr());
     rt().block_on(async {
         let c = reqwest::Client::new();
-        let no_rule = guest(c.post(format!("{base}/namespaces/_/triggers/tick")))
-            .send()
-            .await
-            .unwrap();
+        let no_rule = guest(c.post(format!("{base}/namespaces/_/triggers/tick"))).send().await.unwrap();
         assert_eq!(no_rule.status(), 204);
         let put = guest(c.put(format!("{base}/namespaces/guest/rules/on-tick")))
             .json(&json!({"trigger": "/guest/tick", "action": "/guest/hello"}))
@@ -321,58 +210,28 @@ fn triggers_web_actions_and_entities() {
             .await
             .unwrap();
         assert_eq!(put.status(), 200);
-        let again = guest(c.put(format!("{base}/namespaces/guest/rules/on-tick")))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
+        let again =
+            guest(c.put(format!("{base}/namespaces/guest/rules/on-tick"))).json(&json!({})).send().await.unwrap();
         assert_eq!(again.status(), 409, "no overwrite without ?overwrite=true");
-        let fired = guest(c.post(format!("{base}/namespaces/_/triggers/tick")))
-            .send()
-            .await
-            .unwrap();
+        let fired = guest(c.post(format!("{base}/namespaces/_/triggers/tick"))).send().await.unwrap();
         assert_eq!(fired.status(), 202);
         assert!(fired.headers().contains_key("x-openwhisk-activation-id"));
 
-        let page = c
-            .get(format!("{base}/web/guest/site/page.html"))
-            .send()
-            .await
-            .unwrap();
+        let page = c.get(format!("{base}/web/guest/site/page.html")).send().await.unwrap();
         assert_eq!(page.status(), 200);
         assert_eq!(page.headers()["content-type"], "text/html");
         assert_eq!(page.text().await.unwrap(), "<p>hi</p>");
-        let json_page: Value = c
-            .get(format!("{base}/web/guest/site/page.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let json_page: Value =
+            c.get(format!("{base}/web/guest/site/page.json")).send().await.unwrap().json().await.unwrap();
         assert_eq!(json_page["text"], "hi");
 
-        let got = guest(c.get(format!("{base}/namespaces/guest/rules/on-tick")))
-            .send()
-            .await
-            .unwrap();
+        let got = guest(c.get(format!("{base}/namespaces/guest/rules/on-tick"))).send().await.unwrap();
         assert_eq!(got.json::<Value>().await.unwrap()["trigger"], "/guest/tick");
         assert_eq!(
-            guest(c.delete(format!("{base}/namespaces/guest/rules/on-tick")))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            guest(c.delete(format!("{base}/namespaces/guest/rules/on-tick"))).send().await.unwrap().status(),
             200
         );
-        assert_eq!(
-            guest(c.get(format!("{base}/namespaces/guest/rules/on-tick")))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            404
-        );
+        assert_eq!(guest(c.get(format!("{base}/namespaces/guest/rules/on-tick"))).send().await.unwrap().status(), 404);
     });
     let stats = sim.stats();
     assert_eq!(stats.kind(RequestKind::TriggerFire), 2);
@@ -388,11 +247,7 @@ fn flavors_differ_in_wait_time_and_annotations() {
     rt().block_on(async {
         let c = reqwest::Client::new();
         let call = |sim: &SimHandle| {
-            guest(c.post(format!(
-                "http://{}/api/v1/namespaces/_/actions/hello?blocking=true",
-                sim.addr()
-            )))
-            .send()
+            guest(c.post(format!("http://{}/api/v1/namespaces/_/actions/hello?blocking=true", sim.addr()))).send()
         };
         let l: Value = call(&legacy).await.unwrap().json().await.unwrap();
         let s: Value = call(&scheduler).await.unwrap().json().await.unwrap();
@@ -407,12 +262,7 @@ fn flavors_differ_in_wait_time_and_annotations() {
         assert!(keys(&l).contains(&"timeout".to_string()));
         assert!(!keys(&s).contains(&"timeout".to_string()));
         let wait = |r: &Value| {
-            r["annotations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["key"] == "waitTime")
-                .unwrap()["value"]
+            r["annotations"].as_array().unwrap().iter().find(|a| a["key"] == "waitTime").unwrap()["value"]
                 .as_u64()
                 .unwrap()
         };

@@ -11,40 +11,23 @@ pub use whisk_sim::GUEST_KEY;
 /// Runs async client code from a plain `#[test]`: the fleet's own runtimes must not be started
 /// from inside another runtime, so tests start the fleet first and then drive it from here.
 pub fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime").block_on(f)
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .expect("client")
+    reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().expect("client")
 }
 
 /// A loopback address where nothing listens (bound, then released).
 pub fn closed_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port")
 }
 
 /// `POST .../actions/{path}?blocking=true&result=true` with the guest key.
-pub fn invoke(
-    client: &reqwest::Client,
-    base: &str,
-    path: &str,
-    params: serde_json::Value,
-) -> reqwest::RequestBuilder {
+pub fn invoke(client: &reqwest::Client, base: &str, path: &str, params: serde_json::Value) -> reqwest::RequestBuilder {
     let (user, key) = GUEST_KEY.split_once(':').expect("uuid:key");
     client
-        .post(format!(
-            "{base}/api/v1/namespaces/guest/actions/{path}?blocking=true&result=true"
-        ))
+        .post(format!("{base}/api/v1/namespaces/guest/actions/{path}?blocking=true&result=true"))
         .basic_auth(user, Some(key))
         .json(&params)
 }
@@ -56,22 +39,11 @@ pub fn with_guest(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
 }
 
 pub fn pool_of(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("x-switchyard-pool")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("none")
-        .to_string()
+    resp.headers().get("x-switchyard-pool").and_then(|v| v.to_str().ok()).unwrap_or("none").to_string()
 }
 
 pub async fn metrics_text(fleet_admin: &str) -> String {
-    client()
-        .get(format!("{fleet_admin}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body")
+    client().get(format!("{fleet_admin}/metrics")).send().await.expect("scrape").text().await.expect("body")
 }
 
 /// The value of one sample in Prometheus text, matched by name and a subset of its labels
@@ -85,12 +57,9 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
                 Some((n, rest)) => (n, rest.trim_end_matches('}')),
                 None => (series, ""),
             };
-            (metric_name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| label_part.contains(&format!("{k}=\"{v}\""))))
-            .then(|| value.parse::<f64>().ok())
-            .flatten()
+            (metric_name == name && labels.iter().all(|(k, v)| label_part.contains(&format!("{k}=\"{v}\""))))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
         })
         .sum()
 }

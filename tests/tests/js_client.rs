@@ -23,15 +23,12 @@ fn ensure_node_modules(dir: &Path) {
 fn the_openwhisk_js_client_works_through_the_proxy() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
     ensure_node_modules(&dir);
-    let rules = "version = \"js\"\nscheduler_share = 0\n[[overrides]]\nnamespace = \"*\"\npackage = \"img\"\nshare = 100\n";
+    let rules =
+        "version = \"js\"\nscheduler_share = 0\n[[overrides]]\nnamespace = \"*\"\npackage = \"img\"\nshare = 100\n";
     let mut spec = FleetSpec::new(rules);
-    spec.legacy.actions.insert(
-        "guest/broken".into(),
-        ActionProfile {
-            application_error_rate: 1.0,
-            ..ActionProfile::default()
-        },
-    );
+    spec.legacy
+        .actions
+        .insert("guest/broken".into(), ActionProfile { application_error_rate: 1.0, ..ActionProfile::default() });
     let fleet = LocalFleet::start(spec).expect("fleet");
     let out = Command::new("node")
         .arg("client.js")
@@ -40,31 +37,17 @@ fn the_openwhisk_js_client_works_through_the_proxy() {
         .current_dir(&dir)
         .output()
         .expect("node is needed for this test");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
     assert_eq!(got["blocking"]["payload"], "Hello, Ada!");
     assert_eq!(got["packaged"]["payload"], "Hello, stranger!");
     assert_eq!(got["nonBlockingId"].as_str().map(str::len), Some(32));
     assert_eq!(got["recordStatus"], "success");
-    assert_eq!(
-        got["fetched"], got["recordId"],
-        "the activation is readable through the proxy"
-    );
+    assert_eq!(got["fetched"], got["recordId"], "the activation is readable through the proxy");
     assert_eq!(got["storedName"], "stored");
-    assert_eq!(
-        got["broken"]["status"], 502,
-        "the action's error reaches the client unchanged"
-    );
+    assert_eq!(got["broken"]["status"], 502, "the action's error reaches the client unchanged");
     assert_eq!(got["broken"]["responseStatus"], "application error");
-    assert_eq!(
-        fleet.scheduler.stats().kind(RequestKind::Invoke),
-        1,
-        "only img/resize went to the scheduler"
-    );
+    assert_eq!(fleet.scheduler.stats().kind(RequestKind::Invoke), 1, "only img/resize went to the scheduler");
     assert!(fleet.legacy.stats().kind(RequestKind::Invoke) >= 4);
     assert_eq!(fleet.legacy.stats().kind(RequestKind::TriggerFire), 1);
 }

@@ -34,35 +34,16 @@ fn share_is_sticky_per_action_and_matches_the_rules() {
     });
     let mut to_scheduler = 0;
     for (action, pools) in &seen {
-        assert!(
-            pools.iter().all(|p| p == &pools[0]),
-            "{action} was split: {pools:?}"
-        );
-        let expected = rules
-            .decide(&Invocation {
-                namespace: "guest",
-                action,
-                ..Invocation::default()
-            })
-            .pool;
-        assert_eq!(
-            pools[0],
-            expected.as_str(),
-            "{action} disagrees with the documented decision"
-        );
+        assert!(pools.iter().all(|p| p == &pools[0]), "{action} was split: {pools:?}");
+        let expected = rules.decide(&Invocation { namespace: "guest", action, ..Invocation::default() }).pool;
+        assert_eq!(pools[0], expected.as_str(), "{action} disagrees with the documented decision");
         to_scheduler += usize::from(expected == Pool::Scheduler);
     }
     let share = to_scheduler as f64 / 300.0;
     // 300 keys at 25 %: three standard deviations are 7.5 points.
     assert!((share - 0.25).abs() < 0.075, "realised share {share}");
-    assert_eq!(
-        fleet.scheduler.stats().kind(RequestKind::Invoke),
-        3 * to_scheduler as u64
-    );
-    assert_eq!(
-        fleet.legacy.stats().kind(RequestKind::Invoke),
-        3 * (300 - to_scheduler) as u64
-    );
+    assert_eq!(fleet.scheduler.stats().kind(RequestKind::Invoke), 3 * to_scheduler as u64);
+    assert_eq!(fleet.legacy.stats().kind(RequestKind::Invoke), 3 * (300 - to_scheduler) as u64);
 }
 
 /// Awaits a batch of futures concurrently.
@@ -97,39 +78,23 @@ fn overrides_pin_actions_and_the_kill_switch_beats_them() {
     block_on(async {
         let c = client();
         for i in 0..20 {
-            let old = invoke(&c, &base, &format!("old-{i}"), json!({}))
-                .send()
-                .await
-                .unwrap();
+            let old = invoke(&c, &base, &format!("old-{i}"), json!({})).send().await.unwrap();
             assert_eq!(pool_of(&old), "legacy");
-            let img = invoke(&c, &base, &format!("img/resize-{i}"), json!({}))
-                .send()
-                .await
-                .unwrap();
+            let img = invoke(&c, &base, &format!("img/resize-{i}"), json!({})).send().await.unwrap();
             assert_eq!(pool_of(&img), "scheduler");
             assert_eq!(img.headers()["x-switchyard-rules-version"], "pins");
         }
     });
     drop(fleet);
 
-    let killed = rules.replace(
-        "version = \"pins\"",
-        "version = \"pins-killed\"\nkill_switch = true",
-    );
+    let killed = rules.replace("version = \"pins\"", "version = \"pins-killed\"\nkill_switch = true");
     let fleet = LocalFleet::start(FleetSpec::new(&killed)).expect("fleet");
     let base = fleet.proxy_url();
     block_on(async {
         let c = client();
         for i in 0..20 {
-            let img = invoke(&c, &base, &format!("img/resize-{i}"), json!({}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                pool_of(&img),
-                "legacy",
-                "the kill switch sends everything to legacy"
-            );
+            let img = invoke(&c, &base, &format!("img/resize-{i}"), json!({})).send().await.unwrap();
+            assert_eq!(pool_of(&img), "legacy", "the kill switch sends everything to legacy");
         }
     });
     assert_eq!(fleet.scheduler.stats().kind(RequestKind::Invoke), 0);
@@ -139,10 +104,7 @@ fn overrides_pin_actions_and_the_kill_switch_beats_them() {
 fn non_invocation_traffic_goes_to_the_default_pool() {
     for (default_pool, rules) in [
         ("legacy", "version = \"d1\"\nscheduler_share = 100\n"),
-        (
-            "scheduler",
-            "version = \"d2\"\nscheduler_share = 0\ndefault_pool = \"scheduler\"\n",
-        ),
+        ("scheduler", "version = \"d2\"\nscheduler_share = 0\ndefault_pool = \"scheduler\"\n"),
     ] {
         let fleet = LocalFleet::start(FleetSpec::new(rules)).expect("fleet");
         let base = fleet.proxy_url();
@@ -155,22 +117,10 @@ fn non_invocation_traffic_goes_to_the_default_pool() {
                 .unwrap();
             assert_eq!(put.status(), 200);
             assert_eq!(pool_of(&put), default_pool);
-            let get = with_guest(c.get(format!("{base}/api/v1/namespaces/guest/actions/stored")))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                (get.status().as_u16(), pool_of(&get)),
-                (200, default_pool.to_string())
-            );
-            let list = with_guest(c.get(format!("{base}/api/v1/namespaces/guest/activations")))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                (list.status().as_u16(), pool_of(&list)),
-                (200, default_pool.to_string())
-            );
+            let get = with_guest(c.get(format!("{base}/api/v1/namespaces/guest/actions/stored"))).send().await.unwrap();
+            assert_eq!((get.status().as_u16(), pool_of(&get)), (200, default_pool.to_string()));
+            let list = with_guest(c.get(format!("{base}/api/v1/namespaces/guest/activations"))).send().await.unwrap();
+            assert_eq!((list.status().as_u16(), pool_of(&list)), (200, default_pool.to_string()));
             let ping = c.get(format!("{base}/ping")).send().await.unwrap();
             assert_eq!(pool_of(&ping), default_pool);
             assert_eq!(ping.text().await.unwrap(), "pong");
@@ -182,32 +132,20 @@ fn non_invocation_traffic_goes_to_the_default_pool() {
         };
         assert_eq!(served.stats().kind(RequestKind::Entity), 2);
         assert_eq!(served.stats().kind(RequestKind::Activations), 1);
-        assert_eq!(
-            other.stats().kind(RequestKind::Entity) + other.stats().kind(RequestKind::Activations),
-            0
-        );
+        assert_eq!(other.stats().kind(RequestKind::Entity) + other.stats().kind(RequestKind::Activations), 0);
     }
 }
 
 #[test]
 fn a_5_mb_body_streams_through_both_ways() {
     let mut spec = FleetSpec::new("version = \"big\"\n");
-    spec.legacy.actions.insert(
-        "guest/echo".into(),
-        ActionProfile {
-            result: ResultSpec::Echo,
-            ..ActionProfile::default()
-        },
-    );
+    spec.legacy
+        .actions
+        .insert("guest/echo".into(), ActionProfile { result: ResultSpec::Echo, ..ActionProfile::default() });
     let fleet = LocalFleet::start(spec).expect("fleet");
-    let blob: String = (0..5 * 1024 * 1024)
-        .map(|i| (b'a' + (i % 26) as u8) as char)
-        .collect();
+    let blob: String = (0..5 * 1024 * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     let body: Value = block_on(async {
-        let resp = invoke(&client(), &fleet.proxy_url(), "echo", json!({"blob": blob}))
-            .send()
-            .await
-            .unwrap();
+        let resp = invoke(&client(), &fleet.proxy_url(), "echo", json!({"blob": blob})).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         resp.json().await.unwrap()
     });
@@ -226,31 +164,18 @@ fn scheduler_down_means_no_client_errors_and_counted_fallbacks() {
     let metrics = block_on(async {
         let c = client();
         for i in 0..50 {
-            let resp = invoke(&c, &base, &format!("a{i}"), json!({}))
-                .send()
-                .await
-                .unwrap();
+            let resp = invoke(&c, &base, &format!("a{i}"), json!({})).send().await.unwrap();
             assert_eq!(resp.status(), 200, "request {i} failed");
             assert_eq!(pool_of(&resp), "legacy");
         }
         metrics_text(&fleet.admin_url()).await
     });
-    let connect_failed = metric(
-        &metrics,
-        "switchyard_fallbacks_total",
-        &[("from", "scheduler"), ("reason", "connect_failed")],
-    );
-    let no_member = metric(
-        &metrics,
-        "switchyard_fallbacks_total",
-        &[("from", "scheduler"), ("reason", "no_healthy_member")],
-    );
+    let connect_failed =
+        metric(&metrics, "switchyard_fallbacks_total", &[("from", "scheduler"), ("reason", "connect_failed")]);
+    let no_member =
+        metric(&metrics, "switchyard_fallbacks_total", &[("from", "scheduler"), ("reason", "no_healthy_member")]);
     assert!(connect_failed >= 1.0, "{metrics}");
-    assert_eq!(
-        connect_failed + no_member,
-        50.0,
-        "every request fell back once: {metrics}"
-    );
+    assert_eq!(connect_failed + no_member, 50.0, "every request fell back once: {metrics}");
     assert_eq!(fleet.legacy.stats().kind(RequestKind::Invoke), 50);
 }
 
@@ -272,34 +197,15 @@ fn both_pools_down_answers_a_fast_502_in_openwhisk_shape() {
                 .send()
                 .await
                 .unwrap();
-            assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "took {:?}",
-                started.elapsed()
-            );
+            assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
             assert_eq!(resp.status(), 502);
             assert_eq!(resp.headers()["content-type"], "application/json");
             let body: Value = resp.json().await.unwrap();
-            assert!(
-                body["error"].as_str().is_some_and(|e| !e.is_empty()),
-                "{body}"
-            );
-            assert_eq!(
-                body["code"],
-                format!("dark-{i}"),
-                "the error carries the request id like OpenWhisk's"
-            );
+            assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+            assert_eq!(body["code"], format!("dark-{i}"), "the error carries the request id like OpenWhisk's");
         }
-        let ready = client()
-            .get(format!("{}/readyz", fleet.admin_url()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            ready.status(),
-            503,
-            "not ready without a healthy default pool"
-        );
+        let ready = client().get(format!("{}/readyz", fleet.admin_url())).send().await.unwrap();
+        assert_eq!(ready.status(), 503, "not ready without a healthy default pool");
     });
 }
 
@@ -309,11 +215,7 @@ fn request_ids_are_kept_or_generated() {
     let base = fleet.proxy_url();
     block_on(async {
         let c = client();
-        let resp = invoke(&c, &base, "hello", json!({}))
-            .header("x-request-id", "my-trace-42")
-            .send()
-            .await
-            .unwrap();
+        let resp = invoke(&c, &base, "hello", json!({})).header("x-request-id", "my-trace-42").send().await.unwrap();
         assert_eq!(resp.headers()["x-request-id"], "my-trace-42");
         assert!(resp.headers().contains_key("x-openwhisk-activation-id"));
         let resp = invoke(&c, &base, "hello", json!({})).send().await.unwrap();
@@ -334,56 +236,21 @@ fn admin_endpoints_answer() {
     block_on(async {
         let c = client();
         invoke(&c, &base, "hello", json!({})).send().await.unwrap();
-        assert_eq!(
-            c.get(format!("{admin}/healthz"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
-        let ready: Value = c
-            .get(format!("{admin}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        assert_eq!(c.get(format!("{admin}/healthz")).send().await.unwrap().status(), 200);
+        let ready: Value = c.get(format!("{admin}/readyz")).send().await.unwrap().json().await.unwrap();
         assert_eq!(ready["ready"], true);
         assert_eq!(ready["pools"]["scheduler"]["healthy"], 1);
-        let rules: Value = c
-            .get(format!("{admin}/rules"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rules: Value = c.get(format!("{admin}/rules")).send().await.unwrap().json().await.unwrap();
         assert_eq!(rules["version"], "quarter");
         assert_eq!(rules["rules"]["scheduler_share"], "25%");
         let text = metrics_text(&admin).await;
         assert_eq!(
-            metric(
-                &text,
-                "switchyard_requests_total",
-                &[("kind", "invoke"), ("status_class", "2xx")]
-            ),
+            metric(&text, "switchyard_requests_total", &[("kind", "invoke"), ("status_class", "2xx")]),
             1.0,
             "{text}"
         );
         assert_eq!(metric(&text, "switchyard_scheduler_share_ratio", &[]), 0.25);
-        assert_eq!(
-            metric(
-                &text,
-                "switchyard_pool_healthy_members",
-                &[("pool", "legacy")]
-            ),
-            1.0
-        );
-        assert!(
-            text.contains("switchyard_request_duration_seconds_bucket"),
-            "latency is a histogram"
-        );
+        assert_eq!(metric(&text, "switchyard_pool_healthy_members", &[("pool", "legacy")]), 1.0);
+        assert!(text.contains("switchyard_request_duration_seconds_bucket"), "latency is a histogram");
     });
 }

@@ -1,0 +1,76 @@
+//! Watches the rules file for changes. The parent directory is watched, not the file: editors
+//! and Kubernetes ConfigMaps replace files by rename or by swapping a `..data` symlink, which a
+//! watch on the file itself would miss. Bursts of events are debounced, and a reload happens only
+//! when the file's content actually changed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::state::{FileTrigger, Shared};
+
+/// Quiet time after the last event before the file is read: long enough for an editor's
+/// write-rename-chmod burst, short against the "well under a second" a change may take.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot watch {dir} for rule changes: {source}")]
+pub struct WatchError {
+    dir: PathBuf,
+    #[source]
+    source: notify::Error,
+}
+
+/// A digest of the file's content, or `None` when it cannot be read. Oversized files are not
+/// read: their size stands for the content (the reload then rejects them).
+fn content_digest(path: &Path) -> Option<u64> {
+    let size = std::fs::metadata(path).ok()?.len();
+    if size > switchyard_rules::MAX_RULES_BYTES as u64 {
+        return Some(size);
+    }
+    std::fs::read(path).ok().map(|bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
+}
+
+/// Starts watching `path`; changes are offered to `shared` on the current tokio runtime.
+pub fn spawn(shared: Arc<Shared>, path: PathBuf) -> Result<(), WatchError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let (tx, rx) = mpsc::channel(64);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            // A full channel already holds a wake-up; dropping this one loses nothing.
+            let _ = tx.try_send(());
+        }
+    })
+    .map_err(|source| WatchError { dir: dir.clone(), source })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|source| WatchError { dir: dir.clone(), source })?;
+    tokio::spawn(async move {
+        // The watcher lives as long as this task.
+        let _watcher = watcher;
+        watch_loop(shared, path, rx).await;
+    });
+    Ok(())
+}
+
+async fn watch_loop(shared: Arc<Shared>, path: PathBuf, mut events: mpsc::Receiver<()>) {
+    let mut last = content_digest(&path);
+    while events.recv().await.is_some() {
+        loop {
+            match tokio::time::timeout(DEBOUNCE, events.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => return,
+                Err(_quiet) => break,
+            }
+        }
+        let digest = content_digest(&path);
+        if digest == last {
+            continue;
+        }
+        last = digest;
+        let (shared, path) = (Arc::clone(&shared), path.clone());
+        // Reading and compiling a large rule set is blocking work; keep the admin API responsive.
+        let _ = tokio::task::spawn_blocking(move || shared.reload_file(&path, FileTrigger::Watch)).await;
+    }
+}
