@@ -110,6 +110,8 @@ impl Admin {
         }
     }
 
+    /// `Err` carries the refusal to send (sent at once, so not worth boxing).
+    #[allow(clippy::result_large_err)]
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Reply> {
         let Some(token) = &self.token else {
             return Err(error_reply(
