@@ -18,6 +18,9 @@ pub enum ConfigError {
     Invalid { source_name: String, problems: Vec<String> },
 }
 
+/// `SWITCHYARD_*` variables that are not config overrides.
+const NOT_CONFIG_VARS: &[&str] = &["SWITCHYARD_LOG"];
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -194,7 +197,10 @@ impl ServerConfig {
     }
 
     fn from_layers(text: &str, format: FileFormat, source_name: &str) -> Result<ServerConfig, ConfigError> {
+        // SWITCHYARD_LOG is the log filter, read by the binary, not a config field.
+        let vars = std::env::vars().filter(|(k, _)| k.starts_with("SWITCHYARD_") && !NOT_CONFIG_VARS.contains(&k.as_str()));
         let env = Environment::with_prefix("SWITCHYARD")
+            .source(Some(vars.collect()))
             .prefix_separator("_")
             .separator("__")
             .list_separator(",")
