@@ -32,6 +32,8 @@ const ENDPOINTS: &[&str] = &[
     "PUT /rules",
     "POST /rules/kill",
     "POST /rules/unkill",
+    "GET /shadow/report",
+    "GET /shadow/report.html",
 ];
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
@@ -93,6 +95,14 @@ impl Admin {
             }
             (&Method::GET, "/rules") => json_reply(StatusCode::OK, &self.shared.rules.load().describe()),
             (&Method::GET, "/rules/status") => json_reply(StatusCode::OK, &self.shared.rules_status()),
+            (&Method::GET, "/shadow/report") => match self.shared.shadow.get() {
+                Some(s) => json_reply(StatusCode::OK, &s.report_json()),
+                None => error_reply(StatusCode::NOT_FOUND, "shadow comparison is not running"),
+            },
+            (&Method::GET, "/shadow/report.html") => match self.shared.shadow.get() {
+                Some(s) => reply(StatusCode::OK, "text/html; charset=utf-8", s.report_html()),
+                None => error_reply(StatusCode::NOT_FOUND, "shadow comparison is not running"),
+            },
             (&Method::PUT, "/rules") | (&Method::POST, "/rules/kill" | "/rules/unkill") => {
                 if let Err(denied) = self.authorize(req.headers()) {
                     return denied;

@@ -53,6 +53,48 @@ pub struct ServerConfig {
     pub timeouts: TimeoutsConfig,
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    #[serde(default)]
+    pub shadow: ShadowConfig,
+}
+
+/// Global bounds of shadow comparison (which actions are mirrored is in the rules).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShadowConfig {
+    /// Mirrored requests in flight at once; more wait in the queue.
+    pub max_in_flight: usize,
+    /// Jobs waiting for a slot; when full, new jobs are dropped (and counted), never awaited.
+    pub queue: usize,
+    /// Largest request or response body kept for a mirror; past it the job is skipped.
+    pub max_body_bytes: usize,
+    /// How long the shadow copy (and the control copy) may take.
+    pub timeout_ms: u64,
+    /// The JSON-lines record file (relative to the config file); empty disables it.
+    pub records_file: PathBuf,
+    /// Rotate the record file past this size...
+    pub rotate_bytes: u64,
+    /// ...keeping this many old files.
+    pub keep_files: usize,
+    /// This replica's name in records (default: `$HOSTNAME`, else `switchyard`).
+    pub instance: Option<String>,
+    /// When learned noise counts as a real difference.
+    pub noise: switchyard_shadow::NoiseThresholds,
+}
+
+impl Default for ShadowConfig {
+    fn default() -> Self {
+        ShadowConfig {
+            max_in_flight: 64,
+            queue: 256,
+            max_body_bytes: 1024 * 1024,
+            timeout_ms: 10_000,
+            records_file: PathBuf::from("shadow-records.jsonl"),
+            rotate_bytes: 64 * 1024 * 1024,
+            keep_files: 5,
+            instance: None,
+            noise: switchyard_shadow::NoiseThresholds::default(),
+        }
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -188,9 +230,11 @@ impl ServerConfig {
             message: format!("cannot read: {e}"),
         })?;
         let mut config = Self::from_layers(&text, format, &source_name)?;
-        if config.rules.is_relative() {
-            if let Some(dir) = path.parent() {
-                config.rules = dir.join(&config.rules);
+        if let Some(dir) = path.parent() {
+            for file in [&mut config.rules, &mut config.shadow.records_file] {
+                if file.is_relative() && !file.as_os_str().is_empty() {
+                    *file = dir.join(&*file);
+                }
             }
         }
         Ok(config)
@@ -198,7 +242,8 @@ impl ServerConfig {
 
     fn from_layers(text: &str, format: FileFormat, source_name: &str) -> Result<ServerConfig, ConfigError> {
         // SWITCHYARD_LOG is the log filter, read by the binary, not a config field.
-        let vars = std::env::vars().filter(|(k, _)| k.starts_with("SWITCHYARD_") && !NOT_CONFIG_VARS.contains(&k.as_str()));
+        let vars =
+            std::env::vars().filter(|(k, _)| k.starts_with("SWITCHYARD_") && !NOT_CONFIG_VARS.contains(&k.as_str()));
         let env = Environment::with_prefix("SWITCHYARD")
             .source(Some(vars.collect()))
             .prefix_separator("_")
@@ -244,6 +289,9 @@ impl ServerConfig {
         }
         if self.health.unhealthy_after == 0 || self.health.healthy_after == 0 {
             problems.push("health.unhealthy_after / health.healthy_after: must be at least 1".into());
+        }
+        if self.shadow.max_in_flight == 0 || self.shadow.queue == 0 {
+            problems.push("shadow.max_in_flight / shadow.queue: must be at least 1".into());
         }
         if self.timeouts.connect_ms == 0 {
             problems.push("timeouts.connect_ms: must be above 0".into());

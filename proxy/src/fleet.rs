@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use whisk_sim::{Flavor, SimConfig, SimHandle, Simulator};
 
-use crate::config::{AdminConfig, HealthConfig, PoolConfig, PoolsConfig, ServerConfig, ShutdownConfig, TimeoutsConfig};
+use crate::config::{
+    AdminConfig, HealthConfig, PoolConfig, PoolsConfig, ServerConfig, ShadowConfig, ShutdownConfig, TimeoutsConfig,
+};
 use crate::server::{start, RunningProxy, StartError};
 
 pub struct LocalFleet {
@@ -20,7 +22,7 @@ pub struct LocalFleet {
 /// Adjusts a generated server config before start.
 pub type ConfigTweak = Box<dyn FnOnce(&mut ServerConfig)>;
 
-/// What to start: simulator configs (flavors are forced to match the pools) and the rules text.
+/// What to start: simulator configs (`new` gives each pool its flavor) and the rules text.
 pub struct FleetSpec {
     pub legacy: SimConfig,
     pub scheduler: SimConfig,
@@ -66,10 +68,8 @@ fn scratch_dir() -> std::io::Result<PathBuf> {
 
 impl LocalFleet {
     pub fn start(spec: FleetSpec) -> Result<LocalFleet, FleetError> {
-        let legacy = Simulator::start(SimConfig { flavor: Flavor::Legacy, ..spec.legacy }, loopback())
-            .map_err(FleetError::Sim)?;
-        let scheduler = Simulator::start(SimConfig { flavor: Flavor::Scheduler, ..spec.scheduler }, loopback())
-            .map_err(FleetError::Sim)?;
+        let legacy = Simulator::start(spec.legacy, loopback()).map_err(FleetError::Sim)?;
+        let scheduler = Simulator::start(spec.scheduler, loopback()).map_err(FleetError::Sim)?;
         let dir = scratch_dir().map_err(|source| FleetError::Files { dir: std::env::temp_dir(), source })?;
         let rules_path = dir.join("rules.toml");
         std::fs::write(&rules_path, &spec.rules).map_err(|source| FleetError::Files { dir: dir.clone(), source })?;
@@ -88,6 +88,10 @@ impl LocalFleet {
 
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.proxy.admin_addr)
+    }
+
+    pub fn shadow_records_path(&self) -> PathBuf {
+        self.dir.join("shadow-records.jsonl")
     }
 
     pub fn rules_path(&self) -> PathBuf {
@@ -119,5 +123,10 @@ pub fn local_config(rules: &Path, legacy: SocketAddr, scheduler: SocketAddr) -> 
         health: HealthConfig { interval_ms: 200, timeout_ms: 200, unhealthy_after: 1, healthy_after: 1 },
         timeouts: TimeoutsConfig { connect_ms: 500, ..TimeoutsConfig::default() },
         shutdown: ShutdownConfig { grace_period_s: 0, drain_timeout_s: 1 },
+        shadow: ShadowConfig {
+            records_file: rules.parent().unwrap_or(Path::new(".")).join("shadow-records.jsonl"),
+            timeout_ms: 5_000,
+            ..ShadowConfig::default()
+        },
     }
 }

@@ -15,5 +15,8 @@ pub use config::{ConfigError, Resolved, ServerConfig};
 pub use server::{start, RunningProxy, StartError};
 pub mod demo;
 pub mod fleet;
+pub mod logging;
+pub mod process;
 pub mod reload;
+pub mod shadow;
 pub mod watch;

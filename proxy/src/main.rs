@@ -31,6 +31,18 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Aggregate comparison records into a report (per action: match rate, real differences, noise,
+    /// errors, latency per path).
+    Report {
+        /// A JSON-lines record file (its rotated files are read too).
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, value_parser = ["text", "json", "html"], default_value = "text")]
+        format: String,
+        /// Write the report here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Start two simulated controller fleets and a proxy on loopback and drive traffic through it.
     Demo {
         #[arg(long, default_value_t = 3000)]
@@ -42,33 +54,23 @@ enum Command {
     },
 }
 
-fn init_logs(json: bool, default_level: &str) {
-    // pingora logs "failed to acquire reusable stream" at error level when an idle upstream
-    // connection is being polled as it is reused; it then opens a new one, so nothing failed.
-    let default = format!("{default_level},pingora_core::connectors=off");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => {
-            init_logs(cli.log_json, "info");
+            switchyard::logging::init(cli.log_json, "info");
             run(&config)
         }
         Command::Check { rules, config } => {
-            init_logs(cli.log_json, "warn");
+            switchyard::logging::init(cli.log_json, "warn");
             check(rules, config)
         }
+        Command::Report { from, format, output } => {
+            switchyard::logging::init(cli.log_json, "warn");
+            report(&from, &format, output.as_deref())
+        }
         Command::Demo { invocations, actions, concurrency } => {
-            init_logs(cli.log_json, "warn");
+            switchyard::logging::init(cli.log_json, "warn");
             let opts =
                 switchyard::demo::DemoOptions { invocations, actions: actions.max(1), concurrency: concurrency.max(1) };
             match switchyard::demo::run(&opts) {
@@ -174,6 +176,38 @@ fn check(rules: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(from: &std::path::Path, format: &str, output: Option<&std::path::Path>) -> ExitCode {
+    if from.to_string_lossy().starts_with("kafka://") {
+        return fail("reading records from Kafka is not available in this build; use the record file");
+    }
+    let (records, bad) = match switchyard_shadow::read_records(from) {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if bad > 0 {
+        eprintln!("switchyard: {bad} lines of {} were not comparison records and were left out", from.display());
+    }
+    let mut report = switchyard_shadow::Report::default();
+    for r in &records {
+        report.add(r);
+    }
+    let text = match format {
+        "json" => serde_json::to_string_pretty(&report.to_json()).unwrap_or_default() + "\n",
+        "html" => report.to_html(),
+        _ => report.to_text(),
+    };
+    match output {
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("{}: {e}", path.display())),
+        },
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
         }
     }
 }

@@ -19,6 +19,14 @@ pub const KILL_SWITCH: &str = "switchyard_kill_switch";
 pub const RULES_INFO: &str = "switchyard_rules_info";
 pub const RULES_LOADED_AT: &str = "switchyard_rules_loaded_timestamp_seconds";
 pub const RULES_RELOADS: &str = "switchyard_rules_reloads_total";
+pub const SHADOW_COMPARISONS: &str = "switchyard_shadow_comparisons_total";
+pub const SHADOW_DROPPED: &str = "switchyard_shadow_dropped_total";
+pub const SHADOW_IN_FLIGHT: &str = "switchyard_shadow_in_flight";
+pub const SHADOW_QUEUED: &str = "switchyard_shadow_queued";
+pub const SHADOW_RECORD_ERRORS: &str = "switchyard_shadow_record_write_errors_total";
+
+/// Outcomes of shadow comparisons, as labels of [`SHADOW_COMPARISONS`].
+pub const SHADOW_OUTCOMES: [&str; 6] = ["match", "mismatch", "accepted", "error", "timeout", "skipped"];
 
 /// Sources and results of rule changes, as labels of [`RULES_RELOADS`].
 pub const RELOAD_SOURCES: [&str; 5] = ["start", "file", "sighup", "admin", "kafka"];
@@ -28,12 +36,16 @@ pub const RELOAD_RESULTS: [&str; 3] = ["accepted", "rejected", "unchanged"];
 pub const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
-/// Status classes as labels; index 0 is "no response was written".
-pub const STATUS_CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Status classes as labels; index 0 is "no response was written". `502` stands alone: OpenWhisk
+/// answers 502 when the *action* failed (application or developer error), so it says nothing about
+/// the path; `5xx` holds the platform's own errors (500, 503, 504, ...).
+pub const STATUS_CLASSES: [&str; 7] = ["none", "1xx", "2xx", "3xx", "4xx", "502", "5xx"];
 
 pub fn status_class_index(status: Option<u16>) -> usize {
     match status {
-        Some(s @ 100..=599) => usize::from(s / 100),
+        Some(502) => 5,
+        Some(500..=599) => 6,
+        Some(s @ 100..=499) => usize::from(s / 100),
         _ => 0,
     }
 }
@@ -79,6 +91,11 @@ pub struct Metrics {
     pub rules_loaded_at: Gauge,
     /// [source][result]
     reloads: Vec<Vec<Counter>>,
+    shadow_outcomes: Vec<Counter>,
+    pub shadow_dropped_queue_full: Counter,
+    pub shadow_in_flight: Gauge,
+    pub shadow_queued: Gauge,
+    pub shadow_record_errors: Counter,
     recorder: PrometheusRecorder,
 }
 
@@ -166,7 +183,13 @@ impl Metrics {
             .iter()
             .map(|s| RELOAD_RESULTS.iter().map(|r| counter(RULES_RELOADS, &[("source", s), ("result", r)])).collect())
             .collect();
+        let shadow_outcomes = SHADOW_OUTCOMES.iter().map(|o| counter(SHADOW_COMPARISONS, &[("outcome", o)])).collect();
         Metrics {
+            shadow_outcomes,
+            shadow_dropped_queue_full: counter(SHADOW_DROPPED, &[("reason", "queue_full")]),
+            shadow_in_flight: gauge(SHADOW_IN_FLIGHT, &[]),
+            shadow_queued: gauge(SHADOW_QUEUED, &[]),
+            shadow_record_errors: counter(SHADOW_RECORD_ERRORS, &[]),
             reloads,
             requests,
             durations,
@@ -205,6 +228,15 @@ impl Metrics {
         }
     }
 
+    /// Counts one finished shadow comparison by outcome (`skipped:<reason>` counts as skipped).
+    pub fn shadow_outcome(&self, outcome: &switchyard_shadow::Outcome) {
+        let label = outcome.label();
+        let label = label.split(':').next().unwrap_or("skipped");
+        if let Some(i) = SHADOW_OUTCOMES.iter().position(|o| *o == label) {
+            self.shadow_outcomes[i].increment(1);
+        }
+    }
+
     pub fn pool_health(&self, pool: Pool, members: usize, healthy: usize) {
         self.pool_members[pool.index()].set(members as f64);
         self.pool_healthy[pool.index()].set(healthy as f64);
@@ -223,9 +255,11 @@ impl Metrics {
         info(new, 1.0);
     }
 
-    /// The Prometheus text exposition of everything above.
+    /// The Prometheus text exposition of everything above, and the process metrics.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        text.push_str(&crate::process::render());
+        text
     }
 
     /// Drains histogram samples into their buckets; called periodically so memory stays flat.
@@ -256,6 +290,8 @@ fn describe(r: &PrometheusRecorder) {
         r.describe_gauge(KeyName::from_const_str(name), None, SharedString::const_str(help))
     };
     g(POOL_MEMBERS, "Controllers configured in each pool.");
+    g(SHADOW_IN_FLIGHT, "Shadow copies being sent or compared now.");
+    g(SHADOW_QUEUED, "Shadow jobs waiting for a slot.");
     g(POOL_HEALTHY_MEMBERS, "Controllers in each pool that pass their health check.");
     g(
         SCHEDULER_SHARE,
@@ -264,4 +300,22 @@ fn describe(r: &PrometheusRecorder) {
     g(KILL_SWITCH, "1 when the kill switch sends every request to legacy.");
     g(RULES_INFO, "1 for the active rules version.");
     g(RULES_LOADED_AT, "Unix time the active rules were loaded.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes_keep_action_errors_apart() {
+        let class = |s| STATUS_CLASSES[status_class_index(s)];
+        assert_eq!(class(Some(200)), "2xx");
+        assert_eq!(class(Some(202)), "2xx");
+        assert_eq!(class(Some(429)), "4xx");
+        assert_eq!(class(Some(502)), "502");
+        assert_eq!(class(Some(503)), "5xx");
+        assert_eq!(class(Some(500)), "5xx");
+        assert_eq!(class(None), "none");
+        assert_eq!(class(Some(99)), "none");
+    }
 }

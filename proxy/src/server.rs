@@ -30,6 +30,8 @@ pub enum StartError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Watch(crate::watch::WatchError),
+    #[error(transparent)]
+    Shadow(crate::shadow::ShadowStartError),
     #[error("the proxy did not start accepting connections on {0} within 10 s")]
     NotAccepting(SocketAddr),
 }
@@ -81,6 +83,7 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         pools: Pools::new(&resolved.legacy, &resolved.scheduler),
         metrics: Arc::clone(&metrics),
         pool_header: config.pool_header,
+        shadow: std::sync::OnceLock::new(),
     });
     shared.publish_gauges(&active, None);
     tracing::info!(version = %active.rules.version, source = %active.source, share = %active.rules.scheduler_share,
@@ -100,6 +103,11 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         addr: resolved.admin_listen,
         source,
     })?;
+    let shadow = {
+        let _guard = control.enter();
+        crate::shadow::start(&config.shadow, Arc::clone(&shared), Arc::clone(&metrics)).map_err(StartError::Shadow)?
+    };
+    let _ = shared.shadow.set(shadow);
     let token = config.admin.token.as_deref().map(|t| Arc::<str>::from(t.trim()));
     control.spawn(crate::admin::serve(admin_listener, Arc::clone(&shared), token));
     if config.watch_rules {

@@ -16,6 +16,7 @@ use switchyard_rules::{DecisionReason, Invocation, Pool};
 use crate::classify::{classify, RequestKind};
 use crate::config::TimeoutsConfig;
 use crate::metrics::FallbackReason;
+use crate::shadow::{sampled, Tee};
 use crate::state::{ActiveRules, Shared};
 
 pub const POOL_HEADER: &str = "x-switchyard-pool";
@@ -40,6 +41,8 @@ pub struct RequestCtx {
     /// Set once the request has been redirected to the other pool; it never bounces back.
     fell_back: bool,
     request_id: String,
+    /// Set when this invocation is mirrored for shadow comparison.
+    shadow: Option<Tee>,
 }
 
 impl SwitchyardProxy {
@@ -81,6 +84,7 @@ impl ProxyHttp for SwitchyardProxy {
             reason: None,
             fell_back: false,
             request_id: String::new(),
+            shadow: None,
         }
     }
 
@@ -103,6 +107,26 @@ impl ProxyHttp for SwitchyardProxy {
             });
             ctx.chosen = decision.pool;
             ctx.reason = Some(decision.reason);
+            if let (RequestKind::Invoke, DecisionReason::Override(i), Some(state)) =
+                (class.kind, decision.reason, self.shared.shadow.get())
+            {
+                ctx.shadow = active.rules.overrides[i].shadow.as_ref().filter(|p| sampled(p.sample)).map(|policy| {
+                    let action = if class.package.is_empty() {
+                        format!("{}/{}", class.namespace, class.action)
+                    } else {
+                        format!("{}/{}/{}", class.namespace, class.package, class.action)
+                    };
+                    let path =
+                        req.uri.path_and_query().map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string());
+                    let mut tee = Tee::new(policy.clone(), action, path, state.max_body);
+                    let header = |name| {
+                        req.headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok()).map(str::to_string)
+                    };
+                    tee.content_type = header(http::header::CONTENT_TYPE);
+                    tee.authorization = header(http::header::AUTHORIZATION);
+                    tee
+                });
+            }
         } else {
             ctx.chosen = if active.rules.kill_switch { Pool::Legacy } else { active.rules.default_pool };
             ctx.reason = active.rules.kill_switch.then_some(DecisionReason::KillSwitch);
@@ -165,6 +189,34 @@ impl ProxyHttp for SwitchyardProxy {
         e
     }
 
+    /// Runs for each request body chunk on its way to the controller: keeps a copy for the mirror.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(tee), Some(chunk)) = (ctx.shadow.as_mut(), body.as_ref()) {
+            tee.request_chunk(chunk);
+        }
+        Ok(())
+    }
+
+    /// Runs for each response body chunk on its way to the client: keeps a copy for the comparison.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let (Some(tee), Some(chunk)) = (ctx.shadow.as_mut(), body.as_ref()) {
+            tee.response_chunk(chunk);
+        }
+        Ok(None)
+    }
+
     /// Runs on the response header before it goes to the client: says which pool and which rules
     /// version served it, and keeps the request id visible.
     async fn response_filter(
@@ -173,6 +225,9 @@ impl ProxyHttp for SwitchyardProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(tee) = ctx.shadow.as_mut() {
+            tee.response_status = Some(resp.status.as_u16());
+        }
         if self.shared.pool_header {
             resp.insert_header(POOL_HEADER, ctx.pool.as_str())?;
             if let Some(active) = &ctx.rules {
@@ -228,7 +283,14 @@ impl ProxyHttp for SwitchyardProxy {
     /// Runs last for every request, after the response went out or failed: records metrics.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map(|r| r.status.as_u16());
-        self.shared.metrics.request(ctx.pool, ctx.kind, status, ctx.started.elapsed().as_secs_f64());
+        let elapsed = ctx.started.elapsed();
+        self.shared.metrics.request(ctx.pool, ctx.kind, status, elapsed.as_secs_f64());
+        if let (Some(mut tee), Some(state)) = (ctx.shadow.take(), self.shared.shadow.get()) {
+            if e.is_some() {
+                tee.skip("primary_failed");
+            }
+            state.submit(tee, ctx.pool, std::mem::take(&mut ctx.request_id), elapsed);
+        }
         if let Some(e) = e {
             tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
         }

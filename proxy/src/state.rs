@@ -107,6 +107,8 @@ pub struct Shared {
     pub pools: Pools,
     pub metrics: Arc<Metrics>,
     pub pool_header: bool,
+    /// Set once at start (the workers need `Shared` themselves).
+    pub shadow: std::sync::OnceLock<Arc<crate::shadow::ShadowState>>,
 }
 
 impl Shared {

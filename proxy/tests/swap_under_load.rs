@@ -26,7 +26,7 @@ fn free_port() -> u16 {
 fn rules_text(n: usize) -> String {
     let share = [0, 100, 30, 70][n % 4];
     let mut text = format!("version = \"s{n}\"\nscheduler_share = {share}\nseed = {n}\n");
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         text.push_str(&format!("[[overrides]]\nnamespace = \"guest\"\naction = \"act-1*\"\nshare = {}\n", 100 - share));
     }
     text
@@ -60,7 +60,10 @@ impl Drop for Proxy {
 fn rules_swap_under_load_without_a_failed_or_misrouted_request() {
     let quick = SimConfig {
         wait_time_ms: Some([0, 0]),
-        default_action: ActionProfile { latency: Latency { min_ms: 0.0, max_ms: 1.0, ..Latency::default() }, ..ActionProfile::default() },
+        default_action: ActionProfile {
+            latency: Latency { min_ms: 0.0, max_ms: 1.0, ..Latency::default() },
+            ..ActionProfile::default()
+        },
         ..SimConfig::default()
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -120,7 +123,8 @@ fn rules_swap_under_load_without_a_failed_or_misrouted_request() {
         register(n);
     }
 
-    let (requests, failures, misrouted) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (requests, failures, misrouted) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let examples: Arc<Mutex<Vec<String>>> = Arc::default();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let started = Instant::now();
@@ -133,8 +137,13 @@ fn rules_swap_under_load_without_a_failed_or_misrouted_request() {
         let mut clients = Vec::new();
         for worker in 0..CLIENTS {
             let (http, base, known) = (http.clone(), base.clone(), Arc::clone(&known));
-            let (requests, failures, misrouted, examples, seen) =
-                (Arc::clone(&requests), Arc::clone(&failures), Arc::clone(&misrouted), Arc::clone(&examples), Arc::clone(&seen));
+            let (requests, failures, misrouted, examples, seen) = (
+                Arc::clone(&requests),
+                Arc::clone(&failures),
+                Arc::clone(&misrouted),
+                Arc::clone(&examples),
+                Arc::clone(&seen),
+            );
             let (user, key) = (user.to_string(), key.to_string());
             clients.push(tokio::spawn(async move {
                 let mut i = worker;
@@ -161,7 +170,8 @@ fn rules_swap_under_load_without_a_failed_or_misrouted_request() {
                             continue;
                         }
                     };
-                    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let header =
+                        |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                     let (version, pool) = (header("x-switchyard-rules-version"), header("x-switchyard-pool"));
                     let expected = match version.strip_suffix("+killed") {
                         Some(_) => Some(Pool::Legacy),
@@ -171,7 +181,10 @@ fn rules_swap_under_load_without_a_failed_or_misrouted_request() {
                     };
                     if expected.map(Pool::as_str) != Some(pool.as_str()) {
                         misrouted.fetch_add(1, Ordering::Relaxed);
-                        examples.lock().unwrap().push(format!("{action}: version {version} served by {pool}, expected {expected:?}"));
+                        examples
+                            .lock()
+                            .unwrap()
+                            .push(format!("{action}: version {version} served by {pool}, expected {expected:?}"));
                     }
                     seen.lock().unwrap().insert(version);
                     let _ = resp.bytes().await;

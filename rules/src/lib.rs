@@ -22,5 +22,5 @@ pub use diff::RulesDiff;
 pub use error::{RuleError, RulesRejected};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_RULES_BYTES};
-pub use model::{Override, Pool, RuleSet, StickyKey};
+pub use model::{Override, Pool, RuleSet, ShadowPolicy, StickyKey};
 pub use share::Share;

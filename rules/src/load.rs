@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::decide::Matcher;
 use crate::error::{RuleError, RulesRejected};
 use crate::glob::Glob;
-use crate::model::{Override, Pool, RuleSet, StickyKey};
+use crate::model::{Override, Pool, RuleSet, ShadowPolicy, StickyKey};
 use crate::share::Share;
 
 /// The largest rule document accepted (10,000 overrides in TOML take about 1 MiB).
@@ -105,7 +105,8 @@ pub(crate) fn fingerprint(doc: &Value) -> u64 {
 
 const TOP_FIELDS: &[&str] =
     &["version", "default_pool", "scheduler_share", "kill_switch", "seed", "sticky_key", "overrides"];
-const OVERRIDE_FIELDS: &[&str] = &["name", "namespace", "package", "action", "share", "seed", "sticky_key"];
+const OVERRIDE_FIELDS: &[&str] = &["name", "namespace", "package", "action", "share", "seed", "sticky_key", "shadow"];
+const SHADOW_FIELDS: &[&str] = &["sample", "ignore", "redact", "calibrate"];
 
 /// Collects errors while reading typed fields out of a JSON-like document.
 struct Walker<'a> {
@@ -271,6 +272,43 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
     Ok(rules)
 }
 
+fn read_pointers(w: &mut Walker<'_>, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<Vec<String>> {
+    let path = join(prefix, key);
+    match map.get(key) {
+        None => Some(Vec::new()),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(p) if p.starts_with('/') => out.push(p.to_string()),
+                    Some(p) => w.error(
+                        &format!("{path}[{i}]"),
+                        format!("`{p}` is not a JSON pointer (it must start with `/`)"),
+                    ),
+                    None => w.error(&format!("{path}[{i}]"), format!("expected a string, found {}", kind(item))),
+                }
+            }
+            (out.len() == items.len()).then_some(out)
+        }
+        Some(other) => {
+            w.error(&path, format!("expected a list of JSON pointers, found {}", kind(other)));
+            None
+        }
+    }
+}
+
+fn read_shadow(w: &mut Walker<'_>, map: &Map<String, Value>, prefix: &str) -> Option<ShadowPolicy> {
+    w.unknown_fields(map, SHADOW_FIELDS, prefix);
+    if !map.contains_key("sample") {
+        w.error(&join(prefix, "sample"), "missing (the share of matching invocations to mirror)");
+    }
+    let sample = w.share(map, "sample", prefix);
+    let calibrate = if map.contains_key("calibrate") { w.share(map, "calibrate", prefix) } else { Some(Share::ZERO) };
+    let ignore = read_pointers(w, map, "ignore", prefix);
+    let redact = read_pointers(w, map, "redact", prefix);
+    Some(ShadowPolicy { sample: sample?, ignore: ignore?, redact: redact?, calibrate: calibrate? })
+}
+
 fn read_overrides(w: &mut Walker<'_>, items: &[Value], seed: u64, sticky_key: Option<&StickyKey>) -> Vec<Override> {
     let mut out = Vec::with_capacity(items.len());
     let mut seen: std::collections::HashMap<(String, String, String), usize> = std::collections::HashMap::new();
@@ -307,7 +345,27 @@ fn read_overrides(w: &mut Walker<'_>, items: &[Value], seed: u64, sticky_key: Op
             continue;
         }
         seen.insert(triple, i);
-        out.push(Override { name, namespace, package, action, share, seed: own_seed.unwrap_or(seed), sticky_key });
+        let shadow = match map.get("shadow") {
+            None => None,
+            Some(Value::Object(policy)) => read_shadow(w, policy, &join(&prefix, "shadow")),
+            Some(other) => {
+                w.error(&join(&prefix, "shadow"), format!("expected a table, found {}", kind(other)));
+                None
+            }
+        };
+        if map.contains_key("shadow") && shadow.is_none() {
+            continue;
+        }
+        out.push(Override {
+            name,
+            namespace,
+            package,
+            action,
+            share,
+            seed: own_seed.unwrap_or(seed),
+            sticky_key,
+            shadow,
+        });
     }
     out
 }
@@ -413,6 +471,28 @@ mod tests {
             assert!(lines.iter().any(|l| l.starts_with(e)), "missing {e:?} in {lines:#?}");
         }
         assert_eq!(lines.len(), expect.len(), "{lines:#?}");
+    }
+
+    #[test]
+    fn shadow_policies() {
+        let r = toml(
+            "version = \"s\"\n[[overrides]]\nnamespace = \"guest\"\naction = \"pure-*\"\nshare = 50\n\
+             shadow = { sample = 10, ignore = [\"/response/result/now\"], calibrate = 20 }\n",
+        )
+        .unwrap();
+        let p = r.overrides[0].shadow.as_ref().unwrap();
+        assert_eq!((p.sample.ppm(), p.calibrate.ppm()), (100_000, 200_000));
+        assert_eq!(p.ignore, vec!["/response/result/now"]);
+        let err = toml("version = \"s\"\n[[overrides]]\nnamespace = \"g\"\nshare = 5\nshadow = { ignore = [\"now\"], every = 1 }\n")
+            .unwrap_err()
+            .to_string();
+        for e in [
+            "overrides[0].shadow.every: unknown field",
+            "overrides[0].shadow.sample: missing",
+            "overrides[0].shadow.ignore[0]: `now` is not a JSON pointer",
+        ] {
+            assert!(err.contains(e), "{e:?} not in {err}");
+        }
     }
 
     #[test]

@@ -110,6 +110,25 @@ pub struct Override {
     pub share: Share,
     pub seed: u64,
     pub sticky_key: StickyKey,
+    /// Mirror matching invocations to the other path and compare; `None` = never (the default).
+    pub shadow: Option<ShadowPolicy>,
+}
+
+/// Shadow comparison for the invocations an override matches. Opt-in: a shadow copy runs the
+/// action a second time (a second activation, counted against the namespace's throttles), so only
+/// actions that are safe to run twice should have one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowPolicy {
+    /// Share of matching invocations mirrored (sampled per request, not sticky).
+    pub sample: Share,
+    /// JSON pointers (into the normalised body, e.g. `/response/result/requestedAt`) left out of
+    /// the comparison.
+    pub ignore: Vec<String>,
+    /// JSON pointers whose values are redacted from records and reports.
+    pub redact: Vec<String>,
+    /// Share of mirrored invocations that also send a control copy to the serving path, to learn
+    /// which fields differ by themselves.
+    pub calibrate: Share,
 }
 
 impl Override {
@@ -141,6 +160,14 @@ impl Override {
         });
         if let Some(name) = &self.name {
             doc["name"] = json!(name);
+        }
+        if let Some(p) = &self.shadow {
+            doc["shadow"] = json!({
+                "sample": p.sample.to_string(),
+                "ignore": p.ignore,
+                "redact": p.redact,
+                "calibrate": p.calibrate.to_string(),
+            });
         }
         doc
     }

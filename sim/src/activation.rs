@@ -56,7 +56,7 @@ impl Outcome {
 }
 
 /// The result an action computes from its parameters.
-pub fn compute_result(profile: &ActionProfile, flavor: Flavor, params: &Map<String, Value>) -> Value {
+pub fn compute_result(profile: &ActionProfile, params: &Map<String, Value>) -> Value {
     let mut result = match &profile.result {
         ResultSpec::Greeting => {
             let name = params.get("name").and_then(Value::as_str).unwrap_or("stranger");
@@ -66,11 +66,9 @@ pub fn compute_result(profile: &ActionProfile, flavor: Flavor, params: &Map<Stri
         ResultSpec::Fixed(v) => v.clone(),
         ResultSpec::Array => Value::Array(params.keys().map(|k| json!(k)).collect()),
     };
-    if flavor == Flavor::Scheduler {
-        if let (Some(Value::Object(patch)), Value::Object(obj)) = (&profile.scheduler_result_patch, &mut result) {
-            for (k, v) in patch {
-                obj.insert(k.clone(), v.clone());
-            }
+    if let (Some(Value::Object(patch)), Value::Object(obj)) = (&profile.result_patch, &mut result) {
+        for (k, v) in patch {
+            obj.insert(k.clone(), v.clone());
         }
     }
     result
@@ -149,13 +147,10 @@ mod tests {
     }
 
     #[test]
-    fn scheduler_patch_only_applies_on_the_scheduler() {
-        let profile = ActionProfile { scheduler_result_patch: Some(json!({"v": 2})), ..ActionProfile::default() };
+    fn result_patch_is_merged_into_the_result() {
+        let profile = ActionProfile { result_patch: Some(json!({"v": 2})), ..ActionProfile::default() };
         let params = Map::new();
-        assert_eq!(compute_result(&profile, Flavor::Legacy, &params), json!({"payload": "Hello, stranger!"}));
-        assert_eq!(
-            compute_result(&profile, Flavor::Scheduler, &params),
-            json!({"payload": "Hello, stranger!", "v": 2})
-        );
+        assert_eq!(compute_result(&ActionProfile::default(), &params), json!({"payload": "Hello, stranger!"}));
+        assert_eq!(compute_result(&profile, &params), json!({"payload": "Hello, stranger!", "v": 2}));
     }
 }

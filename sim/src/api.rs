@@ -242,9 +242,9 @@ impl Run {
     }
 }
 
-fn run_result(profile: &ActionProfile, state: &SimState, run: &Run, params: &Map<String, Value>) -> Value {
+fn run_result(profile: &ActionProfile, run: &Run, params: &Map<String, Value>) -> Value {
     match run.outcome {
-        Outcome::Success => activation::compute_result(profile, state.config.flavor, params),
+        Outcome::Success => activation::compute_result(profile, params),
         Outcome::ApplicationError => json!({"error": "the action reported an error"}),
         Outcome::DeveloperError if run.duration_ms >= profile.timeout_ms => {
             json!({"error": format!("The action exceeded its time limits of {} milliseconds.", profile.timeout_ms)})
@@ -299,7 +299,7 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
     state.count_action(&name);
     let run = Run::plan(state, &profile, &name);
     let start = activation::now_millis() + run.wait_ms;
-    let result = run_result(&profile, state, &run, &params);
+    let result = run_result(&profile, &run, &params);
     let record = activation::activation_record(
         &profile,
         state.config.flavor,
@@ -417,7 +417,7 @@ async fn web_action(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, act
     state.count_action(&name);
     let run = Run::plan(state, &profile, &name);
     tokio::time::sleep(run.total()).await;
-    let result = run_result(&profile, state, &run, &params);
+    let result = run_result(&profile, &run, &params);
     let reply = if run.outcome != Outcome::Success {
         error_reply(502, "Response is not valid 'application/json'.", &call.tid)
     } else {

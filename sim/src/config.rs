@@ -93,8 +93,8 @@ pub struct ActionProfile {
     pub application_error_rate: f64,
     /// Probability that the action crashes (502, `action developer error`).
     pub developer_error_rate: f64,
-    /// Merged into the result on the scheduler flavor only: a controlled divergence between paths.
-    pub scheduler_result_patch: Option<Value>,
+    /// Merged into the result: a controlled divergence, set on one fleet's simulator only.
+    pub result_patch: Option<Value>,
     pub kind: String,
     pub memory_mb: u64,
     /// The action's own time limit: a call whose simulated duration exceeds it is a developer error.
@@ -110,7 +110,7 @@ impl Default for ActionProfile {
             result: ResultSpec::default(),
             application_error_rate: 0.0,
             developer_error_rate: 0.0,
-            scheduler_result_patch: None,
+            result_patch: None,
             kind: "nodejs:20".to_string(),
             memory_mb: 256,
             timeout_ms: 60_000,

@@ -1,0 +1,386 @@
+//! Mirroring for shadow comparison. The data plane only copies: request body chunks (`Bytes`
+//! clones, capped) as they stream to the primary, and the primary's status and body (capped). In
+//! `logging` the finished job goes to a bounded queue with `try_send`: a full queue drops the job
+//! (counted), so the client's response is never delayed by shadow work. Workers on the control
+//! runtime send the copy to the other pool with their own HTTP client, compare, and write records.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use switchyard_rules::{Pool, ShadowPolicy};
+use switchyard_shadow::{compare, ComparisonRecord, JsonLinesFile, Observed, Outcome, RecordContext, Redactor, Report};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::ShadowConfig;
+use crate::metrics::Metrics;
+use crate::pools::Pools;
+
+/// Marks mirrored requests so controllers' logs can tell them apart.
+pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
+
+/// What the data plane collects for one mirrored request.
+pub struct Tee {
+    pub policy: ShadowPolicy,
+    pub action: String,
+    pub path_and_query: String,
+    pub content_type: Option<String>,
+    /// Needed to run the copy as the same caller; never written anywhere.
+    pub authorization: Option<String>,
+    request: Vec<Bytes>,
+    request_bytes: usize,
+    pub response_status: Option<u16>,
+    response: BytesMut,
+    /// Why the job was given up, if it was (the reason goes into a `skipped` record).
+    pub skipped: Option<&'static str>,
+    max_body: usize,
+}
+
+impl Tee {
+    pub fn new(policy: ShadowPolicy, action: String, path_and_query: String, max_body: usize) -> Tee {
+        Tee {
+            policy,
+            action,
+            path_and_query,
+            content_type: None,
+            authorization: None,
+            request: Vec::new(),
+            request_bytes: 0,
+            response_status: None,
+            response: BytesMut::new(),
+            skipped: None,
+            max_body,
+        }
+    }
+
+    /// Keeps a copy of a request body chunk (a reference-counted clone, no byte copy).
+    pub fn request_chunk(&mut self, chunk: &Bytes) {
+        if self.skipped.is_some() {
+            return;
+        }
+        self.request_bytes += chunk.len();
+        if self.request_bytes > self.max_body {
+            self.give_up("request_too_large");
+        } else {
+            self.request.push(chunk.clone());
+        }
+    }
+
+    pub fn response_chunk(&mut self, chunk: &Bytes) {
+        if self.skipped.is_some() {
+            return;
+        }
+        if self.response.len() + chunk.len() > self.max_body {
+            self.give_up("response_too_large");
+        } else {
+            self.response.extend_from_slice(chunk);
+        }
+    }
+
+    /// Gives the job up: it becomes a `skipped` record with this reason.
+    pub fn skip(&mut self, reason: &'static str) {
+        self.give_up(reason);
+    }
+
+    fn give_up(&mut self, reason: &'static str) {
+        self.skipped = Some(reason);
+        self.request = Vec::new();
+        self.response = BytesMut::new();
+    }
+}
+
+/// A finished primary exchange, ready to be mirrored.
+pub struct Job {
+    tee: Tee,
+    served_by: Pool,
+    request_id: String,
+    primary_latency: Duration,
+}
+
+pub struct ShadowState {
+    queue: mpsc::Sender<Job>,
+    pub max_body: usize,
+    pub report: Mutex<Report>,
+    metrics: Arc<Metrics>,
+}
+
+impl ShadowState {
+    /// Hands a finished exchange to the workers without waiting; drops it (counted) when the
+    /// queue is full.
+    pub fn submit(&self, tee: Tee, served_by: Pool, request_id: String, primary_latency: Duration) {
+        match self.queue.try_send(Job { tee, served_by, request_id, primary_latency }) {
+            Ok(()) => self.metrics.shadow_queued.increment(1.0),
+            Err(_) => self.metrics.shadow_dropped_queue_full.increment(1),
+        }
+    }
+
+    pub fn report_json(&self) -> serde_json::Value {
+        lock(&self.report).to_json()
+    }
+
+    pub fn report_html(&self) -> String {
+        lock(&self.report).to_html()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Worker {
+    pools: Arc<PoolsHandle>,
+    client: reqwest::Client,
+    slots: Arc<Semaphore>,
+    timeout: Duration,
+    instance: String,
+    sink: Option<Mutex<JsonLinesFile>>,
+    state: Arc<ShadowState>,
+    metrics: Arc<Metrics>,
+}
+
+/// The pools, reachable from the workers (the proxy's `Shared` owns them).
+pub struct PoolsHandle(pub Arc<crate::state::Shared>);
+
+impl PoolsHandle {
+    fn pools(&self) -> &Pools {
+        &self.0.pools
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the shadow record file {path}: {source}")]
+pub struct ShadowStartError {
+    path: PathBuf,
+    #[source]
+    source: switchyard_shadow::SinkError,
+}
+
+/// Creates the queue and starts the workers on the current runtime.
+pub fn start(
+    config: &ShadowConfig,
+    shared: Arc<crate::state::Shared>,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<ShadowState>, ShadowStartError> {
+    let (tx, mut rx) = mpsc::channel::<Job>(config.queue);
+    let state = Arc::new(ShadowState {
+        queue: tx,
+        max_body: config.max_body_bytes,
+        report: Mutex::new(Report::new(config.noise)),
+        metrics: Arc::clone(&metrics),
+    });
+    let sink = if config.records_file.as_os_str().is_empty() {
+        None
+    } else {
+        let file = JsonLinesFile::open(&config.records_file, config.rotate_bytes, config.keep_files)
+            .map_err(|source| ShadowStartError { path: config.records_file.clone(), source })?;
+        Some(Mutex::new(file))
+    };
+    let instance = config
+        .instance
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "switchyard".to_string());
+    let worker = Arc::new(Worker {
+        pools: Arc::new(PoolsHandle(shared)),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(config.max_in_flight)
+            .build()
+            .expect("a plain HTTP client builds"),
+        slots: Arc::new(Semaphore::new(config.max_in_flight)),
+        timeout: Duration::from_millis(config.timeout_ms),
+        instance,
+        sink,
+        state: Arc::clone(&state),
+        metrics,
+    });
+    tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            worker.metrics.shadow_queued.decrement(1.0);
+            let Ok(slot) = Arc::clone(&worker.slots).acquire_owned().await else { return };
+            let worker = Arc::clone(&worker);
+            tokio::spawn(async move {
+                worker.metrics.shadow_in_flight.increment(1.0);
+                worker.run(job).await;
+                worker.metrics.shadow_in_flight.decrement(1.0);
+                drop(slot);
+            });
+        }
+    });
+    Ok(state)
+}
+
+/// One copy's answer.
+struct Answer {
+    status: Option<u16>,
+    body: Bytes,
+    latency_ms: f64,
+    timed_out: bool,
+    error: Option<String>,
+}
+
+impl Answer {
+    fn observed(&self) -> Observed<'_> {
+        Observed {
+            status: self.status,
+            body: &self.body,
+            latency_ms: self.latency_ms,
+            timed_out: self.timed_out,
+            error: self.error.clone(),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A per-request coin flip with probability `share` (shadow sampling is not sticky).
+pub fn sampled(share: switchyard_rules::Share) -> bool {
+    share.ppm() > 0 && rand::random::<u32>() % 1_000_000 < share.ppm()
+}
+
+impl Worker {
+    async fn run(&self, job: Job) {
+        let Job { tee, served_by, request_id, primary_latency } = job;
+        let decoded = basic_secrets(tee.authorization.as_deref());
+        let secrets: Vec<&str> =
+            tee.authorization.iter().map(String::as_str).chain(decoded.iter().map(String::as_str)).collect();
+        let redactor = Redactor::new(tee.policy.redact.clone());
+        let ctx = RecordContext {
+            instance: &self.instance,
+            request_id: &request_id,
+            action: &tee.action,
+            served_by: served_by.as_str(),
+            time_ms: now_ms(),
+        };
+        let record = if let Some(reason) = tee.skipped {
+            skipped_record(&ctx, reason)
+        } else {
+            let body: Bytes = tee.request.concat().into();
+            let primary = Answer {
+                status: tee.response_status,
+                body: tee.response.clone().freeze(),
+                latency_ms: primary_latency.as_secs_f64() * 1000.0,
+                timed_out: false,
+                error: None,
+            };
+            let candidate = self.send(served_by.other(), &tee, &request_id, body.clone()).await;
+            let control = if sampled(tee.policy.calibrate) {
+                let copy = self.send(served_by, &tee, &request_id, body).await;
+                let c = compare(&primary.observed(), &copy.observed(), &tee.policy.ignore);
+                let mut paths: Vec<String> = c.differences.into_iter().map(|d| d.path).collect();
+                paths.dedup();
+                Some(paths)
+            } else {
+                None
+            };
+            // Records are always oriented legacy → scheduler, whichever side served the client.
+            let (legacy, scheduler) =
+                if served_by == Pool::Legacy { (&primary, &candidate) } else { (&candidate, &primary) };
+            let comparison = compare(&legacy.observed(), &scheduler.observed(), &tee.policy.ignore);
+            ComparisonRecord::from_comparison(&ctx, comparison, control, &redactor, &secrets)
+        };
+        self.metrics.shadow_outcome(&record.outcome);
+        if let Some(sink) = &self.sink {
+            if let Err(e) = lock(sink).write(&record) {
+                self.metrics.shadow_record_errors.increment(1);
+                tracing::warn!(error = %e, "cannot write a comparison record");
+            }
+        }
+        lock(&self.state.report).add(&record);
+    }
+
+    /// Sends one copy of the request to a member of `pool`, with the same request id and the
+    /// shadow marker. Never retried: a copy runs the action again.
+    async fn send(&self, pool: Pool, tee: &Tee, request_id: &str, body: Bytes) -> Answer {
+        let started = Instant::now();
+        let failed = |error: String, timed_out: bool| Answer {
+            status: None,
+            body: Bytes::new(),
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            timed_out,
+            error: Some(error),
+        };
+        let Some(member) = self.pools.pools().get(pool).pick_healthy() else {
+            return failed(format!("no healthy controller in the {pool} pool"), false);
+        };
+        let mut req = self
+            .client
+            .post(format!("http://{}{}", member.addr, tee.path_and_query))
+            .timeout(self.timeout)
+            .header("x-request-id", request_id)
+            .header(SHADOW_HEADER, "1")
+            .body(body);
+        if let Some(ct) = &tee.content_type {
+            req = req.header(http::header::CONTENT_TYPE, ct);
+        }
+        if let Some(auth) = &tee.authorization {
+            req = req.header(http::header::AUTHORIZATION, auth);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                match tokio::time::timeout(self.timeout.saturating_sub(started.elapsed()), resp.bytes()).await {
+                    Ok(Ok(body)) => Answer {
+                        status: Some(status),
+                        body,
+                        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                        timed_out: false,
+                        error: None,
+                    },
+                    Ok(Err(e)) => failed(format!("reading the answer: {}", describe(&e)), e.is_timeout()),
+                    Err(_) => failed("timeout".into(), true),
+                }
+            }
+            Err(e) => failed(describe(&e), e.is_timeout()),
+        }
+    }
+}
+
+/// A short cause for a failed copy; reqwest's own text would carry the URL and no value here.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect failed"
+    } else if e.is_body() || e.is_decode() {
+        "bad answer body"
+    } else {
+        "request failed"
+    };
+    kind.to_string()
+}
+
+/// The decoded Basic credential (`uuid:key`) and its key part: neither may appear in a record.
+fn basic_secrets(authorization: Option<&str>) -> Vec<String> {
+    use base64::Engine;
+    let Some(encoded) = authorization.and_then(|a| a.strip_prefix("Basic ").or_else(|| a.strip_prefix("basic ")))
+    else {
+        return Vec::new();
+    };
+    let Some(decoded) =
+        base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok().and_then(|d| String::from_utf8(d).ok())
+    else {
+        return Vec::new();
+    };
+    let key = decoded.split_once(':').map(|(_, k)| k.to_string()).filter(|k| k.len() >= 8);
+    std::iter::once(decoded).chain(key).collect()
+}
+
+fn skipped_record(ctx: &RecordContext<'_>, reason: &str) -> ComparisonRecord {
+    ComparisonRecord {
+        schema: switchyard_shadow::SCHEMA_VERSION,
+        time_ms: ctx.time_ms,
+        instance: ctx.instance.to_string(),
+        request_id: ctx.request_id.to_string(),
+        action: ctx.action.to_string(),
+        served_by: ctx.served_by.to_string(),
+        outcome: Outcome::Skipped(reason.to_string()),
+        legacy: Default::default(),
+        scheduler: Default::default(),
+        differences: Vec::new(),
+        differences_truncated: 0,
+        control_differences: None,
+    }
+}

@@ -1,0 +1,164 @@
+//! The comparison record: one request compared on both paths. Versioned JSON, one object per
+//! line in files and one Kafka value per record; readers skip records of unknown versions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::Difference;
+
+/// Bumped on any incompatible change of [`ComparisonRecord`].
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How the comparison of one request ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(tag = "kind", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Same status, same normalised body and annotations.
+    Match,
+    /// Something differs (see `differences`; learned noise is separated in reports).
+    Mismatch,
+    /// One side answered 202 with an activation id (non-blocking, or the blocking wait ran out):
+    /// there is no result to compare.
+    Accepted,
+    /// One side gave no answer (connection refused, reset, no healthy controller).
+    Error,
+    /// One side did not answer within the shadow timeout.
+    Timeout,
+    /// Not compared, and why (e.g. `request_too_large`, `response_too_large`).
+    Skipped(String),
+}
+
+impl Outcome {
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Match => "match".into(),
+            Outcome::Mismatch => "mismatch".into(),
+            Outcome::Accepted => "accepted".into(),
+            Outcome::Error => "error".into(),
+            Outcome::Timeout => "timeout".into(),
+            Outcome::Skipped(reason) => format!("skipped:{reason}"),
+        }
+    }
+}
+
+/// One path's side of the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SideReport {
+    /// `None` when no answer came back.
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    /// The activation's `waitTime` annotation, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_time_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRecord {
+    pub schema: u32,
+    /// Unix time in milliseconds.
+    pub time_ms: u64,
+    /// The switchyard replica that mirrored the request.
+    pub instance: String,
+    pub request_id: String,
+    /// `namespace/action` or `namespace/package/action`.
+    pub action: String,
+    /// The pool whose answer the client got.
+    pub served_by: String,
+    pub outcome: Outcome,
+    /// Always the legacy path's side, whichever served the client.
+    pub legacy: SideReport,
+    pub scheduler: SideReport,
+    /// Oriented legacy → scheduler; values are redacted and truncated.
+    #[serde(default)]
+    pub differences: Vec<Difference>,
+    /// Differences left out beyond the per-record limit.
+    #[serde(default)]
+    pub differences_truncated: usize,
+    /// With calibration: the paths that differed between two copies sent to the *same* path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_differences: Option<Vec<String>>,
+}
+
+/// Per-record bounds, so one odd response cannot make a huge record.
+pub const MAX_DIFFERENCES: usize = 50;
+pub const MAX_EXAMPLE_CHARS: usize = 256;
+
+/// Shortens an example value: long strings are cut, large arrays and objects summarised.
+pub fn bound_example(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.chars().count() > MAX_EXAMPLE_CHARS => Value::String(format!(
+            "{}… ({} chars)",
+            s.chars().take(MAX_EXAMPLE_CHARS).collect::<String>(),
+            s.chars().count()
+        )),
+        Value::Array(_) | Value::Object(_) => {
+            let text = value.to_string();
+            if text.len() > MAX_EXAMPLE_CHARS {
+                Value::String(format!(
+                    "{}… ({} bytes of JSON)",
+                    text.chars().take(MAX_EXAMPLE_CHARS).collect::<String>(),
+                    text.len()
+                ))
+            } else {
+                value.clone()
+            }
+        }
+        _ => value.clone(),
+    }
+}
+
+/// Who and what a record is about.
+#[derive(Debug, Clone)]
+pub struct RecordContext<'a> {
+    pub instance: &'a str,
+    pub request_id: &'a str,
+    pub action: &'a str,
+    pub served_by: &'a str,
+    pub time_ms: u64,
+}
+
+impl ComparisonRecord {
+    /// Builds a record from a comparison: differences bounded in number and size, and redacted
+    /// before the record exists (`secrets` are values that must never appear, like the caller's key).
+    pub fn from_comparison(
+        ctx: &RecordContext<'_>,
+        comparison: crate::compare::Comparison,
+        control_differences: Option<Vec<String>>,
+        redactor: &crate::redact::Redactor,
+        secrets: &[&str],
+    ) -> ComparisonRecord {
+        let total = comparison.differences.len();
+        let differences = comparison
+            .differences
+            .into_iter()
+            .take(MAX_DIFFERENCES)
+            .map(|mut d| {
+                for value in [&mut d.legacy, &mut d.scheduler].into_iter().flatten() {
+                    if redactor.covers(&d.path) {
+                        *value = serde_json::Value::String(crate::redact::REDACTED.into());
+                    } else {
+                        redactor.redact(value, &d.path, secrets);
+                        *value = bound_example(value);
+                    }
+                }
+                d
+            })
+            .collect();
+        ComparisonRecord {
+            schema: SCHEMA_VERSION,
+            time_ms: ctx.time_ms,
+            instance: ctx.instance.to_string(),
+            request_id: ctx.request_id.to_string(),
+            action: ctx.action.to_string(),
+            served_by: ctx.served_by.to_string(),
+            outcome: comparison.outcome,
+            legacy: comparison.legacy,
+            scheduler: comparison.scheduler,
+            differences,
+            differences_truncated: total.saturating_sub(MAX_DIFFERENCES),
+            control_differences,
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! Aggregation of comparison records into per-action reports, rendered as text, JSON or a
+//! self-contained HTML page. Memory is bounded per action (examples, latency samples and
+//! difference signatures are capped), so a live report can run for the life of the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diff::DiffKind;
+use crate::noise::{NoiseModel, NoiseThresholds};
+use crate::record::{ComparisonRecord, Outcome, SCHEMA_VERSION};
+
+const MAX_EXAMPLES: usize = 5;
+const MAX_LATENCY_SAMPLES: usize = 2_000;
+const MAX_SIGNATURES: usize = 1_000;
+
+/// A bounded, uniform sample of values (reservoir sampling with a fixed-seed generator, so the
+/// same records give the same report).
+#[derive(Debug, Clone, Default)]
+struct Reservoir {
+    seen: u64,
+    values: Vec<f64>,
+    state: u64,
+}
+
+impl Reservoir {
+    fn push(&mut self, v: f64) {
+        self.seen += 1;
+        if self.values.len() < MAX_LATENCY_SAMPLES {
+            self.values.push(v);
+            return;
+        }
+        self.state = self.state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let slot = (self.state >> 33) % self.seen;
+        if (slot as usize) < MAX_LATENCY_SAMPLES {
+            self.values[slot as usize] = v;
+        }
+    }
+
+    fn percentile(&self, p: f64) -> Option<f64> {
+        if self.values.is_empty() {
+            return None;
+        }
+        let mut v = self.values.clone();
+        v.sort_by(f64::total_cmp);
+        Some(v[((v.len() - 1) as f64 * p).round() as usize])
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Example {
+    pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ActionAgg {
+    samples: u64,
+    outcomes: BTreeMap<String, u64>,
+    noise: NoiseModel,
+    kinds: BTreeMap<String, DiffKind>,
+    examples: BTreeMap<String, Vec<Example>>,
+    /// Sorted difference paths of each mismatch → how many mismatches had exactly those.
+    signatures: HashMap<Vec<String>, u64>,
+    /// Mismatches past the signature cap: counted as real.
+    unsigned_mismatches: u64,
+    latency: [Reservoir; 2],
+    wait: [Reservoir; 2],
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PathCount {
+    pub path: String,
+    pub kind: Option<DiffKind>,
+    pub count: u64,
+    /// Share of compared samples with this difference.
+    pub rate: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Example>,
+    /// Control-vs-control occurrences (noise only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionReport {
+    pub action: String,
+    pub samples: u64,
+    /// Samples with both results compared (match or mismatch).
+    pub compared: u64,
+    /// Compared samples whose differences, if any, were all noise.
+    pub matches: u64,
+    pub match_rate: Option<f64>,
+    pub outcomes: BTreeMap<String, u64>,
+    pub real_differences: Vec<PathCount>,
+    pub noise: Vec<PathCount>,
+    pub control_samples: u64,
+    pub latency_ms: BTreeMap<&'static str, Percentiles>,
+    pub wait_time_ms: BTreeMap<&'static str, Percentiles>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub thresholds: NoiseThresholds,
+    actions: BTreeMap<String, ActionAgg>,
+    pub records: u64,
+    /// Records of another schema version, left out.
+    pub unknown_schema: u64,
+}
+
+impl Report {
+    pub fn new(thresholds: NoiseThresholds) -> Report {
+        Report { thresholds, ..Report::default() }
+    }
+
+    pub fn add(&mut self, r: &ComparisonRecord) {
+        if r.schema != SCHEMA_VERSION {
+            self.unknown_schema += 1;
+            return;
+        }
+        self.records += 1;
+        let a = self.actions.entry(r.action.clone()).or_default();
+        a.samples += 1;
+        *a.outcomes.entry(r.outcome.label()).or_default() += 1;
+        for (i, side) in [&r.legacy, &r.scheduler].into_iter().enumerate() {
+            if side.status.is_some() {
+                a.latency[i].push(side.latency_ms);
+            }
+            if let Some(w) = side.wait_time_ms {
+                a.wait[i].push(w as f64);
+            }
+        }
+        if let Some(control) = &r.control_differences {
+            a.noise.observe_control(control.iter().map(String::as_str));
+        }
+        match r.outcome {
+            Outcome::Match => a.noise.observe_candidate(std::iter::empty()),
+            Outcome::Mismatch => {
+                let mut paths: Vec<String> = r.differences.iter().map(|d| d.path.clone()).collect();
+                paths.sort();
+                paths.dedup();
+                a.noise.observe_candidate(paths.iter().map(String::as_str));
+                for d in &r.differences {
+                    a.kinds.entry(d.path.clone()).or_insert(d.kind);
+                    let examples = a.examples.entry(d.path.clone()).or_default();
+                    if examples.len() < MAX_EXAMPLES {
+                        examples.push(Example {
+                            request_id: r.request_id.clone(),
+                            legacy: d.legacy.clone(),
+                            scheduler: d.scheduler.clone(),
+                        });
+                    }
+                }
+                if a.signatures.len() < MAX_SIGNATURES || a.signatures.contains_key(&paths) {
+                    *a.signatures.entry(paths).or_default() += 1;
+                } else {
+                    a.unsigned_mismatches += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn actions(&self) -> Vec<ActionReport> {
+        self.actions.iter().map(|(name, a)| self.action_report(name, a)).collect()
+    }
+
+    fn action_report(&self, name: &str, a: &ActionAgg) -> ActionReport {
+        let t = &self.thresholds;
+        let count = |label: &str| a.outcomes.get(label).copied().unwrap_or(0);
+        let compared = count("match") + count("mismatch");
+        let noise_only: u64 =
+            a.signatures.iter().filter(|(paths, _)| paths.iter().all(|p| !a.noise.is_real(p, t))).map(|(_, n)| n).sum();
+        let matches = count("match") + noise_only;
+        let rate = |n: u64| if compared == 0 { 0.0 } else { n as f64 / compared as f64 };
+        let mut real = Vec::new();
+        let mut noise = Vec::new();
+        for (path, n) in &a.noise.candidate {
+            let entry = PathCount {
+                path: path.clone(),
+                kind: a.kinds.get(path).copied(),
+                count: *n,
+                rate: rate(*n),
+                examples: Vec::new(),
+                control_count: None,
+            };
+            if a.noise.is_real(path, t) {
+                real.push(PathCount { examples: a.examples.get(path).cloned().unwrap_or_default(), ..entry });
+            } else {
+                noise.push(PathCount { control_count: Some(a.noise.control.get(path).copied().unwrap_or(0)), ..entry });
+            }
+        }
+        real.sort_by(|x, y| y.count.cmp(&x.count).then(x.path.cmp(&y.path)));
+        noise.sort_by(|x, y| y.count.cmp(&x.count).then(x.path.cmp(&y.path)));
+        let pct = |r: &Reservoir| Percentiles { p50: r.percentile(0.5), p99: r.percentile(0.99) };
+        ActionReport {
+            action: name.to_string(),
+            samples: a.samples,
+            compared,
+            matches,
+            match_rate: (compared > 0).then(|| rate(matches)),
+            outcomes: a.outcomes.clone(),
+            real_differences: real,
+            noise,
+            control_samples: a.noise.control_samples,
+            latency_ms: BTreeMap::from([("legacy", pct(&a.latency[0])), ("scheduler", pct(&a.latency[1]))]),
+            wait_time_ms: BTreeMap::from([("legacy", pct(&a.wait[0])), ("scheduler", pct(&a.wait[1]))]),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "schema": SCHEMA_VERSION,
+            "records": self.records,
+            "unknown_schema_records": self.unknown_schema,
+            "thresholds": self.thresholds,
+            "actions": self.actions(),
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "shadow comparison: {} records over {} actions (legacy vs scheduler)",
+            self.records,
+            self.actions.len()
+        );
+        if self.unknown_schema > 0 {
+            let _ = writeln!(out, "  ({} records of another schema version left out)", self.unknown_schema);
+        }
+        for a in self.actions() {
+            let _ = writeln!(out);
+            let rate = a.match_rate.map_or("n/a".to_string(), |r| format!("{:.1} %", r * 100.0));
+            let others: Vec<String> = a
+                .outcomes
+                .iter()
+                .filter(|(k, _)| *k != "match" && *k != "mismatch")
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{}: {} samples, match {rate} of {} compared{}",
+                a.action,
+                a.samples,
+                a.compared,
+                if others.is_empty() { String::new() } else { format!(" ({})", others.join(", ")) }
+            );
+            let fmt = |p: &Percentiles| match (p.p50, p.p99) {
+                (Some(a), Some(b)) => format!("{a:.1}/{b:.1} ms"),
+                _ => "-".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  latency p50/p99: legacy {}, scheduler {};  waitTime p50/p99: legacy {}, scheduler {}",
+                fmt(&a.latency_ms["legacy"]),
+                fmt(&a.latency_ms["scheduler"]),
+                fmt(&a.wait_time_ms["legacy"]),
+                fmt(&a.wait_time_ms["scheduler"])
+            );
+            for d in &a.real_differences {
+                let example = d.examples.first().map_or(String::new(), |e| {
+                    format!("  e.g. {} → {}", short(e.legacy.as_ref()), short(e.scheduler.as_ref()))
+                });
+                let kind = d.kind.map_or(String::new(), |k| format!("{k:?}"));
+                let _ = writeln!(
+                    out,
+                    "  DIFF  {}  {kind}  {} of {} ({:.1} %){example}",
+                    d.path,
+                    d.count,
+                    a.compared,
+                    d.rate * 100.0
+                );
+            }
+            for n in &a.noise {
+                let _ = writeln!(
+                    out,
+                    "  noise {}  {} of {} (also {} of {} control pairs)",
+                    n.path,
+                    n.count,
+                    a.compared,
+                    n.control_count.unwrap_or(0),
+                    a.control_samples
+                );
+            }
+        }
+        out
+    }
+
+    pub fn to_html(&self) -> String {
+        let mut rows = String::new();
+        let mut details = String::new();
+        for a in self.actions() {
+            let rate = a.match_rate.map_or("n/a".to_string(), |r| format!("{:.1} %", r * 100.0));
+            let class = match a.match_rate {
+                Some(r) if r >= 0.999 => "ok",
+                Some(_) => "bad",
+                None => "na",
+            };
+            let p = |m: &BTreeMap<&str, Percentiles>, side: &str| m[side].p50.map_or("-".into(), |v| format!("{v:.1}"));
+            let _ = write!(
+                rows,
+                "<tr><td><a href=\"#{id}\">{name}</a></td><td>{}</td><td>{}</td><td class=\"{class}\">{rate}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                a.samples,
+                a.compared,
+                a.real_differences.len(),
+                a.noise.len(),
+                a.outcomes.iter().filter(|(k, _)| *k != "match" && *k != "mismatch").map(|(k, v)| format!("{} {v}", esc(k))).collect::<Vec<_>>().join(", "),
+                p(&a.latency_ms, "legacy"),
+                p(&a.latency_ms, "scheduler"),
+                id = anchor(&a.action),
+                name = esc(&a.action),
+            );
+            if a.real_differences.is_empty() && a.noise.is_empty() {
+                continue;
+            }
+            let _ = write!(details, "<h2 id=\"{}\">{}</h2><table><tr><th>path</th><th>kind</th><th>count</th><th>rate</th><th>examples (legacy → scheduler)</th></tr>", anchor(&a.action), esc(&a.action));
+            for d in &a.real_differences {
+                let ex: Vec<String> = d
+                    .examples
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "<code>{}</code> → <code>{}</code> <small>{}</small>",
+                            esc(&short(e.legacy.as_ref())),
+                            esc(&short(e.scheduler.as_ref())),
+                            esc(&e.request_id)
+                        )
+                    })
+                    .collect();
+                let _ = write!(
+                    details,
+                    "<tr class=\"bad\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{}</td></tr>",
+                    esc(&d.path),
+                    d.kind.map_or(String::new(), |k| format!("{k:?}")),
+                    d.count,
+                    d.rate * 100.0,
+                    ex.join("<br>")
+                );
+            }
+            for n in &a.noise {
+                let _ = write!(
+                    details,
+                    "<tr class=\"na\"><td><code>{}</code></td><td>noise</td><td>{}</td><td>{:.1} %</td><td>also in {} of {} control pairs</td></tr>",
+                    esc(&n.path),
+                    n.count,
+                    n.rate * 100.0,
+                    n.control_count.unwrap_or(0),
+                    a.control_samples
+                );
+            }
+            details.push_str("</table>");
+        }
+        format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>switchyard shadow report</title><style>\
+body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}\
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}th{{background:#f3f3f3}}\
+.ok{{background:#e6f4ea}}.bad{{background:#fce8e6}}.na{{background:#f8f8f8}}code{{font-size:.9em}}</style></head><body>\
+<h1>Shadow comparison: legacy vs scheduler</h1><p>{} records over {} actions. A difference is <em>real</em> when it is not \
+explained by per-call values (ids, timestamps, waitTime) or by learned noise (paths that differ between two copies on the same path).</p>\
+<table><tr><th>action</th><th>samples</th><th>compared</th><th>match</th><th>real diffs</th><th>noise paths</th><th>other outcomes</th>\
+<th>legacy p50 ms</th><th>scheduler p50 ms</th></tr>{rows}</table>{details}</body></html>\n",
+            self.records,
+            self.actions.len()
+        )
+    }
+}
+
+fn short(v: Option<&Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(v) => {
+            let t = v.to_string();
+            if t.chars().count() > 80 {
+                format!("{}…", t.chars().take(80).collect::<String>())
+            } else {
+                t
+            }
+        }
+    }
+}
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn anchor(action: &str) -> String {
+    action.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::Difference;
+    use crate::record::SideReport;
+    use serde_json::json;
+
+    fn rec(action: &str, outcome: Outcome, diffs: &[&str], control: Option<&[&str]>) -> ComparisonRecord {
+        ComparisonRecord {
+            schema: SCHEMA_VERSION,
+            time_ms: 0,
+            instance: "t".into(),
+            request_id: "r".into(),
+            action: action.into(),
+            served_by: "legacy".into(),
+            outcome,
+            legacy: SideReport { status: Some(200), latency_ms: 10.0, wait_time_ms: Some(50), error: None },
+            scheduler: SideReport { status: Some(200), latency_ms: 2.0, wait_time_ms: Some(3), error: None },
+            differences: diffs
+                .iter()
+                .map(|p| Difference {
+                    path: p.to_string(),
+                    kind: DiffKind::ValueChanged,
+                    legacy: Some(json!(1)),
+                    scheduler: Some(json!(2)),
+                })
+                .collect(),
+            differences_truncated: 0,
+            control_differences: control.map(|c| c.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn separates_real_differences_from_noise() {
+        let mut r = Report::default();
+        for i in 0..100 {
+            let diffs: &[&str] =
+                if i % 2 == 0 { &["/response/result/now", "/response/result/v"] } else { &["/response/result/now"] };
+            let control: Option<&[&str]> = if i % 5 == 0 { Some(&["/response/result/now"]) } else { None };
+            r.add(&rec("guest/a", Outcome::Mismatch, diffs, control));
+            r.add(&rec("guest/b", Outcome::Match, &[], None));
+        }
+        r.add(&rec("guest/b", Outcome::Timeout, &[], None));
+        let actions = r.actions();
+        let a = &actions[0];
+        assert_eq!(a.real_differences.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(), vec!["/response/result/v"]);
+        assert_eq!(a.noise.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(), vec!["/response/result/now"]);
+        assert_eq!(a.matches, 50, "mismatches whose only difference is noise count as matches");
+        assert!(a.real_differences[0].examples.len() <= MAX_EXAMPLES);
+        let b = &actions[1];
+        assert_eq!((b.match_rate, b.outcomes["timeout"]), (Some(1.0), 1));
+        assert_eq!(b.latency_ms["scheduler"].p50, Some(2.0));
+        let text = r.to_text();
+        assert!(text.contains("DIFF  /response/result/v") && text.contains("noise /response/result/now"), "{text}");
+        let html = r.to_html();
+        assert!(html.starts_with("<!doctype html>") && !html.contains("http://") && !html.contains("https://"));
+        assert_eq!(r.to_json()["actions"][1]["match_rate"], 1.0);
+    }
+
+    #[test]
+    fn escapes_html() {
+        let mut r = Report::default();
+        r.add(&rec("guest/<script>", Outcome::Match, &[], None));
+        assert!(!r.to_html().contains("<script>"));
+    }
+}

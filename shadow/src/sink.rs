@@ -1,0 +1,153 @@
+//! The JSON-lines record file: one record per line, rotated by size (`records.jsonl` →
+//! `records.jsonl.1` → ... up to `keep` old files). Reading takes the rotated files too, oldest
+//! first, and skips lines that are not records (counted).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use crate::record::ComparisonRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+pub struct JsonLinesFile {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: usize,
+    file: File,
+    written: u64,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
+    move |source| SinkError::Io { path: path.to_path_buf(), source }
+}
+
+fn rotated(path: &Path, n: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+impl JsonLinesFile {
+    /// Opens (appending) `path`; rotates once it grows past `max_bytes`, keeping `keep` old files.
+    pub fn open(path: &Path, max_bytes: u64, keep: usize) -> Result<JsonLinesFile, SinkError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io(path))?;
+        let written = file.metadata().map_err(io(path))?.len();
+        Ok(JsonLinesFile { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, written })
+    }
+
+    pub fn write(&mut self, record: &ComparisonRecord) -> Result<(), SinkError> {
+        let mut line = serde_json::to_vec(record).unwrap_or_default();
+        line.push(b'\n');
+        if self.written > 0 && self.written + line.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(&line).map_err(io(&self.path))?;
+        self.written += line.len() as u64;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        self.file.flush().map_err(io(&self.path))
+    }
+
+    fn rotate(&mut self) -> Result<(), SinkError> {
+        self.file.flush().map_err(io(&self.path))?;
+        if self.keep == 0 {
+            std::fs::remove_file(&self.path).map_err(io(&self.path))?;
+        } else {
+            let _ = std::fs::remove_file(rotated(&self.path, self.keep));
+            for n in (1..self.keep).rev() {
+                let from = rotated(&self.path, n);
+                if from.exists() {
+                    std::fs::rename(&from, rotated(&self.path, n + 1)).map_err(io(&from))?;
+                }
+            }
+            std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(io(&self.path))?;
+        }
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path).map_err(io(&self.path))?;
+        self.written = 0;
+        Ok(())
+    }
+}
+
+/// Reads every record from `path` and its rotated files, oldest first. Returns the records and
+/// the number of lines that were not records.
+pub fn read_records(path: &Path) -> Result<(Vec<ComparisonRecord>, usize), SinkError> {
+    let mut files: Vec<PathBuf> = (1..1000).map(|n| rotated(path, n)).take_while(|p| p.exists()).collect();
+    files.reverse();
+    files.push(path.to_path_buf());
+    let mut records = Vec::new();
+    let mut bad = 0;
+    for file in files.iter().filter(|f| f.exists()) {
+        let reader = BufReader::new(File::open(file).map_err(io(file))?);
+        for line in reader.lines() {
+            let line = line.map_err(io(file))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<ComparisonRecord>(&line) {
+                Ok(r) => records.push(r),
+                Err(_) => bad += 1,
+            }
+        }
+    }
+    if !path.exists() && files.len() == 1 {
+        return Err(SinkError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    Ok((records, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Outcome, SideReport, SCHEMA_VERSION};
+
+    fn rec(i: usize) -> ComparisonRecord {
+        ComparisonRecord {
+            schema: SCHEMA_VERSION,
+            time_ms: i as u64,
+            instance: "t".into(),
+            request_id: format!("r{i}"),
+            action: "guest/a".into(),
+            served_by: "legacy".into(),
+            outcome: Outcome::Match,
+            legacy: SideReport::default(),
+            scheduler: SideReport::default(),
+            differences: vec![],
+            differences_truncated: 0,
+            control_differences: None,
+        }
+    }
+
+    #[test]
+    fn rotates_by_size_and_reads_back_in_order() {
+        let dir = std::env::temp_dir().join(format!("shadow-sink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("records.jsonl");
+        let mut sink = JsonLinesFile::open(&path, 1_000, 3).unwrap();
+        for i in 0..40 {
+            sink.write(&rec(i)).unwrap();
+        }
+        sink.flush().unwrap();
+        assert!(rotated(&path, 1).exists() && rotated(&path, 3).exists() && !rotated(&path, 4).exists());
+        std::fs::write(rotated(&path, 3), b"not json\n").unwrap();
+        let (records, bad) = read_records(&path).unwrap();
+        assert_eq!(bad, 1);
+        let times: Vec<u64> = records.iter().map(|r| r.time_ms).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "oldest first: {times:?}");
+        assert_eq!(*times.last().unwrap(), 39);
+        assert!(std::fs::metadata(&path).unwrap().len() <= 1_000);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
