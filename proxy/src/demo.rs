@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use switchyard_rules::Pool;
 use tokio::sync::Semaphore;
-use whisk_sim::{RequestKind, GUEST_KEY};
+use whisk_sim::{ActionProfile, RequestKind, GUEST_KEY};
 
 use crate::fleet::{FleetSpec, LocalFleet};
 use crate::service::POOL_HEADER;
@@ -29,19 +29,35 @@ name = "the image pipeline moves first"
 namespace = "guest"
 package = "img"
 share = 100
+# resize is side-effect free: mirror every call to the other path and compare.
+shadow = { sample = 100, calibrate = 20 }
+
+[[overrides]]
+name = "reports are pure too: mirror a quarter of them"
+namespace = "guest"
+action = "report-*"
+share = 25
+shadow = { sample = 25 }
 "#;
+
+/// The one action whose scheduler-side result differs in the demo.
+const DIVERGING_ACTION: &str = "guest/img/resize-1";
 
 pub struct DemoOptions {
     pub invocations: usize,
     pub actions: usize,
     pub concurrency: usize,
+    /// Where the HTML shadow report is written.
+    pub html_report: std::path::PathBuf,
 }
 
-/// The demo's actions: every tenth a batch job, every tenth (offset) in the `img` package.
+/// The demo's actions: every tenth a batch job, every tenth (offset) in the `img` package, every
+/// tenth (offset again) a report.
 fn action_path(i: usize) -> (String, String) {
     match i % 10 {
         0 => (String::new(), format!("batch-{i}")),
         1 => ("img".to_string(), format!("resize-{i}")),
+        2 => (String::new(), format!("report-{i}")),
         _ => (String::new(), format!("action-{i}")),
     }
 }
@@ -54,13 +70,24 @@ struct Outcome {
 }
 
 pub fn run(opts: &DemoOptions) -> Result<(), String> {
-    let fleet = LocalFleet::start(FleetSpec::new(DEMO_RULES)).map_err(|e| e.to_string())?;
+    let mut spec = FleetSpec::new(DEMO_RULES);
+    // The new path returns a different result for one action: the report must point at it.
+    spec.legacy.actions.insert(
+        DIVERGING_ACTION.to_string(),
+        ActionProfile { result_patch: Some(serde_json::json!({"format": "jpeg"})), ..ActionProfile::default() },
+    );
+    spec.scheduler.actions.insert(
+        DIVERGING_ACTION.to_string(),
+        ActionProfile { result_patch: Some(serde_json::json!({"format": "webp"})), ..ActionProfile::default() },
+    );
+    let fleet = LocalFleet::start(spec).map_err(|e| e.to_string())?;
     println!("switchyard demo: two simulated OpenWhisk controller fleets behind one switchyard\n");
     println!("  legacy controller (simulated, Kafka path)  http://{}", fleet.legacy.addr());
     println!("  scheduler controller (simulated, FPC)      http://{}", fleet.scheduler.addr());
     println!("  switchyard proxy                           {}", fleet.proxy_url());
     println!("  switchyard admin (metrics, rules)          {}", fleet.admin_url());
-    println!("  rules: version demo-1, scheduler share 25 %, batch-* pinned to legacy, package img 100 % scheduler\n");
+    println!("  rules: version demo-1, scheduler share 25 %, batch-* pinned to legacy, package img 100 % scheduler,");
+    println!("         shadow comparison on for img/* (all, with calibration) and report-* (a quarter)\n");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -71,7 +98,7 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
     let outcomes = runtime.block_on(drive(&fleet.proxy_url(), opts))?;
     let elapsed = started.elapsed();
     report(&fleet, opts, &outcomes, elapsed);
-    Ok(())
+    shadow_report(&fleet, opts)
 }
 
 async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
@@ -90,7 +117,7 @@ async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
         let action = rng.random_range(0..opts.actions);
         let (pkg, name) = action_path(action);
         let path = if pkg.is_empty() { name } else { format!("{pkg}/{name}") };
-        let url = format!("{base}/api/v1/namespaces/guest/actions/{path}?blocking=true&result=true");
+        let url = format!("{base}/api/v1/namespaces/guest/actions/{path}?blocking=true");
         let request =
             client.post(url).basic_auth(user, Some(key)).json(&serde_json::json!({"name": format!("caller {n}")}));
         let permit = Arc::clone(&limit).acquire_owned().await.map_err(|e| e.to_string())?;
@@ -171,7 +198,7 @@ fn report(fleet: &LocalFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed:
     }
     // The global 25 % applies to actions no override covers: measure the share there.
     let global: Vec<&Vec<Pool>> =
-        pools_of_action.iter().filter(|(a, _)| !matches!(**a % 10, 0 | 1)).map(|(_, p)| p).collect();
+        pools_of_action.iter().filter(|(a, _)| !matches!(**a % 10, 0..=2)).map(|(_, p)| p).collect();
     let to_scheduler = global.iter().filter(|p| p.contains(&Pool::Scheduler)).count();
     let sticky = pools_of_action.values().all(|p| p.len() == 1);
     println!(
@@ -191,4 +218,30 @@ fn report(fleet: &LocalFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed:
     );
     println!("  failed requests: {errors}");
     println!("\n  The scheduler's lower latency is its shorter queueing (waitTime) in the simulator's flavors.");
+}
+
+/// Waits for the mirrors in flight, then prints the shadow report and writes its HTML page.
+fn shadow_report(fleet: &LocalFleet, opts: &DemoOptions) -> Result<(), String> {
+    let Some(shadow) = fleet.proxy.shared.shadow.get() else { return Ok(()) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = u64::MAX;
+    loop {
+        let records = shadow.report.lock().map(|r| r.records).unwrap_or(0);
+        // Settled: no new record in the last half second.
+        if records == last || Instant::now() > deadline {
+            break;
+        }
+        last = records;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let report = shadow.report.lock().map_err(|_| "the shadow report is unavailable".to_string())?;
+    println!("\n{}", report.to_text());
+    let html = opts.html_report.clone();
+    std::fs::write(&html, report.to_html()).map_err(|e| format!("cannot write {}: {e}", html.display()))?;
+    println!("  The same report as a page: {}", html.display());
+    println!(
+        "  Every record is in {}; `switchyard report --from <that file>` rebuilds the report.",
+        fleet.shadow_records_path().display()
+    );
+    Ok(())
 }

@@ -51,6 +51,9 @@ enum Command {
         actions: usize,
         #[arg(long, default_value_t = 48)]
         concurrency: usize,
+        /// Where to write the HTML shadow report.
+        #[arg(long, default_value = "switchyard-demo-report.html")]
+        html_report: PathBuf,
     },
 }
 
@@ -69,7 +72,7 @@ fn main() -> ExitCode {
             switchyard::logging::init(cli.log_json, "warn");
             report(&from, &format, output.as_deref())
         }
-        Command::Demo { invocations, actions, concurrency } => {
+        Command::Demo { invocations, actions, concurrency, html_report } => {
             switchyard::logging::init(cli.log_json, "warn");
             let opts =
                 switchyard::demo::DemoOptions { invocations, actions: actions.max(1), concurrency: concurrency.max(1) };

@@ -80,7 +80,13 @@ pub fn compare(legacy: &Observed<'_>, scheduler: &Observed<'_>, ignore: &[String
             differences.push(d);
         }
     }
-    let outcome = if differences.is_empty() { Outcome::Match } else { Outcome::Mismatch };
+    // Annotation differences are their own category (the paths attach different annotation sets):
+    // recorded and reported, but they do not make a mismatch.
+    let outcome = if differences.iter().any(|d| !d.path.starts_with(ANNOTATIONS_PATH)) {
+        Outcome::Mismatch
+    } else {
+        Outcome::Match
+    };
     Comparison { outcome, differences, legacy: ls, scheduler: ss }
 }
 
@@ -115,6 +121,21 @@ mod tests {
         assert_eq!(ignored.outcome, Outcome::Match);
         let accepted = run(obs(202, &json!({"activationId": "a"})), obs(200, &json!({"x": 1})), &[]);
         assert_eq!(accepted.outcome, Outcome::Accepted);
+    }
+
+    #[test]
+    fn annotation_differences_are_their_own_category() {
+        let rec = |annotations: Value| {
+            obs(200, &json!({"activationId": "a", "response": {"result": {"x": 1}}, "annotations": annotations}))
+        };
+        let c = run(
+            rec(json!([{"key": "kind", "value": "nodejs:20"}, {"key": "timeout", "value": false}, {"key": "waitTime", "value": 40}])),
+            rec(json!([{"key": "kind", "value": "nodejs:20"}, {"key": "waitTime", "value": 2}])),
+            &[],
+        );
+        assert_eq!(c.outcome, Outcome::Match, "annotations alone do not make a mismatch");
+        assert_eq!(c.differences.len(), 1);
+        assert_eq!((c.differences[0].path.as_str(), c.differences[0].kind), ("#annotations/timeout", DiffKind::Missing));
     }
 
     #[test]

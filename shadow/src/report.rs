@@ -71,6 +71,8 @@ struct ActionAgg {
     unsigned_mismatches: u64,
     latency: [Reservoir; 2],
     wait: [Reservoir; 2],
+    /// `#annotations/...` paths → how many compared samples differed there.
+    annotations: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +107,8 @@ pub struct ActionReport {
     pub outcomes: BTreeMap<String, u64>,
     pub real_differences: Vec<PathCount>,
     pub noise: Vec<PathCount>,
+    /// Differences in the activation's annotation set: reported apart, not counted as mismatches.
+    pub annotation_differences: Vec<PathCount>,
     pub control_samples: u64,
     pub latency_ms: BTreeMap<&'static str, Percentiles>,
     pub wait_time_ms: BTreeMap<&'static str, Percentiles>,
@@ -144,14 +148,20 @@ impl Report {
         if let Some(control) = &r.control_differences {
             a.noise.observe_control(control.iter().map(String::as_str));
         }
+        let (annotation_diffs, result_diffs): (Vec<_>, Vec<_>) =
+            r.differences.iter().partition(|d| d.path.starts_with(crate::compare::ANNOTATIONS_PATH));
+        for d in annotation_diffs {
+            *a.annotations.entry(d.path.clone()).or_default() += 1;
+            a.kinds.entry(d.path.clone()).or_insert(d.kind);
+        }
         match r.outcome {
             Outcome::Match => a.noise.observe_candidate(std::iter::empty()),
             Outcome::Mismatch => {
-                let mut paths: Vec<String> = r.differences.iter().map(|d| d.path.clone()).collect();
+                let mut paths: Vec<String> = result_diffs.iter().map(|d| d.path.clone()).collect();
                 paths.sort();
                 paths.dedup();
                 a.noise.observe_candidate(paths.iter().map(String::as_str));
-                for d in &r.differences {
+                for d in result_diffs {
                     a.kinds.entry(d.path.clone()).or_insert(d.kind);
                     let examples = a.examples.entry(d.path.clone()).or_default();
                     if examples.len() < MAX_EXAMPLES {
@@ -213,6 +223,18 @@ impl Report {
             outcomes: a.outcomes.clone(),
             real_differences: real,
             noise,
+            annotation_differences: a
+                .annotations
+                .iter()
+                .map(|(path, n)| PathCount {
+                    path: path.clone(),
+                    kind: a.kinds.get(path).copied(),
+                    count: *n,
+                    rate: rate(*n),
+                    examples: Vec::new(),
+                    control_count: None,
+                })
+                .collect(),
             control_samples: a.noise.control_samples,
             latency_ms: BTreeMap::from([("legacy", pct(&a.latency[0])), ("scheduler", pct(&a.latency[1]))]),
             wait_time_ms: BTreeMap::from([("legacy", pct(&a.wait[0])), ("scheduler", pct(&a.wait[1]))]),
@@ -283,6 +305,10 @@ impl Report {
                     d.rate * 100.0
                 );
             }
+            for d in &a.annotation_differences {
+                let kind = d.kind.map_or(String::new(), |k| format!("{k:?}"));
+                let _ = writeln!(out, "  annotations  {}  {kind}  {} of {}", d.path, d.count, a.compared);
+            }
             for n in &a.noise {
                 let _ = writeln!(
                     out,
@@ -322,7 +348,7 @@ impl Report {
                 id = anchor(&a.action),
                 name = esc(&a.action),
             );
-            if a.real_differences.is_empty() && a.noise.is_empty() {
+            if a.real_differences.is_empty() && a.noise.is_empty() && a.annotation_differences.is_empty() {
                 continue;
             }
             let _ = write!(details, "<h2 id=\"{}\">{}</h2><table><tr><th>path</th><th>kind</th><th>count</th><th>rate</th><th>examples (legacy → scheduler)</th></tr>", anchor(&a.action), esc(&a.action));
@@ -347,6 +373,15 @@ impl Report {
                     d.count,
                     d.rate * 100.0,
                     ex.join("<br>")
+                );
+            }
+            for d in &a.annotation_differences {
+                let _ = write!(
+                    details,
+                    "<tr class=\"na\"><td><code>{}</code></td><td>annotations</td><td>{}</td><td>{:.1} %</td><td>the paths attach different annotations</td></tr>",
+                    esc(&d.path),
+                    d.count,
+                    d.rate * 100.0
                 );
             }
             for n in &a.noise {
