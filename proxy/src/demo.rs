@@ -47,7 +47,7 @@ pub struct DemoOptions {
     pub invocations: usize,
     pub actions: usize,
     pub concurrency: usize,
-    /// Where the HTML shadow report is written.
+    /// Where the HTML shadow report is written (the records go next to it, as `.jsonl`).
     pub html_report: std::path::PathBuf,
 }
 
@@ -235,13 +235,14 @@ fn shadow_report(fleet: &LocalFleet, opts: &DemoOptions) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(500));
     }
     let report = shadow.report.lock().map_err(|_| "the shadow report is unavailable".to_string())?;
-    println!("\n{}", report.to_text());
+    println!("\n{}", report.to_text_brief());
     let html = opts.html_report.clone();
     std::fs::write(&html, report.to_html()).map_err(|e| format!("cannot write {}: {e}", html.display()))?;
     println!("  The same report as a page: {}", html.display());
-    println!(
-        "  Every record is in {}; `switchyard report --from <that file>` rebuilds the report.",
-        fleet.shadow_records_path().display()
-    );
+    // The fleet's directory goes away with it; keep the records next to the page.
+    let records = html.with_extension("jsonl");
+    std::fs::copy(fleet.shadow_records_path(), &records)
+        .map_err(|e| format!("cannot write {}: {e}", records.display()))?;
+    println!("  The records: {0} (`switchyard report --from {0}` rebuilds the report)", records.display());
     Ok(())
 }

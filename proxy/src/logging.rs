@@ -12,7 +12,10 @@ const CAPPED: &[&str] = &["pingora_proxy", "pingora_core", "pingora_http", "hype
 /// The filter for `requested` (e.g. `debug`, `switchyard=debug,info`), with the caps applied.
 pub fn filter(requested: &str) -> EnvFilter {
     let mut filter = EnvFilter::try_new(requested).unwrap_or_else(|_| EnvFilter::new("info"));
-    for target in CAPPED {
+    // Only a debug or trace request can reach what the caps hold back; adding them otherwise would
+    // raise those targets to info.
+    let verbose = requested.contains("debug") || requested.contains("trace");
+    for target in CAPPED.iter().filter(|_| verbose) {
         if let Ok(d) = format!("{target}=info").parse() {
             filter = filter.add_directive(d);
         }

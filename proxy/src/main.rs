@@ -51,8 +51,8 @@ enum Command {
         actions: usize,
         #[arg(long, default_value_t = 48)]
         concurrency: usize,
-        /// Where to write the HTML shadow report.
-        #[arg(long, default_value = "switchyard-demo-report.html")]
+        /// Where to write the HTML shadow report (the records go next to it, as .jsonl).
+        #[arg(long, default_value = "switchyard-demo.html")]
         html_report: PathBuf,
     },
 }
@@ -74,8 +74,12 @@ fn main() -> ExitCode {
         }
         Command::Demo { invocations, actions, concurrency, html_report } => {
             switchyard::logging::init(cli.log_json, "warn");
-            let opts =
-                switchyard::demo::DemoOptions { invocations, actions: actions.max(1), concurrency: concurrency.max(1) };
+            let opts = switchyard::demo::DemoOptions {
+                invocations,
+                actions: actions.max(1),
+                concurrency: concurrency.max(1),
+                html_report,
+            };
             match switchyard::demo::run(&opts) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&format!("demo failed: {e}")),

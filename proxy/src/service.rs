@@ -285,14 +285,14 @@ impl ProxyHttp for SwitchyardProxy {
         let status = session.response_written().map(|r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         self.shared.metrics.request(ctx.pool, ctx.kind, status, elapsed.as_secs_f64());
+        if let Some(e) = e {
+            tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
+        }
         if let (Some(mut tee), Some(state)) = (ctx.shadow.take(), self.shared.shadow.get()) {
             if e.is_some() {
                 tee.skip("primary_failed");
             }
             state.submit(tee, ctx.pool, std::mem::take(&mut ctx.request_id), elapsed);
-        }
-        if let Some(e) = e {
-            tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
         }
     }
 

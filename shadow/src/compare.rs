@@ -129,13 +129,18 @@ mod tests {
             obs(200, &json!({"activationId": "a", "response": {"result": {"x": 1}}, "annotations": annotations}))
         };
         let c = run(
-            rec(json!([{"key": "kind", "value": "nodejs:20"}, {"key": "timeout", "value": false}, {"key": "waitTime", "value": 40}])),
+            rec(
+                json!([{"key": "kind", "value": "nodejs:20"}, {"key": "timeout", "value": false}, {"key": "waitTime", "value": 40}]),
+            ),
             rec(json!([{"key": "kind", "value": "nodejs:20"}, {"key": "waitTime", "value": 2}])),
             &[],
         );
         assert_eq!(c.outcome, Outcome::Match, "annotations alone do not make a mismatch");
         assert_eq!(c.differences.len(), 1);
-        assert_eq!((c.differences[0].path.as_str(), c.differences[0].kind), ("#annotations/timeout", DiffKind::Missing));
+        assert_eq!(
+            (c.differences[0].path.as_str(), c.differences[0].kind),
+            ("#annotations/timeout", DiffKind::Missing)
+        );
     }
 
     #[test]

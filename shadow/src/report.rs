@@ -251,26 +251,71 @@ impl Report {
         })
     }
 
+    /// The summary and the actions that need a look (real differences, noise, failures), then one
+    /// line per action.
     pub fn to_text(&self) -> String {
+        let actions = self.actions();
+        let mut out = self.text_summary(&actions);
+        let _ = writeln!(
+            out,
+            "\n{:<40} {:>8} {:>8} {:>10} {:>12} {:>12}  other outcomes",
+            "action", "samples", "match", "real diffs", "legacy p50", "sched. p50"
+        );
+        for a in &actions {
+            let p50 = |side: &str| a.latency_ms[side].p50.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+            let _ = writeln!(
+                out,
+                "{:<40} {:>8} {:>8} {:>10} {:>12} {:>12}  {}",
+                a.action,
+                a.samples,
+                a.match_rate.map_or("n/a".to_string(), |r| format!("{:.1}%", r * 100.0)),
+                a.real_differences.len(),
+                p50("legacy"),
+                p50("scheduler"),
+                other_outcomes(a).join(", ")
+            );
+        }
+        out
+    }
+
+    /// The summary and the actions that need a look, without the per-action table.
+    pub fn to_text_brief(&self) -> String {
+        self.text_summary(&self.actions())
+    }
+
+    fn text_summary(&self, actions: &[ActionReport]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
             "shadow comparison: {} records over {} actions (legacy vs scheduler)",
             self.records,
-            self.actions.len()
+            actions.len()
         );
         if self.unknown_schema > 0 {
             let _ = writeln!(out, "  ({} records of another schema version left out)", self.unknown_schema);
         }
-        for a in self.actions() {
+        let attention: Vec<&ActionReport> = actions
+            .iter()
+            .filter(|a| !a.real_differences.is_empty() || !a.noise.is_empty() || !other_outcomes(a).is_empty())
+            .collect();
+        let clean = actions.iter().filter(|a| a.match_rate == Some(1.0) && other_outcomes(a).is_empty()).count();
+        let _ = writeln!(out, "  {clean} actions match fully; {} need a look (below)", attention.len());
+        let mut annotations: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
+        for a in actions {
+            for d in &a.annotation_differences {
+                let e = annotations.entry(d.path.as_str()).or_default();
+                e.0 += d.count;
+                e.1 += a.compared;
+                e.2 += 1;
+            }
+        }
+        for (path, (n, of, in_actions)) in annotations {
+            let _ = writeln!(out, "  annotation difference {path}: {n} of {of} compared samples, in {in_actions} actions (reported apart, not a mismatch)");
+        }
+        for a in attention {
             let _ = writeln!(out);
             let rate = a.match_rate.map_or("n/a".to_string(), |r| format!("{:.1} %", r * 100.0));
-            let others: Vec<String> = a
-                .outcomes
-                .iter()
-                .filter(|(k, _)| *k != "match" && *k != "mismatch")
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
+            let others = other_outcomes(a);
             let _ = writeln!(
                 out,
                 "{}: {} samples, match {rate} of {} compared{}",
@@ -305,10 +350,6 @@ impl Report {
                     d.rate * 100.0
                 );
             }
-            for d in &a.annotation_differences {
-                let kind = d.kind.map_or(String::new(), |k| format!("{k:?}"));
-                let _ = writeln!(out, "  annotations  {}  {kind}  {} of {}", d.path, d.count, a.compared);
-            }
             for n in &a.noise {
                 let _ = writeln!(
                     out,
@@ -342,7 +383,7 @@ impl Report {
                 a.compared,
                 a.real_differences.len(),
                 a.noise.len(),
-                a.outcomes.iter().filter(|(k, _)| *k != "match" && *k != "mismatch").map(|(k, v)| format!("{} {v}", esc(k))).collect::<Vec<_>>().join(", "),
+                esc(&other_outcomes(&a).join(", ")),
                 p(&a.latency_ms, "legacy"),
                 p(&a.latency_ms, "scheduler"),
                 id = anchor(&a.action),
@@ -410,6 +451,11 @@ explained by per-call values (ids, timestamps, waitTime) or by learned noise (pa
             self.actions.len()
         )
     }
+}
+
+/// Outcomes other than match and mismatch, as `label count`.
+fn other_outcomes(a: &ActionReport) -> Vec<String> {
+    a.outcomes.iter().filter(|(k, _)| *k != "match" && *k != "mismatch").map(|(k, v)| format!("{k} {v}")).collect()
 }
 
 fn short(v: Option<&Value>) -> String {

@@ -39,6 +39,17 @@ async fn wait_for_version(base: &str, version: &str) -> Duration {
     }
 }
 
+/// `PUT /rules` with the admin token.
+async fn put_rules(c: &reqwest::Client, admin: &str, media: &str, body: &str) -> reqwest::Response {
+    c.put(format!("{admin}/rules"))
+        .bearer_auth(TOKEN)
+        .header("content-type", media)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
 fn with_token(spec: &mut FleetSpec) {
     spec.tweak = Some(Box::new(|c| c.admin.token = Some(TOKEN.to_string())));
 }
@@ -187,48 +198,20 @@ fn admin_put_kill_and_unkill() {
         let c = client();
         let yaml =
             "version: a2\nscheduler_share: 100\noverrides:\n  - namespace: guest\n    action: legacy-*\n    share: 0\n";
-        let resp = c
-            .put(format!("{admin}/rules"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/yaml")
-            .body(yaml)
-            .send()
-            .await
-            .unwrap();
+        let resp = put_rules(&c, &admin, "application/yaml", yaml).await;
         assert_eq!(resp.status(), 200);
         wait_for_version(&base, "a2").await;
         let s = status(&admin).await;
         assert!(s["active"]["source"].as_str().unwrap().starts_with("admin API"), "{s}");
 
-        let bad = c
-            .put(format!("{admin}/rules"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/json")
-            .body(r#"{"version":"a3","scheduler_share":"lots"}"#)
-            .send()
-            .await
-            .unwrap();
+        let bad = put_rules(&c, &admin, "application/json", r#"{"version":"a3","scheduler_share":"lots"}"#).await;
         assert_eq!(bad.status(), 422);
         let body: Value = bad.json().await.unwrap();
         assert_eq!(body["errors"][0]["path"], "scheduler_share");
         assert_eq!(body["errors"][0]["source"], "admin API");
-        let again = c
-            .put(format!("{admin}/rules"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/yaml")
-            .body(yaml)
-            .send()
-            .await
-            .unwrap();
+        let again = put_rules(&c, &admin, "application/yaml", yaml).await;
         assert_eq!(again.json::<Value>().await.unwrap()["status"], "unchanged");
-        let odd = c
-            .put(format!("{admin}/rules"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "text/plain")
-            .body(yaml)
-            .send()
-            .await
-            .unwrap();
+        let odd = put_rules(&c, &admin, "text/plain", yaml).await;
         assert_eq!(odd.status(), 415);
 
         let killed: Value =
