@@ -211,10 +211,14 @@ fn report(fleet: &LocalFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed:
         "  stickiness: {}",
         if sticky { "every action was always served by the same pool" } else { "SOME ACTIONS WERE SPLIT ACROSS POOLS" }
     );
+    // Shadow copies may still be running: these counts are a snapshot.
+    let (legacy, scheduler) = (fleet.legacy.stats(), fleet.scheduler.stats());
     println!(
-        "  the controllers counted: legacy {} invocations, scheduler {}",
-        fleet.legacy.stats().kind(RequestKind::Invoke),
-        fleet.scheduler.stats().kind(RequestKind::Invoke)
+        "  the controllers counted: legacy {} invocations ({} of them shadow copies), scheduler {} ({})",
+        legacy.kind(RequestKind::Invoke),
+        legacy.shadow_marked,
+        scheduler.kind(RequestKind::Invoke),
+        scheduler.shadow_marked
     );
     println!("  failed requests: {errors}");
     println!("\n  The scheduler's lower latency is its shorter queueing (waitTime) in the simulator's flavors.");

@@ -281,6 +281,10 @@ fn describe(r: &PrometheusRecorder) {
     c(REQUESTS_TOTAL, None, "Requests answered, by the pool that served them, request kind and status class.");
     c(DECISIONS_TOTAL, None, "Routing decisions for invocations and API calls, by chosen pool and why.");
     c(FALLBACKS_TOTAL, None, "Requests sent to the other pool than the rules chose, and why.");
+    c(RULES_RELOADS, None, "Rule change attempts by source and result (accepted, rejected, unchanged).");
+    c(SHADOW_COMPARISONS, None, "Shadow comparisons finished, by outcome.");
+    c(SHADOW_DROPPED, None, "Shadow jobs dropped before running, and why (the client was never delayed).");
+    c(SHADOW_RECORD_ERRORS, None, "Comparison records that could not be written to the record file.");
     r.describe_histogram(
         KeyName::from_const_str(REQUEST_DURATION),
         Some(Unit::Seconds),
