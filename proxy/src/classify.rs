@@ -66,8 +66,16 @@ pub fn classify<'a>(method: &str, path: &'a str) -> Classified<'a> {
     let (Some("v1"), Some(area)) = (parts.next(), parts.next()) else {
         return Classified::only(RequestKind::Api);
     };
-    let segs: Vec<&'a str> = parts.collect();
-    match (area, segs.as_slice()) {
+    // At most five segments matter (namespace, collection, up to three names); a fixed array keeps
+    // classification allocation-free.
+    let mut buf = [""; 6];
+    let mut n = 0;
+    for seg in parts.by_ref().take(buf.len()) {
+        buf[n] = seg;
+        n += 1;
+    }
+    let segs: &[&'a str] = if parts.next().is_some() { &buf[..] } else { &buf[..n] };
+    match (area, segs) {
         ("namespaces", [ns, "actions", action]) if method == "POST" && !action.is_empty() => {
             invocation(RequestKind::Invoke, ns, "", action)
         }

@@ -96,7 +96,10 @@ impl ProxyHttp for SwitchyardProxy {
         let class = classify(req.method.as_str(), req.uri.path());
         ctx.kind = class.kind;
         if class.kind.is_invocation() {
-            let subject = req.headers.get(http::header::AUTHORIZATION).and_then(|v| basic_auth_subject(v.as_bytes()));
+            let subject = active
+                .uses_subject
+                .then(|| req.headers.get(http::header::AUTHORIZATION).and_then(|v| basic_auth_subject(v.as_bytes())))
+                .flatten();
             let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
             let decision = active.rules.decide(&Invocation {
                 namespace: &class.namespace,

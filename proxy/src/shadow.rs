@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::ShadowConfig;
 use crate::metrics::Metrics;
-use crate::pools::Pools;
 
 /// Marks mirrored requests so controllers' logs can tell them apart.
 pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
@@ -129,7 +128,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 struct Worker {
-    pools: Arc<PoolsHandle>,
+    /// For the pools (the copies go to their healthy members).
+    shared: Arc<crate::state::Shared>,
     client: reqwest::Client,
     slots: Arc<Semaphore>,
     timeout: Duration,
@@ -137,15 +137,6 @@ struct Worker {
     sink: Option<Mutex<JsonLinesFile>>,
     state: Arc<ShadowState>,
     metrics: Arc<Metrics>,
-}
-
-/// The pools, reachable from the workers (the proxy's `Shared` owns them).
-pub struct PoolsHandle(pub Arc<crate::state::Shared>);
-
-impl PoolsHandle {
-    fn pools(&self) -> &Pools {
-        &self.0.pools
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +173,7 @@ pub fn start(
         .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
         .unwrap_or_else(|| "switchyard".to_string());
     let worker = Arc::new(Worker {
-        pools: Arc::new(PoolsHandle(shared)),
+        shared,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(config.max_in_flight)
             .build()
@@ -302,7 +293,7 @@ impl Worker {
             timed_out,
             error: Some(error),
         };
-        let Some(member) = self.pools.pools().get(pool).pick_healthy() else {
+        let Some(member) = self.shared.pools.get(pool).pick_healthy() else {
             return failed(format!("no healthy controller in the {pool} pool"), false);
         };
         let mut req = self

@@ -75,13 +75,16 @@ pub struct ActiveRules {
     pub loaded_at: SystemTime,
     /// The version as a header value, built once per rule set rather than per response.
     pub version_header: http::HeaderValue,
+    /// Whether routing needs the Basic-auth subject (decoded per request only then).
+    pub uses_subject: bool,
 }
 
 impl ActiveRules {
     pub fn new(rules: RuleSet, source: RuleSource) -> ActiveRules {
         let version_header = http::HeaderValue::from_str(&rules.version)
             .unwrap_or_else(|_| http::HeaderValue::from_static("unprintable"));
-        ActiveRules { rules, source, loaded_at: SystemTime::now(), version_header }
+        let uses_subject = rules.uses_subject();
+        ActiveRules { rules, source, loaded_at: SystemTime::now(), version_header, uses_subject }
     }
 
     pub fn describe(&self) -> Value {

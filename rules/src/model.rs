@@ -194,6 +194,11 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// Whether any decision hashes the Basic-auth subject (so the proxy decodes it only then).
+    pub fn uses_subject(&self) -> bool {
+        self.sticky_key == StickyKey::Subject || self.overrides.iter().any(|o| o.sticky_key == StickyKey::Subject)
+    }
+
     /// The canonical form of the rule set (what `GET /rules` shows), independent of input format.
     pub fn to_document(&self) -> Value {
         json!({

@@ -65,10 +65,9 @@ struct ActionAgg {
     noise: NoiseModel,
     kinds: BTreeMap<String, DiffKind>,
     examples: BTreeMap<String, Vec<Example>>,
-    /// Sorted difference paths of each mismatch → how many mismatches had exactly those.
+    /// Sorted difference paths of each mismatch → how many mismatches had exactly those. Past the
+    /// cap, new signatures are not kept, so those mismatches stay real (never counted as matches).
     signatures: HashMap<Vec<String>, u64>,
-    /// Mismatches past the signature cap: counted as real.
-    unsigned_mismatches: u64,
     latency: [Reservoir; 2],
     wait: [Reservoir; 2],
     /// `#annotations/...` paths → how many compared samples differed there.
@@ -174,8 +173,6 @@ impl Report {
                 }
                 if a.signatures.len() < MAX_SIGNATURES || a.signatures.contains_key(&paths) {
                     *a.signatures.entry(paths).or_default() += 1;
-                } else {
-                    a.unsigned_mismatches += 1;
                 }
             }
             _ => {}
