@@ -206,11 +206,24 @@ fn readiness(shared: &Shared) -> Reply {
         })
         .collect();
     let ready = shared.pools.get(default_pool).healthy_count() > 0;
+    use std::sync::atomic::Ordering::Relaxed;
+    let k = &shared.kafka;
+    // Reported, never part of readiness: Kafka being down must not take traffic away.
+    let kafka = json!({
+        "records": {
+            "healthy": k.records_healthy.load(Relaxed),
+            "delivered": k.records_delivered.load(Relaxed),
+            "failed": k.records_failed.load(Relaxed),
+            "dropped": k.records_dropped.load(Relaxed),
+        },
+        "rules_topic_error": *k.rules_error.lock().unwrap_or_else(|e| e.into_inner()),
+    });
     let body = json!({
         "ready": ready,
         "rules_version": active.rules.version,
         "default_pool": default_pool.as_str(),
         "pools": pools,
+        "kafka": kafka,
     });
     json_reply(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body)
 }

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub shutdown: ShutdownConfig,
     #[serde(default)]
     pub shadow: ShadowConfig,
+    /// Comparison records and rules distribution over Kafka (off unless `brokers` is set).
+    #[serde(default)]
+    pub kafka: switchyard_shadow::KafkaConfig,
 }
 
 /// Global bounds of shadow comparison (which actions are mirrored is in the rules).
@@ -289,6 +292,9 @@ impl ServerConfig {
         }
         if self.health.unhealthy_after == 0 || self.health.healthy_after == 0 {
             problems.push("health.unhealthy_after / health.healthy_after: must be at least 1".into());
+        }
+        if self.kafka.enabled() && self.kafka.records_topic.is_empty() && self.kafka.rules_topic.is_empty() {
+            problems.push("kafka: brokers are set but neither kafka.records_topic nor kafka.rules_topic".into());
         }
         if self.shadow.max_in_flight == 0 || self.shadow.queue == 0 {
             problems.push("shadow.max_in_flight / shadow.queue: must be at least 1".into());

@@ -128,5 +128,6 @@ pub fn local_config(rules: &Path, legacy: SocketAddr, scheduler: SocketAddr) -> 
             timeout_ms: 5_000,
             ..ShadowConfig::default()
         },
+        kafka: Default::default(),
     }
 }

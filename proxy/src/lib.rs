@@ -15,6 +15,7 @@ pub use config::{ConfigError, Resolved, ServerConfig};
 pub use server::{start, RunningProxy, StartError};
 pub mod demo;
 pub mod fleet;
+pub mod kafka_rules;
 pub mod logging;
 pub mod process;
 pub mod reload;

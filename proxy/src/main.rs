@@ -18,6 +18,19 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate a rules file and publish it to the rules topic (refused when invalid). Every
+    /// replica following the topic validates and applies it.
+    Publish {
+        file: PathBuf,
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the proxy with a static config file.
     Run {
@@ -34,14 +47,23 @@ enum Command {
     /// Aggregate comparison records into a report (per action: match rate, real differences, noise,
     /// errors, latency per path).
     Report {
-        /// A JSON-lines record file (its rotated files are read too).
+        /// A JSON-lines record file (its rotated files are read too), or `kafka://HOST:PORT/TOPIC`
+        /// for the records of every replica.
         #[arg(long)]
-        from: PathBuf,
+        from: String,
+        /// Only records since then: unix seconds, or an age like `30m`, `6h`, `2d`.
+        #[arg(long)]
+        since: Option<String>,
         #[arg(long, value_parser = ["text", "json", "html"], default_value = "text")]
         format: String,
         /// Write the report here instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// Rules distribution over Kafka.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
     },
     /// Start two simulated controller fleets and a proxy on loopback and drive traffic through it.
     Demo {
@@ -68,9 +90,24 @@ fn main() -> ExitCode {
             switchyard::logging::init(cli.log_json, "warn");
             check(rules, config)
         }
-        Command::Report { from, format, output } => {
+        Command::Report { from, since, format, output } => {
             switchyard::logging::init(cli.log_json, "warn");
-            report(&from, &format, output.as_deref())
+            report(&from, since.as_deref(), &format, output.as_deref())
+        }
+        Command::Rules { command: RulesCommand::Publish { file, brokers, topic } } => {
+            switchyard::logging::init(cli.log_json, "warn");
+            let config = switchyard_shadow::KafkaConfig { brokers, rules_topic: topic, ..Default::default() };
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return fail(&e.to_string()),
+            };
+            match runtime.block_on(switchyard::kafka_rules::publish(&config, &file)) {
+                Ok(message) => {
+                    println!("{message}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
         }
         Command::Demo { invocations, actions, concurrency, html_report } => {
             switchyard::logging::init(cli.log_json, "warn");
@@ -187,16 +224,60 @@ fn check(rules: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn report(from: &std::path::Path, format: &str, output: Option<&std::path::Path>) -> ExitCode {
-    if from.to_string_lossy().starts_with("kafka://") {
-        return fail("reading records from Kafka is not available in this build; use the record file");
-    }
-    let (records, bad) = match switchyard_shadow::read_records(from) {
+/// `--since`: unix seconds, or an age (`30m`, `6h`, `2d`) before now; in milliseconds.
+fn since_ms(text: &str) -> Result<u64, String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let bad = || format!("--since {text}: expected unix seconds or an age like 30m, 6h, 2d");
+    let secs = match text.char_indices().last() {
+        Some((i, unit @ ('s' | 'm' | 'h' | 'd'))) => {
+            let n: u64 = text[..i].parse().map_err(|_| bad())?;
+            let factor = match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                _ => 86_400,
+            };
+            now.saturating_sub(n * factor)
+        }
+        _ => text.parse().map_err(|_| bad())?,
+    };
+    Ok(secs * 1000)
+}
+
+fn report(from: &str, since: Option<&str>, format: &str, output: Option<&std::path::Path>) -> ExitCode {
+    let since = match since.map(since_ms).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let loaded = match from.strip_prefix("kafka://") {
+        Some(rest) => {
+            let Some((brokers, topic)) = rest.split_once('/').filter(|(b, t)| !b.is_empty() && !t.is_empty()) else {
+                return fail("--from kafka://HOST:PORT/TOPIC");
+            };
+            let mut client = rdkafka::ClientConfig::new();
+            client.set("bootstrap.servers", brokers);
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("  reading {pos}/{len} records {bar:30}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let result = switchyard_shadow::read_records_from_topic(&client, topic, since, |read, total| {
+                bar.set_length(total);
+                bar.set_position(read);
+            });
+            bar.finish_and_clear();
+            result.map_err(|e| e.to_string())
+        }
+        None => switchyard_shadow::read_records(std::path::Path::new(from))
+            .map(|(records, bad)| (records.into_iter().filter(|r| since.is_none_or(|s| r.time_ms >= s)).collect(), bad))
+            .map_err(|e| e.to_string()),
+    };
+    let (records, bad) = match loaded {
         Ok(r) => r,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return fail(&e),
     };
     if bad > 0 {
-        eprintln!("switchyard: {bad} lines of {} were not comparison records and were left out", from.display());
+        eprintln!("switchyard: {bad} messages of {from} were not comparison records and were left out");
     }
     let mut report = switchyard_shadow::Report::default();
     for r in &records {

@@ -24,6 +24,7 @@ pub const SHADOW_DROPPED: &str = "switchyard_shadow_dropped_total";
 pub const SHADOW_IN_FLIGHT: &str = "switchyard_shadow_in_flight";
 pub const SHADOW_QUEUED: &str = "switchyard_shadow_queued";
 pub const SHADOW_RECORD_ERRORS: &str = "switchyard_shadow_record_write_errors_total";
+pub const KAFKA_RECORDS: &str = "switchyard_kafka_records_total";
 
 /// Outcomes of shadow comparisons, as labels of [`SHADOW_COMPARISONS`].
 pub const SHADOW_OUTCOMES: [&str; 6] = ["match", "mismatch", "accepted", "error", "timeout", "skipped"];
@@ -242,6 +243,17 @@ impl Metrics {
         self.pool_healthy[pool.index()].set(healthy as f64);
     }
 
+    /// Handles for `switchyard_kafka_records_total{topic, result}` (registered once per topic).
+    pub fn kafka_records(&self, topic: &str) -> [Counter; 3] {
+        ["delivered", "failed", "dropped"].map(|result| {
+            let k = Key::from_parts(
+                KAFKA_RECORDS,
+                vec![Label::new("topic", topic.to_string()), Label::new("result", result)],
+            );
+            self.recorder.register_counter(&k, &meta())
+        })
+    }
+
     /// Marks the active rules version (an info-style gauge: 1 for the active version, 0 for the
     /// ones before it).
     pub fn rules_version(&self, old: Option<&str>, new: &str) {
@@ -285,6 +297,7 @@ fn describe(r: &PrometheusRecorder) {
     c(SHADOW_COMPARISONS, None, "Shadow comparisons finished, by outcome.");
     c(SHADOW_DROPPED, None, "Shadow jobs dropped before running, and why (the client was never delayed).");
     c(SHADOW_RECORD_ERRORS, None, "Comparison records that could not be written to the record file.");
+    c(KAFKA_RECORDS, None, "Comparison records sent to Kafka, by result (delivered, failed, dropped).");
     r.describe_histogram(
         KeyName::from_const_str(REQUEST_DURATION),
         Some(Unit::Seconds),

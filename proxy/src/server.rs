@@ -32,6 +32,8 @@ pub enum StartError {
     Watch(crate::watch::WatchError),
     #[error(transparent)]
     Shadow(crate::shadow::ShadowStartError),
+    #[error("bad Kafka settings: {0}")]
+    Kafka(rdkafka::error::KafkaError),
     #[error("the proxy did not start accepting connections on {0} within 10 s")]
     NotAccepting(SocketAddr),
 }
@@ -84,6 +86,7 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         metrics: Arc::clone(&metrics),
         pool_header: config.pool_header,
         shadow: std::sync::OnceLock::new(),
+        kafka: Default::default(),
     });
     shared.publish_gauges(&active, None);
     tracing::info!(version = %active.rules.version, source = %active.source, share = %active.rules.scheduler_share,
@@ -103,11 +106,15 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         addr: resolved.admin_listen,
         source,
     })?;
-    let shadow = {
-        let _guard = control.enter();
-        crate::shadow::start(&config.shadow, Arc::clone(&shared), Arc::clone(&metrics)).map_err(StartError::Shadow)?
-    };
+    let _guard = control.enter();
+    let kafka_sink = records_sink(config, &shared).map_err(StartError::Kafka)?;
+    let shadow = crate::shadow::start(&config.shadow, kafka_sink, Arc::clone(&shared), Arc::clone(&metrics))
+        .map_err(StartError::Shadow)?;
     let _ = shared.shadow.set(shadow);
+    if config.kafka.enabled() && !config.kafka.rules_topic.is_empty() {
+        control.spawn(crate::kafka_rules::follow(Arc::clone(&shared), config.kafka.clone()));
+    }
+    drop(_guard);
     let token = config.admin.token.as_deref().map(|t| Arc::<str>::from(t.trim()));
     control.spawn(crate::admin::serve(admin_listener, Arc::clone(&shared), token));
     if config.watch_rules {
@@ -170,6 +177,38 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
     }
     tracing::info!(proxy = %proxy_addr, admin = %admin_addr, "switchyard is serving");
     Ok(running)
+}
+
+/// The Kafka record sink, counting every record's fate in the metrics and `/readyz`.
+fn records_sink(
+    config: &crate::config::ServerConfig,
+    shared: &Arc<Shared>,
+) -> Result<Option<switchyard_shadow::KafkaSink>, rdkafka::error::KafkaError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if !config.kafka.enabled() || config.kafka.records_topic.is_empty() {
+        return Ok(None);
+    }
+    let counters = shared.metrics.kafka_records(&config.kafka.records_topic);
+    shared.kafka.records_healthy.store(true, Relaxed);
+    let health = Arc::clone(shared);
+    let on_result: switchyard_shadow::DeliveryCallback = Arc::new(move |d: switchyard_shadow::Delivery| {
+        let k = &health.kafka;
+        let (i, count) = match d {
+            switchyard_shadow::Delivery::Delivered => (0, &k.records_delivered),
+            switchyard_shadow::Delivery::Failed => (1, &k.records_failed),
+            switchyard_shadow::Delivery::Dropped => (2, &k.records_dropped),
+        };
+        counters[i].increment(1);
+        count.fetch_add(1, Relaxed);
+        k.records_healthy.store(i == 0, Relaxed);
+    });
+    let instance = config
+        .shadow
+        .instance
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "switchyard".into());
+    switchyard_shadow::KafkaSink::new(&config.kafka, &instance, on_result).map(Some)
 }
 
 async fn health_loop(shared: Arc<Shared>, health: crate::config::HealthConfig) {

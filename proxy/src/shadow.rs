@@ -135,6 +135,7 @@ struct Worker {
     timeout: Duration,
     instance: String,
     sink: Option<Mutex<JsonLinesFile>>,
+    kafka: Option<switchyard_shadow::KafkaSink>,
     state: Arc<ShadowState>,
     metrics: Arc<Metrics>,
 }
@@ -150,6 +151,7 @@ pub struct ShadowStartError {
 /// Creates the queue and starts the workers on the current runtime.
 pub fn start(
     config: &ShadowConfig,
+    kafka: Option<switchyard_shadow::KafkaSink>,
     shared: Arc<crate::state::Shared>,
     metrics: Arc<Metrics>,
 ) -> Result<Arc<ShadowState>, ShadowStartError> {
@@ -182,6 +184,7 @@ pub fn start(
         timeout: Duration::from_millis(config.timeout_ms),
         instance,
         sink,
+        kafka,
         state: Arc::clone(&state),
         metrics,
     });
@@ -278,6 +281,9 @@ impl Worker {
                 self.metrics.shadow_record_errors.increment(1);
                 tracing::warn!(error = %e, "cannot write a comparison record");
             }
+        }
+        if let Some(kafka) = &self.kafka {
+            kafka.send(&record);
         }
         lock(&self.state.report).add(&record);
     }

@@ -29,6 +29,12 @@ pub enum RuleSource {
     },
     /// `PUT /rules`, kept in memory only.
     AdminApi,
+    /// A record on the rules topic.
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
 }
 
 impl RuleSource {
@@ -39,6 +45,7 @@ impl RuleSource {
             RuleSource::File { trigger: FileTrigger::Watch, .. } => "file",
             RuleSource::File { trigger: FileTrigger::Sighup, .. } => "sighup",
             RuleSource::AdminApi => "admin",
+            RuleSource::Kafka { .. } => "kafka",
         }
     }
 
@@ -47,6 +54,9 @@ impl RuleSource {
         match self {
             RuleSource::File { path, .. } => path.display().to_string(),
             RuleSource::AdminApi => "admin API".to_string(),
+            RuleSource::Kafka { topic, partition, offset } => {
+                format!("kafka topic {topic} partition {partition} offset {offset}")
+            }
         }
     }
 }
@@ -63,6 +73,9 @@ impl std::fmt::Display for RuleSource {
                 write!(f, "file {} ({how})", path.display())
             }
             RuleSource::AdminApi => f.write_str("admin API (in memory; a later file change replaces it)"),
+            RuleSource::Kafka { topic, partition, offset } => {
+                write!(f, "kafka topic {topic} (partition {partition}, offset {offset})")
+            }
         }
     }
 }
@@ -112,9 +125,27 @@ pub struct Shared {
     pub pool_header: bool,
     /// Set once at start (the workers need `Shared` themselves).
     pub shadow: std::sync::OnceLock<Arc<crate::shadow::ShadowState>>,
+    /// Health of the Kafka parts, for `/readyz` details (never for readiness itself).
+    pub kafka: KafkaHealth,
+}
+
+/// What `/readyz` says about Kafka: counts of records by result, and the rules topic's last error.
+#[derive(Default)]
+pub struct KafkaHealth {
+    pub records_delivered: std::sync::atomic::AtomicU64,
+    pub records_failed: std::sync::atomic::AtomicU64,
+    pub records_dropped: std::sync::atomic::AtomicU64,
+    /// The last record's result was a delivery (or nothing was sent yet).
+    pub records_healthy: std::sync::atomic::AtomicBool,
+    pub rules_error: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
+    /// Remembers whether the rules topic could be read (`None`: it could).
+    pub fn kafka_rules_status(&self, error: Option<String>) {
+        *self.kafka.rules_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+
     /// Makes a rule set the effective one and updates the gauges that describe it.
     pub fn install_rules(&self, next: ActiveRules) {
         let old = self.rules.load().rules.version.clone();

@@ -6,6 +6,7 @@
 
 mod compare;
 mod diff;
+mod kafka;
 mod noise;
 mod normalize;
 mod record;
@@ -15,6 +16,9 @@ mod sink;
 
 pub use compare::{compare, Comparison, Observed};
 pub use diff::{diff_json, DiffKind, Difference};
+pub use kafka::{
+    read_records_from_topic, read_to_end, Delivery, DeliveryCallback, KafkaConfig, KafkaSink, TopicReadError,
+};
 pub use noise::{NoiseModel, NoiseThresholds};
 pub use normalize::{normalize, Normalized, PER_CALL_ANNOTATIONS};
 pub use record::{ComparisonRecord, Outcome, RecordContext, SideReport, SCHEMA_VERSION};

@@ -1,0 +1,113 @@
+//! Kafka down under load, with librdkafka's mock cluster (a broker that can be taken down and up):
+//! zero client errors, client latency unaffected, every record counted as delivered, failed or
+//! dropped, and delivery resuming when the broker returns.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use serde_json::Value;
+use switchyard::fleet::{FleetSpec, LocalFleet};
+use whisk_sim::GUEST_KEY;
+
+const RULES: &str = "version = \"k\"\nscheduler_share = 0\n[[overrides]]\nnamespace = \"guest\"\naction = \"pure-*\"\nshare = 0\nshadow = { sample = 100 }\n";
+
+fn counts(admin: &str, rt: &tokio::runtime::Runtime) -> (u64, u64, u64, u64) {
+    rt.block_on(async {
+        let ready: Value = reqwest::get(format!("{admin}/readyz")).await.unwrap().json().await.unwrap();
+        let r = &ready["kafka"]["records"];
+        let metrics = reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap();
+        let compared: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("switchyard_shadow_comparisons_total"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        (
+            r["delivered"].as_u64().unwrap(),
+            r["failed"].as_u64().unwrap(),
+            r["dropped"].as_u64().unwrap(),
+            compared as u64,
+        )
+    })
+}
+
+#[test]
+fn broker_down_and_up_under_load() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic("records", 1, 1).expect("topic");
+    let brokers = mock.bootstrap_servers();
+    let mut spec = FleetSpec::new(RULES);
+    spec.legacy.wait_time_ms = Some([0, 0]);
+    spec.scheduler.wait_time_ms = Some([0, 0]);
+    spec.tweak = Some(Box::new(move |c| {
+        c.kafka.brokers = brokers;
+        c.kafka.records_topic = "records".into();
+        c.kafka.message_timeout_ms = 2_000;
+    }));
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    let phase = |n: usize| -> Vec<Duration> {
+        rt.block_on(async {
+            let mut latencies = Vec::new();
+            for i in 0..n {
+                let t = Instant::now();
+                let resp = client
+                    .post(format!("{base}/api/v1/namespaces/guest/actions/pure-{i}?blocking=true"))
+                    .basic_auth(user, Some(key))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200, "a client request failed while Kafka was in trouble");
+                resp.bytes().await.unwrap();
+                latencies.push(t.elapsed());
+            }
+            latencies
+        })
+    };
+    let settle = |expected_total: u64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (d, f, x, compared) = counts(&admin, &rt);
+            if d + f + x == expected_total && compared == expected_total {
+                return (d, f, x);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "records unaccounted for: delivered {d} failed {f} dropped {x} of {compared}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let up = phase(40);
+    let (d1, f1, _) = settle(40);
+    assert_eq!((d1, f1), (40, 0), "all delivered while the broker is up");
+    let ready: Value =
+        rt.block_on(async { reqwest::get(format!("{admin}/readyz")).await.unwrap().json().await.unwrap() });
+    assert_eq!(ready["kafka"]["records"]["healthy"], true);
+
+    mock.broker_down(1).expect("down");
+    let down = phase(40);
+    let (_, f2, x2) = settle(80);
+    assert!(f2 + x2 >= 40, "records during the outage fail or drop: {f2} failed, {x2} dropped");
+    let ready: Value =
+        rt.block_on(async { reqwest::get(format!("{admin}/readyz")).await.unwrap().json().await.unwrap() });
+    assert_eq!(ready["ready"], true, "Kafka never takes readiness away");
+    assert_eq!(ready["kafka"]["records"]["healthy"], false);
+
+    mock.broker_up(1).expect("up");
+    std::thread::sleep(Duration::from_secs(1));
+    let again = phase(40);
+    let (d3, _, _) = settle(120);
+    assert!(d3 >= 80, "delivery resumed after the broker came back: {d3} delivered");
+
+    let p99 = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() * 99 / 100].as_secs_f64() * 1000.0
+    };
+    let (p_up, p_down, p_again) = (p99(up), p99(down), p99(again));
+    println!("client p99: broker up {p_up:.2} ms, down {p_down:.2} ms, back {p_again:.2} ms; records: {d3} delivered, {f2} failed, {x2} dropped");
+    assert!(p_down < p_up * 3.0 + 5.0, "the outage slowed clients: p99 {p_up:.2} ms up vs {p_down:.2} ms down");
+}
