@@ -56,22 +56,21 @@ pub async fn follow(shared: Arc<Shared>, config: KafkaConfig) {
         };
         shared.kafka_rules_status(None);
         // Newest valid record wins; records after it (invalid) are offered so they are reported.
-        let mut by_time: Vec<_> = records.iter().collect();
-        by_time.sort_by_key(|(_, _, p, o)| (*o, *p));
-        let newest_valid = by_time.iter().rposition(|(payload, headers, _, _)| {
-            switchyard_rules::parse_rules(payload, format_of(headers.get("content-type").map(String::as_str)), "probe")
-                .is_ok()
+        // The rules topic has one partition; with more, offsets order each partition only.
+        let mut ordered: Vec<_> = records.iter().collect();
+        ordered.sort_by_key(|m| (m.offset, m.partition));
+        let content_type = |m: &switchyard_shadow::TopicMessage| m.headers.get("content-type").cloned();
+        let newest_valid = ordered.iter().rposition(|m| {
+            switchyard_rules::parse_rules(&m.payload, format_of(content_type(m).as_deref()), "probe").is_ok()
         });
-        let start = newest_valid.unwrap_or(0);
-        for (payload, headers, partition, offset) in &by_time[start..] {
-            offer(&shared, &topic, *partition, *offset, payload, headers.get("content-type").map(String::as_str));
+        for m in &ordered[newest_valid.unwrap_or(0)..] {
+            offer(&shared, &topic, m.partition, m.offset, &m.payload, content_type(m).as_deref());
         }
-        let next: std::collections::HashMap<i32, i64> =
-            by_time.iter().fold(Default::default(), |mut m, (_, _, p, o)| {
-                let e = m.entry(*p).or_insert(0);
-                *e = (*e).max(o + 1);
-                m
-            });
+        let mut next: std::collections::HashMap<i32, i64> = Default::default();
+        for m in &ordered {
+            let e = next.entry(m.partition).or_insert(0);
+            *e = (*e).max(m.offset + 1);
+        }
         if let Err(e) = stream(&shared, &config, &topic, next).await {
             tracing::warn!(topic = %topic, error = %e, "lost the rules topic; reconnecting");
             shared.kafka_rules_status(Some(e.to_string()));

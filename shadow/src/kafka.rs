@@ -168,14 +168,23 @@ pub enum TopicReadError {
     Stalled(Duration, String),
 }
 
+/// One message read from a topic.
+#[derive(Debug, Clone)]
+pub struct TopicMessage {
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// Reads a topic from the beginning to its current end (the high watermarks when reading
 /// starts), in order within each partition. `progress(read, total)` is called as it goes.
-/// Returns each message's payload with its headers as a map.
+/// Returns each message with its headers as a map.
 pub fn read_to_end(
     config: &ClientConfig,
     topic: &str,
     mut progress: impl FnMut(u64, u64),
-) -> Result<Vec<(Vec<u8>, HashMap<String, String>, i32, i64)>, TopicReadError> {
+) -> Result<Vec<TopicMessage>, TopicReadError> {
     let timeout = Duration::from_secs(10);
     let mut config = config.clone();
     config
@@ -222,7 +231,12 @@ pub fn read_to_end(
                             .collect()
                     })
                     .unwrap_or_default();
-                out.push((m.payload().unwrap_or_default().to_vec(), headers, m.partition(), m.offset()));
+                out.push(TopicMessage {
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                });
                 if ends.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
                     ends.remove(&m.partition());
                 }
@@ -250,8 +264,8 @@ pub fn read_records_from_topic(
 ) -> Result<(Vec<ComparisonRecord>, usize), TopicReadError> {
     let mut records = Vec::new();
     let mut bad = 0;
-    for (payload, _, _, _) in read_to_end(config, topic, progress)? {
-        match serde_json::from_slice::<ComparisonRecord>(&payload) {
+    for message in read_to_end(config, topic, progress)? {
+        match serde_json::from_slice::<ComparisonRecord>(&message.payload) {
             Ok(r) if since_ms.is_none_or(|s| r.time_ms >= s) => records.push(r),
             Ok(_) => {}
             Err(_) => bad += 1,

@@ -17,7 +17,8 @@ mod sink;
 pub use compare::{compare, Comparison, Observed};
 pub use diff::{diff_json, DiffKind, Difference};
 pub use kafka::{
-    read_records_from_topic, read_to_end, Delivery, DeliveryCallback, KafkaConfig, KafkaSink, TopicReadError,
+    read_records_from_topic, read_to_end, Delivery, DeliveryCallback, KafkaConfig, KafkaSink, TopicMessage,
+    TopicReadError,
 };
 pub use noise::{NoiseModel, NoiseThresholds};
 pub use normalize::{normalize, Normalized, PER_CALL_ANNOTATIONS};
