@@ -1,0 +1,266 @@
+//! Kafka as the fleet's bus, against a real Kafka-protocol broker (tansu, in-memory storage, on a
+//! free loopback port): two replicas' records in one report, rules published once reaching both,
+//! and the records readable by a generic Kafka client (Python's confluent-kafka).
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+use switchyard::fleet::{FleetSpec, LocalFleet};
+use whisk_sim::{Flavor, SimConfig, GUEST_KEY};
+
+struct Tansu {
+    child: Child,
+    brokers: String,
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Tansu {
+    /// Starts a broker and creates the topics (tansu does not create topics on demand).
+    fn start(topics: &[&str]) -> Tansu {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("tansu")
+            .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("`tansu` is needed: cargo install tansu --version 0.6.0 --locked --features dynostore (scripts/test does)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let tansu = Tansu { child, brokers: format!("127.0.0.1:{port}") };
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &tansu.brokers).create().expect("admin client");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let new: Vec<NewTopic<'_>> = topics.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
+        let results = rt
+            .block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))))
+            .expect("create topics");
+        for r in results {
+            r.expect("topic created");
+        }
+        tansu
+    }
+}
+
+const SHADOWED: &str = "version = \"file-1\"\nscheduler_share = 0\n[[overrides]]\nnamespace = \"guest\"\naction = \"pure-*\"\nshare = 0\nshadow = { sample = 100 }\n";
+
+fn replica(brokers: &str, instance: &str, records_topic: &str, rules_topic: &str) -> LocalFleet {
+    let mut spec = FleetSpec::new(SHADOWED);
+    spec.scheduler = SimConfig::with_flavor(Flavor::Legacy);
+    let (brokers, instance, records_topic, rules_topic) =
+        (brokers.to_string(), instance.to_string(), records_topic.to_string(), rules_topic.to_string());
+    spec.tweak = Some(Box::new(move |c| {
+        c.kafka.brokers = brokers;
+        c.kafka.records_topic = records_topic;
+        c.kafka.rules_topic = rules_topic;
+        c.kafka.message_timeout_ms = 10_000;
+        c.shadow.instance = Some(instance);
+    }));
+    LocalFleet::start(spec).expect("replica")
+}
+
+fn invoke_many(fleet: &LocalFleet, n: usize, rt: &tokio::runtime::Runtime) {
+    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    let base = fleet.proxy_url();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        for i in 0..n {
+            let resp = c
+                .post(format!("{base}/api/v1/namespaces/guest/actions/pure-{}?blocking=true", i % 5))
+                .basic_auth(user, Some(key))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    });
+}
+
+fn readyz(fleet: &LocalFleet, rt: &tokio::runtime::Runtime) -> Value {
+    rt.block_on(async { reqwest::get(format!("{}/readyz", fleet.admin_url())).await.unwrap().json().await.unwrap() })
+}
+
+fn wait_delivered(fleet: &LocalFleet, n: u64, rt: &tokio::runtime::Runtime) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = readyz(fleet, rt);
+        if ready["kafka"]["records"]["delivered"].as_u64() == Some(n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "records not delivered: {}", ready["kafka"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_replicas_one_report_readable_by_any_client() {
+    let tansu = Tansu::start(&["comparisons"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let a = replica(&tansu.brokers, "replica-a", "comparisons", "");
+    let b = replica(&tansu.brokers, "replica-b", "comparisons", "");
+    invoke_many(&a, 25, &rt);
+    invoke_many(&b, 35, &rt);
+    wait_delivered(&a, 25, &rt);
+    wait_delivered(&b, 35, &rt);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["report", "--format", "json", "--from", &format!("kafka://{}/comparisons", tansu.brokers)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["records"], 60, "the records of both replicas, exactly");
+    let samples: u64 = report["actions"].as_array().unwrap().iter().map(|a| a["samples"].as_u64().unwrap()).sum();
+    assert_eq!(samples, 60);
+    assert!(report["actions"].as_array().unwrap().iter().all(|a| a["match_rate"] == 1.0));
+
+    // A generic client reads plain JSON values keyed by action, with the schema header.
+    let script = format!(
+        r#"
+import json, sys
+from confluent_kafka import Consumer
+c = Consumer({{"bootstrap.servers": "{}", "group.id": "generic-reader", "auto.offset.reset": "earliest"}})
+c.subscribe(["comparisons"])
+seen, instances = 0, set()
+while seen < 60:
+    m = c.poll(10.0)
+    if m is None:
+        sys.exit("timed out after %d records" % seen)
+    if m.error():
+        continue
+    record = json.loads(m.value())
+    assert m.key().decode() == record["action"], (m.key(), record["action"])
+    assert dict(m.headers())["schema"] == b"1"
+    instances.add(record["instance"])
+    seen += 1
+c.close()
+print(json.dumps({{"records": seen, "instances": sorted(instances)}}))
+"#,
+        tansu.brokers
+    );
+    let py = Command::new("python3").args(["-c", &script]).output().expect("python3");
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let summary: Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(summary["records"], 60);
+    assert_eq!(summary["instances"], serde_json::json!(["replica-a", "replica-b"]));
+}
+
+fn status(fleet: &LocalFleet, rt: &tokio::runtime::Runtime) -> Value {
+    rt.block_on(async {
+        reqwest::get(format!("{}/rules/status", fleet.admin_url())).await.unwrap().json().await.unwrap()
+    })
+}
+
+fn wait_version(fleets: &[&LocalFleet], version: &str, rt: &tokio::runtime::Runtime) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for f in fleets {
+        loop {
+            let s = status(f, rt);
+            if s["active"]["version"] == version {
+                assert!(s["active"]["source"].as_str().unwrap().starts_with("kafka topic rules"), "{s}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{version} did not arrive: {s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn publish(brokers: &str, name: &str, text: &str) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("switchyard-publish-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["rules", "publish"])
+        .arg(&path)
+        .args(["--brokers", brokers, "--topic", "rules"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn rules_published_once_reach_every_replica() {
+    let tansu = Tansu::start(&["rules", "records-unused"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let a = replica(&tansu.brokers, "a", "records-unused", "rules");
+    let b = replica(&tansu.brokers, "b", "records-unused", "rules");
+
+    let out = publish(&tansu.brokers, "r.toml", "version = \"kafka-1\"\nscheduler_share = 100\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("published version kafka-1"));
+    wait_version(&[&a, &b], "kafka-1", &rt);
+
+    // The publisher refuses an invalid rule set...
+    let refused = publish(&tansu.brokers, "bad.toml", "version = \"kafka-2\"\nscheduler_share = 140\n");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not published"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // ...and a record that bypasses it is rejected by every replica, which keep their rules.
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &tansu.brokers).create().unwrap();
+    rt.block_on(async {
+        producer
+            .send(
+                FutureRecord::to("rules").key("rules").payload("version = \"kafka-3\"\nscheduler_share = \"lots\"\n"),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    });
+    for f in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = status(f, &rt);
+            if s["last_rejected"]["source"].as_str().is_some_and(|src| src.starts_with("kafka topic rules")) {
+                assert_eq!(s["active"]["version"], "kafka-1", "the old rules keep serving");
+                assert_eq!(s["last_rejected"]["errors"][0]["path"], "scheduler_share");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the invalid record was not rejected: {s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // The kill switch published once reaches every replica.
+    let out =
+        publish(&tansu.brokers, "kill.toml", "version = \"kafka-4\"\nscheduler_share = 100\nkill_switch = true\n");
+    assert!(out.status.success());
+    wait_version(&[&a, &b], "kafka-4", &rt);
+    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    for f in [&a, &b] {
+        let pool = rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .post(format!("{}/api/v1/namespaces/guest/actions/anything?blocking=true", f.proxy_url()))
+                .basic_auth(user, Some(key))
+                .send()
+                .await
+                .unwrap();
+            resp.headers()["x-switchyard-pool"].to_str().unwrap().to_string()
+        });
+        assert_eq!(pool, "legacy");
+    }
+}
