@@ -122,10 +122,11 @@ fn invalid_files_are_rejected_while_traffic_keeps_the_old_rules() {
             replace_by_rename(&fleet.rules_path(), &content);
             let started = Instant::now();
             loop {
-                let s = status(&admin).await;
-                let rejected = s["last_rejected"]["errors"].to_string();
+                // The counter first: a rejection is in the status before it is counted.
                 let count =
                     metric(&metrics_text(&admin).await, "switchyard_rules_reloads_total", &[("result", "rejected")]);
+                let s = status(&admin).await;
+                let rejected = s["last_rejected"]["errors"].to_string();
                 if count as usize == i + 1 {
                     assert!(rejected.contains(expected), "{what}: expected {expected:?} in {rejected}");
                     break;
