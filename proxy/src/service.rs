@@ -110,7 +110,9 @@ impl ProxyHttp for SwitchyardProxy {
             });
             ctx.chosen = decision.pool;
             ctx.reason = Some(decision.reason);
-            if let (RequestKind::Invoke, DecisionReason::Override(i), Some(state)) =
+            // Trigger fires are not mirrored: their rule-driven invocations run on the controller's
+            // own path, and a 202 with an activation id is all there would be to compare.
+            if let (RequestKind::Invoke | RequestKind::WebAction, DecisionReason::Override(i), Some(state)) =
                 (class.kind, decision.reason, self.shared.shadow.get())
             {
                 ctx.shadow = active.rules.overrides[i].shadow.as_ref().filter(|p| sampled(p.sample)).map(|policy| {
@@ -121,7 +123,7 @@ impl ProxyHttp for SwitchyardProxy {
                     };
                     let path =
                         req.uri.path_and_query().map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string());
-                    let mut tee = Tee::new(policy.clone(), action, path, state.max_body);
+                    let mut tee = Tee::new(policy.clone(), action, req.method.clone(), path, state.max_body);
                     let header = |name| {
                         req.headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok()).map(str::to_string)
                     };

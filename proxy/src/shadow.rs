@@ -23,6 +23,8 @@ pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
 pub struct Tee {
     pub policy: ShadowPolicy,
     pub action: String,
+    /// Invocations are POSTs; web actions may use any method.
+    pub method: http::Method,
     pub path_and_query: String,
     pub content_type: Option<String>,
     /// Needed to run the copy as the same caller; never written anywhere.
@@ -37,10 +39,17 @@ pub struct Tee {
 }
 
 impl Tee {
-    pub fn new(policy: ShadowPolicy, action: String, path_and_query: String, max_body: usize) -> Tee {
+    pub fn new(
+        policy: ShadowPolicy,
+        action: String,
+        method: http::Method,
+        path_and_query: String,
+        max_body: usize,
+    ) -> Tee {
         Tee {
             policy,
             action,
+            method,
             path_and_query,
             content_type: None,
             authorization: None,
@@ -304,7 +313,7 @@ impl Worker {
         };
         let mut req = self
             .client
-            .post(format!("http://{}{}", member.addr, tee.path_and_query))
+            .request(tee.method.clone(), format!("http://{}{}", member.addr, tee.path_and_query))
             .timeout(self.timeout)
             .header("x-request-id", request_id)
             .header(SHADOW_HEADER, "1")

@@ -268,3 +268,33 @@ fn no_secret_reaches_records_reports_or_logs() {
         }
     }
 }
+
+#[test]
+fn web_actions_are_mirrored_with_their_method() {
+    captured_logs();
+    let rules = "version = \"web\"\nscheduler_share = 0\n[[overrides]]\nnamespace = \"guest\"\naction = \"page\"\nshare = 0\nshadow = { sample = 100 }\n";
+    let mut spec = identical_spec(rules);
+    let page = ActionProfile { result: ResultSpec::Fixed(json!({"html": "<p>hello</p>"})), ..ActionProfile::default() };
+    spec.legacy.actions.insert("guest/page".into(), page.clone());
+    spec.scheduler.actions.insert(
+        "guest/page".into(),
+        ActionProfile { result: ResultSpec::Fixed(json!({"html": "<p>hullo</p>"})), ..page },
+    );
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
+    let report = block_on(async {
+        let c = client();
+        for _ in 0..4 {
+            let resp = c.get(format!("{base}/api/v1/web/guest/default/page.html")).send().await.unwrap();
+            assert_eq!(resp.text().await.unwrap(), "<p>hello</p>", "the client gets the primary's page");
+        }
+        wait_for_records(&admin, 4).await
+    });
+    assert_eq!(
+        fleet.scheduler.stats().kind(RequestKind::WebAction),
+        4,
+        "the copies went out as GETs to the web action"
+    );
+    let a = action(&report, "guest/page");
+    assert_eq!(a["real_differences"][0]["path"], "/xxh3", "HTML compared by length and hash: {a}");
+}
