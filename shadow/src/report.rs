@@ -191,17 +191,18 @@ impl Report {
             a.signatures.iter().filter(|(paths, _)| paths.iter().all(|p| !a.noise.is_real(p, t))).map(|(_, n)| n).sum();
         let matches = count("match") + noise_only;
         let rate = |n: u64| if compared == 0 { 0.0 } else { n as f64 / compared as f64 };
+        let path_count = |path: &String, count: u64| PathCount {
+            path: path.clone(),
+            kind: a.kinds.get(path).copied(),
+            count,
+            rate: rate(count),
+            examples: Vec::new(),
+            control_count: None,
+        };
         let mut real = Vec::new();
         let mut noise = Vec::new();
         for (path, n) in &a.noise.candidate {
-            let entry = PathCount {
-                path: path.clone(),
-                kind: a.kinds.get(path).copied(),
-                count: *n,
-                rate: rate(*n),
-                examples: Vec::new(),
-                control_count: None,
-            };
+            let entry = path_count(path, *n);
             if a.noise.is_real(path, t) {
                 real.push(PathCount { examples: a.examples.get(path).cloned().unwrap_or_default(), ..entry });
             } else {
@@ -220,18 +221,7 @@ impl Report {
             outcomes: a.outcomes.clone(),
             real_differences: real,
             noise,
-            annotation_differences: a
-                .annotations
-                .iter()
-                .map(|(path, n)| PathCount {
-                    path: path.clone(),
-                    kind: a.kinds.get(path).copied(),
-                    count: *n,
-                    rate: rate(*n),
-                    examples: Vec::new(),
-                    control_count: None,
-                })
-                .collect(),
+            annotation_differences: a.annotations.iter().map(|(path, n)| path_count(path, *n)).collect(),
             control_samples: a.noise.control_samples,
             latency_ms: BTreeMap::from([("legacy", pct(&a.latency[0])), ("scheduler", pct(&a.latency[1]))]),
             wait_time_ms: BTreeMap::from([("legacy", pct(&a.wait[0])), ("scheduler", pct(&a.wait[1]))]),
