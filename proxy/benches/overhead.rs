@@ -6,15 +6,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchyard::fleet::{FleetSpec, LocalFleet};
-use whisk_sim::{ActionProfile, Latency, GUEST_KEY};
+use switchyard_tests::{guest_credentials, FleetSpec, LocalFleet};
+use whisk_sim::{ActionProfile, Latency};
 
 const SEQUENTIAL: usize = 3_000;
 const CONCURRENT_TOTAL: usize = 20_000;
 const CONCURRENCY: usize = 32;
 
 async fn one(client: &reqwest::Client, base: &str) {
-    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    let (user, key) = guest_credentials();
     let resp = client
         .post(format!("{base}/api/v1/namespaces/guest/actions/hello?blocking=true&result=true"))
         .basic_auth(user, Some(key))

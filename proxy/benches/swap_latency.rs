@@ -5,8 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard::fleet::{FleetSpec, LocalFleet};
-use whisk_sim::GUEST_KEY;
+use switchyard_tests::{guest_credentials, FleetSpec, LocalFleet};
 
 const ROUNDS: usize = 30;
 const TOKEN: &str = "bench-token-0123456789abcdef";
@@ -16,7 +15,7 @@ fn rules(version: &str) -> String {
 }
 
 async fn first_request_with(client: &reqwest::Client, base: &str, version: &str, since: Instant) -> Duration {
-    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    let (user, key) = guest_credentials();
     loop {
         let resp = client
             .post(format!("{base}/api/v1/namespaces/guest/actions/probe?blocking=true&result=true"))

@@ -9,10 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use switchyard_rules::Pool;
 use tokio::sync::Semaphore;
-use whisk_sim::{ActionProfile, RequestKind, GUEST_KEY};
+use whisk_sim::{ActionProfile, Flavor, RequestKind, SimConfig, SimFleet};
 
-use crate::fleet::{FleetSpec, LocalFleet};
-use crate::service::POOL_HEADER;
+use crate::data::service::POOL_HEADER;
+use crate::ops::config::ServerConfig;
+use crate::server::RunningProxy;
 
 pub const DEMO_RULES: &str = r#"
 version = "demo-1"
@@ -70,22 +71,27 @@ struct Outcome {
 }
 
 pub fn run(opts: &DemoOptions) -> Result<(), String> {
-    let mut spec = FleetSpec::new(DEMO_RULES);
+    let (mut legacy, mut scheduler) =
+        (SimConfig::with_flavor(Flavor::Legacy), SimConfig::with_flavor(Flavor::Scheduler));
     // The new path returns a different result for one action: the report must point at it.
-    spec.legacy.actions.insert(
-        DIVERGING_ACTION.to_string(),
-        ActionProfile { result_patch: Some(serde_json::json!({"format": "jpeg"})), ..ActionProfile::default() },
-    );
-    spec.scheduler.actions.insert(
-        DIVERGING_ACTION.to_string(),
-        ActionProfile { result_patch: Some(serde_json::json!({"format": "webp"})), ..ActionProfile::default() },
-    );
-    let fleet = LocalFleet::start(spec).map_err(|e| e.to_string())?;
+    for (config, format) in [(&mut legacy, "jpeg"), (&mut scheduler, "webp")] {
+        config.actions.insert(
+            DIVERGING_ACTION.to_string(),
+            ActionProfile { result_patch: Some(serde_json::json!({ "format": format })), ..ActionProfile::default() },
+        );
+    }
+    // Declared before the proxy, so the proxy stops first.
+    let sims = SimFleet::start(legacy, scheduler).map_err(|e| format!("cannot start a simulator: {e}"))?;
+    let rules = sims.write("rules.toml", DEMO_RULES).map_err(|e| format!("cannot write the rules: {e}"))?;
+    let config = ServerConfig::local(&rules, sims.legacy.addr(), sims.scheduler.addr());
+    let records_file = config.shadow.records_file.clone();
+    let proxy = crate::server::start(config.resolve("demo").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let proxy_url = format!("http://{}", proxy.proxy_addr);
     println!("switchyard demo: two simulated OpenWhisk controller fleets behind one switchyard\n");
-    println!("  legacy controller (simulated, Kafka path)  http://{}", fleet.legacy.addr());
-    println!("  scheduler controller (simulated, FPC)      http://{}", fleet.scheduler.addr());
-    println!("  switchyard proxy                           {}", fleet.proxy_url());
-    println!("  switchyard admin (metrics, rules)          {}", fleet.admin_url());
+    println!("  legacy controller (simulated, Kafka path)  http://{}", sims.legacy.addr());
+    println!("  scheduler controller (simulated, FPC)      http://{}", sims.scheduler.addr());
+    println!("  switchyard proxy                           {proxy_url}");
+    println!("  switchyard admin (metrics, rules)          http://{}", proxy.admin_addr);
     println!("  rules: version demo-1, scheduler share 25 %, batch-* pinned to legacy, package img 100 % scheduler,");
     println!("         shadow comparison on for img/* (all, with calibration) and report-* (a quarter)\n");
 
@@ -95,16 +101,16 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let outcomes = runtime.block_on(drive(&fleet.proxy_url(), opts))?;
+    let outcomes = runtime.block_on(drive(&proxy_url, opts))?;
     let elapsed = started.elapsed();
-    report(&fleet, opts, &outcomes, elapsed);
-    shadow_report(&fleet, opts)
+    report(&sims, opts, &outcomes, elapsed);
+    shadow_report(&proxy, &records_file, opts)
 }
 
 async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
     let client =
         reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build().map_err(|e| e.to_string())?;
-    let (user, key) = GUEST_KEY.split_once(':').unwrap_or_default();
+    let (user, key) = whisk_sim::guest_credentials();
     let bar = ProgressBar::new(opts.invocations as u64);
     bar.set_style(
         ProgressStyle::with_template("  {bar:40.cyan/blue} {pos}/{len} invocations  {per_sec}  eta {eta}")
@@ -157,7 +163,7 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn report(fleet: &LocalFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed: Duration) {
+fn report(sims: &SimFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed: Duration) {
     let mut by_pool: HashMap<Pool, Vec<Duration>> = HashMap::new();
     let mut pools_of_action: HashMap<usize, Vec<Pool>> = HashMap::new();
     let mut errors = 0;
@@ -212,7 +218,7 @@ fn report(fleet: &LocalFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed:
         if sticky { "every action was always served by the same pool" } else { "SOME ACTIONS WERE SPLIT ACROSS POOLS" }
     );
     // Shadow copies may still be running: these counts are a snapshot.
-    let (legacy, scheduler) = (fleet.legacy.stats(), fleet.scheduler.stats());
+    let (legacy, scheduler) = (sims.legacy.stats(), sims.scheduler.stats());
     println!(
         "  the controllers counted: legacy {} invocations ({} of them shadow copies), scheduler {} ({})",
         legacy.kind(RequestKind::Invoke),
@@ -225,8 +231,8 @@ fn report(fleet: &LocalFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed:
 }
 
 /// Waits for the mirrors in flight, then prints the shadow report and writes its HTML page.
-fn shadow_report(fleet: &LocalFleet, opts: &DemoOptions) -> Result<(), String> {
-    let Some(shadow) = fleet.proxy.shared.shadow.get() else { return Ok(()) };
+fn shadow_report(proxy: &RunningProxy, records_file: &std::path::Path, opts: &DemoOptions) -> Result<(), String> {
+    let shadow = &proxy.shared.shadow;
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut last = u64::MAX;
     loop {
@@ -245,8 +251,7 @@ fn shadow_report(fleet: &LocalFleet, opts: &DemoOptions) -> Result<(), String> {
     println!("  The same report as a page: {}", html.display());
     // The fleet's directory goes away with it; keep the records next to the page.
     let records = html.with_extension("jsonl");
-    std::fs::copy(fleet.shadow_records_path(), &records)
-        .map_err(|e| format!("cannot write {}: {e}", records.display()))?;
+    std::fs::copy(records_file, &records).map_err(|e| format!("cannot write {}: {e}", records.display()))?;
     println!("  The records: {0} (`switchyard report --from {0}` rebuilds the report)", records.display());
     Ok(())
 }

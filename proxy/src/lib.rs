@@ -1,23 +1,24 @@
 //! switchyard: a pingora proxy in front of two OpenWhisk controller fleets (legacy Kafka path and
-//! the new scheduler) that routes a sticky share of invocations to the new path.
+//! the new scheduler) that routes a sticky share of invocations to the new path, shadow-compares
+//! results, and hot-swaps its rules.
+//!
+//! The modules follow the design: the **data plane** (`data`: classification, credentials, pools
+//! and health, the pingora hooks), the **control plane** (`control`: rule control and its sources),
+//! the **shadow pipeline** (`shadow`), **Kafka** (`kafka`), **operations** (`ops`: config, logging,
+//! metrics), and the process around them (`server` starts an instance, `cli` and `demo` are the
+//! binary's commands).
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod classify;
-pub mod config;
-pub mod metrics;
-pub mod pools;
-pub mod server;
-pub mod service;
-pub mod state;
-
-pub use config::{ConfigError, Resolved, ServerConfig};
-pub use server::{start, RunningProxy, StartError};
+pub mod cli;
+pub mod control;
+pub mod data;
 pub mod demo;
-pub mod fleet;
-pub mod kafka_rules;
-pub mod logging;
-pub mod process;
-pub mod reload;
+pub mod kafka;
+pub mod ops;
+pub mod server;
 pub mod shadow;
-pub mod watch;
+pub mod state;
+pub mod sync;
+
+pub use ops::config::{ConfigError, Resolved, ServerConfig};
+pub use server::{start, RunningProxy, StartError};

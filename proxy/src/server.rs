@@ -7,18 +7,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::sync::watch;
 
-use crate::config::Resolved;
-use crate::metrics::Metrics;
-use crate::pools::{self, Pools};
-use crate::reload::RulesManager;
-use crate::service::SwitchyardProxy;
-use crate::state::{ActiveRules, FileTrigger, RuleSource, Shared};
+use crate::control::rules::RuleControl;
+use crate::control::source::{FileTrigger, RuleSource};
+use crate::data::pools::{self, Pools};
+use crate::data::service::SwitchyardProxy;
+use crate::kafka::health::KafkaHealth;
+use crate::kafka::sink::KafkaSink;
+use crate::ops::config::{HealthConfig, Resolved};
+use crate::ops::metrics::Metrics;
+use crate::state::Shared;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -29,9 +31,9 @@ pub enum StartError {
     #[error("cannot start the control runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]
-    Watch(crate::watch::WatchError),
+    Watch(crate::control::watch::WatchError),
     #[error(transparent)]
-    Shadow(crate::shadow::ShadowStartError),
+    Shadow(crate::shadow::pipeline::ShadowStartError),
     #[error("bad Kafka settings: {0}")]
     Kafka(rdkafka::error::KafkaError),
     #[error("the proxy did not start accepting connections on {0} within 10 s")]
@@ -73,70 +75,103 @@ fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     StdListener::bind(addr)?.local_addr()
 }
 
+/// Starts an instance in three steps: the shared state (rules, pools, metrics, the shadow
+/// pipeline, Kafka), the control plane (admin API, rule sources, health checks), then the data
+/// plane (pingora). Returns once the proxy accepts connections.
 pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
-    let rules = switchyard_rules::load_rules_file(&resolved.rules_path)?;
-    let config = &resolved.config;
-    let metrics = Arc::new(Metrics::new());
-    let source = RuleSource::File { path: resolved.rules_path.clone(), trigger: FileTrigger::Start };
-    let active = ActiveRules::new(rules, source);
-    let shared = Arc::new(Shared {
-        rules: ArcSwap::from_pointee(ActiveRules::new(active.rules.clone(), active.source.clone())),
-        reloads: RulesManager::new(ActiveRules::new(active.rules.clone(), active.source.clone())),
-        pools: Pools::new(&resolved.legacy, &resolved.scheduler),
-        metrics: Arc::clone(&metrics),
-        pool_header: config.pool_header,
-        shadow: std::sync::OnceLock::new(),
-        kafka: Default::default(),
-    });
-    shared.publish_gauges(&active, None);
-    tracing::info!(version = %active.rules.version, source = %active.source, share = %active.rules.scheduler_share,
-        overrides = active.rules.overrides.len(), kill_switch = active.rules.kill_switch, "rules loaded");
-
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("switchyard-control")
         .enable_all()
         .build()
         .map_err(StartError::Runtime)?;
-    let admin_listener = control
-        .block_on(crate::admin::bind(resolved.admin_listen))
-        .map_err(|source| StartError::Listen { what: "admin", addr: resolved.admin_listen, source })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Listen {
-        what: "admin",
-        addr: resolved.admin_listen,
-        source,
-    })?;
-    let _guard = control.enter();
-    let kafka_sink = records_sink(config, &shared).map_err(StartError::Kafka)?;
-    let shadow = crate::shadow::start(&config.shadow, kafka_sink, Arc::clone(&shared), Arc::clone(&metrics))
-        .map_err(StartError::Shadow)?;
-    let _ = shared.shadow.set(shadow);
-    if config.kafka.enabled() && !config.kafka.rules_topic.is_empty() {
-        control.spawn(crate::kafka_rules::follow(Arc::clone(&shared), config.kafka.clone()));
+    let shared = {
+        // The shadow workers and the Kafka sink spawn their tasks on the control runtime.
+        let _guard = control.enter();
+        shared_state(&resolved)?
+    };
+    let admin_addr = start_control_plane(&control, &resolved, &shared)?;
+    let (proxy_addr, stop, data_plane) = start_data_plane(&resolved, &shared)?;
+    let running =
+        RunningProxy { proxy_addr, admin_addr, shared, control: Some(control), stop, data_plane: Some(data_plane) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&proxy_addr, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline || running.data_plane.as_ref().is_some_and(|t| t.is_finished()) {
+            return Err(StartError::NotAccepting(proxy_addr));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    drop(_guard);
+    tracing::info!(proxy = %proxy_addr, admin = %admin_addr, "switchyard is serving");
+    Ok(running)
+}
+
+/// Loads the rules and builds what the data plane and the admin API share.
+fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
+    let config = &resolved.config;
+    let metrics = Arc::new(Metrics::new());
+    let rules = switchyard_rules::load_rules_file(&resolved.rules_path)?;
+    let source = RuleSource::File { path: resolved.rules_path.clone(), trigger: FileTrigger::Start };
+    let rules = Arc::new(RuleControl::new(rules, source, Arc::clone(&metrics)));
+    let pools = Arc::new(Pools::new(&resolved.legacy, &resolved.scheduler));
+    let kafka = Arc::new(KafkaHealth::default());
+    let records_sink = if config.kafka.enabled() && !config.kafka.records_topic.is_empty() {
+        let on_result = kafka.delivery_callback(metrics.kafka_records(&config.kafka.records_topic));
+        // The producer connects lazily: an unreachable broker does not stop the start.
+        Some(KafkaSink::new(&config.kafka, &config.shadow.instance_name(), on_result).map_err(StartError::Kafka)?)
+    } else {
+        None
+    };
+    let shadow = crate::shadow::pipeline::start(&config.shadow, records_sink, Arc::clone(&pools), Arc::clone(&metrics))
+        .map_err(StartError::Shadow)?;
+    Ok(Arc::new(Shared { rules, pools, metrics, pool_header: config.pool_header, shadow, kafka }))
+}
+
+/// The admin API, the rule sources (file watch, Kafka topic) and the health checks, on the
+/// control runtime. Returns the admin address.
+fn start_control_plane(
+    control: &tokio::runtime::Runtime,
+    resolved: &Resolved,
+    shared: &Arc<Shared>,
+) -> Result<SocketAddr, StartError> {
+    let config = &resolved.config;
+    let listen_error = |source| StartError::Listen { what: "admin", addr: resolved.admin_listen, source };
+    let admin_listener = control.block_on(crate::control::admin::bind(resolved.admin_listen)).map_err(listen_error)?;
+    let admin_addr = admin_listener.local_addr().map_err(listen_error)?;
     let token = config.admin.token.as_deref().map(|t| Arc::<str>::from(t.trim()));
-    control.spawn(crate::admin::serve(admin_listener, Arc::clone(&shared), token));
+    control.spawn(crate::control::admin::serve(admin_listener, Arc::clone(shared), token));
+    if config.kafka.enabled() && !config.kafka.rules_topic.is_empty() {
+        control.spawn(crate::kafka::rules::follow(
+            Arc::clone(&shared.rules),
+            Arc::clone(&shared.kafka),
+            config.kafka.clone(),
+        ));
+    }
     if config.watch_rules {
         let _guard = control.enter();
-        crate::watch::spawn(Arc::clone(&shared), resolved.rules_path.clone()).map_err(StartError::Watch)?;
+        crate::control::watch::spawn(Arc::clone(&shared.rules), resolved.rules_path.clone())
+            .map_err(StartError::Watch)?;
     }
     // One health round before taking traffic, so the first requests avoid dead controllers.
     let health = config.health.clone();
-    let pools_shared = Arc::clone(&shared);
-    control.block_on(async {
-        pools::check_all(&pools_shared.pools, &pools::health_client(), &health, &metrics).await;
-    });
-    control.spawn(health_loop(Arc::clone(&shared), health));
-    let upkeep_metrics = Arc::clone(&metrics);
+    control.block_on(pools::check_all(&shared.pools, &pools::health_client(), &health, &shared.metrics));
+    control.spawn(health_loop(Arc::clone(shared), health));
+    let metrics = Arc::clone(&shared.metrics);
     control.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            upkeep_metrics.upkeep();
+            metrics.upkeep();
         }
     });
+    Ok(admin_addr)
+}
 
+/// Pingora on a thread of its own. Returns the proxy address, the stop handle and the thread.
+fn start_data_plane(
+    resolved: &Resolved,
+    shared: &Arc<Shared>,
+) -> Result<(SocketAddr, watch::Sender<bool>, JoinHandle<()>), StartError> {
+    let config = &resolved.config;
     let proxy_addr = resolve_port(resolved.listen).map_err(|source| StartError::Listen {
         what: "proxy",
         addr: resolved.listen,
@@ -155,7 +190,7 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
     server.bootstrap();
     let mut service = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        SwitchyardProxy { shared: Arc::clone(&shared), timeouts: config.timeouts.clone() },
+        SwitchyardProxy { shared: Arc::clone(shared), timeouts: config.timeouts.clone() },
         "switchyard",
     );
     service.add_tcp(&proxy_addr.to_string());
@@ -165,53 +200,10 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         .name("switchyard-proxy".into())
         .spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopWatch(stop_rx)) }))
         .map_err(StartError::Runtime)?;
-
-    let running =
-        RunningProxy { proxy_addr, admin_addr, shared, control: Some(control), stop, data_plane: Some(data_plane) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&proxy_addr, Duration::from_millis(200)).is_err() {
-        if Instant::now() > deadline || running.data_plane.as_ref().is_some_and(|t| t.is_finished()) {
-            return Err(StartError::NotAccepting(proxy_addr));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    tracing::info!(proxy = %proxy_addr, admin = %admin_addr, "switchyard is serving");
-    Ok(running)
+    Ok((proxy_addr, stop, data_plane))
 }
 
-/// The Kafka record sink, counting every record's fate in the metrics and `/readyz`.
-fn records_sink(
-    config: &crate::config::ServerConfig,
-    shared: &Arc<Shared>,
-) -> Result<Option<switchyard_shadow::KafkaSink>, rdkafka::error::KafkaError> {
-    use std::sync::atomic::Ordering::Relaxed;
-    if !config.kafka.enabled() || config.kafka.records_topic.is_empty() {
-        return Ok(None);
-    }
-    let counters = shared.metrics.kafka_records(&config.kafka.records_topic);
-    shared.kafka.records_healthy.store(true, Relaxed);
-    let health = Arc::clone(shared);
-    let on_result: switchyard_shadow::DeliveryCallback = Arc::new(move |d: switchyard_shadow::Delivery| {
-        let k = &health.kafka;
-        let (i, count) = match d {
-            switchyard_shadow::Delivery::Delivered => (0, &k.records_delivered),
-            switchyard_shadow::Delivery::Failed => (1, &k.records_failed),
-            switchyard_shadow::Delivery::Dropped => (2, &k.records_dropped),
-        };
-        counters[i].increment(1);
-        count.fetch_add(1, Relaxed);
-        k.records_healthy.store(i == 0, Relaxed);
-    });
-    let instance = config
-        .shadow
-        .instance
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "switchyard".into());
-    switchyard_shadow::KafkaSink::new(&config.kafka, &instance, on_result).map(Some)
-}
-
-async fn health_loop(shared: Arc<Shared>, health: crate::config::HealthConfig) {
+async fn health_loop(shared: Arc<Shared>, health: HealthConfig) {
     let client = pools::health_client();
     let mut tick = tokio::time::interval(Duration::from_millis(health.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

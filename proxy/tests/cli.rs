@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use switchyard_tests::free_port;
 use whisk_sim::{SimConfig, Simulator};
 
 fn switchyard() -> Command {
@@ -76,10 +77,6 @@ fn run_refuses_a_bad_config_naming_the_field() {
     let out = switchyard().args(["run", "--config"]).arg(&typo).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_addr"), "unknown fields are named");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]

@@ -11,8 +11,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::Value;
-use switchyard::fleet::{FleetSpec, LocalFleet};
-use whisk_sim::{Flavor, SimConfig, GUEST_KEY};
+use switchyard_tests::free_port;
+use switchyard_tests::{guest_credentials, FleetSpec, LocalFleet};
+use whisk_sim::{Flavor, SimConfig};
 
 struct Tansu {
     child: Child,
@@ -24,10 +25,6 @@ impl Drop for Tansu {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Tansu {
@@ -80,7 +77,7 @@ fn replica(brokers: &str, instance: &str, records_topic: &str, rules_topic: &str
 }
 
 fn invoke_many(fleet: &LocalFleet, n: usize, rt: &tokio::runtime::Runtime) {
-    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    let (user, key) = guest_credentials();
     let base = fleet.proxy_url();
     rt.block_on(async {
         let c = reqwest::Client::new();
@@ -250,7 +247,7 @@ fn rules_published_once_reach_every_replica() {
         publish(&tansu.brokers, "kill.toml", "version = \"kafka-4\"\nscheduler_share = 100\nkill_switch = true\n");
     assert!(out.status.success());
     wait_version(&[&a, &b], "kafka-4", &rt);
-    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    let (user, key) = guest_credentials();
     for f in [&a, &b] {
         let pool = rt.block_on(async {
             let resp = reqwest::Client::new()

@@ -12,16 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_rules::{parse_rules, Invocation, Pool, RuleSet, RulesFormat};
-use whisk_sim::{ActionProfile, Latency, SimConfig, Simulator, GUEST_KEY};
+use switchyard_tests::{free_port, guest_credentials};
+use whisk_sim::{ActionProfile, Latency, SimConfig, Simulator};
 
 const TOKEN: &str = "load-test-token-0123456789";
 const LOAD_FOR: Duration = Duration::from_secs(20);
 const SWAPS: usize = 240;
 const CLIENTS: usize = 32;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn rules_text(n: usize) -> String {
     let share = [0, 100, 30, 70][n % 4];
@@ -132,7 +129,7 @@ fn rules_swap_under_load_without_a_failed_or_misrouted_request() {
         let base = format!("http://{addr}");
         let admin = format!("http://127.0.0.1:{admin_port}");
         let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
-        let (user, key) = GUEST_KEY.split_once(':').unwrap();
+        let (user, key) = guest_credentials();
         let seen: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
         let mut clients = Vec::new();
         for worker in 0..CLIENTS {

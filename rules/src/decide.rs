@@ -4,10 +4,9 @@
 //! the one written first. Specificity is the sum over namespace, package and action of 2 for a
 //! literal, 1 for a glob with literal text (`img-*`), 0 for `*`. The kill switch beats everything.
 
-use std::collections::HashMap;
-
 use crate::bucket::sticky_bucket;
-use crate::model::{Override, Pool, RuleSet, StickyKey};
+use crate::model::{Pool, StickyKey};
+use crate::ruleset::RuleSet;
 use crate::share::Share;
 
 /// Looks up a request header by lower-case name.
@@ -33,6 +32,33 @@ pub enum DecisionReason {
     Override(usize),
     /// No override matched: the global share applied.
     Global,
+    /// Not an invocation: the rules' `default_pool` applied.
+    DefaultPool,
+}
+
+impl DecisionReason {
+    pub const ALL: [DecisionReason; 4] =
+        [DecisionReason::KillSwitch, DecisionReason::Override(0), DecisionReason::Global, DecisionReason::DefaultPool];
+
+    /// The `reason` label of `switchyard_decisions_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionReason::KillSwitch => "kill_switch",
+            DecisionReason::Override(_) => "override",
+            DecisionReason::Global => "global",
+            DecisionReason::DefaultPool => "default_pool",
+        }
+    }
+
+    /// Dense index (0 ..= 3) for per-reason arrays; every override counts as one.
+    pub fn index(self) -> usize {
+        match self {
+            DecisionReason::KillSwitch => 0,
+            DecisionReason::Override(_) => 1,
+            DecisionReason::Global => 2,
+            DecisionReason::DefaultPool => 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,78 +70,18 @@ pub struct Decision {
     pub share: Share,
 }
 
-/// Index over the overrides so a decision does not scan them all.
-///
-/// Overrides whose three patterns are literal sit in a nested map (an exact hit is always the most
-/// specific, since duplicates are rejected). Of the rest, those with a literal namespace sit in a
-/// per-namespace list, those with a literal action (and a glob namespace) in a per-action list,
-/// and the others in one list. Every list is in precedence order, so merging the (at most three)
-/// candidate lists stops at the first match.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Matcher {
-    exact: HashMap<String, HashMap<String, HashMap<String, usize>>>,
-    by_namespace: HashMap<String, Vec<usize>>,
-    by_action: HashMap<String, Vec<usize>>,
-    wildcard: Vec<usize>,
-    /// Precedence rank of each override (lower wins).
-    rank: Vec<u32>,
-}
-
-impl Matcher {
-    pub(crate) fn build(overrides: &[Override]) -> Matcher {
-        let mut order: Vec<usize> = (0..overrides.len()).collect();
-        order.sort_by_key(|&i| (std::cmp::Reverse(overrides[i].specificity()), i));
-        let mut rank = vec![0u32; overrides.len()];
-        for (r, &i) in order.iter().enumerate() {
-            rank[i] = r as u32;
-        }
-        let mut m = Matcher { rank, ..Matcher::default() };
-        for &i in &order {
-            let o = &overrides[i];
-            if o.namespace.is_literal() && o.package.is_literal() && o.action.is_literal() {
-                m.exact
-                    .entry(o.namespace.as_str().to_string())
-                    .or_default()
-                    .entry(o.package.as_str().to_string())
-                    .or_default()
-                    .insert(o.action.as_str().to_string(), i);
-            } else if o.namespace.is_literal() {
-                m.by_namespace.entry(o.namespace.as_str().to_string()).or_default().push(i);
-            } else if o.action.is_literal() {
-                m.by_action.entry(o.action.as_str().to_string()).or_default().push(i);
-            } else {
-                m.wildcard.push(i);
-            }
-        }
-        m
-    }
-
-    fn find(&self, overrides: &[Override], namespace: &str, package: &str, action: &str) -> Option<usize> {
-        if let Some(&i) = self.exact.get(namespace).and_then(|p| p.get(package)).and_then(|a| a.get(action)) {
-            return Some(i);
-        }
-        let none: &[usize] = &[];
-        let mut lists = [
-            self.by_namespace.get(namespace).map_or(none, Vec::as_slice),
-            self.by_action.get(action).map_or(none, Vec::as_slice),
-            self.wildcard.as_slice(),
-        ];
-        // Merge by rank: always test the best-ranked head among the lists.
-        loop {
-            let (list, &i) = lists
-                .iter()
-                .enumerate()
-                .filter_map(|(l, list)| list.first().map(|i| (l, i)))
-                .min_by_key(|(_, &i)| self.rank[i])?;
-            if overrides[i].matches(namespace, package, action) {
-                return Some(i);
-            }
-            lists[list] = &lists[list][1..];
-        }
-    }
-}
-
 impl RuleSet {
+    /// Routes a request that runs no action (entity CRUD, activations, `/ping`, unknown paths):
+    /// the kill switch sends it to legacy, else it goes to `default_pool`.
+    pub fn decide_default(&self) -> Decision {
+        let (pool, reason) = if self.kill_switch {
+            (Pool::Legacy, DecisionReason::KillSwitch)
+        } else {
+            (self.default_pool, DecisionReason::DefaultPool)
+        };
+        Decision { pool, reason, bucket: None, share: Share::ZERO }
+    }
+
     /// Routes one invocation. Allocation-free; cost is a few hash lookups plus the hash of the key.
     pub fn decide(&self, inv: &Invocation<'_>) -> Decision {
         if self.kill_switch {
@@ -234,6 +200,22 @@ mod tests {
         );
         let d = decide(&r, "a", "", "b");
         assert_eq!((d.pool, d.reason), (Pool::Legacy, DecisionReason::KillSwitch));
+    }
+
+    #[test]
+    fn other_traffic_goes_to_the_default_pool_unless_killed() {
+        let r = rules("version = \"d\"\ndefault_pool = \"scheduler\"\nscheduler_share = 0");
+        assert_eq!(
+            (r.decide_default().pool, r.decide_default().reason),
+            (Pool::Scheduler, DecisionReason::DefaultPool)
+        );
+        let killed = r.with_kill_switch(true);
+        assert_eq!(
+            (killed.decide_default().pool, killed.decide_default().reason),
+            (Pool::Legacy, DecisionReason::KillSwitch)
+        );
+        let plain = rules("version = \"e\"\nscheduler_share = 100");
+        assert_eq!(plain.decide_default().pool, Pool::Legacy, "legacy is the default default_pool");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::model::{Override, RuleSet};
+use crate::model::Override;
+use crate::ruleset::RuleSet;
 
 /// A summary of the differences between an old and a new rule set.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]

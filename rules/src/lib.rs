@@ -13,7 +13,9 @@ mod diff;
 mod error;
 mod glob;
 mod load;
+mod matcher;
 mod model;
+mod ruleset;
 mod share;
 
 pub use bucket::{bucket_of, sticky_bucket, BUCKETS};
@@ -22,5 +24,6 @@ pub use diff::RulesDiff;
 pub use error::{RuleError, RulesRejected};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_RULES_BYTES};
-pub use model::{Override, Pool, RuleSet, ShadowPolicy, StickyKey};
+pub use model::{Override, Pool, ShadowPolicy, StickyKey};
+pub use ruleset::RuleSet;
 pub use share::Share;

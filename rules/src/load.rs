@@ -7,10 +7,11 @@ use std::path::Path;
 use config::{Config, File, FileFormat};
 use serde_json::{Map, Value};
 
-use crate::decide::Matcher;
 use crate::error::{RuleError, RulesRejected};
 use crate::glob::Glob;
-use crate::model::{Override, Pool, RuleSet, ShadowPolicy, StickyKey};
+use crate::matcher::Matcher;
+use crate::model::{Override, Pool, ShadowPolicy, StickyKey};
+use crate::ruleset::{fingerprint, RuleSet};
 use crate::share::Share;
 
 /// The largest rule document accepted (10,000 overrides in TOML take about 1 MiB).
@@ -42,6 +43,15 @@ impl RulesFormat {
             "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Some(RulesFormat::Yaml),
             "application/json" | "text/json" => Some(RulesFormat::Json),
             _ => None,
+        }
+    }
+
+    /// The media type a document in this format is sent with (the inverse of `from_media_type`).
+    pub fn media_type(self) -> &'static str {
+        match self {
+            RulesFormat::Toml => "application/toml",
+            RulesFormat::Yaml => "application/yaml",
+            RulesFormat::Json => "application/json",
         }
     }
 
@@ -90,17 +100,6 @@ pub fn parse_rules(bytes: &[u8], format: RulesFormat, source: &str) -> Result<Ru
         .and_then(|c| c.try_deserialize::<Value>())
         .map_err(|e| RulesRejected::single(source, "", format!("cannot parse as {format:?}: {e}")))?;
     validate(&doc, source)
-}
-
-/// Hash of a canonical document without its version: two rule sets with the same fingerprint
-/// route identically.
-pub(crate) fn fingerprint(doc: &Value) -> u64 {
-    let mut doc = doc.clone();
-    if let Some(map) = doc.as_object_mut() {
-        map.remove("version");
-    }
-    // serde_json's map is ordered by key, so this serialisation is canonical.
-    xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc).unwrap_or_default())
 }
 
 const TOP_FIELDS: &[&str] =
@@ -511,6 +510,13 @@ mod tests {
         let big = vec![b' '; MAX_RULES_BYTES + 1];
         let err = parse_rules(&big, RulesFormat::Toml, "big.toml").unwrap_err().to_string();
         assert!(err.contains("the limit is"), "{err}");
+    }
+
+    #[test]
+    fn media_types_round_trip() {
+        for f in [RulesFormat::Toml, RulesFormat::Yaml, RulesFormat::Json] {
+            assert_eq!(RulesFormat::from_media_type(f.media_type()), Some(f));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::diff::{diff_json, DiffKind, Difference};
 use crate::normalize::{normalize, Normalized, Shape};
-use crate::record::{Outcome, SideReport};
+use crate::outcome::{Outcome, SideReport};
 
 /// What one path answered (or how it failed).
 #[derive(Debug, Clone)]

@@ -1,14 +1,15 @@
 //! Shadow comparison for switchyard: does the new scheduler path return what the legacy path
-//! returns? This crate holds everything that does not touch the network: OpenWhisk-aware
-//! normalisation, the structural JSON diff, learned noise, redaction, the versioned comparison
-//! record, aggregation into reports (text, JSON, HTML) and the JSON-lines record file.
+//! returns? This crate holds everything that does not touch the network (no async runtime, no
+//! Kafka): OpenWhisk-aware normalisation, the structural JSON diff, learned noise, redaction, the
+//! versioned comparison record, aggregation into reports (text, JSON, HTML) and the JSON-lines
+//! record file. Mirroring and the Kafka transport live in the proxy.
 #![forbid(unsafe_code)]
 
 mod compare;
 mod diff;
-mod kafka;
 mod noise;
 mod normalize;
+mod outcome;
 mod record;
 mod redact;
 mod report;
@@ -16,13 +17,10 @@ mod sink;
 
 pub use compare::{compare, Comparison, Observed};
 pub use diff::{diff_json, DiffKind, Difference};
-pub use kafka::{
-    read_records_from_topic, read_to_end, Delivery, DeliveryCallback, KafkaConfig, KafkaSink, TopicMessage,
-    TopicReadError,
-};
 pub use noise::{NoiseModel, NoiseThresholds};
 pub use normalize::{normalize, Normalized, PER_CALL_ANNOTATIONS};
-pub use record::{ComparisonRecord, Outcome, RecordContext, SideReport, SCHEMA_VERSION};
+pub use outcome::{Outcome, SideReport, SkipReason};
+pub use record::{ComparisonRecord, RecordContext, SCHEMA_VERSION};
 pub use redact::Redactor;
 pub use report::{ActionReport, Report};
 pub use sink::{read_records, JsonLinesFile, SinkError};

@@ -3,55 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::Comparison;
 use crate::diff::Difference;
+use crate::outcome::{Outcome, SideReport};
+use crate::redact::{Redactor, REDACTED};
 
 /// Bumped on any incompatible change of [`ComparisonRecord`].
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// How the comparison of one request ended.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(tag = "kind", content = "reason", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Same status, same normalised body and annotations.
-    Match,
-    /// Something differs (see `differences`; learned noise is separated in reports).
-    Mismatch,
-    /// One side answered 202 with an activation id (non-blocking, or the blocking wait ran out):
-    /// there is no result to compare.
-    Accepted,
-    /// One side gave no answer (connection refused, reset, no healthy controller).
-    Error,
-    /// One side did not answer within the shadow timeout.
-    Timeout,
-    /// Not compared, and why (e.g. `request_too_large`, `response_too_large`).
-    Skipped(String),
-}
-
-impl Outcome {
-    pub fn label(&self) -> String {
-        match self {
-            Outcome::Match => "match".into(),
-            Outcome::Mismatch => "mismatch".into(),
-            Outcome::Accepted => "accepted".into(),
-            Outcome::Error => "error".into(),
-            Outcome::Timeout => "timeout".into(),
-            Outcome::Skipped(reason) => format!("skipped:{reason}"),
-        }
-    }
-}
-
-/// One path's side of the comparison.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct SideReport {
-    /// `None` when no answer came back.
-    pub status: Option<u16>,
-    pub latency_ms: f64,
-    /// The activation's `waitTime` annotation, when it had one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait_time_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComparisonRecord {
@@ -124,9 +82,9 @@ impl ComparisonRecord {
     /// before the record exists (`secrets` are values that must never appear, like the caller's key).
     pub fn from_comparison(
         ctx: &RecordContext<'_>,
-        comparison: crate::compare::Comparison,
+        comparison: Comparison,
         control_differences: Option<Vec<String>>,
-        redactor: &crate::redact::Redactor,
+        redactor: &Redactor,
         secrets: &[&str],
     ) -> ComparisonRecord {
         let total = comparison.differences.len();
@@ -137,7 +95,7 @@ impl ComparisonRecord {
             .map(|mut d| {
                 for value in [&mut d.legacy, &mut d.scheduler].into_iter().flatten() {
                     if redactor.covers(&d.path) {
-                        *value = serde_json::Value::String(crate::redact::REDACTED.into());
+                        *value = serde_json::Value::String(REDACTED.into());
                     } else {
                         redactor.redact(value, &d.path, secrets);
                         *value = bound_example(value);

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use crate::diff::DiffKind;
 use crate::noise::{NoiseModel, NoiseThresholds};
-use crate::record::{ComparisonRecord, Outcome, SCHEMA_VERSION};
+use crate::outcome::Outcome;
+use crate::record::{ComparisonRecord, SCHEMA_VERSION};
 
 const MAX_EXAMPLES: usize = 5;
 const MAX_LATENCY_SAMPLES: usize = 2_000;
@@ -61,7 +62,7 @@ pub struct Example {
 #[derive(Debug, Clone, Default)]
 struct ActionAgg {
     samples: u64,
-    outcomes: BTreeMap<String, u64>,
+    outcomes: BTreeMap<Outcome, u64>,
     noise: NoiseModel,
     kinds: BTreeMap<String, DiffKind>,
     examples: BTreeMap<String, Vec<Example>>,
@@ -103,7 +104,9 @@ pub struct ActionReport {
     /// Compared samples whose differences, if any, were all noise.
     pub matches: u64,
     pub match_rate: Option<f64>,
-    pub outcomes: BTreeMap<String, u64>,
+    /// Counts by outcome, serialised by name (`match`, `skipped:request_too_large`, ...).
+    #[serde(serialize_with = "outcomes_by_name")]
+    pub outcomes: BTreeMap<Outcome, u64>,
     pub real_differences: Vec<PathCount>,
     pub noise: Vec<PathCount>,
     /// Differences in the activation's annotation set: reported apart, not counted as mismatches.
@@ -135,7 +138,7 @@ impl Report {
         self.records += 1;
         let a = self.actions.entry(r.action.clone()).or_default();
         a.samples += 1;
-        *a.outcomes.entry(r.outcome.label()).or_default() += 1;
+        *a.outcomes.entry(r.outcome.clone()).or_default() += 1;
         for (i, side) in [&r.legacy, &r.scheduler].into_iter().enumerate() {
             if side.status.is_some() {
                 a.latency[i].push(side.latency_ms);
@@ -185,11 +188,11 @@ impl Report {
 
     fn action_report(&self, name: &str, a: &ActionAgg) -> ActionReport {
         let t = &self.thresholds;
-        let count = |label: &str| a.outcomes.get(label).copied().unwrap_or(0);
-        let compared = count("match") + count("mismatch");
+        let count = |outcome: &Outcome| a.outcomes.get(outcome).copied().unwrap_or(0);
+        let compared = count(&Outcome::Match) + count(&Outcome::Mismatch);
         let noise_only: u64 =
             a.signatures.iter().filter(|(paths, _)| paths.iter().all(|p| !a.noise.is_real(p, t))).map(|(_, n)| n).sum();
-        let matches = count("match") + noise_only;
+        let matches = count(&Outcome::Match) + noise_only;
         let rate = |n: u64| if compared == 0 { 0.0 } else { n as f64 / compared as f64 };
         let path_count = |path: &String, count: u64| PathCount {
             path: path.clone(),
@@ -440,9 +443,13 @@ explained by per-call values (ids, timestamps, waitTime) or by learned noise (pa
     }
 }
 
+fn outcomes_by_name<S: serde::Serializer>(outcomes: &BTreeMap<Outcome, u64>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(outcomes.iter().map(|(o, n)| (o.to_string(), n)))
+}
+
 /// Outcomes other than match and mismatch, as `label count`.
 fn other_outcomes(a: &ActionReport) -> Vec<String> {
-    a.outcomes.iter().filter(|(k, _)| *k != "match" && *k != "mismatch").map(|(k, v)| format!("{k} {v}")).collect()
+    a.outcomes.iter().filter(|(o, _)| !o.is_compared()).map(|(o, n)| format!("{o} {n}")).collect()
 }
 
 fn short(v: Option<&Value>) -> String {
@@ -471,7 +478,7 @@ fn anchor(action: &str) -> String {
 mod tests {
     use super::*;
     use crate::diff::Difference;
-    use crate::record::SideReport;
+    use crate::outcome::SideReport;
     use serde_json::json;
 
     fn rec(action: &str, outcome: Outcome, diffs: &[&str], control: Option<&[&str]>) -> ComparisonRecord {
@@ -517,7 +524,7 @@ mod tests {
         assert_eq!(a.matches, 50, "mismatches whose only difference is noise count as matches");
         assert!(a.real_differences[0].examples.len() <= MAX_EXAMPLES);
         let b = &actions[1];
-        assert_eq!((b.match_rate, b.outcomes["timeout"]), (Some(1.0), 1));
+        assert_eq!((b.match_rate, b.outcomes[&Outcome::Timeout]), (Some(1.0), 1));
         assert_eq!(b.latency_ms["scheduler"].p50, Some(2.0));
         let text = r.to_text();
         assert!(text.contains("DIFF  /response/result/v") && text.contains("noise /response/result/now"), "{text}");

@@ -111,7 +111,8 @@ pub fn read_records(path: &Path) -> Result<(Vec<ComparisonRecord>, usize), SinkE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Outcome, SideReport, SCHEMA_VERSION};
+    use crate::outcome::{Outcome, SideReport};
+    use crate::record::SCHEMA_VERSION;
 
     fn rec(i: usize) -> ComparisonRecord {
         ComparisonRecord {

@@ -7,6 +7,11 @@ use serde_json::Value;
 pub const GUEST_KEY: &str =
     "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
 
+/// The `guest` key as Basic-auth user and password: (namespace UUID, key).
+pub fn guest_credentials() -> (&'static str, &'static str) {
+    GUEST_KEY.split_once(':').unwrap_or((GUEST_KEY, ""))
+}
+
 /// Which controller fleet the simulator imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

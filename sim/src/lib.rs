@@ -10,9 +10,11 @@
 mod activation;
 mod api;
 mod config;
+pub mod fleet;
 mod server;
 mod state;
 
-pub use config::{ActionProfile, AuthKey, Flavor, Latency, ResultSpec, SimConfig, GUEST_KEY};
+pub use config::{guest_credentials, ActionProfile, AuthKey, Flavor, Latency, ResultSpec, SimConfig, GUEST_KEY};
+pub use fleet::SimFleet;
 pub use server::{SimHandle, Simulator};
 pub use state::{RequestKind, SimStats};

@@ -98,7 +98,7 @@ impl SimState {
             self.shadow_marked.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(id) = request_id {
-            let mut guard = self.request_ids.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = lock(&self.request_ids);
             let (set, order) = &mut *guard;
             if set.insert(id.to_string()) {
                 order.push_back(id.to_string());

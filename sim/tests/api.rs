@@ -15,7 +15,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn guest(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    let (u, k) = GUEST_KEY.split_once(':').unwrap();
+    let (u, k) = whisk_sim::guest_credentials();
     req.basic_auth(u, Some(k))
 }
 

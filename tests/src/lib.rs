@@ -1,12 +1,92 @@
-//! Helpers shared by the end-to-end scenarios in `tests/`: clients, OpenWhisk calls through the
-//! proxy, and reading the proxy's Prometheus metrics.
+//! The test kit: a switchyard in front of two simulated controller fleets, free ports, the guest
+//! credentials, clients, and reading the proxy's Prometheus metrics. Shared by every test and the
+//! proxy's benchmarks (see `tests/README.md` for which test goes where).
 #![forbid(unsafe_code)]
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 
-pub use switchyard::fleet::{FleetSpec, LocalFleet};
-pub use whisk_sim::GUEST_KEY;
+use switchyard::{RunningProxy, ServerConfig};
+pub use whisk_sim::{guest_credentials, GUEST_KEY};
+use whisk_sim::{Flavor, SimConfig, SimFleet};
+
+/// A switchyard in front of two simulated fleets, on free loopback ports. The simulated fleets
+/// (`legacy`, `scheduler`, `dir`) are reached through it as through a [`SimFleet`].
+pub struct LocalFleet {
+    /// Declared first so it stops before the simulators behind it.
+    pub proxy: RunningProxy,
+    pub sims: SimFleet,
+}
+
+/// Adjusts a generated server config before start.
+pub type ConfigTweak = Box<dyn FnOnce(&mut ServerConfig)>;
+
+/// What to start: simulator configs (`new` gives each pool its flavor) and the rules text.
+pub struct FleetSpec {
+    pub legacy: SimConfig,
+    pub scheduler: SimConfig,
+    /// TOML rules document.
+    pub rules: String,
+    /// Adjusts the generated server config before start (timeouts, health, extra members).
+    pub tweak: Option<ConfigTweak>,
+}
+
+impl FleetSpec {
+    pub fn new(rules: &str) -> FleetSpec {
+        FleetSpec {
+            legacy: SimConfig::with_flavor(Flavor::Legacy),
+            scheduler: SimConfig::with_flavor(Flavor::Scheduler),
+            rules: rules.to_string(),
+            tweak: None,
+        }
+    }
+}
+
+impl LocalFleet {
+    /// Starts the simulators, writes the rules, and starts a proxy with [`ServerConfig::local`].
+    pub fn start(spec: FleetSpec) -> Result<LocalFleet, String> {
+        let sims =
+            SimFleet::start(spec.legacy, spec.scheduler).map_err(|e| format!("cannot start a simulator: {e}"))?;
+        let rules = sims.write("rules.toml", &spec.rules).map_err(|e| format!("cannot write the rules: {e}"))?;
+        let mut config = ServerConfig::local(&rules, sims.legacy.addr(), sims.scheduler.addr());
+        if let Some(tweak) = spec.tweak {
+            tweak(&mut config);
+        }
+        let proxy =
+            switchyard::start(config.resolve("fleet").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        Ok(LocalFleet { proxy, sims })
+    }
+
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.proxy.proxy_addr)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.proxy.admin_addr)
+    }
+
+    pub fn shadow_records_path(&self) -> PathBuf {
+        self.sims.path("shadow-records.jsonl")
+    }
+
+    pub fn rules_path(&self) -> PathBuf {
+        self.sims.path("rules.toml")
+    }
+}
+
+impl std::ops::Deref for LocalFleet {
+    type Target = SimFleet;
+
+    fn deref(&self) -> &SimFleet {
+        &self.sims
+    }
+}
+
+/// A free loopback port (bound, then released; for servers that bind by themselves).
+pub fn free_port() -> u16 {
+    closed_port().port()
+}
 
 /// Runs async client code from a plain `#[test]`: the fleet's own runtimes must not be started
 /// from inside another runtime, so tests start the fleet first and then drive it from here.
@@ -25,7 +105,7 @@ pub fn closed_port() -> SocketAddr {
 
 /// `POST .../actions/{path}?blocking=true&result=true` with the guest key.
 pub fn invoke(client: &reqwest::Client, base: &str, path: &str, params: serde_json::Value) -> reqwest::RequestBuilder {
-    let (user, key) = GUEST_KEY.split_once(':').expect("uuid:key");
+    let (user, key) = guest_credentials();
     client
         .post(format!("{base}/api/v1/namespaces/guest/actions/{path}?blocking=true&result=true"))
         .basic_auth(user, Some(key))
@@ -34,7 +114,7 @@ pub fn invoke(client: &reqwest::Client, base: &str, path: &str, params: serde_js
 
 /// The guest's Basic credentials for other API calls.
 pub fn with_guest(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    let (user, key) = GUEST_KEY.split_once(':').expect("uuid:key");
+    let (user, key) = guest_credentials();
     req.basic_auth(user, Some(key))
 }
 

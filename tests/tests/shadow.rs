@@ -27,7 +27,7 @@ fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
         let writer = Arc::clone(&buf);
         let _ = tracing_subscriber::fmt()
             // What an operator gets with SWITCHYARD_LOG=debug.
-            .with_env_filter(switchyard::logging::filter("debug"))
+            .with_env_filter(switchyard::ops::logging::filter("debug"))
             .with_writer(move || SharedWriter(Arc::clone(&writer)))
             .try_init();
         buf
@@ -53,7 +53,7 @@ fn identical_spec(rules: &str) -> FleetSpec {
 }
 
 fn full_record(c: &reqwest::Client, base: &str, action: &str, params: Value) -> reqwest::RequestBuilder {
-    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    let (user, key) = guest_credentials();
     c.post(format!("{base}/api/v1/namespaces/guest/actions/{action}?blocking=true"))
         .basic_auth(user, Some(key))
         .json(&params)
@@ -250,7 +250,7 @@ fn no_secret_reaches_records_reports_or_logs() {
     });
     let records = std::fs::read_to_string(fleet.shadow_records_path()).unwrap();
     assert!(records.contains("/response/result/who"), "the difference is recorded: {records}");
-    let (_, key) = GUEST_KEY.split_once(':').unwrap();
+    let (_, key) = guest_credentials();
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode(GUEST_KEY);
     let logs = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();

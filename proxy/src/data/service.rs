@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use base64::Engine;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
@@ -12,12 +11,15 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use rand::Rng;
 use switchyard_rules::{DecisionReason, Invocation, Pool};
+use switchyard_shadow::SkipReason;
 
-use crate::classify::{classify, RequestKind};
-use crate::config::TimeoutsConfig;
-use crate::metrics::FallbackReason;
-use crate::shadow::{sampled, Tee};
-use crate::state::{ActiveRules, Shared};
+use crate::control::rules::ActiveRules;
+use crate::data::classify::{classify, RequestKind};
+use crate::data::credential::BasicCredential;
+use crate::ops::config::TimeoutsConfig;
+use crate::ops::metrics::FallbackReason;
+use crate::shadow::tee::{sampled, Tee};
+use crate::state::Shared;
 
 pub const POOL_HEADER: &str = "x-switchyard-pool";
 pub const RULES_VERSION_HEADER: &str = "x-switchyard-rules-version";
@@ -37,7 +39,7 @@ pub struct RequestCtx {
     /// The pool the rules chose, and the pool actually used (they differ after a fallback).
     chosen: Pool,
     pool: Pool,
-    reason: Option<DecisionReason>,
+    reason: DecisionReason,
     /// Set once the request has been redirected to the other pool; it never bounces back.
     fell_back: bool,
     request_id: String,
@@ -62,14 +64,6 @@ fn new_request_id() -> String {
     format!("{:032x}", rand::rng().random::<u128>())
 }
 
-/// The Basic-auth user part (the namespace UUID); the key is never looked at past the colon.
-fn basic_auth_subject(value: &[u8]) -> Option<String> {
-    let encoded = value.strip_prefix(b"Basic ").or_else(|| value.strip_prefix(b"basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii()).ok()?;
-    let user = decoded.split(|b| *b == b':').next()?;
-    String::from_utf8(user.to_vec()).ok()
-}
-
 #[async_trait]
 impl ProxyHttp for SwitchyardProxy {
     type CTX = RequestCtx;
@@ -81,7 +75,7 @@ impl ProxyHttp for SwitchyardProxy {
             rules: None,
             chosen: Pool::Legacy,
             pool: Pool::Legacy,
-            reason: None,
+            reason: DecisionReason::DefaultPool,
             fell_back: false,
             request_id: String::new(),
             shadow: None,
@@ -91,15 +85,18 @@ impl ProxyHttp for SwitchyardProxy {
     /// Runs first for every request: classifies it, takes the rules snapshot, decides the pool and
     /// makes sure it carries an `X-Request-ID`. Returns `Ok(false)`: the request always proceeds.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let active = self.shared.rules.load_full();
+        let active = self.shared.rules.snapshot();
         let req = session.req_header();
         let class = classify(req.method.as_str(), req.uri.path());
         ctx.kind = class.kind;
         if class.kind.is_invocation() {
             let subject = active
                 .uses_subject
-                .then(|| req.headers.get(http::header::AUTHORIZATION).and_then(|v| basic_auth_subject(v.as_bytes())))
-                .flatten();
+                .then(|| {
+                    req.headers.get(http::header::AUTHORIZATION).and_then(|v| BasicCredential::parse(v.as_bytes()))
+                })
+                .flatten()
+                .map(|c| c.user);
             let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
             let decision = active.rules.decide(&Invocation {
                 namespace: &class.namespace,
@@ -109,12 +106,13 @@ impl ProxyHttp for SwitchyardProxy {
                 header: Some(&header),
             });
             ctx.chosen = decision.pool;
-            ctx.reason = Some(decision.reason);
+            ctx.reason = decision.reason;
             // Trigger fires are not mirrored: their rule-driven invocations run on the controller's
             // own path, and a 202 with an activation id is all there would be to compare.
-            if let (RequestKind::Invoke | RequestKind::WebAction, DecisionReason::Override(i), Some(state)) =
-                (class.kind, decision.reason, self.shared.shadow.get())
+            if let (RequestKind::Invoke | RequestKind::WebAction, DecisionReason::Override(i)) =
+                (class.kind, decision.reason)
             {
+                let state = &self.shared.shadow;
                 ctx.shadow = active.rules.overrides[i].shadow.as_ref().filter(|p| sampled(p.sample)).map(|policy| {
                     let action = if class.package.is_empty() {
                         format!("{}/{}", class.namespace, class.action)
@@ -133,8 +131,9 @@ impl ProxyHttp for SwitchyardProxy {
                 });
             }
         } else {
-            ctx.chosen = if active.rules.kill_switch { Pool::Legacy } else { active.rules.default_pool };
-            ctx.reason = active.rules.kill_switch.then_some(DecisionReason::KillSwitch);
+            let decision = active.rules.decide_default();
+            ctx.chosen = decision.pool;
+            ctx.reason = decision.reason;
         }
         ctx.pool = ctx.chosen;
         self.shared.metrics.decision(ctx.chosen, ctx.reason);
@@ -293,29 +292,16 @@ impl ProxyHttp for SwitchyardProxy {
         if let Some(e) = e {
             tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
         }
-        if let (Some(mut tee), Some(state)) = (ctx.shadow.take(), self.shared.shadow.get()) {
+        if let Some(mut tee) = ctx.shadow.take() {
             if e.is_some() {
-                tee.skip("primary_failed");
+                tee.give_up(SkipReason::PrimaryFailed);
             }
-            state.submit(tee, ctx.pool, std::mem::take(&mut ctx.request_id), elapsed);
+            self.shared.shadow.submit(tee, ctx.pool, std::mem::take(&mut ctx.request_id), elapsed);
         }
     }
 
     /// Errors are logged by `logging` with the request id; pingora's own line would repeat them.
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subject_is_the_user_part_only() {
-        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("uuid-1:secret-key"));
-        assert_eq!(basic_auth_subject(header.as_bytes()).as_deref(), Some("uuid-1"));
-        assert_eq!(basic_auth_subject(b"Bearer x"), None);
-        assert_eq!(basic_auth_subject(b"Basic !!!"), None);
     }
 }

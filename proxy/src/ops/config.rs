@@ -9,6 +9,10 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+use switchyard_shadow::NoiseThresholds;
+
+use crate::kafka::config::KafkaConfig;
+
 /// Bad static config: what a person must fix, naming the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -57,7 +61,7 @@ pub struct ServerConfig {
     pub shadow: ShadowConfig,
     /// Comparison records and rules distribution over Kafka (off unless `brokers` is set).
     #[serde(default)]
-    pub kafka: switchyard_shadow::KafkaConfig,
+    pub kafka: KafkaConfig,
 }
 
 /// Global bounds of shadow comparison (which actions are mirrored is in the rules).
@@ -81,7 +85,7 @@ pub struct ShadowConfig {
     /// This replica's name in records (default: `$HOSTNAME`, else `switchyard`).
     pub instance: Option<String>,
     /// When learned noise counts as a real difference.
-    pub noise: switchyard_shadow::NoiseThresholds,
+    pub noise: NoiseThresholds,
 }
 
 impl Default for ShadowConfig {
@@ -95,7 +99,7 @@ impl Default for ShadowConfig {
             rotate_bytes: 64 * 1024 * 1024,
             keep_files: 5,
             instance: None,
-            noise: switchyard_shadow::NoiseThresholds::default(),
+            noise: NoiseThresholds::default(),
         }
     }
 }
@@ -313,6 +317,47 @@ impl ServerConfig {
                 Ok(Resolved { rules_path: self.rules.clone(), config: self, listen, admin_listen, legacy, scheduler })
             }
             _ => Err(ConfigError::Invalid { source_name: source_name.to_string(), problems }),
+        }
+    }
+}
+
+impl ShadowConfig {
+    /// This replica's name in records: `shadow.instance`, else a non-empty `$HOSTNAME` (the pod
+    /// name on Kubernetes), else `switchyard`.
+    pub fn instance_name(&self) -> String {
+        self.instance
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "switchyard".to_string())
+    }
+}
+
+impl ServerConfig {
+    /// A config for a proxy in front of two local controllers, as the demo and the tests run it:
+    /// free loopback ports, fast health checks, a short shutdown, records next to the rules file.
+    pub fn local(rules: &Path, legacy: SocketAddr, scheduler: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            listen: "127.0.0.1:0".into(),
+            rules: rules.to_path_buf(),
+            pool_header: true,
+            threads: 2,
+            // Several proxies start one after another in one process there (see the field's doc).
+            work_stealing: true,
+            admin: AdminConfig { listen: "127.0.0.1:0".into(), token: None },
+            watch_rules: true,
+            pools: PoolsConfig {
+                legacy: PoolConfig { members: vec![legacy.to_string()] },
+                scheduler: PoolConfig { members: vec![scheduler.to_string()] },
+            },
+            health: HealthConfig { interval_ms: 200, timeout_ms: 200, unhealthy_after: 1, healthy_after: 1 },
+            timeouts: TimeoutsConfig { connect_ms: 500, ..TimeoutsConfig::default() },
+            shutdown: ShutdownConfig { grace_period_s: 0, drain_timeout_s: 1 },
+            shadow: ShadowConfig {
+                records_file: rules.parent().unwrap_or(Path::new(".")).join("shadow-records.jsonl"),
+                timeout_ms: 5_000,
+                ..ShadowConfig::default()
+            },
+            kafka: KafkaConfig::default(),
         }
     }
 }

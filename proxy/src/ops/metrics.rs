@@ -4,9 +4,12 @@
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use switchyard_rules::Pool;
+use switchyard_rules::{DecisionReason, Pool};
+use switchyard_shadow::Outcome;
 
-use crate::classify::RequestKind;
+use crate::control::source::{ReloadResult, ReloadSource};
+use crate::data::classify::RequestKind;
+use crate::kafka::sink::Delivery;
 
 pub const REQUESTS_TOTAL: &str = "switchyard_requests_total";
 pub const REQUEST_DURATION: &str = "switchyard_request_duration_seconds";
@@ -25,13 +28,6 @@ pub const SHADOW_IN_FLIGHT: &str = "switchyard_shadow_in_flight";
 pub const SHADOW_QUEUED: &str = "switchyard_shadow_queued";
 pub const SHADOW_RECORD_ERRORS: &str = "switchyard_shadow_record_write_errors_total";
 pub const KAFKA_RECORDS: &str = "switchyard_kafka_records_total";
-
-/// Outcomes of shadow comparisons, as labels of [`SHADOW_COMPARISONS`].
-pub const SHADOW_OUTCOMES: [&str; 6] = ["match", "mismatch", "accepted", "error", "timeout", "skipped"];
-
-/// Sources and results of rule changes, as labels of [`RULES_RELOADS`].
-pub const RELOAD_SOURCES: [&str; 5] = ["start", "file", "sighup", "admin", "kafka"];
-pub const RELOAD_RESULTS: [&str; 3] = ["accepted", "rejected", "unchanged"];
 
 /// From a fast proxy hop (sub-millisecond) to the controller's 60 s blocking limit.
 pub const LATENCY_BUCKETS: &[f64] =
@@ -55,23 +51,24 @@ pub fn status_class_index(status: Option<u16>) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackReason {
     /// The chosen pool had no healthy member when the request arrived.
-    NoHealthyMember = 0,
+    NoHealthyMember,
     /// Connecting to the chosen pool failed; the request had not been delivered.
-    ConnectFailed = 1,
+    ConnectFailed,
 }
 
-const FALLBACK_REASONS: [&str; 2] = ["no_healthy_member", "connect_failed"];
-/// Decision reasons as labels, in the order of [`decision_reason_index`].
-const DECISION_REASONS: [&str; 4] = ["kill_switch", "override", "global", "default_pool"];
+impl FallbackReason {
+    pub const ALL: [FallbackReason; 2] = [FallbackReason::NoHealthyMember, FallbackReason::ConnectFailed];
 
-pub fn decision_reason_index(reason: Option<switchyard_rules::DecisionReason>) -> usize {
-    use switchyard_rules::DecisionReason::*;
-    match reason {
-        Some(KillSwitch) => 0,
-        Some(Override(_)) => 1,
-        Some(Global) => 2,
-        None => 3,
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackReason::NoHealthyMember => "no_healthy_member",
+            FallbackReason::ConnectFailed => "connect_failed",
+        }
     }
+}
+
+pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Registered handles, indexed by dense label positions.
@@ -158,21 +155,21 @@ impl Metrics {
         let decisions = Pool::ALL
             .iter()
             .map(|p| {
-                DECISION_REASONS
+                DecisionReason::ALL
                     .iter()
-                    .map(|r| counter(DECISIONS_TOTAL, &[("pool", p.as_str()), ("reason", r)]))
+                    .map(|r| counter(DECISIONS_TOTAL, &[("pool", p.as_str()), ("reason", r.as_str())]))
                     .collect()
             })
             .collect();
         let fallbacks = Pool::ALL
             .iter()
             .map(|from| {
-                FALLBACK_REASONS
+                FallbackReason::ALL
                     .iter()
                     .map(|r| {
                         counter(
                             FALLBACKS_TOTAL,
-                            &[("from", from.as_str()), ("to", from.other().as_str()), ("reason", r)],
+                            &[("from", from.as_str()), ("to", from.other().as_str()), ("reason", r.as_str())],
                         )
                     })
                     .collect()
@@ -180,11 +177,16 @@ impl Metrics {
             .collect();
         let pool_members = Pool::ALL.iter().map(|p| gauge(POOL_MEMBERS, &[("pool", p.as_str())])).collect();
         let pool_healthy = Pool::ALL.iter().map(|p| gauge(POOL_HEALTHY_MEMBERS, &[("pool", p.as_str())])).collect();
-        let reloads = RELOAD_SOURCES
+        let reloads = ReloadSource::ALL
             .iter()
-            .map(|s| RELOAD_RESULTS.iter().map(|r| counter(RULES_RELOADS, &[("source", s), ("result", r)])).collect())
+            .map(|s| {
+                ReloadResult::ALL
+                    .iter()
+                    .map(|r| counter(RULES_RELOADS, &[("source", s.as_str()), ("result", r.as_str())]))
+                    .collect()
+            })
             .collect();
-        let shadow_outcomes = SHADOW_OUTCOMES.iter().map(|o| counter(SHADOW_COMPARISONS, &[("outcome", o)])).collect();
+        let shadow_outcomes = Outcome::KINDS.iter().map(|o| counter(SHADOW_COMPARISONS, &[("outcome", o)])).collect();
         Metrics {
             shadow_outcomes,
             shadow_dropped_queue_full: counter(SHADOW_DROPPED, &[("reason", "queue_full")]),
@@ -211,31 +213,22 @@ impl Metrics {
         self.durations[pool.index()][kind.index()].record(seconds);
     }
 
-    pub fn decision(&self, pool: Pool, reason: Option<switchyard_rules::DecisionReason>) {
-        self.decisions[pool.index()][decision_reason_index(reason)].increment(1);
+    pub fn decision(&self, pool: Pool, reason: DecisionReason) {
+        self.decisions[pool.index()][reason.index()].increment(1);
     }
 
     pub fn fallback(&self, from: Pool, reason: FallbackReason) {
         self.fallbacks[from.index()][reason as usize].increment(1);
     }
 
-    /// Counts one rule change attempt. Unknown labels are a programming error, caught in tests.
-    pub fn reload(&self, source: &str, result: &str) {
-        let s = RELOAD_SOURCES.iter().position(|x| *x == source);
-        let r = RELOAD_RESULTS.iter().position(|x| *x == result);
-        debug_assert!(s.is_some() && r.is_some(), "unknown reload labels {source}/{result}");
-        if let (Some(s), Some(r)) = (s, r) {
-            self.reloads[s][r].increment(1);
-        }
+    /// Counts one rule change attempt.
+    pub fn reload(&self, source: ReloadSource, result: ReloadResult) {
+        self.reloads[source.index()][result.index()].increment(1);
     }
 
-    /// Counts one finished shadow comparison by outcome (`skipped:<reason>` counts as skipped).
-    pub fn shadow_outcome(&self, outcome: &switchyard_shadow::Outcome) {
-        let label = outcome.label();
-        let label = label.split(':').next().unwrap_or("skipped");
-        if let Some(i) = SHADOW_OUTCOMES.iter().position(|o| *o == label) {
-            self.shadow_outcomes[i].increment(1);
-        }
+    /// Counts one finished shadow comparison by outcome kind (a skip counts as `skipped`).
+    pub fn shadow_outcome(&self, outcome: &Outcome) {
+        self.shadow_outcomes[outcome.kind_index()].increment(1);
     }
 
     pub fn pool_health(&self, pool: Pool, members: usize, healthy: usize) {
@@ -245,10 +238,10 @@ impl Metrics {
 
     /// Handles for `switchyard_kafka_records_total{topic, result}` (registered once per topic).
     pub fn kafka_records(&self, topic: &str) -> [Counter; 3] {
-        ["delivered", "failed", "dropped"].map(|result| {
+        Delivery::ALL.map(|result| {
             let k = Key::from_parts(
                 KAFKA_RECORDS,
-                vec![Label::new("topic", topic.to_string()), Label::new("result", result)],
+                vec![Label::new("topic", topic.to_string()), Label::new("result", result.as_str())],
             );
             self.recorder.register_counter(&k, &meta())
         })
@@ -270,7 +263,7 @@ impl Metrics {
     /// The Prometheus text exposition of everything above, and the process metrics.
     pub fn render(&self) -> String {
         let mut text = self.handle.render();
-        text.push_str(&crate::process::render());
+        text.push_str(&crate::ops::process::render());
         text
     }
 

@@ -1,102 +1,26 @@
-//! Mirroring for shadow comparison. The data plane only copies: request body chunks (`Bytes`
-//! clones, capped) as they stream to the primary, and the primary's status and body (capped). In
-//! `logging` the finished job goes to a bounded queue with `try_send`: a full queue drops the job
-//! (counted), so the client's response is never delayed by shadow work. Workers on the control
-//! runtime send the copy to the other pool with their own HTTP client, compare, and write records.
+//! The mirror's queue and workers. In `logging` the data plane hands a finished [`Tee`] to a
+//! bounded queue with `try_send`: a full queue drops the job (counted), so the client's response is
+//! never delayed by shadow work. Workers on the control runtime send the copy to the other pool
+//! with their own HTTP client, compare, redact, and write records (file, Kafka, live report).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
-use switchyard_rules::{Pool, ShadowPolicy};
-use switchyard_shadow::{compare, ComparisonRecord, JsonLinesFile, Observed, Outcome, RecordContext, Redactor, Report};
+use bytes::Bytes;
+use switchyard_rules::Pool;
+use switchyard_shadow::{
+    compare, ComparisonRecord, JsonLinesFile, Observed, Outcome, RecordContext, Redactor, Report, SkipReason,
+};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::config::ShadowConfig;
-use crate::metrics::Metrics;
-
-/// Marks mirrored requests so controllers' logs can tell them apart.
-pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
-
-/// What the data plane collects for one mirrored request.
-pub struct Tee {
-    pub policy: ShadowPolicy,
-    pub action: String,
-    /// Invocations are POSTs; web actions may use any method.
-    pub method: http::Method,
-    pub path_and_query: String,
-    pub content_type: Option<String>,
-    /// Needed to run the copy as the same caller; never written anywhere.
-    pub authorization: Option<String>,
-    request: Vec<Bytes>,
-    request_bytes: usize,
-    pub response_status: Option<u16>,
-    response: BytesMut,
-    /// Why the job was given up, if it was (the reason goes into a `skipped` record).
-    pub skipped: Option<&'static str>,
-    max_body: usize,
-}
-
-impl Tee {
-    pub fn new(
-        policy: ShadowPolicy,
-        action: String,
-        method: http::Method,
-        path_and_query: String,
-        max_body: usize,
-    ) -> Tee {
-        Tee {
-            policy,
-            action,
-            method,
-            path_and_query,
-            content_type: None,
-            authorization: None,
-            request: Vec::new(),
-            request_bytes: 0,
-            response_status: None,
-            response: BytesMut::new(),
-            skipped: None,
-            max_body,
-        }
-    }
-
-    /// Keeps a copy of a request body chunk (a reference-counted clone, no byte copy).
-    pub fn request_chunk(&mut self, chunk: &Bytes) {
-        if self.skipped.is_some() {
-            return;
-        }
-        self.request_bytes += chunk.len();
-        if self.request_bytes > self.max_body {
-            self.give_up("request_too_large");
-        } else {
-            self.request.push(chunk.clone());
-        }
-    }
-
-    pub fn response_chunk(&mut self, chunk: &Bytes) {
-        if self.skipped.is_some() {
-            return;
-        }
-        if self.response.len() + chunk.len() > self.max_body {
-            self.give_up("response_too_large");
-        } else {
-            self.response.extend_from_slice(chunk);
-        }
-    }
-
-    /// Gives the job up: it becomes a `skipped` record with this reason.
-    pub fn skip(&mut self, reason: &'static str) {
-        self.give_up(reason);
-    }
-
-    fn give_up(&mut self, reason: &'static str) {
-        self.skipped = Some(reason);
-        self.request = Vec::new();
-        self.response = BytesMut::new();
-    }
-}
+use crate::data::credential::BasicCredential;
+use crate::data::pools::Pools;
+use crate::kafka::sink::KafkaSink;
+use crate::ops::config::ShadowConfig;
+use crate::ops::metrics::Metrics;
+use crate::shadow::tee::{sampled, Tee, SHADOW_HEADER};
+use crate::sync::lock;
 
 /// A finished primary exchange, ready to be mirrored.
 pub struct Job {
@@ -132,19 +56,15 @@ impl ShadowState {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 struct Worker {
-    /// For the pools (the copies go to their healthy members).
-    shared: Arc<crate::state::Shared>,
+    /// The copies go to the healthy members of the other pool.
+    pools: Arc<Pools>,
     client: reqwest::Client,
     slots: Arc<Semaphore>,
     timeout: Duration,
     instance: String,
     sink: Option<Mutex<JsonLinesFile>>,
-    kafka: Option<switchyard_shadow::KafkaSink>,
+    kafka: Option<KafkaSink>,
     state: Arc<ShadowState>,
     metrics: Arc<Metrics>,
 }
@@ -160,8 +80,8 @@ pub struct ShadowStartError {
 /// Creates the queue and starts the workers on the current runtime.
 pub fn start(
     config: &ShadowConfig,
-    kafka: Option<switchyard_shadow::KafkaSink>,
-    shared: Arc<crate::state::Shared>,
+    kafka: Option<KafkaSink>,
+    pools: Arc<Pools>,
     metrics: Arc<Metrics>,
 ) -> Result<Arc<ShadowState>, ShadowStartError> {
     let (tx, mut rx) = mpsc::channel::<Job>(config.queue);
@@ -178,20 +98,15 @@ pub fn start(
             .map_err(|source| ShadowStartError { path: config.records_file.clone(), source })?;
         Some(Mutex::new(file))
     };
-    let instance = config
-        .instance
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| "switchyard".to_string());
     let worker = Arc::new(Worker {
-        shared,
+        pools,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(config.max_in_flight)
             .build()
             .expect("a plain HTTP client builds"),
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
         timeout: Duration::from_millis(config.timeout_ms),
-        instance,
+        instance: config.instance_name(),
         sink,
         kafka,
         state: Arc::clone(&state),
@@ -238,17 +153,19 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// A per-request coin flip with probability `share` (shadow sampling is not sticky).
-pub fn sampled(share: switchyard_rules::Share) -> bool {
-    share.ppm() > 0 && rand::random::<u32>() % 1_000_000 < share.ppm()
-}
-
 impl Worker {
     async fn run(&self, job: Job) {
         let Job { tee, served_by, request_id, primary_latency } = job;
-        let decoded = basic_secrets(tee.authorization.as_deref());
-        let secrets: Vec<&str> =
-            tee.authorization.iter().map(String::as_str).chain(decoded.iter().map(String::as_str)).collect();
+        let credential = tee.authorization.as_deref().and_then(|a| BasicCredential::parse(a.as_bytes()));
+        // The whole header value, the decoded `uuid:key`, and the key alone (long enough to be
+        // unmistakable) must never appear in a record.
+        let secrets: Vec<&str> = tee
+            .authorization
+            .as_deref()
+            .into_iter()
+            .chain(credential.iter().map(|c| c.decoded.as_str()))
+            .chain(credential.iter().filter_map(|c| c.key()).filter(|k| k.len() >= 8))
+            .collect();
         let redactor = Redactor::new(tee.policy.redact.clone());
         let ctx = RecordContext {
             instance: &self.instance,
@@ -260,10 +177,10 @@ impl Worker {
         let record = if let Some(reason) = tee.skipped {
             skipped_record(&ctx, reason)
         } else {
-            let body: Bytes = tee.request.concat().into();
+            let body = tee.request_body();
             let primary = Answer {
                 status: tee.response_status,
-                body: tee.response.clone().freeze(),
+                body: tee.response_body(),
                 latency_ms: primary_latency.as_secs_f64() * 1000.0,
                 timed_out: false,
                 error: None,
@@ -308,7 +225,7 @@ impl Worker {
             timed_out,
             error: Some(error),
         };
-        let Some(member) = self.shared.pools.get(pool).pick_healthy() else {
+        let Some(member) = self.pools.get(pool).pick_healthy() else {
             return failed(format!("no healthy controller in the {pool} pool"), false);
         };
         let mut req = self
@@ -358,23 +275,7 @@ fn describe(e: &reqwest::Error) -> String {
     kind.to_string()
 }
 
-/// The decoded Basic credential (`uuid:key`) and its key part: neither may appear in a record.
-fn basic_secrets(authorization: Option<&str>) -> Vec<String> {
-    use base64::Engine;
-    let Some(encoded) = authorization.and_then(|a| a.strip_prefix("Basic ").or_else(|| a.strip_prefix("basic ")))
-    else {
-        return Vec::new();
-    };
-    let Some(decoded) =
-        base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok().and_then(|d| String::from_utf8(d).ok())
-    else {
-        return Vec::new();
-    };
-    let key = decoded.split_once(':').map(|(_, k)| k.to_string()).filter(|k| k.len() >= 8);
-    std::iter::once(decoded).chain(key).collect()
-}
-
-fn skipped_record(ctx: &RecordContext<'_>, reason: &str) -> ComparisonRecord {
+fn skipped_record(ctx: &RecordContext<'_>, reason: SkipReason) -> ComparisonRecord {
     ComparisonRecord {
         schema: switchyard_shadow::SCHEMA_VERSION,
         time_ms: ctx.time_ms,
@@ -382,7 +283,7 @@ fn skipped_record(ctx: &RecordContext<'_>, reason: &str) -> ComparisonRecord {
         request_id: ctx.request_id.to_string(),
         action: ctx.action.to_string(),
         served_by: ctx.served_by.to_string(),
-        outcome: Outcome::Skipped(reason.to_string()),
+        outcome: Outcome::Skipped(reason),
         legacy: Default::default(),
         scheduler: Default::default(),
         differences: Vec::new(),

@@ -18,8 +18,10 @@ use serde_json::{json, Value};
 use switchyard_rules::{RulesFormat, MAX_RULES_BYTES};
 use tokio::net::TcpListener;
 
-use crate::reload::Applied;
-use crate::state::{RuleSource, Shared};
+use crate::control::rules::{ActiveRules, Applied, RulesStatus};
+use crate::control::source::RuleSource;
+use crate::ops::metrics::unix_seconds;
+use crate::state::Shared;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -93,16 +95,12 @@ impl Admin {
             (&Method::GET, "/metrics") => {
                 reply(StatusCode::OK, "text/plain; version=0.0.4", self.shared.metrics.render())
             }
-            (&Method::GET, "/rules") => json_reply(StatusCode::OK, &self.shared.rules.load().describe()),
-            (&Method::GET, "/rules/status") => json_reply(StatusCode::OK, &self.shared.rules_status()),
-            (&Method::GET, "/shadow/report") => match self.shared.shadow.get() {
-                Some(s) => json_reply(StatusCode::OK, &s.report_json()),
-                None => error_reply(StatusCode::NOT_FOUND, "shadow comparison is not running"),
-            },
-            (&Method::GET, "/shadow/report.html") => match self.shared.shadow.get() {
-                Some(s) => reply(StatusCode::OK, "text/html; charset=utf-8", s.report_html()),
-                None => error_reply(StatusCode::NOT_FOUND, "shadow comparison is not running"),
-            },
+            (&Method::GET, "/rules") => json_reply(StatusCode::OK, &describe(&self.shared.rules.snapshot())),
+            (&Method::GET, "/rules/status") => json_reply(StatusCode::OK, &status(&self.shared.rules.status())),
+            (&Method::GET, "/shadow/report") => json_reply(StatusCode::OK, &self.shared.shadow.report_json()),
+            (&Method::GET, "/shadow/report.html") => {
+                reply(StatusCode::OK, "text/html; charset=utf-8", self.shared.shadow.report_html())
+            }
             (&Method::PUT, "/rules") | (&Method::POST, "/rules/kill" | "/rules/unkill") => {
                 if let Err(denied) = self.authorize(req.headers()) {
                     return denied;
@@ -164,12 +162,12 @@ impl Admin {
                 )
             }
         };
-        let shared = Arc::clone(&self.shared);
+        let rules = Arc::clone(&self.shared.rules);
         // Parsing and compiling a large rule set is blocking work.
         let outcome = tokio::task::spawn_blocking(move || {
             let source = RuleSource::AdminApi;
             let candidate = switchyard_rules::parse_rules(&body, format, &source.error_name());
-            shared.offer_rules(candidate, source)
+            rules.offer(candidate, source)
         })
         .await;
         match outcome {
@@ -185,7 +183,7 @@ impl Admin {
     }
 
     fn kill(&self, on: bool) -> Reply {
-        let version = self.shared.set_kill_latch(on, "admin API");
+        let version = self.shared.rules.set_kill_latch(on, "admin API");
         json_reply(StatusCode::OK, &json!({"kill_switch_latch": on, "effective_version": version}))
     }
 }
@@ -193,7 +191,7 @@ impl Admin {
 /// Ready once rules are loaded (always true after start) and the default pool has a healthy
 /// controller: before that, traffic could only fail or fall back.
 fn readiness(shared: &Shared) -> Reply {
-    let active = shared.rules.load();
+    let active = shared.rules.snapshot();
     let default_pool = active.rules.default_pool;
     let pools: serde_json::Map<String, Value> = shared
         .pools
@@ -206,17 +204,16 @@ fn readiness(shared: &Shared) -> Reply {
         })
         .collect();
     let ready = shared.pools.get(default_pool).healthy_count() > 0;
-    use std::sync::atomic::Ordering::Relaxed;
-    let k = &shared.kafka;
+    let k = shared.kafka.view();
     // Reported, never part of readiness: Kafka being down must not take traffic away.
     let kafka = json!({
         "records": {
-            "healthy": k.records_healthy.load(Relaxed),
-            "delivered": k.records_delivered.load(Relaxed),
-            "failed": k.records_failed.load(Relaxed),
-            "dropped": k.records_dropped.load(Relaxed),
+            "healthy": k.records_healthy,
+            "delivered": k.delivered,
+            "failed": k.failed,
+            "dropped": k.dropped,
         },
-        "rules_topic_error": *k.rules_error.lock().unwrap_or_else(|e| e.into_inner()),
+        "rules_topic_error": k.rules_topic_error,
     });
     let body = json!({
         "ready": ready,
@@ -226,6 +223,36 @@ fn readiness(shared: &Shared) -> Reply {
         "kafka": kafka,
     });
     json_reply(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body)
+}
+
+/// `GET /rules`: the effective rules in canonical form with their provenance.
+fn describe(active: &ActiveRules) -> Value {
+    json!({
+        "version": active.rules.version,
+        "source": active.source.to_string(),
+        "loaded_at": unix_seconds(active.loaded_at),
+        "kill_switch": active.rules.kill_switch,
+        "rules": active.rules.to_document(),
+    })
+}
+
+/// `GET /rules/status`: the active version and its provenance, the kill latch, the last rejection.
+fn status(s: &RulesStatus) -> Value {
+    json!({
+        "active": {
+            "version": s.effective.rules.version,
+            "accepted_version": s.accepted.rules.version,
+            "source": s.accepted.source.to_string(),
+            "loaded_at": unix_seconds(s.accepted.loaded_at),
+            "kill_switch": s.effective.rules.kill_switch,
+        },
+        "kill_latch": s.kill_latch.as_ref().map(|l| json!({"since": unix_seconds(l.since), "by": l.by})),
+        "last_rejected": s.last_rejected.as_ref().map(|r| json!({
+            "source": r.source,
+            "at": unix_seconds(r.at),
+            "errors": r.errors,
+        })),
+    })
 }
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {

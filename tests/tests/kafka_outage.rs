@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 use serde_json::Value;
-use switchyard::fleet::{FleetSpec, LocalFleet};
-use whisk_sim::GUEST_KEY;
+use switchyard_tests::{guest_credentials, FleetSpec, LocalFleet};
 
 const RULES: &str = "version = \"k\"\nscheduler_share = 0\n[[overrides]]\nnamespace = \"guest\"\naction = \"pure-*\"\nshare = 0\nshadow = { sample = 100 }\n";
 
@@ -50,7 +49,7 @@ fn broker_down_and_up_under_load() {
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let client = reqwest::Client::new();
-    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    let (user, key) = guest_credentials();
     let phase = |n: usize| -> Vec<Duration> {
         rt.block_on(async {
             let mut latencies = Vec::new();
@@ -144,7 +143,7 @@ fn an_unreachable_broker_at_start_changes_nothing_for_clients() {
     let fleet = LocalFleet::start(spec).expect("starts without a broker");
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (user, key) = GUEST_KEY.split_once(':').unwrap();
+    let (user, key) = guest_credentials();
     rt.block_on(async {
         let c = reqwest::Client::new();
         for i in 0..5 {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::state::{FileTrigger, Shared};
+use crate::control::rules::RuleControl;
+use crate::control::source::FileTrigger;
 
 /// Quiet time after the last event before the file is read: long enough for an editor's
 /// write-rename-chmod burst, short against the "well under a second" a change may take.
@@ -34,8 +35,8 @@ fn content_digest(path: &Path) -> Option<u64> {
     std::fs::read(path).ok().map(|bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
-/// Starts watching `path`; changes are offered to `shared` on the current tokio runtime.
-pub fn spawn(shared: Arc<Shared>, path: PathBuf) -> Result<(), WatchError> {
+/// Starts watching `path`; changes are offered to rule control on the current tokio runtime.
+pub fn spawn(rules: Arc<RuleControl>, path: PathBuf) -> Result<(), WatchError> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let (tx, rx) = mpsc::channel(64);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -49,12 +50,12 @@ pub fn spawn(shared: Arc<Shared>, path: PathBuf) -> Result<(), WatchError> {
     tokio::spawn(async move {
         // The watcher lives as long as this task.
         let _watcher = watcher;
-        watch_loop(shared, path, rx).await;
+        watch_loop(rules, path, rx).await;
     });
     Ok(())
 }
 
-async fn watch_loop(shared: Arc<Shared>, path: PathBuf, mut events: mpsc::Receiver<()>) {
+async fn watch_loop(rules: Arc<RuleControl>, path: PathBuf, mut events: mpsc::Receiver<()>) {
     let mut last = content_digest(&path);
     while events.recv().await.is_some() {
         loop {
@@ -69,8 +70,8 @@ async fn watch_loop(shared: Arc<Shared>, path: PathBuf, mut events: mpsc::Receiv
             continue;
         }
         last = digest;
-        let (shared, path) = (Arc::clone(&shared), path.clone());
+        let (rules, path) = (Arc::clone(&rules), path.clone());
         // Reading and compiling a large rule set is blocking work; keep the admin API responsive.
-        let _ = tokio::task::spawn_blocking(move || shared.reload_file(&path, FileTrigger::Watch)).await;
+        let _ = tokio::task::spawn_blocking(move || rules.reload_file(&path, FileTrigger::Watch)).await;
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use switchyard_rules::Pool;
 
-use crate::config::HealthConfig;
-use crate::metrics::Metrics;
+use crate::ops::config::HealthConfig;
+use crate::ops::metrics::Metrics;
 
 pub struct Member {
     pub addr: SocketAddr,

@@ -7,73 +7,72 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use switchyard_rules::{RulesFormat, RulesRejected};
-use switchyard_shadow::KafkaConfig;
 
-use crate::state::{RuleSource, Shared};
+use crate::control::rules::RuleControl;
+use crate::control::source::RuleSource;
+use crate::kafka::config::KafkaConfig;
+use crate::kafka::health::KafkaHealth;
+use crate::kafka::reader::{read_to_end, TopicMessage};
 
-fn format_of(content_type: Option<&str>) -> RulesFormat {
-    content_type.and_then(RulesFormat::from_media_type).unwrap_or(RulesFormat::Toml)
+/// The header that says a record's format.
+const CONTENT_TYPE: &str = "content-type";
+
+/// Parses a record as a rule document, in the format its `content-type` header says (TOML when
+/// absent).
+fn parse(m: &TopicMessage, source_name: &str) -> Result<switchyard_rules::RuleSet, RulesRejected> {
+    let format = m.header(CONTENT_TYPE).and_then(RulesFormat::from_media_type).unwrap_or(RulesFormat::Toml);
+    switchyard_rules::parse_rules(&m.payload, format, source_name)
 }
 
-fn offer(
-    shared: &Shared,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    payload: &[u8],
-    content_type: Option<&str>,
-) -> bool {
-    let source = RuleSource::Kafka { topic: topic.to_string(), partition, offset };
-    let candidate = switchyard_rules::parse_rules(payload, format_of(content_type), &source.error_name());
-    shared.offer_rules(candidate, source).is_ok()
+fn offer(rules: &RuleControl, topic: &str, m: &TopicMessage) {
+    let source = RuleSource::Kafka { topic: topic.to_string(), partition: m.partition, offset: m.offset };
+    // The outcome is logged, counted and shown at `/rules/status` by rule control.
+    let _ = rules.offer(parse(m, &source.error_name()), source);
 }
 
 /// Follows the rules topic forever: first catches up (applying the newest valid record, and
 /// rejecting any invalid one after it), then offers each new record as it arrives. A broker that
 /// is down is retried; the proxy keeps serving its current rules meanwhile.
-pub async fn follow(shared: Arc<Shared>, config: KafkaConfig) {
+pub async fn follow(rules: Arc<RuleControl>, health: Arc<KafkaHealth>, config: KafkaConfig) {
     let topic = config.rules_topic.clone();
     let mut backoff = Duration::from_secs(1);
     loop {
         let catch_up = {
             let client = config.client_config();
             let topic = topic.clone();
-            tokio::task::spawn_blocking(move || switchyard_shadow::read_to_end(&client, &topic, |_, _| {})).await
+            tokio::task::spawn_blocking(move || read_to_end(&client, &topic, |_, _| {})).await
         };
         let records = match catch_up {
             Ok(Ok(records)) => records,
             Ok(Err(e)) => {
                 tracing::warn!(topic = %topic, error = %e, retry_in = ?backoff, "cannot read the rules topic; keeping the current rules");
-                shared.kafka_rules_status(Some(e.to_string()));
+                health.set_rules_error(Some(e.to_string()));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
             Err(_) => return,
         };
-        shared.kafka_rules_status(None);
+        health.set_rules_error(None);
         // Newest valid record wins; records after it (invalid) are offered so they are reported.
         // The rules topic has one partition; with more, offsets order each partition only.
         let mut ordered: Vec<_> = records.iter().collect();
         ordered.sort_by_key(|m| (m.offset, m.partition));
-        let content_type = |m: &switchyard_shadow::TopicMessage| m.headers.get("content-type").cloned();
-        let newest_valid = ordered.iter().rposition(|m| {
-            switchyard_rules::parse_rules(&m.payload, format_of(content_type(m).as_deref()), "probe").is_ok()
-        });
+        let newest_valid = ordered.iter().rposition(|m| parse(m, "probe").is_ok());
         for m in &ordered[newest_valid.unwrap_or(0)..] {
-            offer(&shared, &topic, m.partition, m.offset, &m.payload, content_type(m).as_deref());
+            offer(&rules, &topic, m);
         }
         let mut next: std::collections::HashMap<i32, i64> = Default::default();
         for m in &ordered {
             let e = next.entry(m.partition).or_insert(0);
             *e = (*e).max(m.offset + 1);
         }
-        if let Err(e) = stream(&shared, &config, &topic, next).await {
+        if let Err(e) = stream(&rules, &config, &topic, next).await {
             tracing::warn!(topic = %topic, error = %e, "lost the rules topic; reconnecting");
-            shared.kafka_rules_status(Some(e.to_string()));
+            health.set_rules_error(Some(e.to_string()));
             tokio::time::sleep(backoff).await;
         }
     }
@@ -81,7 +80,7 @@ pub async fn follow(shared: Arc<Shared>, config: KafkaConfig) {
 
 /// Offers every record after the given offsets (partitions not listed start at the beginning).
 async fn stream(
-    shared: &Shared,
+    rules: &RuleControl,
     config: &KafkaConfig,
     topic: &str,
     next: std::collections::HashMap<i32, i64>,
@@ -103,14 +102,7 @@ async fn stream(
     consumer.assign(&assignment)?;
     loop {
         let m = consumer.recv().await?;
-        let content_type = m.headers().and_then(|h| {
-            h.iter()
-                .find(|h| h.key == "content-type")
-                .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
-        });
-        let payload = m.payload().unwrap_or_default().to_vec();
-        let (partition, offset) = (m.partition(), m.offset());
-        offer(shared, topic, partition, offset, &payload, content_type.as_deref());
+        offer(rules, topic, &TopicMessage::from_message(&m));
     }
 }
 
@@ -118,18 +110,13 @@ async fn stream(
 /// broker's acknowledgement.
 pub async fn publish(config: &KafkaConfig, path: &std::path::Path) -> Result<String, String> {
     let rules = switchyard_rules::load_rules_file(path).map_err(|e: RulesRejected| format!("not published: {e}"))?;
-    let format = RulesFormat::from_path(path).unwrap_or(RulesFormat::Toml);
-    let media = match format {
-        RulesFormat::Toml => "application/toml",
-        RulesFormat::Yaml => "application/yaml",
-        RulesFormat::Json => "application/json",
-    };
+    let media = RulesFormat::from_path(path).unwrap_or(RulesFormat::Toml).media_type();
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let producer = config.producer().map_err(|e| e.to_string())?;
     let headers = rdkafka::message::OwnedHeaders::new()
-        .insert(rdkafka::message::Header { key: "content-type", value: Some(media) })
+        .insert(rdkafka::message::Header { key: CONTENT_TYPE, value: Some(media) })
         .insert(rdkafka::message::Header { key: "version", value: Some(rules.version.as_str()) });
-    let record = rdkafka::producer::FutureRecord::to(&config.rules_topic).key("rules").payload(&bytes).headers(headers);
+    let record = FutureRecord::to(&config.rules_topic).key("rules").payload(&bytes).headers(headers);
     let delivered = producer
         .send(record, Duration::from_secs(10))
         .await

@@ -1,0 +1,95 @@
+//! The commands of the `switchyard` binary, each a function that returns what the process should
+//! exit with; `main.rs` only parses arguments and calls them.
+
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::ops::config::{Resolved, ServerConfig};
+
+/// Prints `switchyard: <message>` and fails.
+pub fn fail(message: &str) -> ExitCode {
+    eprintln!("switchyard: {message}");
+    ExitCode::FAILURE
+}
+
+fn load_config(path: &Path) -> Result<Resolved, String> {
+    ServerConfig::load(path).and_then(|c| c.resolve(&path.display().to_string())).map_err(|e| e.to_string())
+}
+
+/// `switchyard run`: serves until SIGTERM or SIGINT (SIGHUP re-reads the rules file).
+pub fn run(config_path: &Path) -> ExitCode {
+    let resolved = match load_config(config_path) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let rules_path = resolved.rules_path.clone();
+    let proxy = match crate::server::start(resolved) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
+    };
+    proxy.spawn_control(crate::control::signals::reload_on_hangup(Arc::clone(&proxy.shared.rules), rules_path));
+    proxy.spawn_control(crate::control::signals::stop_on_terminate(proxy.stopper()));
+    proxy.wait();
+    ExitCode::SUCCESS
+}
+
+/// `switchyard check`: validates a rules file, or a static config and the rules it names.
+pub fn check(rules: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
+    let rules_path = match (rules, config) {
+        (Some(r), _) => r,
+        (None, Some(c)) => match load_config(&c) {
+            Ok(resolved) => {
+                println!(
+                    "{}: config OK (listen {}, admin {}, {} legacy and {} scheduler controllers)",
+                    c.display(),
+                    resolved.listen,
+                    resolved.admin_listen,
+                    resolved.legacy.len(),
+                    resolved.scheduler.len()
+                );
+                resolved.rules_path
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => return fail("give --rules FILE or --config FILE"),
+    };
+    match switchyard_rules::load_rules_file(&rules_path) {
+        Ok(r) => {
+            println!(
+                "{}: rules OK (version {}, scheduler share {}, {} overrides, kill switch {})",
+                rules_path.display(),
+                r.version,
+                r.scheduler_share,
+                r.overrides.len(),
+                if r.kill_switch { "ON" } else { "off" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `switchyard rules publish`: validates, then publishes to the rules topic.
+pub fn publish_rules(file: &Path, brokers: String, topic: String) -> ExitCode {
+    let config = crate::kafka::config::KafkaConfig { brokers, rules_topic: topic, ..Default::default() };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match runtime.block_on(crate::kafka::rules::publish(&config, file)) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}

@@ -1,0 +1,236 @@
+//! Rule control: the one owner of the rules every request routes by.
+//!
+//! Every source (file watch, SIGHUP, admin API, Kafka topic) hands a candidate to [`RuleControl`]
+//! through one method, [`RuleControl::offer`]: parse → validate → compile (done by the caller, off
+//! the request path) → check the version → swap → audit → count. So sources behave the same and the
+//! newest accepted change wins.
+//!
+//! The admin kill switch is a latch on top of the accepted rule set: while it is on, the effective
+//! rules are the accepted ones with `kill_switch = true` (version `<version>+killed`), and rule
+//! changes from any source are still accepted underneath; `unkill` releases it.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use switchyard_rules::{RuleError, RuleSet, RulesRejected};
+
+use crate::control::source::{FileTrigger, ReloadResult, RuleSource};
+use crate::ops::metrics::Metrics;
+use crate::sync::lock;
+
+/// A rule set with its provenance. Requests hold an `Arc` of it for their whole life, so a swap
+/// never changes the rules under a request in flight.
+pub struct ActiveRules {
+    pub rules: RuleSet,
+    pub source: RuleSource,
+    pub loaded_at: SystemTime,
+    /// The version as a header value, built once per rule set rather than per response.
+    pub version_header: http::HeaderValue,
+    /// Whether routing needs the Basic-auth subject (decoded per request only then).
+    pub uses_subject: bool,
+}
+
+impl ActiveRules {
+    pub fn new(rules: RuleSet, source: RuleSource) -> ActiveRules {
+        let version_header = http::HeaderValue::from_str(&rules.version)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("unprintable"));
+        let uses_subject = rules.uses_subject();
+        ActiveRules { rules, source, loaded_at: SystemTime::now(), version_header, uses_subject }
+    }
+
+    /// The effective rules for an accepted set: with the kill switch forced on while latched.
+    fn effective(&self, latched: bool) -> ActiveRules {
+        let rules = if latched { self.rules.with_kill_switch(true) } else { self.rules.clone() };
+        ActiveRules { loaded_at: self.loaded_at, ..ActiveRules::new(rules, self.source.clone()) }
+    }
+}
+
+/// What happened to a candidate rule set that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Applied {
+    Accepted {
+        version: String,
+        previous: String,
+        summary: String,
+    },
+    /// Same version and same content as the active set: nothing to do.
+    Unchanged {
+        version: String,
+    },
+}
+
+/// The last rejected attempt, as `GET /rules/status` shows it.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub source: String,
+    pub at: SystemTime,
+    pub errors: Vec<RuleError>,
+}
+
+/// The admin kill latch: when it was set and by whom.
+#[derive(Debug, Clone)]
+pub struct KillLatch {
+    pub since: SystemTime,
+    pub by: String,
+}
+
+/// A consistent view of rule control, for `GET /rules/status`.
+pub struct RulesStatus {
+    pub effective: Arc<ActiveRules>,
+    pub accepted: Arc<ActiveRules>,
+    pub kill_latch: Option<KillLatch>,
+    pub last_rejected: Option<Rejection>,
+}
+
+struct ControlState {
+    /// The last accepted rule set, before the kill latch.
+    accepted: Arc<ActiveRules>,
+    kill_latch: Option<KillLatch>,
+    last_rejected: Option<Rejection>,
+}
+
+pub struct RuleControl {
+    /// The effective rules every request routes by (the accepted set, with the kill latch applied).
+    active: ArcSwap<ActiveRules>,
+    /// Serialises rule changes from every source.
+    state: Mutex<ControlState>,
+    metrics: Arc<Metrics>,
+}
+
+impl RuleControl {
+    /// Starts with the rules read at start (counted as an accepted change from `source`).
+    pub fn new(rules: RuleSet, source: RuleSource, metrics: Arc<Metrics>) -> RuleControl {
+        let accepted = Arc::new(ActiveRules::new(rules, source));
+        let control = RuleControl {
+            active: ArcSwap::new(Arc::new(accepted.effective(false))),
+            state: Mutex::new(ControlState { accepted, kill_latch: None, last_rejected: None }),
+            metrics,
+        };
+        let active = control.active.load_full();
+        control.publish(&active, None);
+        control.metrics.reload(active.source.label(), ReloadResult::Accepted);
+        tracing::info!(version = %active.rules.version, source = %active.source, share = %active.rules.scheduler_share,
+            overrides = active.rules.overrides.len(), kill_switch = active.rules.kill_switch, "rules loaded");
+        control
+    }
+
+    /// The rules a request starting now routes by, for its whole life.
+    pub fn snapshot(&self) -> Arc<ActiveRules> {
+        self.active.load_full()
+    }
+
+    /// Offers a parsed candidate (or its parse errors) from `source`. On success the new rules
+    /// route every request that starts after this returns.
+    pub fn offer(
+        &self,
+        candidate: Result<RuleSet, RulesRejected>,
+        source: RuleSource,
+    ) -> Result<Applied, RulesRejected> {
+        let mut state = lock(&self.state);
+        let outcome = candidate.and_then(|next| check_version(&state.accepted.rules, next, &source));
+        match outcome {
+            Err(rejected) => {
+                tracing::warn!(source = %source, errors = %rejected, "rules rejected; the active rules keep serving");
+                state.last_rejected = Some(Rejection {
+                    source: source.to_string(),
+                    at: SystemTime::now(),
+                    errors: rejected.errors.clone(),
+                });
+                self.metrics.reload(source.label(), ReloadResult::Rejected);
+                Err(rejected)
+            }
+            Ok(None) => {
+                self.metrics.reload(source.label(), ReloadResult::Unchanged);
+                Ok(Applied::Unchanged { version: state.accepted.rules.version.clone() })
+            }
+            Ok(Some(next)) => {
+                let summary = next.diff_from(&state.accepted.rules).to_string();
+                let previous = state.accepted.rules.version.clone();
+                let version = next.version.clone();
+                let accepted = Arc::new(ActiveRules::new(next, source.clone()));
+                self.install(accepted.effective(state.kill_latch.is_some()));
+                state.accepted = accepted;
+                tracing::info!(target: "switchyard::audit", old_version = %previous, new_version = %version, source = %source,
+                    kill_latch = state.kill_latch.is_some(), changes = %summary, "rules changed");
+                self.metrics.reload(source.label(), ReloadResult::Accepted);
+                Ok(Applied::Accepted { version, previous, summary })
+            }
+        }
+    }
+
+    /// Re-reads the rules file and offers it (file watch, SIGHUP).
+    pub fn reload_file(&self, path: &std::path::Path, trigger: FileTrigger) -> Result<Applied, RulesRejected> {
+        let candidate = switchyard_rules::load_rules_file(path);
+        self.offer(candidate, RuleSource::File { path: path.to_path_buf(), trigger })
+    }
+
+    /// Sets or releases the admin kill latch. Returns the effective version.
+    pub fn set_kill_latch(&self, on: bool, by: &str) -> String {
+        let mut state = lock(&self.state);
+        let was = state.kill_latch.is_some();
+        if was != on {
+            state.kill_latch = on.then(|| KillLatch { since: SystemTime::now(), by: by.to_string() });
+        }
+        let next = state.accepted.effective(on);
+        let version = next.rules.version.clone();
+        if was != on {
+            let old = self.active.load().rules.version.clone();
+            self.install(next);
+            tracing::info!(target: "switchyard::audit", old_version = %old, new_version = %version, source = by,
+                changes = if on { "kill switch latched on: everything to legacy" } else { "kill switch latch released" }, "rules changed");
+        }
+        let result = if was != on { ReloadResult::Accepted } else { ReloadResult::Unchanged };
+        self.metrics.reload(RuleSource::AdminApi.label(), result);
+        version
+    }
+
+    pub fn status(&self) -> RulesStatus {
+        let state = lock(&self.state);
+        RulesStatus {
+            effective: self.active.load_full(),
+            accepted: Arc::clone(&state.accepted),
+            kill_latch: state.kill_latch.clone(),
+            last_rejected: state.last_rejected.clone(),
+        }
+    }
+
+    /// Makes a rule set the effective one and updates the gauges that describe it.
+    fn install(&self, next: ActiveRules) {
+        let old = self.active.load().rules.version.clone();
+        self.publish(&next, Some(&old));
+        self.active.store(Arc::new(next));
+    }
+
+    fn publish(&self, active: &ActiveRules, old_version: Option<&str>) {
+        let r = &active.rules;
+        let m = &self.metrics;
+        m.scheduler_share.set(if r.kill_switch { 0.0 } else { r.scheduler_share.as_fraction() });
+        m.kill_switch.set(if r.kill_switch { 1.0 } else { 0.0 });
+        m.rules_loaded_at.set(crate::ops::metrics::unix_seconds(active.loaded_at));
+        m.rules_version(old_version, &r.version);
+    }
+}
+
+/// Versions must identify content: a different content under the active version is rejected.
+/// `Ok(None)` means the candidate is the active set again.
+fn check_version(active: &RuleSet, next: RuleSet, source: &RuleSource) -> Result<Option<RuleSet>, RulesRejected> {
+    if next.version != active.version {
+        return Ok(Some(next));
+    }
+    if next.fingerprint == active.fingerprint {
+        return Ok(None);
+    }
+    Err(RulesRejected {
+        errors: vec![RuleError {
+            source: source.error_name(),
+            path: "version".into(),
+            reason: format!(
+                "version `{}` is already active with different content; give the new content a new version",
+                next.version
+            ),
+        }],
+    })
+}

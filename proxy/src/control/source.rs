@@ -1,0 +1,126 @@
+//! Where a rule change comes from, and the labels a change is counted under.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What made switchyard read the rules file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileTrigger {
+    Start,
+    /// The file watcher saw the file (or its directory) change.
+    Watch,
+    Sighup,
+}
+
+/// Where a rule set came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSource {
+    File {
+        path: PathBuf,
+        trigger: FileTrigger,
+    },
+    /// `PUT /rules`, or the kill latch set with `POST /rules/kill|unkill`; kept in memory only.
+    AdminApi,
+    /// A record on the rules topic.
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+}
+
+impl RuleSource {
+    pub fn label(&self) -> ReloadSource {
+        match self {
+            RuleSource::File { trigger: FileTrigger::Start, .. } => ReloadSource::Start,
+            RuleSource::File { trigger: FileTrigger::Watch, .. } => ReloadSource::File,
+            RuleSource::File { trigger: FileTrigger::Sighup, .. } => ReloadSource::Sighup,
+            RuleSource::AdminApi => ReloadSource::Admin,
+            RuleSource::Kafka { .. } => ReloadSource::Kafka,
+        }
+    }
+
+    /// The name used in validation errors.
+    pub fn error_name(&self) -> String {
+        match self {
+            RuleSource::File { path, .. } => path.display().to_string(),
+            RuleSource::AdminApi => "admin API".to_string(),
+            RuleSource::Kafka { topic, partition, offset } => {
+                format!("kafka topic {topic} partition {partition} offset {offset}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleSource::File { path, trigger } => {
+                let how = match trigger {
+                    FileTrigger::Start => "at start",
+                    FileTrigger::Watch => "file change",
+                    FileTrigger::Sighup => "SIGHUP",
+                };
+                write!(f, "file {} ({how})", path.display())
+            }
+            RuleSource::AdminApi => f.write_str("admin API (in memory; a later file change replaces it)"),
+            RuleSource::Kafka { topic, partition, offset } => {
+                write!(f, "kafka topic {topic} (partition {partition}, offset {offset})")
+            }
+        }
+    }
+}
+
+/// The `source` label of `switchyard_rules_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadSource {
+    Start,
+    File,
+    Sighup,
+    Admin,
+    Kafka,
+}
+
+impl ReloadSource {
+    pub const ALL: [ReloadSource; 5] =
+        [ReloadSource::Start, ReloadSource::File, ReloadSource::Sighup, ReloadSource::Admin, ReloadSource::Kafka];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadSource::Start => "start",
+            ReloadSource::File => "file",
+            ReloadSource::Sighup => "sighup",
+            ReloadSource::Admin => "admin",
+            ReloadSource::Kafka => "kafka",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The `result` label of `switchyard_rules_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    Accepted,
+    Rejected,
+    /// The same content under the same version: nothing to do.
+    Unchanged,
+}
+
+impl ReloadResult {
+    pub const ALL: [ReloadResult; 3] = [ReloadResult::Accepted, ReloadResult::Rejected, ReloadResult::Unchanged];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadResult::Accepted => "accepted",
+            ReloadResult::Rejected => "rejected",
+            ReloadResult::Unchanged => "unchanged",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}

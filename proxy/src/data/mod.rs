@@ -1,0 +1,7 @@
+//! The data plane: what happens to each client request. Classification, the caller's credential,
+//! the controller pools with their health, and the pingora hooks that tie them together.
+
+pub mod classify;
+pub mod credential;
+pub mod pools;
+pub mod service;

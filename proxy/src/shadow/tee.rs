@@ -1,0 +1,99 @@
+//! What the data plane keeps of a mirrored request: request body chunks (`Bytes` clones, capped)
+//! as they stream to the primary, and the primary's status and body (capped).
+
+use bytes::{Bytes, BytesMut};
+use switchyard_rules::ShadowPolicy;
+use switchyard_shadow::SkipReason;
+
+/// Marks mirrored requests so controllers' logs can tell them apart.
+pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
+
+/// What the data plane collects for one mirrored request.
+pub struct Tee {
+    pub policy: ShadowPolicy,
+    pub action: String,
+    /// Invocations are POSTs; web actions may use any method.
+    pub method: http::Method,
+    pub path_and_query: String,
+    pub content_type: Option<String>,
+    /// Needed to run the copy as the same caller; never written anywhere.
+    pub authorization: Option<String>,
+    request: Vec<Bytes>,
+    request_bytes: usize,
+    pub response_status: Option<u16>,
+    response: BytesMut,
+    /// Why the job was given up, if it was (the reason goes into a `skipped` record).
+    pub skipped: Option<SkipReason>,
+    max_body: usize,
+}
+
+impl Tee {
+    pub fn new(
+        policy: ShadowPolicy,
+        action: String,
+        method: http::Method,
+        path_and_query: String,
+        max_body: usize,
+    ) -> Tee {
+        Tee {
+            policy,
+            action,
+            method,
+            path_and_query,
+            content_type: None,
+            authorization: None,
+            request: Vec::new(),
+            request_bytes: 0,
+            response_status: None,
+            response: BytesMut::new(),
+            skipped: None,
+            max_body,
+        }
+    }
+
+    /// Keeps a copy of a request body chunk (a reference-counted clone, no byte copy).
+    pub fn request_chunk(&mut self, chunk: &Bytes) {
+        if self.skipped.is_some() {
+            return;
+        }
+        self.request_bytes += chunk.len();
+        if self.request_bytes > self.max_body {
+            self.give_up(SkipReason::RequestTooLarge);
+        } else {
+            self.request.push(chunk.clone());
+        }
+    }
+
+    pub fn response_chunk(&mut self, chunk: &Bytes) {
+        if self.skipped.is_some() {
+            return;
+        }
+        if self.response.len() + chunk.len() > self.max_body {
+            self.give_up(SkipReason::ResponseTooLarge);
+        } else {
+            self.response.extend_from_slice(chunk);
+        }
+    }
+
+    /// The request body as sent to the primary.
+    pub fn request_body(&self) -> Bytes {
+        self.request.concat().into()
+    }
+
+    /// The primary's answer body.
+    pub fn response_body(&self) -> Bytes {
+        self.response.clone().freeze()
+    }
+
+    /// Gives the job up: it becomes a `skipped` record with this reason.
+    pub fn give_up(&mut self, reason: SkipReason) {
+        self.skipped = Some(reason);
+        self.request = Vec::new();
+        self.response = BytesMut::new();
+    }
+}
+
+/// A per-request coin flip with probability `share` (shadow sampling is not sticky).
+pub fn sampled(share: switchyard_rules::Share) -> bool {
+    share.ppm() > 0 && rand::random::<u32>() % 1_000_000 < share.ppm()
+}

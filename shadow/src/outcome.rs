@@ -1,0 +1,112 @@
+//! How the comparison of one request ended, and what each path answered.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How the comparison of one request ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(tag = "kind", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Same status, same normalised body and annotations.
+    Match,
+    /// Something differs (see `differences`; learned noise is separated in reports).
+    Mismatch,
+    /// One side answered 202 with an activation id (non-blocking, or the blocking wait ran out):
+    /// there is no result to compare.
+    Accepted,
+    /// One side gave no answer (connection refused, reset, no healthy controller).
+    Error,
+    /// One side did not answer within the shadow timeout.
+    Timeout,
+    /// Not compared, and why.
+    Skipped(SkipReason),
+}
+
+impl Outcome {
+    /// The outcome kinds, in the order of [`Outcome::kind_index`]: the `outcome` label of the
+    /// comparison metric (a skip counts as `skipped`, whatever its reason).
+    pub const KINDS: [&'static str; 6] = ["match", "mismatch", "accepted", "error", "timeout", "skipped"];
+
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Outcome::Match => 0,
+            Outcome::Mismatch => 1,
+            Outcome::Accepted => 2,
+            Outcome::Error => 3,
+            Outcome::Timeout => 4,
+            Outcome::Skipped(_) => 5,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        Outcome::KINDS[self.kind_index()]
+    }
+
+    /// Whether both answers were compared (the outcome is a match or a mismatch).
+    pub fn is_compared(&self) -> bool {
+        matches!(self, Outcome::Match | Outcome::Mismatch)
+    }
+}
+
+/// How reports name an outcome: its kind, and for a skip its reason (`skipped:request_too_large`).
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Skipped(reason) => write!(f, "skipped:{}", reason.as_str()),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+/// Why a mirrored request was not compared. Serialised as the `reason` of a `skipped` outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The request body was over `shadow.max_body_bytes`.
+    RequestTooLarge,
+    /// An answer (the client's or the copy's) was over `shadow.max_body_bytes`.
+    ResponseTooLarge,
+    /// The client's own request failed, so there is nothing to compare against.
+    PrimaryFailed,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::RequestTooLarge => "request_too_large",
+            SkipReason::ResponseTooLarge => "response_too_large",
+            SkipReason::PrimaryFailed => "primary_failed",
+        }
+    }
+}
+
+/// One path's side of the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SideReport {
+    /// `None` when no answer came back.
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    /// The activation's `waitTime` annotation, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_time_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialised_as_in_schema_1() {
+        let skipped = Outcome::Skipped(SkipReason::ResponseTooLarge);
+        assert_eq!(serde_json::to_string(&skipped).unwrap(), r#"{"kind":"skipped","reason":"response_too_large"}"#);
+        assert_eq!(serde_json::to_string(&Outcome::Match).unwrap(), r#"{"kind":"match"}"#);
+        let back: Outcome = serde_json::from_str(r#"{"kind":"skipped","reason":"primary_failed"}"#).unwrap();
+        assert_eq!(back, Outcome::Skipped(SkipReason::PrimaryFailed));
+        assert_eq!(skipped.to_string(), "skipped:response_too_large");
+        assert_eq!(skipped.kind(), "skipped");
+        assert_eq!(Outcome::Timeout.to_string(), "timeout");
+    }
+}
