@@ -61,6 +61,24 @@ fn check_lists_every_error_and_exits_1() {
     assert!(err.contains(&bad.display().to_string()), "errors name the file: {err}");
 }
 
+/// Documents that used to abort the process (an allocation of 10^14 bytes, a capacity overflow,
+/// a stack overflow): `check` exits 1 with an error naming the problem.
+#[test]
+fn check_rejects_hostile_documents_with_exit_1() {
+    let deep: String = (0..10_000).map(|i| format!("{}- \n", " ".repeat(i % 40))).collect();
+    let cases = [
+        ("huge.toml", "version = \"x\"\n\"a[1099511627776]\" = 1\n".to_string(), "unknown field"),
+        ("overflow.toml", "version = \"x\"\n\"a[9223372036854775807]\" = 1\n".to_string(), "unknown field"),
+        ("deep.yaml", format!("version: x\nnote:\n{deep}"), "cannot parse as Yaml"),
+    ];
+    for (name, text, expect) in cases {
+        let out = switchyard().args(["check", "--rules"]).arg(scratch(name, &text)).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(expect), "{name}: {expect:?} missing from {err}");
+    }
+}
+
 #[test]
 fn run_refuses_a_bad_config_naming_the_field() {
     let config = scratch(

@@ -20,21 +20,41 @@ impl fmt::Display for RuleError {
     }
 }
 
-/// A rule set that did not validate, with every error found (not just the first).
+/// A rule set that did not validate, with every error found (not just the first), up to
+/// [`crate::MAX_ERRORS`]; the rest are counted in `more`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
-#[error("rule set rejected ({} error{}):\n{}", .errors.len(), if .errors.len() == 1 { "" } else { "s" }, render(.errors))]
+#[error("rule set rejected ({} error{}):\n{}", self.total(), if self.total() == 1 { "" } else { "s" }, self.render())]
 pub struct RulesRejected {
     pub errors: Vec<RuleError>,
+    /// Errors found past the reported ones.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more: usize,
 }
 
-fn render(errors: &[RuleError]) -> String {
-    errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl RulesRejected {
-    pub(crate) fn single(source: &str, path: &str, reason: impl Into<String>) -> Self {
+    /// One error (source, field path, reason; each cut to a bounded length).
+    pub fn single(source: &str, path: &str, reason: impl Into<String>) -> Self {
+        use crate::load::cut;
         RulesRejected {
-            errors: vec![RuleError { source: source.to_string(), path: path.to_string(), reason: reason.into() }],
+            errors: vec![RuleError { source: cut(source), path: cut(path), reason: cut(&reason.into()) }],
+            more: 0,
         }
+    }
+
+    /// Every error found, reported or only counted.
+    pub fn total(&self) -> usize {
+        self.errors.len() + self.more
+    }
+
+    fn render(&self) -> String {
+        let mut lines: Vec<String> = self.errors.iter().map(|e| format!("  - {e}")).collect();
+        if self.more > 0 {
+            lines.push(format!("  - and {} more", self.more));
+        }
+        lines.join("\n")
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A rule set says which share of OpenWhisk invocations goes to the new scheduler path, with
 //! per-namespace/package/action overrides and a kill switch. This crate owns the whole life of a
-//! rule set except where it comes from: parsing (TOML, YAML or JSON through `config`), validation
+//! rule set except where it comes from: parsing (TOML, YAML or JSON with serde, under size, depth and alias budgets), validation
 //! with every error at once, compilation into an indexed matcher, sticky bucketing and the routing
 //! decision. It has no networking or async dependency, so a decision is a plain function call.
 #![forbid(unsafe_code)]
@@ -23,7 +23,9 @@ pub use decide::{Decision, DecisionReason, HeaderLookup, Invocation};
 pub use diff::RulesDiff;
 pub use error::{RuleError, RulesRejected};
 pub use glob::Glob;
-pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_RULES_BYTES};
+pub use load::{
+    load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_ERRORS, MAX_ERROR_TEXT, MAX_RULES_BYTES, MAX_YAML_ALIASES,
+};
 pub use model::{Override, Pool, ShadowPolicy, StickyKey};
 pub use ruleset::RuleSet;
 pub use share::Share;

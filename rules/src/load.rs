@@ -1,10 +1,11 @@
-//! From bytes to a compiled [`RuleSet`]: size and encoding checks, parsing through `config`
-//! (TOML, YAML or JSON), then a validating walk over the document that collects every error with
-//! its field path instead of stopping at the first, as serde would.
+//! From bytes to a compiled [`RuleSet`]: size and encoding checks, parsing with serde (TOML,
+//! YAML or JSON) under budgets for nesting and YAML aliases, then a validating walk over the
+//! document that collects every error with its field path instead of stopping at the first, as
+//! serde would. Keys are plain field names, never path expressions; every error and every value it
+//! quotes is bounded, so a hostile document costs at most its own size.
 
 use std::path::Path;
 
-use config::{Config, File, FileFormat};
 use serde_json::{Map, Value};
 
 use crate::error::{RuleError, RulesRejected};
@@ -16,6 +17,14 @@ use crate::share::Share;
 
 /// The largest rule document accepted (10,000 overrides in TOML take about 1 MiB).
 pub const MAX_RULES_BYTES: usize = 8 * 1024 * 1024;
+/// The deepest nesting of tables and lists accepted (a rule document needs 4).
+pub const MAX_DEPTH: usize = 32;
+/// YAML aliases accepted in one document (a rule document needs none; a few are harmless).
+pub const MAX_YAML_ALIASES: usize = 100;
+/// Errors reported for one document; past it the rest are counted ("and N more").
+pub const MAX_ERRORS: usize = 100;
+/// Longest field path or reason quoted in an error; longer ones are cut.
+pub const MAX_ERROR_TEXT: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RulesFormat {
@@ -55,13 +64,45 @@ impl RulesFormat {
         }
     }
 
-    fn file_format(self) -> FileFormat {
-        match self {
-            RulesFormat::Toml => FileFormat::Toml,
-            RulesFormat::Yaml => FileFormat::Yaml,
-            RulesFormat::Json => FileFormat::Json,
+    /// Parses a document into a plain tree, within the nesting and alias budgets.
+    fn parse(self, text: &str) -> Result<Value, String> {
+        let doc = match self {
+            RulesFormat::Json => serde_json::from_str(text).map_err(|e| e.to_string())?,
+            RulesFormat::Toml => toml::from_str(text).map_err(|e| e.to_string())?,
+            RulesFormat::Yaml => {
+                let mut budget = serde_saphyr::Budget::default();
+                budget.max_depth = MAX_DEPTH;
+                budget.max_aliases = MAX_YAML_ALIASES;
+                budget.max_documents = 1;
+                let mut options = serde_saphyr::Options::default();
+                options.budget = Some(budget);
+                // YAML 1.2 booleans only: a namespace called `n` or `no` stays a string.
+                options.strict_booleans = true;
+                options.alias_limits.max_total_replayed_events = 10_000;
+                serde_saphyr::from_str_with_options(text, options).map_err(|e| e.to_string())?
+            }
+        };
+        let depth = depth(&doc);
+        if depth > MAX_DEPTH {
+            return Err(format!("nested {depth} levels deep; the limit is {MAX_DEPTH}"));
+        }
+        Ok(doc)
+    }
+}
+
+/// How deeply tables and lists nest (a scalar is 0), without recursion.
+fn depth(doc: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(doc, 0)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
+            _ => {}
         }
     }
+    deepest
 }
 
 /// Reads, parses and validates a rules file; the format comes from the extension.
@@ -94,11 +135,9 @@ pub fn parse_rules(bytes: &[u8], format: RulesFormat, source: &str) -> Result<Ru
     if text.trim().is_empty() {
         return Err(RulesRejected::single(source, "", "the document is empty"));
     }
-    let doc = Config::builder()
-        .add_source(File::from_str(text, format.file_format()))
-        .build()
-        .and_then(|c| c.try_deserialize::<Value>())
-        .map_err(|e| RulesRejected::single(source, "", format!("cannot parse as {format:?}: {e}")))?;
+    let doc = format
+        .parse(text)
+        .map_err(|e| RulesRejected::single(source, "", format!("cannot parse as {format:?}: {}", cut(&e))))?;
     validate(&doc, source)
 }
 
@@ -107,15 +146,44 @@ const TOP_FIELDS: &[&str] =
 const OVERRIDE_FIELDS: &[&str] = &["name", "namespace", "package", "action", "share", "seed", "sticky_key", "shadow"];
 const SHADOW_FIELDS: &[&str] = &["sample", "ignore", "redact", "calibrate"];
 
-/// Collects errors while reading typed fields out of a JSON-like document.
+/// Cuts text quoted from a document (keys, values, parser messages) to [`MAX_ERROR_TEXT`]
+/// characters, and shows control characters escaped, so an error cannot be turned into a huge or
+/// forged log line.
+pub(crate) fn cut(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_ERROR_TEXT {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Collects errors while reading typed fields out of a JSON-like document: the first
+/// [`MAX_ERRORS`] in full, the rest counted.
 struct Walker<'a> {
     source: &'a str,
     errors: Vec<RuleError>,
+    more: usize,
 }
 
 impl Walker<'_> {
     fn error(&mut self, path: &str, reason: impl Into<String>) {
-        self.errors.push(RuleError { source: self.source.to_string(), path: path.to_string(), reason: reason.into() });
+        if self.errors.len() == MAX_ERRORS {
+            self.more += 1;
+            return;
+        }
+        self.errors.push(RuleError { source: cut(self.source), path: cut(path), reason: cut(&reason.into()) });
+    }
+
+    fn rejected(self) -> RulesRejected {
+        RulesRejected { errors: self.errors, more: self.more }
     }
 
     fn unknown_fields(&mut self, map: &Map<String, Value>, known: &[&str], prefix: &str) {
@@ -191,7 +259,7 @@ fn kind(v: &Value) -> &'static str {
 }
 
 fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
-    let mut w = Walker { source, errors: Vec::new() };
+    let mut w = Walker { source, errors: Vec::new(), more: 0 };
     let Some(top) = doc.as_object() else {
         return Err(RulesRejected::single(source, "", format!("expected a table at the top, found {}", kind(doc))));
     };
@@ -204,6 +272,11 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
         }
         Some(v) if v.len() > 128 => {
             w.error("version", "longer than 128 characters");
+            None
+        }
+        // It goes into logs, headers and metric labels as it is.
+        Some(v) if v.chars().any(char::is_control) => {
+            w.error("version", "contains control characters (a version is short printable text)");
             None
         }
         Some(v) => Some(v.to_string()),
@@ -248,7 +321,7 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
     };
 
     if !w.errors.is_empty() {
-        return Err(RulesRejected { errors: w.errors });
+        return Err(w.rejected());
     }
     let (Some(version), Some(default_pool), Some(scheduler_share), Some(sticky_key)) =
         (version, default_pool, scheduler_share, sticky_key)
@@ -510,6 +583,70 @@ mod tests {
         let big = vec![b' '; MAX_RULES_BYTES + 1];
         let err = parse_rules(&big, RulesFormat::Toml, "big.toml").unwrap_err().to_string();
         assert!(err.contains("the limit is"), "{err}");
+    }
+
+    /// Documents built to hurt the process: each is rejected cleanly, quickly and with a bounded error.
+    #[test]
+    fn hostile_documents_are_rejected_within_bounds() {
+        let deep_yaml = format!(
+            "version: x\nnote:\n{}",
+            (0..10_000).map(|i| format!("{}- \n", " ".repeat(i % 60))).collect::<String>()
+        );
+        let nested = |open: &str, close: &str| format!("{}{}", open.repeat(10_000), close.repeat(10_000));
+        let alias_bomb = {
+            let mut y = String::from("version: x\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+            for i in 1..10 {
+                let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+                y.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+            }
+            y
+        };
+        let cases: Vec<(Vec<u8>, RulesFormat, &str)> = vec![
+            (b"version = \"x\"\n\"a[1099511627776]\" = 1\n".to_vec(), RulesFormat::Toml, "unknown field"),
+            (b"version = \"x\"\n\"a[9223372036854775807]\" = 1\n".to_vec(), RulesFormat::Toml, "unknown field"),
+            (deep_yaml.into_bytes(), RulesFormat::Yaml, "cannot parse as Yaml"),
+            (alias_bomb.into_bytes(), RulesFormat::Yaml, "cannot parse as Yaml"),
+            (
+                format!("version = \"x\"\nnote = {}", nested("[", "]")).into_bytes(),
+                RulesFormat::Toml,
+                "cannot parse as Toml",
+            ),
+            (
+                format!("{{\"version\":\"x\",\"note\":{}}}", nested("[", "]")).into_bytes(),
+                RulesFormat::Json,
+                "cannot parse as Json",
+            ),
+            (
+                format!("{{\"version\":\"x\",\"note\":{}}}", nested("{\"a\":", "}").replace("}}", "1}}")).into_bytes(),
+                RulesFormat::Json,
+                "cannot parse as Json",
+            ),
+            (b"version = \"v\\nold_version=forged\"\n".to_vec(), RulesFormat::Toml, "control characters"),
+        ];
+        for (bytes, format, expect) in cases {
+            let started = std::time::Instant::now();
+            let err = parse_rules(&bytes, format, "hostile").unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(expect), "{expect:?} not in {text}");
+            assert!(text.len() < 2_000, "error of {} bytes", text.len());
+            assert!(!text.contains('\n') || text.lines().all(|l| !l.contains("old_version=forged\n")));
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+        }
+    }
+
+    #[test]
+    fn errors_are_capped_and_counted() {
+        let doc: String = (0..5_000).map(|i| format!("unknown_{i} = 1\n")).collect();
+        let err = toml(&format!("version = \"x\"\n{doc}")).unwrap_err();
+        assert_eq!(err.errors.len(), MAX_ERRORS);
+        assert_eq!(err.more, 5_000 - MAX_ERRORS);
+        assert_eq!(err.total(), 5_000);
+        let text = err.to_string();
+        assert!(text.starts_with("rule set rejected (5000 errors)"), "{}", &text[..80]);
+        assert!(text.ends_with(&format!("and {} more", 5_000 - MAX_ERRORS)), "{}", &text[text.len() - 80..]);
+        let long_key = "k".repeat(100_000);
+        let err = toml(&format!("version = \"x\"\n{long_key} = 1\n")).unwrap_err();
+        assert!(err.errors[0].path.chars().count() <= MAX_ERROR_TEXT + 1, "paths are cut");
     }
 
     #[test]

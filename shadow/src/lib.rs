@@ -22,5 +22,5 @@ pub use normalize::{normalize, Normalized, PER_CALL_ANNOTATIONS};
 pub use outcome::{Outcome, SideReport, SkipReason};
 pub use record::{ComparisonRecord, RecordContext, SCHEMA_VERSION};
 pub use redact::Redactor;
-pub use report::{ActionReport, Report};
+pub use report::{ActionReport, Report, ReportLimits, OTHER_ACTIONS, OTHER_PATHS};
 pub use sink::{read_records, JsonLinesFile, SinkError};

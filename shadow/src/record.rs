@@ -67,6 +67,15 @@ pub fn bound_example(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// Shortens a difference path (object keys come from the answers, so a path can be as long as
+/// an answer) to [`MAX_EXAMPLE_CHARS`] characters.
+pub fn bound_path(path: String) -> String {
+    if path.chars().count() <= MAX_EXAMPLE_CHARS {
+        return path;
+    }
+    format!("{}…", path.chars().take(MAX_EXAMPLE_CHARS).collect::<String>())
+}
+
 /// Who and what a record is about.
 #[derive(Debug, Clone)]
 pub struct RecordContext<'a> {
@@ -101,6 +110,7 @@ impl ComparisonRecord {
                         *value = bound_example(value);
                     }
                 }
+                d.path = bound_path(d.path);
                 d
             })
             .collect();
@@ -116,7 +126,8 @@ impl ComparisonRecord {
             scheduler: comparison.scheduler,
             differences,
             differences_truncated: total.saturating_sub(MAX_DIFFERENCES),
-            control_differences,
+            control_differences: control_differences
+                .map(|paths| paths.into_iter().take(MAX_DIFFERENCES).map(bound_path).collect()),
         }
     }
 }

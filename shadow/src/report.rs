@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diff::DiffKind;
@@ -14,6 +14,28 @@ use crate::outcome::Outcome;
 use crate::record::{ComparisonRecord, SCHEMA_VERSION};
 
 const MAX_EXAMPLES: usize = 5;
+/// Where the records of actions past [`ReportLimits::max_actions`] are counted together.
+pub const OTHER_ACTIONS: &str = "(other actions)";
+/// Where the differences at paths past [`ReportLimits::max_paths`] of an action are counted.
+pub const OTHER_PATHS: &str = "(other paths)";
+
+/// How much a report keeps, so that traffic (distinct action names, distinct difference paths)
+/// cannot grow it without bound. What is past a limit is counted under [`OTHER_ACTIONS`] or
+/// [`OTHER_PATHS`], never dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportLimits {
+    /// Actions reported one by one.
+    pub max_actions: usize,
+    /// Difference paths reported one by one per action.
+    pub max_paths: usize,
+}
+
+impl Default for ReportLimits {
+    fn default() -> Self {
+        ReportLimits { max_actions: 1_000, max_paths: 200 }
+    }
+}
 const MAX_LATENCY_SAMPLES: usize = 2_000;
 const MAX_SIGNATURES: usize = 1_000;
 
@@ -73,6 +95,22 @@ struct ActionAgg {
     wait: [Reservoir; 2],
     /// `#annotations/...` paths → how many compared samples differed there.
     annotations: BTreeMap<String, u64>,
+    /// The paths counted one by one (at most `max_paths`); others count as [`OTHER_PATHS`].
+    paths: std::collections::HashSet<String>,
+}
+
+impl ActionAgg {
+    /// The name a difference path is counted under.
+    fn admit<'p>(&mut self, path: &'p str, max_paths: usize) -> &'p str {
+        if self.paths.contains(path) {
+            return path;
+        }
+        if self.paths.len() < max_paths {
+            self.paths.insert(path.to_string());
+            return path;
+        }
+        OTHER_PATHS
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,6 +157,7 @@ pub struct ActionReport {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub thresholds: NoiseThresholds,
+    pub limits: ReportLimits,
     actions: BTreeMap<String, ActionAgg>,
     pub records: u64,
     /// Records of another schema version, left out.
@@ -126,8 +165,8 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(thresholds: NoiseThresholds) -> Report {
-        Report { thresholds, ..Report::default() }
+    pub fn new(thresholds: NoiseThresholds, limits: ReportLimits) -> Report {
+        Report { thresholds, limits, ..Report::default() }
     }
 
     pub fn add(&mut self, r: &ComparisonRecord) {
@@ -136,7 +175,10 @@ impl Report {
             return;
         }
         self.records += 1;
-        let a = self.actions.entry(r.action.clone()).or_default();
+        let known = self.actions.contains_key(&r.action) || self.actions.len() < self.limits.max_actions;
+        let name = if known { r.action.as_str() } else { OTHER_ACTIONS };
+        let max_paths = self.limits.max_paths;
+        let a = self.actions.entry(name.to_string()).or_default();
         a.samples += 1;
         *a.outcomes.entry(r.outcome.clone()).or_default() += 1;
         for (i, side) in [&r.legacy, &r.scheduler].into_iter().enumerate() {
@@ -148,24 +190,30 @@ impl Report {
             }
         }
         if let Some(control) = &r.control_differences {
-            a.noise.observe_control(control.iter().map(String::as_str));
+            let mut paths: Vec<&str> = control.iter().map(|p| a.admit(p, max_paths)).collect();
+            paths.sort_unstable();
+            paths.dedup();
+            a.noise.observe_control(paths.into_iter());
         }
         let (annotation_diffs, result_diffs): (Vec<_>, Vec<_>) =
             r.differences.iter().partition(|d| d.path.starts_with(crate::compare::ANNOTATIONS_PATH));
         for d in annotation_diffs {
-            *a.annotations.entry(d.path.clone()).or_default() += 1;
-            a.kinds.entry(d.path.clone()).or_insert(d.kind);
+            let path = a.admit(&d.path, max_paths).to_string();
+            *a.annotations.entry(path.clone()).or_default() += 1;
+            a.kinds.entry(path).or_insert(d.kind);
         }
         match r.outcome {
             Outcome::Match => a.noise.observe_candidate(std::iter::empty()),
             Outcome::Mismatch => {
-                let mut paths: Vec<String> = result_diffs.iter().map(|d| d.path.clone()).collect();
+                let mut paths: Vec<String> =
+                    result_diffs.iter().map(|d| a.admit(&d.path, max_paths).to_string()).collect();
                 paths.sort();
                 paths.dedup();
                 a.noise.observe_candidate(paths.iter().map(String::as_str));
                 for d in result_diffs {
-                    a.kinds.entry(d.path.clone()).or_insert(d.kind);
-                    let examples = a.examples.entry(d.path.clone()).or_default();
+                    let path = a.admit(&d.path, max_paths).to_string();
+                    a.kinds.entry(path.clone()).or_insert(d.kind);
+                    let examples = a.examples.entry(path).or_default();
                     if examples.len() < MAX_EXAMPLES {
                         examples.push(Example {
                             request_id: r.request_id.clone(),
@@ -538,5 +586,27 @@ mod tests {
         let mut r = Report::default();
         r.add(&rec("guest/<script>", Outcome::Match, &[], None));
         assert!(!r.to_html().contains("<script>"));
+    }
+
+    #[test]
+    fn traffic_cannot_grow_the_report_without_bound() {
+        let mut r = Report::new(NoiseThresholds::default(), ReportLimits { max_actions: 50, max_paths: 20 });
+        for i in 0..10_000 {
+            r.add(&rec(&format!("guest/a-{i}"), Outcome::Match, &[], None));
+        }
+        let paths: Vec<String> = (0..2_000).map(|i| format!("/response/result/k{i}")).collect();
+        for p in &paths {
+            r.add(&rec("guest/a-1", Outcome::Mismatch, &[p.as_str()], Some(&[p.as_str()])));
+        }
+        let actions = r.actions();
+        assert_eq!(actions.len(), 51, "50 actions and the other line");
+        let other = actions.iter().find(|a| a.action == OTHER_ACTIONS).unwrap();
+        assert_eq!(other.samples, 10_000 - 50, "nothing is lost");
+        let a1 = actions.iter().find(|a| a.action == "guest/a-1").unwrap();
+        assert_eq!(a1.samples, 2_001);
+        let reported = a1.real_differences.len() + a1.noise.len();
+        assert!(reported <= 21, "{reported} paths");
+        let counted: u64 = a1.real_differences.iter().chain(&a1.noise).map(|p| p.count).sum();
+        assert_eq!(counted, 2_000, "every difference counted, past the limit as {OTHER_PATHS}");
     }
 }

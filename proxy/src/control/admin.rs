@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -13,10 +14,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use switchyard_rules::{RulesFormat, MAX_RULES_BYTES};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::control::rules::{ActiveRules, Applied, RulesStatus};
 use crate::control::source::RuleSource;
@@ -60,18 +62,41 @@ struct Admin {
     token: Option<Arc<str>>,
 }
 
-/// Accepts admin connections until the task is dropped.
+/// Admin connections served at once; more wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send its request header.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may stay open, idle or not (a scrape or a rules PUT takes far less).
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts admin connections until the task is dropped. Bounded so that slow or idle clients
+/// cannot hold the control plane: a connection cap, a header timeout, a lifetime limit, and a
+/// pause after a failed accept (at the descriptor limit, `accept` fails at once, again and again).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: Option<Arc<str>>) {
     let admin = Arc::new(Admin { shared, token });
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin listener cannot accept; pausing");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let admin = Arc::clone(&admin);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let admin = Arc::clone(&admin);
                 async move { Ok::<_, std::convert::Infallible>(admin.route(req).await) }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+            drop(slot);
         });
     }
 }
@@ -97,9 +122,21 @@ impl Admin {
             }
             (&Method::GET, "/rules") => json_reply(StatusCode::OK, &describe(&self.shared.rules.snapshot())),
             (&Method::GET, "/rules/status") => json_reply(StatusCode::OK, &status(&self.shared.rules.status())),
-            (&Method::GET, "/shadow/report") => json_reply(StatusCode::OK, &self.shared.shadow.report_json()),
+            // Building a report is CPU work proportional to its size: off the control thread,
+            // which also runs health checks and the shadow workers.
+            (&Method::GET, "/shadow/report") => {
+                let shadow = Arc::clone(&self.shared.shadow);
+                match tokio::task::spawn_blocking(move || shadow.report_json()).await {
+                    Ok(report) => json_reply(StatusCode::OK, &report),
+                    Err(_) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "the report could not be built"),
+                }
+            }
             (&Method::GET, "/shadow/report.html") => {
-                reply(StatusCode::OK, "text/html; charset=utf-8", self.shared.shadow.report_html())
+                let shadow = Arc::clone(&self.shared.shadow);
+                match tokio::task::spawn_blocking(move || shadow.report_html()).await {
+                    Ok(page) => reply(StatusCode::OK, "text/html; charset=utf-8", page),
+                    Err(_) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "the report could not be built"),
+                }
             }
             (&Method::PUT, "/rules") | (&Method::POST, "/rules/kill" | "/rules/unkill") => {
                 if let Err(denied) = self.authorize(req.headers()) {
@@ -176,7 +213,12 @@ impl Admin {
             }
             Ok(Err(rejected)) => json_reply(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({"status": "rejected", "errors": rejected.errors, "message": rejected.to_string()}),
+                &json!({
+                    "status": "rejected",
+                    "errors": rejected.errors,
+                    "more_errors": rejected.more,
+                    "message": rejected.to_string(),
+                }),
             ),
             Err(_) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "the rules check did not finish"),
         }
@@ -250,7 +292,8 @@ fn status(s: &RulesStatus) -> Value {
         "last_rejected": s.last_rejected.as_ref().map(|r| json!({
             "source": r.source,
             "at": unix_seconds(r.at),
-            "errors": r.errors,
+            "errors": r.rejected.errors,
+            "more_errors": r.rejected.more,
         })),
     })
 }

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use switchyard_rules::{RuleError, RuleSet, RulesRejected};
+use switchyard_rules::{RuleSet, RulesRejected};
 
 use crate::control::source::{FileTrigger, ReloadResult, RuleSource};
 use crate::ops::metrics::Metrics;
@@ -62,12 +62,13 @@ pub enum Applied {
     },
 }
 
-/// The last rejected attempt, as `GET /rules/status` shows it.
+/// The last rejected attempt, as `GET /rules/status` shows it (bounded: at most
+/// `MAX_ERRORS` errors of bounded length are kept).
 #[derive(Debug, Clone)]
 pub struct Rejection {
     pub source: String,
     pub at: SystemTime,
-    pub errors: Vec<RuleError>,
+    pub rejected: RulesRejected,
 }
 
 /// The admin kill latch: when it was set and by whom.
@@ -110,7 +111,7 @@ impl RuleControl {
             metrics,
         };
         let active = control.active.load_full();
-        control.publish(&active, None);
+        control.publish(&active);
         control.metrics.reload(active.source.label(), ReloadResult::Accepted);
         tracing::info!(version = %active.rules.version, source = %active.source, share = %active.rules.scheduler_share,
             overrides = active.rules.overrides.len(), kill_switch = active.rules.kill_switch, "rules loaded");
@@ -133,12 +134,10 @@ impl RuleControl {
         let outcome = candidate.and_then(|next| check_version(&state.accepted.rules, next, &source));
         match outcome {
             Err(rejected) => {
-                tracing::warn!(source = %source, errors = %rejected, "rules rejected; the active rules keep serving");
-                state.last_rejected = Some(Rejection {
-                    source: source.to_string(),
-                    at: SystemTime::now(),
-                    errors: rejected.errors.clone(),
-                });
+                // Debug formatting escapes the error list's line breaks: one log line per rejection.
+                tracing::warn!(source = ?source.to_string(), errors = ?rejected.to_string(), "rules rejected; the active rules keep serving");
+                state.last_rejected =
+                    Some(Rejection { source: source.to_string(), at: SystemTime::now(), rejected: rejected.clone() });
                 self.metrics.reload(source.label(), ReloadResult::Rejected);
                 Err(rejected)
             }
@@ -199,18 +198,17 @@ impl RuleControl {
 
     /// Makes a rule set the effective one and updates the gauges that describe it.
     fn install(&self, next: ActiveRules) {
-        let old = self.active.load().rules.version.clone();
-        self.publish(&next, Some(&old));
+        self.publish(&next);
         self.active.store(Arc::new(next));
     }
 
-    fn publish(&self, active: &ActiveRules, old_version: Option<&str>) {
+    fn publish(&self, active: &ActiveRules) {
         let r = &active.rules;
         let m = &self.metrics;
         m.scheduler_share.set(if r.kill_switch { 0.0 } else { r.scheduler_share.as_fraction() });
         m.kill_switch.set(if r.kill_switch { 1.0 } else { 0.0 });
         m.rules_loaded_at.set(crate::ops::metrics::unix_seconds(active.loaded_at));
-        m.rules_version(old_version, &r.version);
+        m.rules_version(&r.version);
     }
 }
 
@@ -223,14 +221,12 @@ fn check_version(active: &RuleSet, next: RuleSet, source: &RuleSource) -> Result
     if next.fingerprint == active.fingerprint {
         return Ok(None);
     }
-    Err(RulesRejected {
-        errors: vec![RuleError {
-            source: source.error_name(),
-            path: "version".into(),
-            reason: format!(
-                "version `{}` is already active with different content; give the new content a new version",
-                next.version
-            ),
-        }],
-    })
+    Err(RulesRejected::single(
+        &source.error_name(),
+        "version",
+        format!(
+            "version `{}` is already active with different content; give the new content a new version",
+            next.version
+        ),
+    ))
 }

@@ -4,4 +4,5 @@
 pub mod classify;
 pub mod credential;
 pub mod pools;
+pub mod request_id;
 pub mod service;

@@ -5,25 +5,24 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, Peer};
-use rand::Rng;
 use switchyard_rules::{DecisionReason, Invocation, Pool};
 use switchyard_shadow::SkipReason;
 
 use crate::control::rules::ActiveRules;
 use crate::data::classify::{classify, RequestKind};
 use crate::data::credential::BasicCredential;
+use crate::data::request_id::{self, REQUEST_ID_HEADER};
 use crate::ops::config::TimeoutsConfig;
 use crate::ops::metrics::FallbackReason;
-use crate::shadow::tee::{sampled, Tee};
+use crate::shadow::tee::{sampled, Tee, SHADOW_HEADER};
 use crate::state::Shared;
 
 pub const POOL_HEADER: &str = "x-switchyard-pool";
 pub const RULES_VERSION_HEADER: &str = "x-switchyard-rules-version";
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub struct SwitchyardProxy {
     pub shared: Arc<Shared>,
@@ -57,11 +56,6 @@ impl SwitchyardProxy {
         o.idle_timeout = Some(Duration::from_millis(self.timeouts.idle_ms));
         Box::new(peer)
     }
-}
-
-/// 32 lowercase hex digits, the shape OpenWhisk uses for ids.
-fn new_request_id() -> String {
-    format!("{:032x}", rand::rng().random::<u128>())
 }
 
 #[async_trait]
@@ -139,14 +133,28 @@ impl ProxyHttp for SwitchyardProxy {
         self.shared.metrics.decision(ctx.chosen, ctx.reason);
         ctx.rules = Some(active);
 
-        match session.req_header().headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()) {
-            Some(id) if !id.is_empty() => ctx.request_id = id.to_string(),
-            _ => {
-                ctx.request_id = new_request_id();
-                session.req_header_mut().insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-            }
-        }
+        ctx.request_id = session
+            .req_header()
+            .headers
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| request_id::accept(v.as_bytes()))
+            .unwrap_or_else(request_id::generate);
         Ok(false)
+    }
+
+    /// Runs on the request header just before it goes to a controller (after pingora removed the
+    /// hop-by-hop headers, which a client can extend with `Connection: ..., X-Request-ID`): sets
+    /// the request id the client will see, and removes a shadow marker the client sent, which
+    /// would make the controller's logs count the call as a shadow copy.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_request.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+        upstream_request.remove_header(SHADOW_HEADER);
+        Ok(())
     }
 
     /// Runs before each connection attempt (again after a retryable connect failure): picks a

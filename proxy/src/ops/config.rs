@@ -9,7 +9,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
-use switchyard_shadow::NoiseThresholds;
+use switchyard_shadow::{NoiseThresholds, ReportLimits};
 
 use crate::kafka::config::KafkaConfig;
 
@@ -86,6 +86,8 @@ pub struct ShadowConfig {
     pub instance: Option<String>,
     /// When learned noise counts as a real difference.
     pub noise: NoiseThresholds,
+    /// What the live report keeps: actions, and difference paths per action, one by one.
+    pub report: ReportLimits,
 }
 
 impl Default for ShadowConfig {
@@ -100,6 +102,7 @@ impl Default for ShadowConfig {
             keep_files: 5,
             instance: None,
             noise: NoiseThresholds::default(),
+            report: ReportLimits::default(),
         }
     }
 }

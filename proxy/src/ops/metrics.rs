@@ -2,6 +2,8 @@
 //! labels and buckets. Handles are registered once at start, so the request path only bumps
 //! atomics: no name formatting, no label allocation, no registry lookup.
 
+use std::fmt::Write;
+
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use switchyard_rules::{DecisionReason, Pool};
@@ -94,7 +96,14 @@ pub struct Metrics {
     pub shadow_in_flight: Gauge,
     pub shadow_queued: Gauge,
     pub shadow_record_errors: Counter,
+    /// The active rules version, for `switchyard_rules_info`.
+    rules_version: std::sync::Mutex<String>,
     recorder: PrometheusRecorder,
+}
+
+/// Escapes a label value for the text exposition format (backslash, quote, line feed).
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn meta() -> Metadata<'static> {
@@ -203,6 +212,7 @@ impl Metrics {
             scheduler_share: gauge(SCHEDULER_SHARE, &[]),
             kill_switch: gauge(KILL_SWITCH, &[]),
             rules_loaded_at: gauge(RULES_LOADED_AT, &[]),
+            rules_version: Default::default(),
             handle,
             recorder,
         }
@@ -247,22 +257,21 @@ impl Metrics {
         })
     }
 
-    /// Marks the active rules version (an info-style gauge: 1 for the active version, 0 for the
-    /// ones before it).
-    pub fn rules_version(&self, old: Option<&str>, new: &str) {
-        let info = |v: &str, value: f64| {
-            let k = Key::from_parts(RULES_INFO, vec![Label::new("version", v.to_string())]);
-            self.recorder.register_gauge(&k, &meta()).set(value);
-        };
-        if let Some(old) = old.filter(|o| *o != new) {
-            info(old, 0.0);
-        }
-        info(new, 1.0);
+    /// Sets the active rules version. Only the active one is exported: a series per version
+    /// ever seen would grow with every rule change.
+    pub fn rules_version(&self, version: &str) {
+        *crate::sync::lock(&self.rules_version) = version.to_string();
     }
 
     /// The Prometheus text exposition of everything above, and the process metrics.
     pub fn render(&self) -> String {
         let mut text = self.handle.render();
+        let version = crate::sync::lock(&self.rules_version).clone();
+        let _ = writeln!(
+            text,
+            "# HELP {RULES_INFO} 1 for the active rules version.\n# TYPE {RULES_INFO} gauge\n{RULES_INFO}{{version=\"{}\"}} 1",
+            label_value(&version)
+        );
         text.push_str(&crate::ops::process::render());
         text
     }
@@ -308,7 +317,6 @@ fn describe(r: &PrometheusRecorder) {
         "The active global share of invocations sent to the scheduler (0 to 1; 0 under the kill switch).",
     );
     g(KILL_SWITCH, "1 when the kill switch sends every request to legacy.");
-    g(RULES_INFO, "1 for the active rules version.");
     g(RULES_LOADED_AT, "Unix time the active rules were loaded.");
 }
 
@@ -327,5 +335,16 @@ mod tests {
         assert_eq!(class(Some(500)), "5xx");
         assert_eq!(class(None), "none");
         assert_eq!(class(Some(99)), "none");
+    }
+
+    #[test]
+    fn only_the_active_version_is_exported() {
+        let m = Metrics::new();
+        for v in ["v1", "v2", "say \"hi\""] {
+            m.rules_version(v);
+        }
+        let text = m.render();
+        let info: Vec<&str> = text.lines().filter(|l| l.starts_with(RULES_INFO)).collect();
+        assert_eq!(info, vec![r#"switchyard_rules_info{version="say \"hi\""} 1"#]);
     }
 }

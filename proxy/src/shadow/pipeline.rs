@@ -7,15 +7,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use switchyard_rules::Pool;
 use switchyard_shadow::{
-    compare, ComparisonRecord, JsonLinesFile, Observed, Outcome, RecordContext, Redactor, Report, SkipReason,
+    compare, Comparison, ComparisonRecord, JsonLinesFile, Observed, Outcome, RecordContext, Redactor, Report,
+    SkipReason,
 };
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::data::credential::BasicCredential;
 use crate::data::pools::Pools;
+use crate::data::request_id::REQUEST_ID_HEADER;
 use crate::kafka::sink::KafkaSink;
 use crate::ops::config::ShadowConfig;
 use crate::ops::metrics::Metrics;
@@ -62,6 +64,8 @@ struct Worker {
     client: reqwest::Client,
     slots: Arc<Semaphore>,
     timeout: Duration,
+    /// The largest answer read from a copy.
+    max_body: usize,
     instance: String,
     sink: Option<Mutex<JsonLinesFile>>,
     kafka: Option<KafkaSink>,
@@ -88,7 +92,7 @@ pub fn start(
     let state = Arc::new(ShadowState {
         queue: tx,
         max_body: config.max_body_bytes,
-        report: Mutex::new(Report::new(config.noise)),
+        report: Mutex::new(Report::new(config.noise, config.report)),
         metrics: Arc::clone(&metrics),
     });
     let sink = if config.records_file.as_os_str().is_empty() {
@@ -106,6 +110,7 @@ pub fn start(
             .expect("a plain HTTP client builds"),
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
         timeout: Duration::from_millis(config.timeout_ms),
+        max_body: config.max_body_bytes,
         instance: config.instance_name(),
         sink,
         kafka,
@@ -177,7 +182,6 @@ impl Worker {
         let record = if let Some(reason) = tee.skipped {
             skipped_record(&ctx, reason)
         } else {
-            let body = tee.request_body();
             let primary = Answer {
                 status: tee.response_status,
                 body: tee.response_body(),
@@ -185,21 +189,12 @@ impl Worker {
                 timed_out: false,
                 error: None,
             };
-            let candidate = self.send(served_by.other(), &tee, &request_id, body.clone()).await;
-            let control = if sampled(tee.policy.calibrate) {
-                let copy = self.send(served_by, &tee, &request_id, body).await;
-                let c = compare(&primary.observed(), &copy.observed(), &tee.policy.ignore);
-                let mut paths: Vec<String> = c.differences.into_iter().map(|d| d.path).collect();
-                paths.dedup();
-                Some(paths)
-            } else {
-                None
-            };
-            // Records are always oriented legacy → scheduler, whichever side served the client.
-            let (legacy, scheduler) =
-                if served_by == Pool::Legacy { (&primary, &candidate) } else { (&candidate, &primary) };
-            let comparison = compare(&legacy.observed(), &scheduler.observed(), &tee.policy.ignore);
-            ComparisonRecord::from_comparison(&ctx, comparison, control, &redactor, &secrets)
+            match self.compare_copies(&tee, served_by, &request_id, &primary).await {
+                Ok((comparison, control)) => {
+                    ComparisonRecord::from_comparison(&ctx, comparison, control, &redactor, &secrets)
+                }
+                Err(reason) => skipped_record(&ctx, reason),
+            }
         };
         self.metrics.shadow_outcome(&record.outcome);
         if let Some(sink) = &self.sink {
@@ -214,9 +209,35 @@ impl Worker {
         lock(&self.state.report).add(&record);
     }
 
+    /// Sends the copy to the other pool (and, when calibrating, a control copy to the serving
+    /// pool) and compares. Records are always oriented legacy → scheduler, whichever side served
+    /// the client.
+    async fn compare_copies(
+        &self,
+        tee: &Tee,
+        served_by: Pool,
+        request_id: &str,
+        primary: &Answer,
+    ) -> Result<(Comparison, Option<Vec<String>>), SkipReason> {
+        let body = tee.request_body();
+        let candidate = self.send(served_by.other(), tee, request_id, body.clone()).await?;
+        let control = if sampled(tee.policy.calibrate) {
+            let copy = self.send(served_by, tee, request_id, body).await?;
+            let c = compare(&primary.observed(), &copy.observed(), &tee.policy.ignore);
+            let mut paths: Vec<String> = c.differences.into_iter().map(|d| d.path).collect();
+            paths.dedup();
+            Some(paths)
+        } else {
+            None
+        };
+        let (legacy, scheduler) = if served_by == Pool::Legacy { (primary, &candidate) } else { (&candidate, primary) };
+        Ok((compare(&legacy.observed(), &scheduler.observed(), &tee.policy.ignore), control))
+    }
+
     /// Sends one copy of the request to a member of `pool`, with the same request id and the
-    /// shadow marker. Never retried: a copy runs the action again.
-    async fn send(&self, pool: Pool, tee: &Tee, request_id: &str, body: Bytes) -> Answer {
+    /// shadow marker. Never retried: a copy runs the action again. An answer over
+    /// `max_body_bytes` is not read further.
+    async fn send(&self, pool: Pool, tee: &Tee, request_id: &str, body: Bytes) -> Result<Answer, SkipReason> {
         let started = Instant::now();
         let failed = |error: String, timed_out: bool| Answer {
             status: None,
@@ -226,13 +247,13 @@ impl Worker {
             error: Some(error),
         };
         let Some(member) = self.pools.get(pool).pick_healthy() else {
-            return failed(format!("no healthy controller in the {pool} pool"), false);
+            return Ok(failed(format!("no healthy controller in the {pool} pool"), false));
         };
         let mut req = self
             .client
             .request(tee.method.clone(), format!("http://{}{}", member.addr, tee.path_and_query))
             .timeout(self.timeout)
-            .header("x-request-id", request_id)
+            .header(REQUEST_ID_HEADER, request_id)
             .header(SHADOW_HEADER, "1")
             .body(body);
         if let Some(ct) = &tee.content_type {
@@ -241,23 +262,33 @@ impl Worker {
         if let Some(auth) = &tee.authorization {
             req = req.header(http::header::AUTHORIZATION, auth);
         }
-        match req.send().await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                match tokio::time::timeout(self.timeout.saturating_sub(started.elapsed()), resp.bytes()).await {
-                    Ok(Ok(body)) => Answer {
-                        status: Some(status),
-                        body,
-                        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-                        timed_out: false,
-                        error: None,
-                    },
-                    Ok(Err(e)) => failed(format!("reading the answer: {}", describe(&e)), e.is_timeout()),
-                    Err(_) => failed("timeout".into(), true),
-                }
-            }
-            Err(e) => failed(describe(&e), e.is_timeout()),
+        let mut resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => return Ok(failed(describe(&e), e.is_timeout())),
+        };
+        let status = resp.status().as_u16();
+        if resp.content_length().is_some_and(|n| n > self.max_body as u64) {
+            return Err(SkipReason::ResponseTooLarge);
         }
+        let mut body = BytesMut::new();
+        loop {
+            match tokio::time::timeout(self.timeout.saturating_sub(started.elapsed()), resp.chunk()).await {
+                Ok(Ok(Some(chunk))) if body.len() + chunk.len() > self.max_body => {
+                    return Err(SkipReason::ResponseTooLarge)
+                }
+                Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => return Ok(failed(format!("reading the answer: {}", describe(&e)), e.is_timeout())),
+                Err(_) => return Ok(failed("timeout".into(), true)),
+            }
+        }
+        Ok(Answer {
+            status: Some(status),
+            body: body.freeze(),
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            timed_out: false,
+            error: None,
+        })
     }
 }
 
