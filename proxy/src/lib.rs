@@ -14,6 +14,7 @@ pub mod control;
 pub mod data;
 pub mod demo;
 pub mod kafka;
+pub mod lifecycle;
 pub mod ops;
 pub mod server;
 pub mod shadow;

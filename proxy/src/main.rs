@@ -36,6 +36,10 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Take the listening sockets over from a running instance (then send it SIGQUIT): a
+        /// restart that refuses no connection.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a rules file or a static config (and the rules it names) without starting anything.
     Check {
@@ -85,7 +89,7 @@ fn main() -> ExitCode {
     let level = if matches!(cli.command, Command::Run { .. }) { "info" } else { "warn" };
     switchyard::ops::logging::init(cli.log_json, level);
     match cli.command {
-        Command::Run { config } => cli::run(&config),
+        Command::Run { config, upgrade } => cli::run(&config, upgrade),
         Command::Check { rules, config } => cli::check(rules, config),
         Command::Report { from, since, format, output } => {
             cli::report::report(&from, since.as_deref(), format, output.as_deref())

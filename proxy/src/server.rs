@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::sync::watch;
 
@@ -18,7 +18,8 @@ use crate::data::pools::{self, Pools};
 use crate::data::service::SwitchyardProxy;
 use crate::kafka::health::KafkaHealth;
 use crate::kafka::sink::KafkaSink;
-use crate::ops::config::{HealthConfig, Resolved};
+use crate::lifecycle::{Lifecycle, Stop};
+use crate::ops::config::{HealthConfig, Resolved, ShutdownConfig};
 use crate::ops::metrics::Metrics;
 use crate::state::Shared;
 
@@ -42,19 +43,37 @@ pub enum StartError {
 
 /// Hands pingora our stop request instead of letting it install its own signal handlers.
 ///
-/// Every stop is pingora's graceful terminate (keep serving for `grace_period_s`, stop accepting,
-/// drain for up to `drain_timeout_s`): its fast shutdown does not tell the listeners to stop, and
-/// without work stealing their threads then never exit.
-struct StopWatch(watch::Receiver<bool>);
+/// A terminate turns readiness off at once and keeps serving, listeners open, for
+/// `grace_period_s` (load balancers are still removing the instance); only then does pingora
+/// close the listeners, and its own grace period (set to `drain_timeout_s`) is the time requests
+/// in flight get. An upgrade hands the listening sockets to the new process first. pingora's fast
+/// shutdown is never used: it does not tell the listeners to stop, and without work stealing
+/// their threads then never exit.
+struct StopWatch {
+    stop: watch::Receiver<Stop>,
+    lifecycle: Arc<Lifecycle>,
+    grace: Duration,
+}
 
 #[async_trait]
 impl ShutdownSignalWatch for StopWatch {
     async fn recv(&self) -> ShutdownSignal {
-        let mut rx = self.0.clone();
-        let _ = rx.wait_for(|stop| *stop).await;
-        ShutdownSignal::GracefulTerminate
+        let mut rx = self.stop.clone();
+        let kind = rx.wait_for(|s| *s != Stop::Running).await.map(|s| *s).unwrap_or(Stop::Terminate);
+        self.lifecycle.start_draining();
+        match kind {
+            Stop::Upgrade => ShutdownSignal::GracefulUpgrade,
+            _ => {
+                tokio::time::sleep(self.grace).await;
+                ShutdownSignal::GracefulTerminate
+            }
+        }
     }
 }
+
+/// How long pingora keeps accepting after it handed its sockets to a new process (its
+/// `CLOSE_TIMEOUT`).
+const UPGRADE_CLOSE: Duration = Duration::from_secs(5);
 
 /// A running instance. Dropping it stops it and waits for the drain.
 pub struct RunningProxy {
@@ -62,8 +81,9 @@ pub struct RunningProxy {
     pub admin_addr: SocketAddr,
     pub shared: Arc<Shared>,
     control: Option<tokio::runtime::Runtime>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Stop>,
     data_plane: Option<JoinHandle<()>>,
+    shutdown: ShutdownConfig,
 }
 
 /// Finds a free loopback port for a listener configured with port 0 (pingora binds by itself and
@@ -79,6 +99,17 @@ fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
 /// pipeline, Kafka), the control plane (admin API, rule sources, health checks), then the data
 /// plane (pingora). Returns once the proxy accepts connections.
 pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
+    start_instance(resolved, false)
+}
+
+/// Starts an instance that takes the listening sockets over from a running one (which is then
+/// sent SIGQUIT): a restart on one host that refuses no connection. The admin listener is shared
+/// with the old instance until it exits.
+pub fn take_over(resolved: Resolved) -> Result<RunningProxy, StartError> {
+    start_instance(resolved, true)
+}
+
+fn start_instance(resolved: Resolved, upgrade: bool) -> Result<RunningProxy, StartError> {
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("switchyard-control")
@@ -91,9 +122,16 @@ pub fn start(resolved: Resolved) -> Result<RunningProxy, StartError> {
         shared_state(&resolved)?
     };
     let admin_addr = start_control_plane(&control, &resolved, &shared)?;
-    let (proxy_addr, stop, data_plane) = start_data_plane(&resolved, &shared)?;
-    let running =
-        RunningProxy { proxy_addr, admin_addr, shared, control: Some(control), stop, data_plane: Some(data_plane) };
+    let (proxy_addr, stop, data_plane) = start_data_plane(&resolved, &shared, upgrade)?;
+    let running = RunningProxy {
+        proxy_addr,
+        admin_addr,
+        shared,
+        control: Some(control),
+        stop,
+        data_plane: Some(data_plane),
+        shutdown: resolved.config.shutdown.clone(),
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&proxy_addr, Duration::from_millis(200)).is_err() {
         if Instant::now() > deadline || running.data_plane.as_ref().is_some_and(|t| t.is_finished()) {
@@ -123,7 +161,8 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     };
     let shadow = crate::shadow::pipeline::start(&config.shadow, records_sink, Arc::clone(&pools), Arc::clone(&metrics))
         .map_err(StartError::Shadow)?;
-    Ok(Arc::new(Shared { rules, pools, metrics, pool_header: config.pool_header, shadow, kafka }))
+    let lifecycle = Arc::new(Lifecycle::default());
+    Ok(Arc::new(Shared { rules, pools, metrics, pool_header: config.pool_header, shadow, kafka, lifecycle }))
 }
 
 /// The admin API, the rule sources (file watch, Kafka topic) and the health checks, on the
@@ -170,7 +209,8 @@ fn start_control_plane(
 fn start_data_plane(
     resolved: &Resolved,
     shared: &Arc<Shared>,
-) -> Result<(SocketAddr, watch::Sender<bool>, JoinHandle<()>), StartError> {
+    upgrade: bool,
+) -> Result<(SocketAddr, watch::Sender<Stop>, JoinHandle<()>), StartError> {
     let config = &resolved.config;
     let proxy_addr = resolve_port(resolved.listen).map_err(|source| StartError::Listen {
         what: "proxy",
@@ -182,11 +222,15 @@ fn start_data_plane(
     let conf = ServerConf {
         threads,
         work_stealing: config.work_stealing,
-        grace_period_seconds: Some(config.shutdown.grace_period_s),
-        graceful_shutdown_timeout_seconds: Some(config.shutdown.drain_timeout_s),
+        // pingora's grace period runs after its listeners closed: the time requests in flight get.
+        grace_period_seconds: Some(config.shutdown.drain_timeout_s),
+        // Past it pingora cancels what is left; only blocking tasks could use more.
+        graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: config.shutdown.upgrade_sock.display().to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt { upgrade, ..Opt::default() };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let mut service = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -195,10 +239,15 @@ fn start_data_plane(
     );
     service.add_tcp(&proxy_addr.to_string());
     server.add_service(service);
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(Stop::Running);
+    let watch = StopWatch {
+        stop: stop_rx,
+        lifecycle: Arc::clone(&shared.lifecycle),
+        grace: Duration::from_secs(config.shutdown.grace_period_s),
+    };
     let data_plane = std::thread::Builder::new()
         .name("switchyard-proxy".into())
-        .spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopWatch(stop_rx)) }))
+        .spawn(move || server.run(RunArgs { shutdown_signal: Box::new(watch) }))
         .map_err(StartError::Runtime)?;
     Ok((proxy_addr, stop, data_plane))
 }
@@ -225,20 +274,37 @@ impl RunningProxy {
         }
     }
 
-    /// A handle that stops this instance when `true` is sent, from any thread or task.
-    pub fn stopper(&self) -> watch::Sender<bool> {
+    /// A handle that stops this instance, from any thread or task.
+    pub fn stopper(&self) -> watch::Sender<Stop> {
         self.stop.clone()
     }
 
-    /// Blocks until the instance stops (after a stop request from a signal or the stopper).
-    pub fn wait(mut self) {
-        if let Some(t) = self.data_plane.take() {
-            let _ = t.join();
+    /// Blocks until a stop was requested (by a signal or the stopper) and carried out: the grace
+    /// period served, the listeners closed (or handed over), the requests in flight finished (up
+    /// to `drain_timeout_s`), the shadow queue and the Kafka producer flushed (bounded; what is
+    /// left is counted as dropped). The process may exit right after.
+    pub fn wait_drained(&self) {
+        let Some(control) = &self.control else { return };
+        let mut rx = self.stop.subscribe();
+        let kind = control.block_on(async { rx.wait_for(|s| *s != Stop::Running).await.map(|s| *s) });
+        let listeners_close = match kind {
+            Ok(Stop::Upgrade) => UPGRADE_CLOSE,
+            _ => Duration::from_secs(self.shutdown.grace_period_s),
+        };
+        // pingora closes the listeners right after; a moment more for it to get there.
+        std::thread::sleep(listeners_close + Duration::from_millis(200));
+        let deadline = Instant::now() + Duration::from_secs(self.shutdown.drain_timeout_s);
+        while self.shared.lifecycle.in_flight() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let unfinished = self.shared.lifecycle.in_flight();
+        let flush = Duration::from_secs(self.shutdown.flush_timeout_s);
+        let dropped = control.block_on(self.shared.shadow.flush(flush));
+        tracing::info!(requests_unfinished = unfinished, shadow_jobs_dropped = dropped, "stopped");
     }
 
     fn stop_and_join(&mut self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Stop::Terminate);
         if let Some(t) = self.data_plane.take() {
             let _ = t.join();
         }

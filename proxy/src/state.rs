@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::control::rules::RuleControl;
 use crate::data::pools::Pools;
 use crate::kafka::health::KafkaHealth;
+use crate::lifecycle::Lifecycle;
 use crate::ops::metrics::Metrics;
 use crate::shadow::pipeline::ShadowState;
 
@@ -19,4 +20,6 @@ pub struct Shared {
     pub shadow: Arc<ShadowState>,
     /// For `/readyz` details (never for readiness itself).
     pub kafka: Arc<KafkaHealth>,
+    /// Draining (readiness 503) and the requests in flight.
+    pub lifecycle: Arc<Lifecycle>,
 }

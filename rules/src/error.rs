@@ -1,5 +1,10 @@
 use std::fmt;
 
+/// Errors reported for one document; past it the rest are counted ("and N more").
+pub const MAX_ERRORS: usize = 100;
+/// Longest field path or reason quoted in an error; longer ones are cut.
+pub const MAX_ERROR_TEXT: usize = 200;
+
 /// One problem found in a rule set: where it came from, which field, and why it is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RuleError {
@@ -38,7 +43,6 @@ fn is_zero(n: &usize) -> bool {
 impl RulesRejected {
     /// One error (source, field path, reason; each cut to a bounded length).
     pub fn single(source: &str, path: &str, reason: impl Into<String>) -> Self {
-        use crate::load::cut;
         RulesRejected {
             errors: vec![RuleError { source: cut(source), path: cut(path), reason: cut(&reason.into()) }],
             more: 0,
@@ -57,4 +61,23 @@ impl RulesRejected {
         }
         lines.join("\n")
     }
+}
+
+/// Cuts text quoted from a document (keys, values, parser messages) to [`MAX_ERROR_TEXT`]
+/// characters, and shows control characters escaped, so an error cannot be turned into a huge or
+/// forged log line.
+pub(crate) fn cut(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_ERROR_TEXT {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -21,11 +21,9 @@ mod share;
 pub use bucket::{bucket_of, sticky_bucket, BUCKETS};
 pub use decide::{Decision, DecisionReason, HeaderLookup, Invocation};
 pub use diff::RulesDiff;
-pub use error::{RuleError, RulesRejected};
+pub use error::{RuleError, RulesRejected, MAX_ERRORS, MAX_ERROR_TEXT};
 pub use glob::Glob;
-pub use load::{
-    load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_ERRORS, MAX_ERROR_TEXT, MAX_RULES_BYTES, MAX_YAML_ALIASES,
-};
+pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_RULES_BYTES, MAX_YAML_ALIASES};
 pub use model::{Override, Pool, ShadowPolicy, StickyKey};
 pub use ruleset::RuleSet;
 pub use share::Share;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::error::{RuleError, RulesRejected};
+use crate::error::{cut, RuleError, RulesRejected, MAX_ERRORS};
 use crate::glob::Glob;
 use crate::matcher::Matcher;
 use crate::model::{Override, Pool, ShadowPolicy, StickyKey};
@@ -21,10 +21,6 @@ pub const MAX_RULES_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_DEPTH: usize = 32;
 /// YAML aliases accepted in one document (a rule document needs none; a few are harmless).
 pub const MAX_YAML_ALIASES: usize = 100;
-/// Errors reported for one document; past it the rest are counted ("and N more").
-pub const MAX_ERRORS: usize = 100;
-/// Longest field path or reason quoted in an error; longer ones are cut.
-pub const MAX_ERROR_TEXT: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RulesFormat {
@@ -145,25 +141,6 @@ const TOP_FIELDS: &[&str] =
     &["version", "default_pool", "scheduler_share", "kill_switch", "seed", "sticky_key", "overrides"];
 const OVERRIDE_FIELDS: &[&str] = &["name", "namespace", "package", "action", "share", "seed", "sticky_key", "shadow"];
 const SHADOW_FIELDS: &[&str] = &["sample", "ignore", "redact", "calibrate"];
-
-/// Cuts text quoted from a document (keys, values, parser messages) to [`MAX_ERROR_TEXT`]
-/// characters, and shows control characters escaped, so an error cannot be turned into a huge or
-/// forged log line.
-pub(crate) fn cut(text: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_ERROR_TEXT {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Collects errors while reading typed fields out of a JSON-like document: the first
 /// [`MAX_ERRORS`] in full, the rest counted.
@@ -445,6 +422,7 @@ fn read_overrides(w: &mut Walker<'_>, items: &[Value], seed: u64, sticky_key: Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::MAX_ERROR_TEXT;
 
     fn toml(text: &str) -> Result<RuleSet, RulesRejected> {
         parse_rules(text.as_bytes(), RulesFormat::Toml, "rules.toml")

@@ -19,21 +19,25 @@ fn load_config(path: &Path) -> Result<Resolved, String> {
     ServerConfig::load(path).and_then(|c| c.resolve(&path.display().to_string())).map_err(|e| e.to_string())
 }
 
-/// `switchyard run`: serves until SIGTERM or SIGINT (SIGHUP re-reads the rules file).
-pub fn run(config_path: &Path) -> ExitCode {
+/// `switchyard run`: serves until SIGTERM or SIGINT (SIGHUP re-reads the rules file, SIGQUIT
+/// hands the listening sockets to a new process). With `upgrade`, takes the sockets over from a
+/// running instance instead of binding them.
+pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
     let resolved = match load_config(config_path) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
     let rules_path = resolved.rules_path.clone();
-    let proxy = match crate::server::start(resolved) {
+    let started = if upgrade { crate::server::take_over(resolved) } else { crate::server::start(resolved) };
+    let proxy = match started {
         Ok(p) => p,
         Err(e) => return fail(&e.to_string()),
     };
     proxy.spawn_control(crate::control::signals::reload_on_hangup(Arc::clone(&proxy.shared.rules), rules_path));
-    proxy.spawn_control(crate::control::signals::stop_on_terminate(proxy.stopper()));
-    proxy.wait();
-    ExitCode::SUCCESS
+    proxy.spawn_control(crate::control::signals::stop_on_signal(proxy.stopper()));
+    proxy.wait_drained();
+    // Everything is drained and flushed; what pingora still waits for would only delay the exit.
+    std::process::exit(0)
 }
 
 /// `switchyard check`: validates a rules file, or a static config and the rules it names.

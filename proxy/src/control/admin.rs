@@ -231,7 +231,7 @@ impl Admin {
 }
 
 /// Ready once rules are loaded (always true after start) and the default pool has a healthy
-/// controller: before that, traffic could only fail or fall back.
+/// controller (before that, traffic could only fail or fall back), until a stop begins.
 fn readiness(shared: &Shared) -> Reply {
     let active = shared.rules.snapshot();
     let default_pool = active.rules.default_pool;
@@ -245,7 +245,9 @@ fn readiness(shared: &Shared) -> Reply {
             (p.pool.as_str().to_string(), json!({"healthy": p.healthy_count(), "members": members}))
         })
         .collect();
-    let ready = shared.pools.get(default_pool).healthy_count() > 0;
+    // A stopping instance is taken out of rotation at once, while it still serves.
+    let draining = shared.lifecycle.is_draining();
+    let ready = !draining && shared.pools.get(default_pool).healthy_count() > 0;
     let k = shared.kafka.view();
     // Reported, never part of readiness: Kafka being down must not take traffic away.
     let kafka = json!({
@@ -259,6 +261,7 @@ fn readiness(shared: &Shared) -> Reply {
     });
     let body = json!({
         "ready": ready,
+        "draining": draining,
         "rules_version": active.rules.version,
         "default_pool": default_pool.as_str(),
         "pools": pools,
@@ -298,8 +301,15 @@ fn status(s: &RulesStatus) -> Value {
     })
 }
 
+/// Binds the admin listener with `SO_REUSEPORT`, so that a new process taking over the proxy's
+/// sockets (`switchyard run --upgrade`) can serve the admin API beside the old one until it exits.
+/// (Linux lets only the same user share the port.)
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 #[cfg(test)]

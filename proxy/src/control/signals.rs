@@ -1,5 +1,6 @@
 //! Signals for `switchyard run`: SIGHUP re-reads the rules file; SIGTERM or SIGINT stops
-//! gracefully, and a second one exits at once.
+//! gracefully (a second one exits at once); SIGQUIT hands the listening sockets to a new process
+//! started with `--upgrade`, then stops gracefully.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::control::rules::RuleControl;
 use crate::control::source::FileTrigger;
+use crate::lifecycle::Stop;
 
 /// Re-reads the rules file on every SIGHUP, until the runtime stops.
 pub async fn reload_on_hangup(rules: Arc<RuleControl>, path: PathBuf) {
@@ -23,18 +25,26 @@ pub async fn reload_on_hangup(rules: Arc<RuleControl>, path: PathBuf) {
     }
 }
 
-/// On the first SIGTERM or SIGINT sends `true` to `stop` (a graceful stop); on the second exits.
-pub async fn stop_on_terminate(stop: watch::Sender<bool>) {
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+/// On the first SIGTERM or SIGINT requests a graceful stop, on SIGQUIT a handover to a new
+/// process; on a second signal exits at once.
+pub async fn stop_on_signal(stop: watch::Sender<Stop>) {
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::quit()))
+    else {
         tracing::error!("cannot install signal handlers; stop the process with SIGKILL");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let kind = tokio::select! {
+        _ = term.recv() => Stop::Terminate,
+        _ = int.recv() => Stop::Terminate,
+        _ = quit.recv() => Stop::Upgrade,
+    };
+    if kind == Stop::Upgrade {
+        tracing::info!("handing the listening sockets to the new process, then draining");
+    } else {
+        tracing::info!("stopping: serving through the grace period, then draining (signal again to exit now)");
     }
-    tracing::info!("stopping: serving through the grace period, then draining (signal again to exit now)");
-    let _ = stop.send(true);
+    let _ = stop.send(kind);
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

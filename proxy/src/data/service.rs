@@ -16,6 +16,7 @@ use crate::control::rules::ActiveRules;
 use crate::data::classify::{classify, RequestKind};
 use crate::data::credential::BasicCredential;
 use crate::data::request_id::{self, REQUEST_ID_HEADER};
+use crate::lifecycle::InFlight;
 use crate::ops::config::TimeoutsConfig;
 use crate::ops::metrics::FallbackReason;
 use crate::shadow::tee::{sampled, Tee, SHADOW_HEADER};
@@ -44,6 +45,8 @@ pub struct RequestCtx {
     request_id: String,
     /// Set when this invocation is mirrored for shadow comparison.
     shadow: Option<Tee>,
+    /// Counts the request as in flight (a stop waits for it) until the context is dropped.
+    _in_flight: InFlight,
 }
 
 impl SwitchyardProxy {
@@ -73,6 +76,7 @@ impl ProxyHttp for SwitchyardProxy {
             fell_back: false,
             request_id: String::new(),
             shadow: None,
+            _in_flight: self.shared.lifecycle.request(),
         }
     }
 

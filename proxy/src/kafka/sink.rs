@@ -42,6 +42,7 @@ impl Delivery {
 
 pub type DeliveryCallback = Arc<dyn Fn(Delivery) + Send + Sync>;
 
+#[derive(Clone)]
 pub struct KafkaSink {
     producer: FutureProducer,
     topic: String,

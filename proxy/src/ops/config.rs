@@ -187,15 +187,26 @@ impl Default for TimeoutsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownConfig {
-    /// On SIGTERM, keep serving this long (load balancers notice the pod going away)...
+    /// On SIGTERM, keep serving this long with readiness off (load balancers notice the pod
+    /// going away)...
     pub grace_period_s: u64,
-    /// ...then give in-flight requests this long to finish.
+    /// ...then close the listeners and give requests in flight this long to finish...
     pub drain_timeout_s: u64,
+    /// ...then give the shadow queue and the Kafka producer this long to empty.
+    pub flush_timeout_s: u64,
+    /// The Unix socket over which a new process (`switchyard run --upgrade`) takes over the
+    /// listening sockets on SIGQUIT.
+    pub upgrade_sock: PathBuf,
 }
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
-        ShutdownConfig { grace_period_s: 5, drain_timeout_s: 65 }
+        ShutdownConfig {
+            grace_period_s: 5,
+            drain_timeout_s: 65,
+            flush_timeout_s: 5,
+            upgrade_sock: PathBuf::from("/tmp/switchyard-upgrade.sock"),
+        }
     }
 }
 
@@ -354,7 +365,12 @@ impl ServerConfig {
             },
             health: HealthConfig { interval_ms: 200, timeout_ms: 200, unhealthy_after: 1, healthy_after: 1 },
             timeouts: TimeoutsConfig { connect_ms: 500, ..TimeoutsConfig::default() },
-            shutdown: ShutdownConfig { grace_period_s: 0, drain_timeout_s: 1 },
+            shutdown: ShutdownConfig {
+                grace_period_s: 0,
+                drain_timeout_s: 1,
+                flush_timeout_s: 1,
+                upgrade_sock: rules.parent().unwrap_or(Path::new(".")).join("upgrade.sock"),
+            },
             shadow: ShadowConfig {
                 records_file: rules.parent().unwrap_or(Path::new(".")).join("shadow-records.jsonl"),
                 timeout_ms: 5_000,

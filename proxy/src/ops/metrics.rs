@@ -93,6 +93,7 @@ pub struct Metrics {
     reloads: Vec<Vec<Counter>>,
     shadow_outcomes: Vec<Counter>,
     pub shadow_dropped_queue_full: Counter,
+    pub shadow_dropped_shutdown: Counter,
     pub shadow_in_flight: Gauge,
     pub shadow_queued: Gauge,
     pub shadow_record_errors: Counter,
@@ -199,6 +200,7 @@ impl Metrics {
         Metrics {
             shadow_outcomes,
             shadow_dropped_queue_full: counter(SHADOW_DROPPED, &[("reason", "queue_full")]),
+            shadow_dropped_shutdown: counter(SHADOW_DROPPED, &[("reason", "shutdown")]),
             shadow_in_flight: gauge(SHADOW_IN_FLIGHT, &[]),
             shadow_queued: gauge(SHADOW_QUEUED, &[]),
             shadow_record_errors: counter(SHADOW_RECORD_ERRORS, &[]),

@@ -4,6 +4,7 @@
 //! with their own HTTP client, compare, redact, and write records (file, Kafka, live report).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,6 +37,10 @@ pub struct ShadowState {
     queue: mpsc::Sender<Job>,
     pub max_body: usize,
     pub report: Mutex<Report>,
+    /// Jobs queued or running (a stop waits for them, up to a bound).
+    pending: AtomicUsize,
+    /// Records also go here; flushed at a stop.
+    kafka: Option<KafkaSink>,
     metrics: Arc<Metrics>,
 }
 
@@ -43,10 +48,32 @@ impl ShadowState {
     /// Hands a finished exchange to the workers without waiting; drops it (counted) when the
     /// queue is full.
     pub fn submit(&self, tee: Tee, served_by: Pool, request_id: String, primary_latency: Duration) {
+        self.pending.fetch_add(1, Relaxed);
         match self.queue.try_send(Job { tee, served_by, request_id, primary_latency }) {
             Ok(()) => self.metrics.shadow_queued.increment(1.0),
-            Err(_) => self.metrics.shadow_dropped_queue_full.increment(1),
+            Err(_) => {
+                self.pending.fetch_sub(1, Relaxed);
+                self.metrics.shadow_dropped_queue_full.increment(1);
+            }
         }
+    }
+
+    /// At a stop: waits up to `timeout` for the queued and running jobs, then for the Kafka
+    /// producer's queue. Returns the jobs left unfinished, also counted as dropped (`shutdown`).
+    pub async fn flush(&self, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.pending.load(Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.pending.load(Relaxed);
+        self.metrics.shadow_dropped_shutdown.increment(left as u64);
+        if let Some(kafka) = &self.kafka {
+            let producer = kafka.clone();
+            let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // librdkafka's flush blocks; what it cannot deliver in time is counted as failed.
+            let _ = tokio::task::spawn_blocking(move || producer.flush(rest)).await;
+        }
+        left
     }
 
     pub fn report_json(&self) -> serde_json::Value {
@@ -68,7 +95,6 @@ struct Worker {
     max_body: usize,
     instance: String,
     sink: Option<Mutex<JsonLinesFile>>,
-    kafka: Option<KafkaSink>,
     state: Arc<ShadowState>,
     metrics: Arc<Metrics>,
 }
@@ -93,6 +119,8 @@ pub fn start(
         queue: tx,
         max_body: config.max_body_bytes,
         report: Mutex::new(Report::new(config.noise, config.report)),
+        pending: AtomicUsize::new(0),
+        kafka,
         metrics: Arc::clone(&metrics),
     });
     let sink = if config.records_file.as_os_str().is_empty() {
@@ -113,7 +141,6 @@ pub fn start(
         max_body: config.max_body_bytes,
         instance: config.instance_name(),
         sink,
-        kafka,
         state: Arc::clone(&state),
         metrics,
     });
@@ -125,6 +152,7 @@ pub fn start(
             tokio::spawn(async move {
                 worker.metrics.shadow_in_flight.increment(1.0);
                 worker.run(job).await;
+                worker.state.pending.fetch_sub(1, Relaxed);
                 worker.metrics.shadow_in_flight.decrement(1.0);
                 drop(slot);
             });
@@ -203,7 +231,7 @@ impl Worker {
                 tracing::warn!(error = %e, "cannot write a comparison record");
             }
         }
-        if let Some(kafka) = &self.kafka {
+        if let Some(kafka) = &self.state.kafka {
             kafka.send(&record);
         }
         lock(&self.state.report).add(&record);
