@@ -176,7 +176,7 @@ fn start_control_plane(
     let listen_error = |source| StartError::Listen { what: "admin", addr: resolved.admin_listen, source };
     let admin_listener = control.block_on(crate::control::admin::bind(resolved.admin_listen)).map_err(listen_error)?;
     let admin_addr = admin_listener.local_addr().map_err(listen_error)?;
-    let token = config.admin.token.as_deref().map(|t| Arc::<str>::from(t.trim()));
+    let token = crate::control::admin::AdminToken::from_config(&config.admin);
     control.spawn(crate::control::admin::serve(admin_listener, Arc::clone(shared), token));
     if config.kafka.enabled() && !config.kafka.rules_topic.is_empty() {
         control.spawn(crate::kafka::rules::follow(

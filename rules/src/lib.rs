@@ -24,6 +24,6 @@ pub use diff::RulesDiff;
 pub use error::{RuleError, RulesRejected, MAX_ERRORS, MAX_ERROR_TEXT};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_RULES_BYTES, MAX_YAML_ALIASES};
-pub use model::{Override, Pool, ShadowPolicy, StickyKey};
+pub use model::{Override, Pool, ShadowPolicy, StickyKey, MIRROR_METHODS};
 pub use ruleset::RuleSet;
 pub use share::Share;

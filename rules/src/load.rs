@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::error::{cut, RuleError, RulesRejected, MAX_ERRORS};
 use crate::glob::Glob;
 use crate::matcher::Matcher;
-use crate::model::{Override, Pool, ShadowPolicy, StickyKey};
+use crate::model::{Override, Pool, ShadowPolicy, StickyKey, MIRROR_METHODS};
 use crate::ruleset::{fingerprint, RuleSet};
 use crate::share::Share;
 
@@ -140,7 +140,7 @@ pub fn parse_rules(bytes: &[u8], format: RulesFormat, source: &str) -> Result<Ru
 const TOP_FIELDS: &[&str] =
     &["version", "default_pool", "scheduler_share", "kill_switch", "seed", "sticky_key", "overrides"];
 const OVERRIDE_FIELDS: &[&str] = &["name", "namespace", "package", "action", "share", "seed", "sticky_key", "shadow"];
-const SHADOW_FIELDS: &[&str] = &["sample", "ignore", "redact", "calibrate"];
+const SHADOW_FIELDS: &[&str] = &["sample", "ignore", "redact", "calibrate", "methods", "non_blocking"];
 
 /// Collects errors while reading typed fields out of a JSON-like document: the first
 /// [`MAX_ERRORS`] in full, the rest counted.
@@ -355,7 +355,53 @@ fn read_shadow(w: &mut Walker<'_>, map: &Map<String, Value>, prefix: &str) -> Op
     let calibrate = if map.contains_key("calibrate") { w.share(map, "calibrate", prefix) } else { Some(Share::ZERO) };
     let ignore = read_pointers(w, map, "ignore", prefix);
     let redact = read_pointers(w, map, "redact", prefix);
-    Some(ShadowPolicy { sample: sample?, ignore: ignore?, redact: redact?, calibrate: calibrate? })
+    let methods = read_methods(w, map, prefix);
+    let non_blocking = match map.get("non_blocking") {
+        None => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            w.error(&join(prefix, "non_blocking"), format!("expected true or false, found {}", kind(other)));
+            None
+        }
+    };
+    Some(ShadowPolicy {
+        sample: sample?,
+        ignore: ignore?,
+        redact: redact?,
+        calibrate: calibrate?,
+        methods: methods?,
+        non_blocking: non_blocking?,
+    })
+}
+
+/// `methods`: HTTP methods of web actions to mirror besides GET and HEAD. Trigger fires are never
+/// mirrored (their rule-driven invocations run where the fire lands), so nothing can opt them in.
+fn read_methods(w: &mut Walker<'_>, map: &Map<String, Value>, prefix: &str) -> Option<Vec<String>> {
+    let path = join(prefix, "methods");
+    let items = match map.get("methods") {
+        None => return Some(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            w.error(&path, format!("expected a list of HTTP methods, found {}", kind(other)));
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str().map(str::to_ascii_uppercase) {
+            Some(m) if MIRROR_METHODS.contains(&m.as_str()) => out.push(m),
+            Some(m) if m.contains("TRIGGER") || m == "FIRE" => w.error(
+                &format!("{path}[{i}]"),
+                "trigger fires are never mirrored: their rule-driven invocations run on the path that received the fire",
+            ),
+            Some(m) => w.error(
+                &format!("{path}[{i}]"),
+                format!("`{m}` is not a web-action method (expected one of: {})", MIRROR_METHODS.join(", ")),
+            ),
+            None => w.error(&format!("{path}[{i}]"), format!("expected a string, found {}", kind(item))),
+        }
+    }
+    (out.len() == items.len()).then_some(out)
 }
 
 fn read_overrides(w: &mut Walker<'_>, items: &[Value], seed: u64, sticky_key: Option<&StickyKey>) -> Vec<Override> {
@@ -625,6 +671,33 @@ mod tests {
         let long_key = "k".repeat(100_000);
         let err = toml(&format!("version = \"x\"\n{long_key} = 1\n")).unwrap_err();
         assert!(err.errors[0].path.chars().count() <= MAX_ERROR_TEXT + 1, "paths are cut");
+    }
+
+    #[test]
+    fn mirroring_is_for_what_is_safe_to_run_twice_unless_listed() {
+        let r = toml(
+            "version = \"m\"\n[[overrides]]\nnamespace = \"g\"\nshare = 5\nshadow = { sample = 10 }\n\
+             [[overrides]]\nnamespace = \"h\"\nshare = 5\nshadow = { sample = 10, methods = [\"post\", \"DELETE\"], non_blocking = true }\n",
+        )
+        .unwrap();
+        let (plain, open) = (r.overrides[0].shadow.as_ref().unwrap(), r.overrides[1].shadow.as_ref().unwrap());
+        assert!(plain.mirrors_invoke(true) && !plain.mirrors_invoke(false));
+        assert!(plain.mirrors_web_method("GET") && plain.mirrors_web_method("HEAD"));
+        for m in ["POST", "PUT", "DELETE", "PATCH"] {
+            assert!(!plain.mirrors_web_method(m), "{m}");
+        }
+        assert!(open.mirrors_invoke(false) && open.mirrors_web_method("POST") && open.mirrors_web_method("DELETE"));
+        assert!(!open.mirrors_web_method("PUT"));
+        let err = toml("version = \"m\"\n[[overrides]]\nnamespace = \"g\"\nshare = 5\nshadow = { sample = 10, methods = [\"trigger\", \"BREW\"], non_blocking = 1 }\n")
+            .unwrap_err()
+            .to_string();
+        for e in [
+            "methods[0]: trigger fires are never mirrored",
+            "methods[1]: `BREW` is not a web-action method",
+            "non_blocking: expected true or false",
+        ] {
+            assert!(err.contains(e), "{e:?} not in {err}");
+        }
     }
 
     #[test]

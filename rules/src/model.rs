@@ -128,6 +128,29 @@ pub struct ShadowPolicy {
     /// Share of mirrored invocations that also send a control copy to the serving path, to learn
     /// which fields differ by themselves.
     pub calibrate: Share,
+    /// Web-action methods mirrored besides `GET` and `HEAD` (upper case), for actions whose
+    /// `POST`/`PUT`/`DELETE`/... are known to be safe to run twice.
+    pub methods: Vec<String>,
+    /// Also mirror non-blocking invokes (the copy only returns 202: one more execution, nothing
+    /// compared but the status).
+    pub non_blocking: bool,
+}
+
+/// Web-action methods a copy may be sent with, if the policy lists them.
+pub const MIRROR_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+impl ShadowPolicy {
+    /// Whether an action invoke is mirrored: blocking ones always, non-blocking ones only when
+    /// the policy says so.
+    pub fn mirrors_invoke(&self, blocking: bool) -> bool {
+        blocking || self.non_blocking
+    }
+
+    /// Whether a web action called with `method` is mirrored: `GET` and `HEAD` (safe methods)
+    /// always, others only when listed.
+    pub fn mirrors_web_method(&self, method: &str) -> bool {
+        matches!(method, "GET" | "HEAD") || self.methods.iter().any(|m| m == method)
+    }
 }
 
 impl Override {
@@ -166,6 +189,8 @@ impl Override {
                 "ignore": p.ignore,
                 "redact": p.redact,
                 "calibrate": p.calibrate.to_string(),
+                "methods": p.methods,
+                "non_blocking": p.non_blocking,
             });
         }
         doc

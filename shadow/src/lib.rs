@@ -21,6 +21,6 @@ pub use noise::{NoiseModel, NoiseThresholds};
 pub use normalize::{normalize, Normalized, PER_CALL_ANNOTATIONS};
 pub use outcome::{Outcome, SideReport, SkipReason};
 pub use record::{ComparisonRecord, RecordContext, SCHEMA_VERSION};
-pub use redact::Redactor;
+pub use redact::{Redactor, SECRET_FIELDS};
 pub use report::{ActionReport, Report, ReportLimits, OTHER_ACTIONS, OTHER_PATHS};
 pub use sink::{read_records, JsonLinesFile, SinkError};

@@ -1,18 +1,40 @@
-//! Secrets never reach a record, a log line or a report: credentials by field name, OpenWhisk API
-//! keys by shape, the request's own key by value, and configured JSON pointers.
+//! Secrets never reach a record, a log line or a report: values under secret-named keys at any
+//! depth (the whole value, objects and lists included), OpenWhisk API keys by shape anywhere in a
+//! string, the caller's own credential by value, and configured JSON pointers.
+
+use std::sync::Arc;
 
 use serde_json::Value;
 
 pub const REDACTED: &str = "[redacted]";
 
-/// Field names whose values are always secrets (compared case-insensitively).
-const SECRET_FIELDS: &[&str] =
-    &["authorization", "api_key", "apikey", "authkey", "password", "secret", "token", "__ow_headers"];
+/// Field names whose values are always secrets (compared case-insensitively); the static config
+/// can add more.
+pub const SECRET_FIELDS: &[&str] = &[
+    "authorization",
+    "api_key",
+    "apikey",
+    "authkey",
+    "password",
+    "secret",
+    "token",
+    "__ow_headers",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "client_secret",
+    "private_key",
+    "access_token",
+    "refresh_token",
+    "credentials",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     /// Extra JSON pointers to redact (from the shadow policy), e.g. `/response/result/email`.
     pub paths: Vec<String>,
+    /// Secret field names beyond [`SECRET_FIELDS`] (from the static config), lower case.
+    pub extra_fields: Arc<[String]>,
 }
 
 /// An OpenWhisk key (`<uuid>:<64 alphanumerics>`) anywhere in the text.
@@ -34,7 +56,18 @@ fn contains_openwhisk_key(text: &str) -> bool {
 
 impl Redactor {
     pub fn new(paths: Vec<String>) -> Redactor {
-        Redactor { paths }
+        Redactor { paths, extra_fields: Arc::from([]) }
+    }
+
+    /// With secret field names beyond the built-in list.
+    pub fn with_fields(mut self, extra: Arc<[String]>) -> Redactor {
+        self.extra_fields = extra;
+        self
+    }
+
+    fn is_secret_field(&self, name: &str) -> bool {
+        SECRET_FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f))
+            || self.extra_fields.iter().any(|f| name.eq_ignore_ascii_case(f))
     }
 
     /// Whether a string must not be stored: it holds an OpenWhisk key or one of `secrets`.
@@ -51,7 +84,7 @@ impl Redactor {
         match value {
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
-                    if SECRET_FIELDS.iter().any(|f| k.eq_ignore_ascii_case(f)) {
+                    if self.is_secret_field(k) {
                         *v = Value::String(REDACTED.into());
                     } else {
                         self.redact(v, &format!("{pointer}/{}", crate::diff::pointer_key(k)), secrets);
@@ -68,10 +101,11 @@ impl Redactor {
         }
     }
 
-    /// Whether a difference's path itself points at a configured secret.
+    /// Whether a difference's path points at or into a secret: a configured pointer, or any
+    /// segment named like a secret field (`/result/password/v` is inside `password`).
     pub fn covers(&self, path: &str) -> bool {
         self.paths.iter().any(|p| path == p || path.starts_with(&format!("{p}/")))
-            || path.rsplit('/').next().is_some_and(|last| SECRET_FIELDS.iter().any(|f| last.eq_ignore_ascii_case(f)))
+            || path.split('/').any(|segment| self.is_secret_field(&segment.replace("~1", "/").replace("~0", "~")))
     }
 }
 
@@ -100,5 +134,32 @@ mod tests {
         );
         assert!(!text.contains("my-session-secret-value"), "{text}");
         assert_eq!(v["list"][1], "fine");
+    }
+
+    #[test]
+    fn nested_secrets_are_redacted_whole() {
+        let payload = json!({
+            "password": {"v": "hunter2"},
+            "token": ["tok-abc"],
+            "__ow_headers": {"cookie": "session=s3cr3t"},
+            "cfg": {"api_key": "k-123", "Client_Secret": {"x": "cs-1"}, "nested": [{"Set-Cookie": "id=9"}]},
+            "custom_pin": "0000",
+        });
+        let mut v = payload.clone();
+        let r = Redactor::new(Vec::new()).with_fields(Arc::from(vec!["custom_pin".to_string()]));
+        r.redact(&mut v, "", &[]);
+        let text = v.to_string();
+        for secret in ["hunter2", "tok-abc", "s3cr3t", "k-123", "cs-1", "id=9", "0000"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let mut again = v.clone();
+        r.redact(&mut again, "", &[]);
+        assert_eq!(again, v, "redaction is idempotent");
+        for path in
+            ["/response/result/password/v", "/response/result/cfg/nested/0/Set-Cookie", "/a/__ow_headers/cookie"]
+        {
+            assert!(r.covers(path), "{path}");
+        }
+        assert!(!r.covers("/response/result/cfg/name"));
     }
 }

@@ -59,7 +59,39 @@ fn error_reply(status: StatusCode, message: &str) -> Reply {
 
 struct Admin {
     shared: Arc<Shared>,
-    token: Option<Arc<str>>,
+    token: AdminToken,
+}
+
+/// Where the bearer token for mutating calls comes from.
+pub enum AdminToken {
+    /// None configured: mutating calls are refused.
+    None,
+    Fixed(Arc<str>),
+    /// Read at each mutating call (a mounted secret may be rotated).
+    File(std::path::PathBuf),
+}
+
+impl AdminToken {
+    pub fn from_config(admin: &crate::ops::config::AdminConfig) -> AdminToken {
+        match (&admin.token, &admin.token_file) {
+            (Some(t), _) => AdminToken::Fixed(Arc::from(t.trim())),
+            (None, Some(file)) => AdminToken::File(file.clone()),
+            (None, None) => AdminToken::None,
+        }
+    }
+
+    /// The token now; `Err` when the file cannot be read (no call is allowed then).
+    fn current(&self) -> Result<Option<Arc<str>>, String> {
+        match self {
+            AdminToken::None => Ok(None),
+            AdminToken::Fixed(t) => Ok(Some(Arc::clone(t))),
+            AdminToken::File(path) => match std::fs::read_to_string(path) {
+                Ok(t) if t.trim().len() >= 16 => Ok(Some(Arc::from(t.trim()))),
+                Ok(_) => Err(format!("{} holds fewer than 16 characters", path.display())),
+                Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            },
+        }
+    }
 }
 
 /// Admin connections served at once; more wait in the kernel's backlog.
@@ -72,7 +104,7 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Accepts admin connections until the task is dropped. Bounded so that slow or idle clients
 /// cannot hold the control plane: a connection cap, a header timeout, a lifetime limit, and a
 /// pause after a failed accept (at the descriptor limit, `accept` fails at once, again and again).
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: Option<Arc<str>>) {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: AdminToken) {
     let admin = Arc::new(Admin { shared, token });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -158,18 +190,30 @@ impl Admin {
     /// `Err` carries the refusal to send (sent at once, so not worth boxing).
     #[allow(clippy::result_large_err)]
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Reply> {
-        let Some(token) = &self.token else {
-            return Err(error_reply(
-                StatusCode::FORBIDDEN,
-                "mutating admin calls are disabled: set admin.token in the config, or the \
-                 SWITCHYARD_ADMIN__TOKEN environment variable, and send it as `Authorization: Bearer <token>`",
-            ));
+        let token = match self.token.current() {
+            Ok(Some(token)) => token,
+            Ok(None) => {
+                return Err(error_reply(
+                    StatusCode::FORBIDDEN,
+                    "mutating admin calls are disabled: set admin.token or admin.token_file in the config, or the \
+                     SWITCHYARD_ADMIN__TOKEN environment variable, and send it as `Authorization: Bearer <token>`",
+                ))
+            }
+            Err(problem) => {
+                tracing::error!(problem = %problem, "the admin token file is unusable; mutating calls are refused");
+                return Err(error_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the admin token file is unusable; see the log",
+                ));
+            }
         };
+        // The scheme name is case-insensitive (RFC 9110).
         let presented = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
         match presented {
             Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => Ok(()),
             _ => {

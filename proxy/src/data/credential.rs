@@ -31,6 +31,25 @@ impl BasicCredential {
     }
 }
 
+/// Every form in which the caller's credential could show up in an answer, none of which may
+/// reach a record: the whole header value, the part after the scheme (a bearer token, or the
+/// base64 of a Basic credential), the decoded `user:key`, and the key alone. Parts shorter than 8
+/// characters are left out: they would redact ordinary words.
+pub fn secret_forms(authorization: &str) -> Vec<String> {
+    let value = authorization.trim();
+    let mut forms = vec![value.to_string()];
+    if let Some((_, credentials)) = value.split_once(' ') {
+        forms.push(credentials.trim().to_string());
+    }
+    if let Some(basic) = BasicCredential::parse(value.as_bytes()) {
+        forms.extend(basic.key().map(str::to_string));
+        forms.push(basic.decoded);
+    }
+    forms.retain(|f| f.len() >= 8);
+    forms.dedup();
+    forms
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +63,16 @@ mod tests {
         assert!(BasicCredential::parse(b"Bearer x").is_none());
         assert!(BasicCredential::parse(b"Basic !!!").is_none());
         assert!(BasicCredential::parse(b"Bas").is_none());
+    }
+
+    #[test]
+    fn every_form_of_the_credential() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode("uuid-1:secret-key-42");
+        let forms = secret_forms(&format!("Basic {encoded}"));
+        for f in [format!("Basic {encoded}"), encoded.clone(), "secret-key-42".into(), "uuid-1:secret-key-42".into()] {
+            assert!(forms.contains(&f), "{f} missing from {forms:?}");
+        }
+        assert_eq!(secret_forms("Bearer tok-0123456789"), vec!["Bearer tok-0123456789", "tok-0123456789"]);
+        assert_eq!(secret_forms("bearer tok-0123456789")[1], "tok-0123456789");
     }
 }

@@ -61,6 +61,11 @@ impl SwitchyardProxy {
     }
 }
 
+/// Whether an invoke waits for its result (`blocking=true`; OpenWhisk's default is false).
+fn is_blocking(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|pair| pair.eq_ignore_ascii_case("blocking=true")))
+}
+
 #[async_trait]
 impl ProxyHttp for SwitchyardProxy {
     type CTX = RequestCtx;
@@ -111,7 +116,14 @@ impl ProxyHttp for SwitchyardProxy {
                 (class.kind, decision.reason)
             {
                 let state = &self.shared.shadow;
-                ctx.shadow = active.rules.overrides[i].shadow.as_ref().filter(|p| sampled(p.sample)).map(|policy| {
+                // Only what is safe to run twice, unless the policy lists more: blocking invokes, and
+                // GET and HEAD web actions.
+                let safe = |p: &switchyard_rules::ShadowPolicy| match class.kind {
+                    RequestKind::Invoke => p.mirrors_invoke(is_blocking(req.uri.query())),
+                    _ => p.mirrors_web_method(req.method.as_str()),
+                };
+                let policy = active.rules.overrides[i].shadow.as_ref().filter(|p| safe(p) && sampled(p.sample));
+                ctx.shadow = policy.map(|policy| {
                     let action = if class.package.is_empty() {
                         format!("{}/{}", class.namespace, class.action)
                     } else {
@@ -315,5 +327,17 @@ impl ProxyHttp for SwitchyardProxy {
     /// Errors are logged by `logging` with the request id; pingora's own line would repeat them.
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn blocking_is_read_from_the_query() {
+        assert!(super::is_blocking(Some("blocking=true&result=true")));
+        assert!(super::is_blocking(Some("result=true&blocking=TRUE")));
+        assert!(!super::is_blocking(Some("blocking=false")));
+        assert!(!super::is_blocking(Some("nonblocking=true")));
+        assert!(!super::is_blocking(None));
     }
 }

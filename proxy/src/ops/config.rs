@@ -88,6 +88,8 @@ pub struct ShadowConfig {
     pub noise: NoiseThresholds,
     /// What the live report keeps: actions, and difference paths per action, one by one.
     pub report: ReportLimits,
+    /// Field names whose values are redacted at any depth, beyond the built-in list.
+    pub secret_fields: Vec<String>,
 }
 
 impl Default for ShadowConfig {
@@ -103,6 +105,7 @@ impl Default for ShadowConfig {
             instance: None,
             noise: NoiseThresholds::default(),
             report: ReportLimits::default(),
+            secret_fields: Vec::new(),
         }
     }
 }
@@ -117,6 +120,10 @@ pub struct AdminConfig {
     /// Prefer the environment (`SWITCHYARD_ADMIN__TOKEN`) to writing it in a file.
     #[serde(default)]
     pub token: Option<String>,
+    /// Or a file holding the token (a mounted Kubernetes Secret), read again at each mutating call,
+    /// so a rotated secret takes effect without a restart. Relative to the config file.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Never prints the token.
@@ -125,13 +132,14 @@ impl std::fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
             .finish()
     }
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: default_admin_listen(), token: None }
+        AdminConfig { listen: default_admin_listen(), token: None, token_file: None }
     }
 }
 
@@ -252,7 +260,9 @@ impl ServerConfig {
         })?;
         let mut config = Self::from_layers(&text, format, &source_name)?;
         if let Some(dir) = path.parent() {
-            for file in [&mut config.rules, &mut config.shadow.records_file] {
+            for file in
+                [&mut config.rules, &mut config.shadow.records_file].into_iter().chain(config.admin.token_file.as_mut())
+            {
                 if file.is_relative() && !file.as_os_str().is_empty() {
                     *file = dir.join(&*file);
                 }
@@ -323,6 +333,16 @@ impl ServerConfig {
         if self.admin.token.as_deref().is_some_and(|t| t.trim().len() < 16) {
             problems.push("admin.token: shorter than 16 characters; use a long random value".into());
         }
+        if let Some(file) = &self.admin.token_file {
+            if self.admin.token.is_some() {
+                problems.push("admin.token_file: set either admin.token or admin.token_file, not both".into());
+            }
+            match std::fs::read_to_string(file) {
+                Ok(t) if t.trim().len() >= 16 => {}
+                Ok(_) => problems.push(format!("admin.token_file: {} holds fewer than 16 characters", file.display())),
+                Err(e) => problems.push(format!("admin.token_file: cannot read {}: {e}", file.display())),
+            }
+        }
         if self.rules.as_os_str().is_empty() {
             problems.push("rules: empty path".into());
         }
@@ -357,7 +377,7 @@ impl ServerConfig {
             threads: 2,
             // Several proxies start one after another in one process there (see the field's doc).
             work_stealing: true,
-            admin: AdminConfig { listen: "127.0.0.1:0".into(), token: None },
+            admin: AdminConfig { listen: "127.0.0.1:0".into(), token: None, token_file: None },
             watch_rules: true,
             pools: PoolsConfig {
                 legacy: PoolConfig { members: vec![legacy.to_string()] },

@@ -16,7 +16,7 @@ use switchyard_shadow::{
 };
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::data::credential::BasicCredential;
+use crate::data::credential::secret_forms;
 use crate::data::pools::Pools;
 use crate::data::request_id::REQUEST_ID_HEADER;
 use crate::kafka::sink::KafkaSink;
@@ -95,6 +95,8 @@ struct Worker {
     max_body: usize,
     instance: String,
     sink: Option<Mutex<JsonLinesFile>>,
+    /// Secret field names beyond the built-in list.
+    secret_fields: Arc<[String]>,
     state: Arc<ShadowState>,
     metrics: Arc<Metrics>,
 }
@@ -141,6 +143,7 @@ pub fn start(
         max_body: config.max_body_bytes,
         instance: config.instance_name(),
         sink,
+        secret_fields: config.secret_fields.iter().map(|f| f.to_ascii_lowercase()).collect(),
         state: Arc::clone(&state),
         metrics,
     });
@@ -189,17 +192,9 @@ fn now_ms() -> u64 {
 impl Worker {
     async fn run(&self, job: Job) {
         let Job { tee, served_by, request_id, primary_latency } = job;
-        let credential = tee.authorization.as_deref().and_then(|a| BasicCredential::parse(a.as_bytes()));
-        // The whole header value, the decoded `uuid:key`, and the key alone (long enough to be
-        // unmistakable) must never appear in a record.
-        let secrets: Vec<&str> = tee
-            .authorization
-            .as_deref()
-            .into_iter()
-            .chain(credential.iter().map(|c| c.decoded.as_str()))
-            .chain(credential.iter().filter_map(|c| c.key()).filter(|k| k.len() >= 8))
-            .collect();
-        let redactor = Redactor::new(tee.policy.redact.clone());
+        let forms = tee.authorization.as_deref().map(secret_forms).unwrap_or_default();
+        let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
+        let redactor = Redactor::new(tee.policy.redact.clone()).with_fields(Arc::clone(&self.secret_fields));
         let ctx = RecordContext {
             instance: &self.instance,
             request_id: &request_id,
