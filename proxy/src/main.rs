@@ -27,7 +27,13 @@ enum RulesCommand {
         brokers: String,
         #[arg(long)]
         topic: String,
+        /// Sign the record with this ed25519 secret key (from `switchyard rules keygen`).
+        #[arg(long)]
+        sign_key: Option<PathBuf>,
     },
+    /// Create an ed25519 key pair for signing rule records: the secret key in FILE (owner-only),
+    /// the verify key in FILE.pub and on standard output (for `kafka.rules_verify_keys`).
+    Keygen { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -94,9 +100,10 @@ fn main() -> ExitCode {
         Command::Report { from, since, format, output } => {
             cli::report::report(&from, since.as_deref(), format, output.as_deref())
         }
-        Command::Rules { command: RulesCommand::Publish { file, brokers, topic } } => {
-            cli::publish_rules(&file, brokers, topic)
+        Command::Rules { command: RulesCommand::Publish { file, brokers, topic, sign_key } } => {
+            cli::publish_rules(&file, brokers, topic, sign_key.as_deref())
         }
+        Command::Rules { command: RulesCommand::Keygen { file } } => cli::keygen(&file),
         Command::Demo { invocations, actions, concurrency, html_report } => {
             let opts = switchyard::demo::DemoOptions {
                 invocations,

@@ -261,3 +261,95 @@ fn rules_published_once_reach_every_replica() {
         assert_eq!(pool, "legacy");
     }
 }
+
+/// Waits until `fleet` reports a rejection from the topic whose first error mentions `needle`.
+fn wait_rejected(fleet: &LocalFleet, needle: &str, rt: &tokio::runtime::Runtime) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status(fleet, rt);
+        if s["last_rejected"]["errors"][0]["reason"].as_str().is_some_and(|r| r.contains(needle)) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "no rejection mentioning {needle:?}: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn replicas_with_verify_keys_apply_only_signed_records() {
+    let tansu = Tansu::start(&["signed-rules"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("switchyard-signing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("rules.key");
+    let _ = std::fs::remove_file(&key);
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard")).args(["rules", "keygen"]).arg(&key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let verify_key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let mut spec = FleetSpec::new("version = \"file-1\"\nscheduler_share = 0\n");
+    let (brokers, vk) = (tansu.brokers.clone(), verify_key.clone());
+    spec.tweak = Some(Box::new(move |c| {
+        c.kafka.brokers = brokers;
+        c.kafka.rules_topic = "signed-rules".into();
+        c.kafka.rules_verify_keys = vec![vk];
+    }));
+    let replica = LocalFleet::start(spec).expect("replica");
+    let publish_to = |name: &str, text: &str, sign: bool| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.args(["rules", "publish"]).arg(&path).args(["--brokers", &tansu.brokers, "--topic", "signed-rules"]);
+        if sign {
+            cmd.arg("--sign-key").arg(&key);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    // Unsigned: refused like an invalid document, the file's rules keep serving.
+    publish_to("unsigned.toml", "version = \"unsigned\"\nkill_switch = true\n", false);
+    let s = wait_rejected(&replica, "unsigned", &rt);
+    assert_eq!(s["active"]["version"], "file-1");
+    assert_eq!(s["last_rejected"]["errors"][0]["path"], "signature");
+
+    // Signed by the configured key: applied.
+    publish_to("signed.toml", "version = \"signed-1\"\nscheduler_share = 50\n", true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status(&replica, &rt)["active"]["version"] != "signed-1" {
+        assert!(Instant::now() < deadline, "the signed record was not applied: {}", status(&replica, &rt));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Tampered with (same signature, other payload) and replayed (an older signed record produced
+    // again after a newer one): both refused.
+    let consumer_config =
+        switchyard::kafka::config::KafkaConfig { brokers: tansu.brokers.clone(), ..Default::default() };
+    let records =
+        switchyard::kafka::reader::read_to_end(&consumer_config.client_config(), "signed-rules", |_, _| {}).unwrap();
+    let signed = records.iter().find(|m| m.headers.contains_key("signature")).expect("the signed record").clone();
+    publish_to("signed2.toml", "version = \"signed-2\"\nscheduler_share = 60\n", true);
+    while status(&replica, &rt)["active"]["version"] != "signed-2" {
+        assert!(Instant::now() < deadline, "signed-2 was not applied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &tansu.brokers).create().unwrap();
+    let send = |payload: &[u8]| {
+        let mut headers = rdkafka::message::OwnedHeaders::new();
+        for (k, v) in &signed.headers {
+            headers = headers.insert(rdkafka::message::Header { key: k, value: Some(v.as_str()) });
+        }
+        rt.block_on(producer.send(
+            FutureRecord::to("signed-rules").key("rules").payload(payload).headers(headers),
+            Duration::from_secs(10),
+        ))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    };
+    send(b"version = \"tampered\"\nkill_switch = true\n");
+    let s = wait_rejected(&replica, "does not verify", &rt);
+    assert_eq!(s["active"]["version"], "signed-2");
+    send(&signed.payload);
+    let s = wait_rejected(&replica, "replayed", &rt);
+    assert_eq!(s["active"]["version"], "signed-2", "a replayed record does not roll the rules back");
+}

@@ -82,16 +82,32 @@ pub fn check(rules: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
     }
 }
 
-/// `switchyard rules publish`: validates, then publishes to the rules topic.
-pub fn publish_rules(file: &Path, brokers: String, topic: String) -> ExitCode {
+/// `switchyard rules publish`: validates, signs when given a key, then publishes to the rules topic.
+pub fn publish_rules(file: &Path, brokers: String, topic: String, sign_key: Option<&Path>) -> ExitCode {
     let config = crate::kafka::config::KafkaConfig { brokers, rules_topic: topic, ..Default::default() };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&e.to_string()),
     };
-    match runtime.block_on(crate::kafka::rules::publish(&config, file)) {
+    match runtime.block_on(crate::kafka::rules::publish(&config, file, sign_key)) {
         Ok(message) => {
             println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// `switchyard rules keygen`: a key pair for signed rule records.
+pub fn keygen(file: &Path) -> ExitCode {
+    match crate::kafka::signing::keygen(file) {
+        Ok(public) => {
+            println!("{public}");
+            eprintln!(
+                "switchyard: secret key in {}, verify key in {} (put it in kafka.rules_verify_keys)",
+                file.display(),
+                file.with_extension("pub").display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),

@@ -27,6 +27,9 @@ pub struct KafkaConfig {
     pub queue_max_messages: u32,
     /// Passed to librdkafka by name (e.g. `security.protocol`, `sasl.mechanism`, `client.id`).
     pub properties: BTreeMap<String, String>,
+    /// ed25519 public keys (standard base64); when set, only rule records signed by one of them
+    /// are applied.
+    pub rules_verify_keys: Vec<String>,
 }
 
 impl Default for KafkaConfig {
@@ -40,6 +43,7 @@ impl Default for KafkaConfig {
             message_timeout_ms: 30_000,
             queue_max_messages: 10_000,
             properties: BTreeMap::new(),
+            rules_verify_keys: Vec::new(),
         }
     }
 }

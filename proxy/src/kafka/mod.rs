@@ -6,4 +6,5 @@ pub mod config;
 pub mod health;
 pub mod reader;
 pub mod rules;
+pub mod signing;
 pub mod sink;

@@ -1,36 +1,81 @@
 //! Rules from a Kafka topic: the newest *valid* record is the fleet's rule set. Every replica
 //! reads the topic, validates each record itself, and treats an invalid one exactly like an
 //! invalid file (rejected, counted, shown at `/rules/status`, the old rules keep serving).
-//! Records say their format in a `content-type` header (TOML when absent).
+//! Records say their format in a `content-type` header (TOML when absent). With verify keys
+//! configured, only records signed by one of them, after the signed rules applied last, count
+//! (see `signing`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use ed25519_dalek::VerifyingKey;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
-use switchyard_rules::{RulesFormat, RulesRejected};
+use switchyard_rules::{RuleSet, RulesFormat, RulesRejected};
 
 use crate::control::rules::RuleControl;
 use crate::control::source::RuleSource;
 use crate::kafka::config::KafkaConfig;
 use crate::kafka::health::KafkaHealth;
 use crate::kafka::reader::{read_to_end, TopicMessage};
+use crate::kafka::signing::{self, SIGNATURE_HEADER, SIGNED_AT_HEADER};
 
 /// The header that says a record's format.
 const CONTENT_TYPE: &str = "content-type";
 
-/// Parses a record as a rule document, in the format its `content-type` header says (TOML when
-/// absent).
-fn parse(m: &TopicMessage, source_name: &str) -> Result<switchyard_rules::RuleSet, RulesRejected> {
-    let format = m.header(CONTENT_TYPE).and_then(RulesFormat::from_media_type).unwrap_or(RulesFormat::Toml);
-    switchyard_rules::parse_rules(&m.payload, format, source_name)
+/// Reads rule records for one replica: checks signatures when verify keys are configured (and
+/// that a record was signed after the signed rules applied last, so an old record produced again
+/// cannot roll the fleet back), then parses.
+struct Follower {
+    rules: Arc<RuleControl>,
+    topic: String,
+    keys: Vec<VerifyingKey>,
+    /// `signed-at` of the last signed record applied.
+    newest_signed: u64,
 }
 
-fn offer(rules: &RuleControl, topic: &str, m: &TopicMessage) {
-    let source = RuleSource::Kafka { topic: topic.to_string(), partition: m.partition, offset: m.offset };
-    // The outcome is logged, counted and shown at `/rules/status` by rule control.
-    let _ = rules.offer(parse(m, &source.error_name()), source);
+impl Follower {
+    /// A candidate rule set from a record: its signature checked, then parsed in the format its
+    /// `content-type` header says (TOML when absent). `Ok` carries the signing time (0 unsigned).
+    fn candidate(&self, m: &TopicMessage, source_name: &str) -> Result<(RuleSet, u64), RulesRejected> {
+        let content_type = m.header(CONTENT_TYPE);
+        let signed_at = if self.keys.is_empty() {
+            0
+        } else {
+            let at = signing::verify(
+                &self.keys,
+                m.header(SIGNATURE_HEADER),
+                m.header(SIGNED_AT_HEADER),
+                content_type.unwrap_or(""),
+                &m.payload,
+            )
+            .map_err(|e| RulesRejected::single(source_name, "signature", e))?;
+            if at <= self.newest_signed {
+                return Err(RulesRejected::single(
+                    source_name,
+                    "signature",
+                    format!(
+                        "replayed: signed at {at} ms, not after the signed rules applied last ({} ms)",
+                        self.newest_signed
+                    ),
+                ));
+            }
+            at
+        };
+        let format = content_type.and_then(RulesFormat::from_media_type).unwrap_or(RulesFormat::Toml);
+        Ok((switchyard_rules::parse_rules(&m.payload, format, source_name)?, signed_at))
+    }
+
+    fn offer(&mut self, m: &TopicMessage) {
+        let source = RuleSource::Kafka { topic: self.topic.clone(), partition: m.partition, offset: m.offset };
+        let candidate = self.candidate(m, &source.error_name());
+        let signed_at = candidate.as_ref().map_or(0, |(_, at)| *at);
+        // The outcome is logged, counted and shown at `/rules/status` by rule control.
+        if self.rules.offer(candidate.map(|(r, _)| r), source).is_ok() {
+            self.newest_signed = self.newest_signed.max(signed_at);
+        }
+    }
 }
 
 /// Follows the rules topic forever: first catches up (applying the newest valid record, and
@@ -38,6 +83,9 @@ fn offer(rules: &RuleControl, topic: &str, m: &TopicMessage) {
 /// is down is retried; the proxy keeps serving its current rules meanwhile.
 pub async fn follow(rules: Arc<RuleControl>, health: Arc<KafkaHealth>, config: KafkaConfig) {
     let topic = config.rules_topic.clone();
+    // Checked when the config was resolved.
+    let keys = config.rules_verify_keys.iter().filter_map(|k| signing::verify_key(k).ok()).collect();
+    let mut follower = Follower { rules, topic: topic.clone(), keys, newest_signed: 0 };
     let mut backoff = Duration::from_secs(1);
     loop {
         let catch_up = {
@@ -61,16 +109,16 @@ pub async fn follow(rules: Arc<RuleControl>, health: Arc<KafkaHealth>, config: K
         // The rules topic has one partition; with more, offsets order each partition only.
         let mut ordered: Vec<_> = records.iter().collect();
         ordered.sort_by_key(|m| (m.offset, m.partition));
-        let newest_valid = ordered.iter().rposition(|m| parse(m, "probe").is_ok());
+        let newest_valid = ordered.iter().rposition(|m| follower.candidate(m, "probe").is_ok());
         for m in &ordered[newest_valid.unwrap_or(0)..] {
-            offer(&rules, &topic, m);
+            follower.offer(m);
         }
         let mut next: std::collections::HashMap<i32, i64> = Default::default();
         for m in &ordered {
             let e = next.entry(m.partition).or_insert(0);
             *e = (*e).max(m.offset + 1);
         }
-        if let Err(e) = stream(&rules, &config, &topic, next).await {
+        if let Err(e) = stream(&mut follower, &config, next).await {
             tracing::warn!(topic = %topic, error = %e, "lost the rules topic; reconnecting");
             health.set_rules_error(Some(e.to_string()));
             tokio::time::sleep(backoff).await;
@@ -80,11 +128,11 @@ pub async fn follow(rules: Arc<RuleControl>, health: Arc<KafkaHealth>, config: K
 
 /// Offers every record after the given offsets (partitions not listed start at the beginning).
 async fn stream(
-    rules: &RuleControl,
+    follower: &mut Follower,
     config: &KafkaConfig,
-    topic: &str,
     next: std::collections::HashMap<i32, i64>,
 ) -> Result<(), rdkafka::error::KafkaError> {
+    let topic = config.rules_topic.as_str();
     let mut client = config.client_config();
     client
         .set("group.id", format!("switchyard-rules-{}", std::process::id()))
@@ -102,20 +150,36 @@ async fn stream(
     consumer.assign(&assignment)?;
     loop {
         let m = consumer.recv().await?;
-        offer(rules, topic, &TopicMessage::from_message(&m));
+        follower.offer(&TopicMessage::from_message(&m));
     }
 }
 
-/// `switchyard rules publish`: validates, then sends the rule set to the topic and waits for the
-/// broker's acknowledgement.
-pub async fn publish(config: &KafkaConfig, path: &std::path::Path) -> Result<String, String> {
+/// `switchyard rules publish`: validates, signs when given a key, then sends the rule set to the
+/// topic and waits for the broker's acknowledgement.
+pub async fn publish(
+    config: &KafkaConfig,
+    path: &std::path::Path,
+    sign_key: Option<&std::path::Path>,
+) -> Result<String, String> {
     let rules = switchyard_rules::load_rules_file(path).map_err(|e: RulesRejected| format!("not published: {e}"))?;
     let media = RulesFormat::from_path(path).unwrap_or(RulesFormat::Toml).media_type();
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let producer = config.producer().map_err(|e| e.to_string())?;
-    let headers = rdkafka::message::OwnedHeaders::new()
+    let mut headers = rdkafka::message::OwnedHeaders::new()
         .insert(rdkafka::message::Header { key: CONTENT_TYPE, value: Some(media) })
         .insert(rdkafka::message::Header { key: "version", value: Some(rules.version.as_str()) });
+    if let Some(key_path) = sign_key {
+        let key = signing::read_signing_key(key_path)?;
+        let signed_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let signature = signing::sign(&key, signed_at, media, &bytes);
+        let signed_at = signed_at.to_string();
+        headers = headers
+            .insert(rdkafka::message::Header { key: SIGNED_AT_HEADER, value: Some(signed_at.as_str()) })
+            .insert(rdkafka::message::Header { key: SIGNATURE_HEADER, value: Some(signature.as_str()) });
+    }
     let record = FutureRecord::to(&config.rules_topic).key("rules").payload(&bytes).headers(headers);
     let delivered = producer
         .send(record, Duration::from_secs(10))

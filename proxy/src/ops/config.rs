@@ -324,6 +324,11 @@ impl ServerConfig {
         if self.kafka.enabled() && self.kafka.records_topic.is_empty() && self.kafka.rules_topic.is_empty() {
             problems.push("kafka: brokers are set but neither kafka.records_topic nor kafka.rules_topic".into());
         }
+        for (i, key) in self.kafka.rules_verify_keys.iter().enumerate() {
+            if let Err(e) = crate::kafka::signing::verify_key(key) {
+                problems.push(format!("kafka.rules_verify_keys[{i}]: {e}"));
+            }
+        }
         if self.shadow.max_in_flight == 0 || self.shadow.queue == 0 {
             problems.push("shadow.max_in_flight / shadow.queue: must be at least 1".into());
         }
