@@ -23,10 +23,14 @@ enum RulesCommand {
     /// replica following the topic validates and applies it.
     Publish {
         file: PathBuf,
-        #[arg(long)]
-        brokers: String,
+        /// `host:port,...`; with `--kafka-config`, overrides its brokers.
+        #[arg(long, required_unless_present = "kafka_config")]
+        brokers: Option<String>,
         #[arg(long)]
         topic: String,
+        /// Take the Kafka settings (brokers, TLS, SASL) from this static config's `[kafka]`.
+        #[arg(long)]
+        kafka_config: Option<PathBuf>,
         /// Sign the record with this ed25519 secret key (from `switchyard rules keygen`).
         #[arg(long)]
         sign_key: Option<PathBuf>,
@@ -69,6 +73,9 @@ enum Command {
         /// Write the report here instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// For `kafka://`: the TLS and SASL settings of this static config's `[kafka]`.
+        #[arg(long)]
+        kafka_config: Option<PathBuf>,
     },
     /// Rules distribution over Kafka.
     Rules {
@@ -97,11 +104,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, upgrade } => cli::run(&config, upgrade),
         Command::Check { rules, config } => cli::check(rules, config),
-        Command::Report { from, since, format, output } => {
-            cli::report::report(&from, since.as_deref(), format, output.as_deref())
+        Command::Report { from, since, format, output, kafka_config } => {
+            cli::report::report(&from, since.as_deref(), format, output.as_deref(), kafka_config.as_deref())
         }
-        Command::Rules { command: RulesCommand::Publish { file, brokers, topic, sign_key } } => {
-            cli::publish_rules(&file, brokers, topic, sign_key.as_deref())
+        Command::Rules { command: RulesCommand::Publish { file, brokers, topic, kafka_config, sign_key } } => {
+            cli::publish_rules(&file, brokers, topic, kafka_config.as_deref(), sign_key.as_deref())
         }
         Command::Rules { command: RulesCommand::Keygen { file } } => cli::keygen(&file),
         Command::Demo { invocations, actions, concurrency, html_report } => {

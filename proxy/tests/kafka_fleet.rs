@@ -31,31 +31,44 @@ impl Tansu {
     /// Starts a broker and creates the topics (tansu does not create topics on demand).
     fn start(topics: &[&str]) -> Tansu {
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
+        let tansu = Tansu::spawn(port, port);
+        create_topics(ClientConfig::new().set("bootstrap.servers", &tansu.brokers), topics);
+        tansu
+    }
+
+    /// A broker listening on `port` that tells clients to connect to `advertised`.
+    fn spawn(port: u16, advertised: u16) -> Tansu {
+        let (url, advertised_url) = (format!("tcp://127.0.0.1:{port}"), format!("tcp://127.0.0.1:{advertised}"));
         let child = Command::new("tansu")
-            .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url])
+            .args(["--advertised-listener-url", &advertised_url])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("`tansu` is needed: cargo install tansu --version 0.6.0 --locked --features dynostore (scripts/test does)");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let tansu = Tansu { child, brokers: format!("127.0.0.1:{port}") };
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &tansu.brokers).create().expect("admin client");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let new: Vec<NewTopic<'_>> = topics.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
-        let results = rt
-            .block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))))
-            .expect("create topics");
-        for r in results {
-            r.expect("topic created");
-        }
-        tansu
+        wait_listening(port, "tansu");
+        Tansu { child, brokers: format!("127.0.0.1:{advertised}") }
+    }
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn create_topics(client: &ClientConfig, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = client.create().expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let new: Vec<NewTopic<'_>> = topics.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
+    let results = rt
+        .block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))))
+        .expect("create topics");
+    for r in results {
+        r.expect("topic created");
     }
 }
 
@@ -352,4 +365,160 @@ fn replicas_with_verify_keys_apply_only_signed_records() {
     send(&signed.payload);
     let s = wait_rejected(&replica, "replayed", &rt);
     assert_eq!(s["active"]["version"], "signed-2", "a replayed record does not roll the rules back");
+}
+
+/// A TLS terminator (socat) in front of the broker, which advertises the TLS port: every client
+/// connection is TLS, checked against a CA made for the test.
+struct TlsBroker {
+    tansu: Tansu,
+    socat: Child,
+    ca: std::path::PathBuf,
+}
+
+impl Drop for TlsBroker {
+    fn drop(&mut self) {
+        let _ = self.socat.kill();
+        let _ = self.socat.wait();
+    }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is needed for the TLS test");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl TlsBroker {
+    fn start(topics: &[&str]) -> TlsBroker {
+        let dir = std::env::temp_dir().join(format!("switchyard-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=switchyard test CA",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "1",
+                "-extfile",
+                "san.cnf",
+            ],
+        );
+        let (plain, tls) = (free_port(), free_port());
+        let socat = Command::new("socat")
+            .arg(format!(
+                "openssl-listen:{tls},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+                dir.join("server.pem").display(),
+                dir.join("server.key").display()
+            ))
+            .arg(format!("tcp:127.0.0.1:{plain}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat is needed for the TLS test (Debian package socat)");
+        let tansu = Tansu::spawn(plain, tls);
+        wait_listening(tls, "socat");
+        let ca = dir.join("ca.pem");
+        create_topics(
+            ClientConfig::new()
+                .set("bootstrap.servers", &tansu.brokers)
+                .set("security.protocol", "ssl")
+                .set("ssl.ca.location", ca.display().to_string()),
+            topics,
+        );
+        TlsBroker { tansu, socat, ca }
+    }
+}
+
+#[test]
+fn records_and_rules_travel_over_tls() {
+    let broker = TlsBroker::start(&["tls-records", "tls-rules"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let tls_replica = |ca: Option<std::path::PathBuf>| {
+        let mut spec = FleetSpec::new(SHADOWED);
+        spec.scheduler = SimConfig::with_flavor(Flavor::Legacy);
+        let brokers = broker.tansu.brokers.clone();
+        spec.tweak = Some(Box::new(move |c| {
+            c.kafka.brokers = brokers;
+            c.kafka.records_topic = "tls-records".into();
+            c.kafka.rules_topic = "tls-rules".into();
+            c.kafka.message_timeout_ms = 5_000;
+            c.kafka.tls.ca_file = ca;
+        }));
+        LocalFleet::start(spec).expect("replica")
+    };
+    let with_tls = tls_replica(Some(broker.ca.clone()));
+    let without = tls_replica(None);
+    invoke_many(&with_tls, 5, &rt);
+    invoke_many(&without, 5, &rt);
+    wait_delivered(&with_tls, 5, &rt);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = readyz(&without, &rt);
+        if ready["kafka"]["records"]["failed"].as_u64() == Some(5) {
+            assert_eq!(ready["kafka"]["records"]["delivered"], 0, "plaintext to a TLS listener delivers nothing");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the plaintext replica's records did not fail: {ready}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Rules over TLS: published with the same TLS settings, followed by the TLS replica.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.tansu.brokers)
+        .set("security.protocol", "ssl")
+        .set("ssl.ca.location", broker.ca.display().to_string())
+        .create()
+        .unwrap();
+    rt.block_on(producer.send(
+        FutureRecord::to("tls-rules").key("rules").payload("version = \"over-tls\"\nscheduler_share = 10\n"),
+        Duration::from_secs(10),
+    ))
+    .map_err(|(e, _)| e)
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status(&with_tls, &rt)["active"]["version"] != "over-tls" {
+        assert!(Instant::now() < deadline, "the rules did not arrive over TLS: {}", status(&with_tls, &rt));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -192,8 +192,13 @@ fn an_upgrade_hands_the_sockets_over_without_a_failed_request() {
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let mut new = spawn(&s, "new.log", true);
-    // The new process waits on the upgrade socket; then the old one sends its listeners.
-    std::thread::sleep(Duration::from_millis(1_000));
+    // The new process listens on the upgrade socket once it is ready for the listeners; only then
+    // is the old one told to send them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.dir.join("upgrade.sock").exists() {
+        assert!(Instant::now() < deadline, "the new process never waited for the sockets");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     signal(&old.0, "QUIT");
     assert!(exited_within(&mut old, Duration::from_secs(20)), "the old process did not exit");
     let served_before = ok.load(Ordering::Relaxed);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::kafka::config::KafkaConfig;
 use crate::ops::config::{Resolved, ServerConfig};
 
 /// Prints `switchyard: <message>` and fails.
@@ -82,9 +83,35 @@ pub fn check(rules: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
     }
 }
 
+/// Kafka settings for a one-shot command: the `[kafka]` of a static config (TLS, SASL, ...) when
+/// given, with `brokers` overriding its brokers.
+pub fn kafka_settings(config: Option<&Path>, brokers: Option<String>) -> Result<KafkaConfig, String> {
+    let mut kafka = match config {
+        Some(path) => ServerConfig::load(path).map_err(|e| e.to_string())?.kafka,
+        None => KafkaConfig::default(),
+    };
+    if let Some(brokers) = brokers {
+        kafka.brokers = brokers;
+    }
+    let problems = kafka.security_problems();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(kafka)
+}
+
 /// `switchyard rules publish`: validates, signs when given a key, then publishes to the rules topic.
-pub fn publish_rules(file: &Path, brokers: String, topic: String, sign_key: Option<&Path>) -> ExitCode {
-    let config = crate::kafka::config::KafkaConfig { brokers, rules_topic: topic, ..Default::default() };
+pub fn publish_rules(
+    file: &Path,
+    brokers: Option<String>,
+    topic: String,
+    kafka_config: Option<&Path>,
+    sign_key: Option<&Path>,
+) -> ExitCode {
+    let config = match kafka_settings(kafka_config, brokers) {
+        Ok(k) => KafkaConfig { rules_topic: topic, ..k },
+        Err(e) => return fail(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&e.to_string()),

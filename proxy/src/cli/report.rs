@@ -15,12 +15,18 @@ pub enum ReportFormat {
     Html,
 }
 
-pub fn report(from: &str, since: Option<&str>, format: ReportFormat, output: Option<&Path>) -> ExitCode {
+pub fn report(
+    from: &str,
+    since: Option<&str>,
+    format: ReportFormat,
+    output: Option<&Path>,
+    kafka_config: Option<&Path>,
+) -> ExitCode {
     let since = match since.map(|s| since_ms(s, now_secs())).transpose() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let (records, bad) = match load(from, since) {
+    let (records, bad) = match load(from, since, kafka_config) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
@@ -50,7 +56,7 @@ pub fn report(from: &str, since: Option<&str>, format: ReportFormat, output: Opt
 
 /// Records from `kafka://HOST:PORT/TOPIC` (all replicas) or a record file (and its rotated files),
 /// with the count of messages that were not records.
-fn load(from: &str, since: Option<u64>) -> Result<(Vec<ComparisonRecord>, usize), String> {
+fn load(from: &str, since: Option<u64>, kafka_config: Option<&Path>) -> Result<(Vec<ComparisonRecord>, usize), String> {
     let Some(rest) = from.strip_prefix("kafka://") else {
         let (records, bad) = switchyard_shadow::read_records(Path::new(from)).map_err(|e| e.to_string())?;
         return Ok((records.into_iter().filter(|r| since.is_none_or(|s| r.time_ms >= s)).collect(), bad));
@@ -58,7 +64,7 @@ fn load(from: &str, since: Option<u64>) -> Result<(Vec<ComparisonRecord>, usize)
     let Some((brokers, topic)) = rest.split_once('/').filter(|(b, t)| !b.is_empty() && !t.is_empty()) else {
         return Err("--from kafka://HOST:PORT/TOPIC".into());
     };
-    let config = crate::kafka::config::KafkaConfig { brokers: brokers.to_string(), ..Default::default() };
+    let config = crate::cli::kafka_settings(kafka_config, Some(brokers.to_string()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("  reading {pos}/{len} records {bar:30}")

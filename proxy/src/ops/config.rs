@@ -260,9 +260,16 @@ impl ServerConfig {
         })?;
         let mut config = Self::from_layers(&text, format, &source_name)?;
         if let Some(dir) = path.parent() {
-            for file in
-                [&mut config.rules, &mut config.shadow.records_file].into_iter().chain(config.admin.token_file.as_mut())
-            {
+            let tls = &mut config.kafka.tls;
+            let optional = [
+                config.admin.token_file.as_mut(),
+                tls.ca_file.as_mut(),
+                tls.cert_file.as_mut(),
+                tls.key_file.as_mut(),
+                config.kafka.sasl.password_file.as_mut(),
+            ];
+            let required = [&mut config.rules, &mut config.shadow.records_file];
+            for file in required.into_iter().chain(optional.into_iter().flatten()) {
                 if file.is_relative() && !file.as_os_str().is_empty() {
                     *file = dir.join(&*file);
                 }
@@ -324,6 +331,7 @@ impl ServerConfig {
         if self.kafka.enabled() && self.kafka.records_topic.is_empty() && self.kafka.rules_topic.is_empty() {
             problems.push("kafka: brokers are set but neither kafka.records_topic nor kafka.rules_topic".into());
         }
+        problems.extend(self.kafka.security_problems());
         for (i, key) in self.kafka.rules_verify_keys.iter().enumerate() {
             if let Err(e) = crate::kafka::signing::verify_key(key) {
                 problems.push(format!("kafka.rules_verify_keys[{i}]: {e}"));
