@@ -219,7 +219,7 @@ fn kubernetes_manifests_validate_against_the_schemas() {
     let broken_dir = scratch_dir("k8s");
     let broken = std::fs::read_to_string(dir.join("deployment.yaml"))
         .unwrap()
-        .replace("terminationGracePeriodSeconds: 75", "terminationGracePeriod: 75");
+        .replace("terminationGracePeriodSeconds: 80", "terminationGracePeriod: 80");
     std::fs::write(broken_dir.join("broken.yaml"), broken).unwrap();
     let rejected = tool("kubernetes-validate").arg("--strict").arg(broken_dir.join("broken.yaml")).output().unwrap();
     assert!(!rejected.status.success(), "the validator accepted an unknown field");
@@ -250,6 +250,41 @@ fn kubernetes_manifests_validate_against_the_schemas() {
     let rules_mount = mounts.iter().find(|m| m["name"] == "rules").unwrap();
     assert_eq!(rules_mount["mountPath"], "/etc/switchyard/rules");
     assert!(rules_mount.get("subPath").is_none(), "a subPath mount never sees ConfigMap updates");
-    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 5 + 65, "longer than grace + drain");
+    let shutdown = &server.shutdown;
+    assert!(
+        pod["terminationGracePeriodSeconds"].as_u64().unwrap()
+            > shutdown.grace_period_s + shutdown.drain_timeout_s + shutdown.flush_timeout_s,
+        "longer than grace + drain + flush"
+    );
+    // The shadow record file goes to a writable volume, not into a read-only ConfigMap mount.
+    let records = mounts.iter().find(|m| m["name"] == "records").expect("a volume for the records");
+    assert!(server.shadow.records_file.starts_with(records["mountPath"].as_str().unwrap()));
     let _ = std::fs::remove_dir_all(&broken_dir);
+}
+
+/// The image recipe passes hadolint, and the Deployment runs the image it builds, as the user it
+/// creates.
+#[test]
+fn the_dockerfile_passes_hadolint_and_matches_the_deployment() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut lint = tool("hadolint");
+    lint.arg("--config").arg(root.join(".hadolint.yaml")).arg(root.join("Dockerfile"));
+    run_ok(lint);
+    // hadolint does reject a bad recipe (so a pass above means something).
+    let bad_dir = scratch_dir("docker");
+    std::fs::write(bad_dir.join("Dockerfile"), "FROM debian:latest\nRUN cd /tmp && apt-get install curl\n").unwrap();
+    let rejected = tool("hadolint").arg(bad_dir.join("Dockerfile")).output().unwrap();
+    assert!(!rejected.status.success(), "hadolint accepted a bad Dockerfile");
+
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let image = format!("switchyard:{version}");
+    assert!(dockerfile.contains(&format!("docker build -t {image} .")), "the recipe names {image}");
+    let deployment = &yaml_documents(&deploy("kubernetes/deployment.yaml"))[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["containers"][0]["image"], image.as_str());
+    let uid = pod["securityContext"]["runAsUser"].as_u64().unwrap();
+    assert!(dockerfile.contains(&format!("USER {uid}:{uid}")), "the image runs as the Deployment's user");
+    assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/switchyard\"]"), "the binary is PID 1 (exec form)");
+    let _ = std::fs::remove_dir_all(&bad_dir);
 }
