@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::document::{FieldType, OverrideDocument};
 use crate::model::Override;
 use crate::ruleset::RuleSet;
 
@@ -46,7 +47,7 @@ impl RuleSet {
         for o in &self.overrides {
             match before.get(&triple(o)) {
                 None => d.added.push(format!("{} ({})", o.label(), o.share)),
-                Some(prev) if prev.to_document() != o.to_document() => {
+                Some(prev) if OverrideDocument::from(*prev).write() != OverrideDocument::from(o).write() => {
                     d.changed.push(format!("{} ({} → {})", o.label(), prev.share, o.share))
                 }
                 Some(_) => {}

@@ -81,3 +81,32 @@ pub(crate) fn cut(text: &str) -> String {
     }
     out
 }
+
+/// Collects errors while a document is read: the first [`MAX_ERRORS`] in full, the rest counted.
+pub(crate) struct Collector<'a> {
+    source: &'a str,
+    errors: Vec<RuleError>,
+    more: usize,
+}
+
+impl<'a> Collector<'a> {
+    pub(crate) fn new(source: &'a str) -> Collector<'a> {
+        Collector { source, errors: Vec::new(), more: 0 }
+    }
+
+    pub(crate) fn error(&mut self, path: &str, reason: impl Into<String>) {
+        if self.errors.len() == MAX_ERRORS {
+            self.more += 1;
+            return;
+        }
+        self.errors.push(RuleError { source: cut(self.source), path: cut(path), reason: cut(&reason.into()) });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub(crate) fn rejected(self) -> RulesRejected {
+        RulesRejected { errors: self.errors, more: self.more }
+    }
+}

@@ -2,14 +2,16 @@
 //!
 //! A rule set says which share of OpenWhisk invocations goes to the new scheduler path, with
 //! per-namespace/package/action overrides and a kill switch. This crate owns the whole life of a
-//! rule set except where it comes from: parsing (TOML, YAML or JSON with serde, under size, depth and alias budgets), validation
-//! with every error at once, compilation into an indexed matcher, sticky bucketing and the routing
-//! decision. It has no networking or async dependency, so a decision is a plain function call.
+//! rule set except where it comes from: parsing (TOML, YAML or JSON with serde, under size, depth
+//! and alias budgets), the document schema stated once (`document`), validation with every error
+//! at once, compilation into an indexed matcher, sticky bucketing and the routing decision. It has
+//! no networking or async dependency, so a decision is a plain function call.
 #![forbid(unsafe_code)]
 
 mod bucket;
 mod decide;
 mod diff;
+mod document;
 mod error;
 mod glob;
 mod load;

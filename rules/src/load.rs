@@ -6,13 +6,17 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use std::collections::HashMap;
 
-use crate::error::{cut, RuleError, RulesRejected, MAX_ERRORS};
+use serde_json::Value;
+
+use crate::document::{
+    kind, Each, Field, FieldType, OverrideDocument, PackageGlob, Pointer, RulesDocument, ShadowDocument, Version,
+};
+use crate::error::{cut, Collector, RulesRejected};
 use crate::glob::Glob;
-use crate::matcher::Matcher;
-use crate::model::{Override, Pool, ShadowPolicy, StickyKey, MIRROR_METHODS};
-use crate::ruleset::{fingerprint, RuleSet};
+use crate::model::{Override, Pool, ShadowPolicy, StickyKey};
+use crate::ruleset::RuleSet;
 use crate::share::Share;
 
 /// The largest rule document accepted (10,000 overrides in TOML take about 1 MiB).
@@ -137,338 +141,134 @@ pub fn parse_rules(bytes: &[u8], format: RulesFormat, source: &str) -> Result<Ru
     validate(&doc, source)
 }
 
-const TOP_FIELDS: &[&str] =
-    &["version", "default_pool", "scheduler_share", "kill_switch", "seed", "sticky_key", "overrides"];
-const OVERRIDE_FIELDS: &[&str] = &["name", "namespace", "package", "action", "share", "seed", "sticky_key", "shadow"];
-const SHADOW_FIELDS: &[&str] = &["sample", "ignore", "redact", "calibrate", "methods", "non_blocking"];
-
-/// Collects errors while reading typed fields out of a JSON-like document: the first
-/// [`MAX_ERRORS`] in full, the rest counted.
-struct Walker<'a> {
-    source: &'a str,
-    errors: Vec<RuleError>,
-    more: usize,
-}
-
-impl Walker<'_> {
-    fn error(&mut self, path: &str, reason: impl Into<String>) {
-        if self.errors.len() == MAX_ERRORS {
-            self.more += 1;
-            return;
-        }
-        self.errors.push(RuleError { source: cut(self.source), path: cut(path), reason: cut(&reason.into()) });
-    }
-
-    fn rejected(self) -> RulesRejected {
-        RulesRejected { errors: self.errors, more: self.more }
-    }
-
-    fn unknown_fields(&mut self, map: &Map<String, Value>, known: &[&str], prefix: &str) {
-        for key in map.keys().filter(|k| !known.contains(&k.as_str())) {
-            self.error(&join(prefix, key), format!("unknown field (expected one of: {})", known.join(", ")));
-        }
-    }
-
-    fn string<'v>(&mut self, map: &'v Map<String, Value>, key: &str, prefix: &str) -> Option<&'v str> {
-        match map.get(key)? {
-            Value::String(s) => Some(s),
-            other => {
-                self.error(&join(prefix, key), format!("expected a string, found {}", kind(other)));
-                None
-            }
-        }
-    }
-
-    fn share(&mut self, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<Share> {
-        let text = match map.get(key)? {
-            Value::Number(n) => n.to_string(),
-            Value::String(s) => s.clone(),
-            other => {
-                self.error(&join(prefix, key), format!("expected a percentage, found {}", kind(other)));
-                return None;
-            }
-        };
-        Share::parse_percent(&text).map_err(|e| self.error(&join(prefix, key), e)).ok()
-    }
-
-    fn seed(&mut self, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<u64> {
-        match map.get(key)? {
-            // TOML integers are signed 64-bit, so seeds stop at 2^63 - 1 in every format.
-            Value::Number(n) if n.as_i64().is_some_and(|s| s >= 0) => n.as_u64(),
-            other => {
-                self.error(&join(prefix, key), format!("expected an integer from 0 to 2^63-1, found {}", kind(other)));
-                None
-            }
-        }
-    }
-
-    fn sticky_key(&mut self, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<StickyKey> {
-        let text = self.string(map, key, prefix)?;
-        StickyKey::parse(text).map_err(|e| self.error(&join(prefix, key), e)).ok()
-    }
-
-    fn glob(&mut self, map: &Map<String, Value>, key: &str, prefix: &str, allow_empty: bool) -> Option<Glob> {
-        let text = match map.get(key) {
-            None => "*",
-            Some(_) => self.string(map, key, prefix)?,
-        };
-        Glob::parse(text, allow_empty).map_err(|e| self.error(&join(prefix, key), e)).ok()
-    }
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a table",
-    }
-}
-
+/// Turns a parsed document into a compiled rule set: reads it into the typed document (every
+/// field, every problem), then applies defaults and the rules that span fields.
 fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
-    let mut w = Walker { source, errors: Vec::new(), more: 0 };
-    let Some(top) = doc.as_object() else {
+    let mut c = Collector::new(source);
+    if !doc.is_object() {
         return Err(RulesRejected::single(source, "", format!("expected a table at the top, found {}", kind(doc))));
-    };
-    w.unknown_fields(top, TOP_FIELDS, "");
-
-    let version = match w.string(top, "version", "") {
-        Some(v) if v.trim().is_empty() => {
-            w.error("version", "must not be empty");
-            None
-        }
-        Some(v) if v.len() > 128 => {
-            w.error("version", "longer than 128 characters");
-            None
-        }
-        // It goes into logs, headers and metric labels as it is.
-        Some(v) if v.chars().any(char::is_control) => {
-            w.error("version", "contains control characters (a version is short printable text)");
-            None
-        }
-        Some(v) => Some(v.to_string()),
-        None => {
-            if !top.contains_key("version") {
-                w.error("version", "missing (every rule set needs a version that identifies its content)");
-            }
-            None
-        }
-    };
-    let default_pool = match w.string(top, "default_pool", "") {
-        None => Some(Pool::Legacy),
-        Some(text) => {
-            let pool = Pool::parse(text);
-            if pool.is_none() {
-                w.error("default_pool", format!("unknown pool `{text}` (expected legacy or scheduler)"));
-            }
-            pool
-        }
-    };
-    let scheduler_share =
-        if top.contains_key("scheduler_share") { w.share(top, "scheduler_share", "") } else { Some(Share::ZERO) };
-    let kill_switch = match top.get("kill_switch") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            w.error("kill_switch", format!("expected true or false, found {}", kind(other)));
-            false
-        }
-    };
-    let seed = w.seed(top, "seed", "").unwrap_or(0);
-    let sticky_key =
-        if top.contains_key("sticky_key") { w.sticky_key(top, "sticky_key", "") } else { Some(StickyKey::Action) };
-
-    let overrides = match top.get("overrides") {
-        None => Vec::new(),
-        Some(Value::Array(items)) => read_overrides(&mut w, items, seed, sticky_key.as_ref()),
-        Some(other) => {
-            w.error("overrides", format!("expected a list of tables, found {}", kind(other)));
-            Vec::new()
-        }
-    };
-
-    if !w.errors.is_empty() {
-        return Err(w.rejected());
     }
-    let (Some(version), Some(default_pool), Some(scheduler_share), Some(sticky_key)) =
-        (version, default_pool, scheduler_share, sticky_key)
-    else {
-        unreachable!("a missing value always records an error");
+    let Some(top) = RulesDocument::read(doc, "", &mut c) else {
+        return Err(c.rejected());
     };
-    let matcher = Matcher::build(&overrides);
-    let mut rules = RuleSet {
+    let seed = top.seed.value().copied().unwrap_or(0);
+    let sticky_key = top.sticky_key.value().cloned().unwrap_or(StickyKey::Action);
+    let overrides = match top.overrides.value() {
+        Some(Each(items)) => compile_overrides(items, seed, &sticky_key, &mut c),
+        None => Vec::new(),
+    };
+    let (Field::Value(Version(version)), false, false, false, false) = (
+        top.version,
+        top.default_pool.is_invalid(),
+        top.scheduler_share.is_invalid(),
+        top.kill_switch.is_invalid() || top.seed.is_invalid(),
+        top.sticky_key.is_invalid() || top.overrides.is_invalid(),
+    ) else {
+        return Err(c.rejected());
+    };
+    if !c.is_empty() {
+        return Err(c.rejected());
+    }
+    Ok(RuleSet::new(
         version,
-        default_pool,
-        scheduler_share,
-        kill_switch,
+        top.default_pool.value().copied().unwrap_or(Pool::Legacy),
+        top.scheduler_share.value().copied().unwrap_or(Share::ZERO),
+        top.kill_switch.value().copied().unwrap_or(false),
         seed,
         sticky_key,
         overrides,
-        fingerprint: 0,
-        matcher,
-    };
-    rules.fingerprint = fingerprint(&rules.to_document());
-    Ok(rules)
+    ))
 }
 
-fn read_pointers(w: &mut Walker<'_>, map: &Map<String, Value>, key: &str, prefix: &str) -> Option<Vec<String>> {
-    let path = join(prefix, key);
-    match map.get(key) {
-        None => Some(Vec::new()),
-        Some(Value::Array(items)) => {
-            let mut out = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(p) if p.starts_with('/') => out.push(p.to_string()),
-                    Some(p) => w.error(
-                        &format!("{path}[{i}]"),
-                        format!("`{p}` is not a JSON pointer (it must start with `/`)"),
-                    ),
-                    None => w.error(&format!("{path}[{i}]"), format!("expected a string, found {}", kind(item))),
-                }
-            }
-            (out.len() == items.len()).then_some(out)
-        }
-        Some(other) => {
-            w.error(&path, format!("expected a list of JSON pointers, found {}", kind(other)));
-            None
-        }
-    }
-}
-
-fn read_shadow(w: &mut Walker<'_>, map: &Map<String, Value>, prefix: &str) -> Option<ShadowPolicy> {
-    w.unknown_fields(map, SHADOW_FIELDS, prefix);
-    if !map.contains_key("sample") {
-        w.error(&join(prefix, "sample"), "missing (the share of matching invocations to mirror)");
-    }
-    let sample = w.share(map, "sample", prefix);
-    let calibrate = if map.contains_key("calibrate") { w.share(map, "calibrate", prefix) } else { Some(Share::ZERO) };
-    let ignore = read_pointers(w, map, "ignore", prefix);
-    let redact = read_pointers(w, map, "redact", prefix);
-    let methods = read_methods(w, map, prefix);
-    let non_blocking = match map.get("non_blocking") {
-        None => Some(false),
-        Some(Value::Bool(b)) => Some(*b),
-        Some(other) => {
-            w.error(&join(prefix, "non_blocking"), format!("expected true or false, found {}", kind(other)));
-            None
-        }
-    };
-    Some(ShadowPolicy {
-        sample: sample?,
-        ignore: ignore?,
-        redact: redact?,
-        calibrate: calibrate?,
-        methods: methods?,
-        non_blocking: non_blocking?,
-    })
-}
-
-/// `methods`: HTTP methods of web actions to mirror besides GET and HEAD. Trigger fires are never
-/// mirrored (their rule-driven invocations run where the fire lands), so nothing can opt them in.
-fn read_methods(w: &mut Walker<'_>, map: &Map<String, Value>, prefix: &str) -> Option<Vec<String>> {
-    let path = join(prefix, "methods");
-    let items = match map.get("methods") {
-        None => return Some(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            w.error(&path, format!("expected a list of HTTP methods, found {}", kind(other)));
-            return None;
-        }
-    };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match item.as_str().map(str::to_ascii_uppercase) {
-            Some(m) if MIRROR_METHODS.contains(&m.as_str()) => out.push(m),
-            Some(m) if m.contains("TRIGGER") || m == "FIRE" => w.error(
-                &format!("{path}[{i}]"),
-                "trigger fires are never mirrored: their rule-driven invocations run on the path that received the fire",
-            ),
-            Some(m) => w.error(
-                &format!("{path}[{i}]"),
-                format!("`{m}` is not a web-action method (expected one of: {})", MIRROR_METHODS.join(", ")),
-            ),
-            None => w.error(&format!("{path}[{i}]"), format!("expected a string, found {}", kind(item))),
-        }
-    }
-    (out.len() == items.len()).then_some(out)
-}
-
-fn read_overrides(w: &mut Walker<'_>, items: &[Value], seed: u64, sticky_key: Option<&StickyKey>) -> Vec<Override> {
+/// The overrides that read cleanly, with the global seed and sticky key filled in; reports the
+/// ones that match everything and duplicates.
+fn compile_overrides(
+    items: &[Option<OverrideDocument>],
+    seed: u64,
+    sticky_key: &StickyKey,
+    c: &mut Collector<'_>,
+) -> Vec<Override> {
     let mut out = Vec::with_capacity(items.len());
-    let mut seen: std::collections::HashMap<(String, String, String), usize> = std::collections::HashMap::new();
+    let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
+        let Some(o) = item else { continue };
         let prefix = format!("overrides[{i}]");
-        let Some(map) = item.as_object() else {
-            w.error(&prefix, format!("expected a table, found {}", kind(item)));
-            continue;
+        let any = || Glob::parse("*", false).expect("`*` is a glob");
+        let pattern = |f: &Field<Glob>| match f {
+            Field::Absent => Some(any()),
+            Field::Value(g) => Some(g.clone()),
+            Field::Invalid => None,
         };
-        w.unknown_fields(map, OVERRIDE_FIELDS, &prefix);
-        let name = w.string(map, "name", &prefix).map(str::to_string);
-        let namespace = w.glob(map, "namespace", &prefix, false);
-        let package = w.glob(map, "package", &prefix, true);
-        let action = w.glob(map, "action", &prefix, false);
-        let share = w.share(map, "share", &prefix);
-        if !map.contains_key("share") {
-            w.error(&join(&prefix, "share"), "missing (the share of matching invocations sent to the scheduler)");
-        }
-        let own_seed = w.seed(map, "seed", &prefix);
-        let own_key =
-            if map.contains_key("sticky_key") { w.sticky_key(map, "sticky_key", &prefix) } else { sticky_key.cloned() };
-        let (Some(namespace), Some(package), Some(action), Some(share), Some(sticky_key)) =
-            (namespace, package, action, share, own_key)
-        else {
+        let package = match &o.package {
+            Field::Absent => Some(any()),
+            Field::Value(PackageGlob(g)) => Some(g.clone()),
+            Field::Invalid => None,
+        };
+        let shadow = match &o.shadow {
+            Field::Absent => Some(None),
+            Field::Value(s) => compile_shadow(s).map(Some),
+            Field::Invalid => None,
+        };
+        let (Some(namespace), Some(package), Some(action), Some(share), Some(shadow), false, false, false) = (
+            pattern(&o.namespace),
+            package,
+            pattern(&o.action),
+            o.share.value().copied(),
+            shadow,
+            o.seed.is_invalid(),
+            o.sticky_key.is_invalid(),
+            o.name.is_invalid(),
+        ) else {
             continue;
         };
         if namespace.specificity() + package.specificity() + action.specificity() == 0 {
-            w.error(&prefix, "matches every invocation; set scheduler_share instead");
+            c.error(&prefix, "matches every invocation; set scheduler_share instead");
             continue;
         }
         let triple = (namespace.as_str().to_string(), package.as_str().to_string(), action.as_str().to_string());
         if let Some(first) = seen.get(&triple) {
-            w.error(&prefix, format!("duplicate of overrides[{first}] (same namespace, package and action)"));
+            c.error(&prefix, format!("duplicate of overrides[{first}] (same namespace, package and action)"));
             continue;
         }
         seen.insert(triple, i);
-        let shadow = match map.get("shadow") {
-            None => None,
-            Some(Value::Object(policy)) => read_shadow(w, policy, &join(&prefix, "shadow")),
-            Some(other) => {
-                w.error(&join(&prefix, "shadow"), format!("expected a table, found {}", kind(other)));
-                None
-            }
-        };
-        if map.contains_key("shadow") && shadow.is_none() {
-            continue;
-        }
         out.push(Override {
-            name,
+            name: o.name.value().cloned(),
             namespace,
             package,
             action,
             share,
-            seed: own_seed.unwrap_or(seed),
-            sticky_key,
+            seed: o.seed.value().copied().unwrap_or(seed),
+            sticky_key: o.sticky_key.value().cloned().unwrap_or_else(|| sticky_key.clone()),
             shadow,
         });
     }
     out
 }
 
+/// A shadow policy with its defaults; `None` when a field did not read (already reported).
+fn compile_shadow(s: &ShadowDocument) -> Option<ShadowPolicy> {
+    let pointers = |f: &Field<Vec<Pointer>>| match f {
+        Field::Invalid => None,
+        f => Some(f.value().map(|ps| ps.iter().map(|p| p.0.clone()).collect()).unwrap_or_default()),
+    };
+    let (ignore, redact) = (pointers(&s.ignore)?, pointers(&s.redact)?);
+    if s.calibrate.is_invalid() || s.methods.is_invalid() || s.non_blocking.is_invalid() {
+        return None;
+    }
+    Some(ShadowPolicy {
+        sample: s.sample.value().copied()?,
+        ignore,
+        redact,
+        calibrate: s.calibrate.value().copied().unwrap_or(Share::ZERO),
+        methods: s.methods.value().map(|ms| ms.iter().map(|m| m.0.clone()).collect()).unwrap_or_default(),
+        non_blocking: s.non_blocking.value().copied().unwrap_or(false),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::MAX_ERROR_TEXT;
+    use crate::error::{MAX_ERRORS, MAX_ERROR_TEXT};
 
     fn toml(text: &str) -> Result<RuleSet, RulesRejected> {
         parse_rules(text.as_bytes(), RulesFormat::Toml, "rules.toml")
@@ -698,6 +498,25 @@ mod tests {
         ] {
             assert!(err.contains(e), "{e:?} not in {err}");
         }
+    }
+
+    #[test]
+    fn the_canonical_document_reads_back_as_the_same_rules() {
+        let r = toml(
+            "version = \"c\"\nscheduler_share = \"12.5%\"\nsticky_key = \"subject\"\n[[overrides]]\nname = \"n\"\n\
+             namespace = \"guest\"\npackage = \"\"\naction = \"img-*\"\nshare = 50\n\
+             shadow = { sample = 10, ignore = [\"/a\"], methods = [\"post\"], non_blocking = true }\n",
+        )
+        .unwrap();
+        let doc = r.to_document();
+        let again = parse_rules(&serde_json::to_vec(&doc).unwrap(), RulesFormat::Json, "canonical").unwrap();
+        assert_eq!(again.to_document(), doc);
+        assert_eq!(again.fingerprint, r.fingerprint);
+        assert_eq!(doc["overrides"][0]["shadow"]["methods"], serde_json::json!(["POST"]));
+        let keys: Vec<&str> = doc.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut fields = crate::document::RulesDocument::FIELDS.to_vec();
+        fields.sort_unstable();
+        assert_eq!(keys, fields, "every field of the schema is written");
     }
 
     #[test]

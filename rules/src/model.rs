@@ -1,7 +1,5 @@
 use std::fmt;
 
-use serde_json::{json, Value};
-
 use crate::glob::Glob;
 use crate::share::Share;
 
@@ -169,30 +167,5 @@ impl Override {
             Some(name) => name.clone(),
             None => format!("{}/{}/{}", self.namespace, self.package, self.action),
         }
-    }
-
-    pub(crate) fn to_document(&self) -> Value {
-        let mut doc = json!({
-            "namespace": self.namespace.as_str(),
-            "package": self.package.as_str(),
-            "action": self.action.as_str(),
-            "share": self.share.to_string(),
-            "seed": self.seed,
-            "sticky_key": self.sticky_key.to_string(),
-        });
-        if let Some(name) = &self.name {
-            doc["name"] = json!(name);
-        }
-        if let Some(p) = &self.shadow {
-            doc["shadow"] = json!({
-                "sample": p.sample.to_string(),
-                "ignore": p.ignore,
-                "redact": p.redact,
-                "calibrate": p.calibrate.to_string(),
-                "methods": p.methods,
-                "non_blocking": p.non_blocking,
-            });
-        }
-        doc
     }
 }

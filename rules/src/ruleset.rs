@@ -1,7 +1,8 @@
 //! The compiled rule set: what a request routes by.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::document::{Each, Field, FieldType, OverrideDocument, RulesDocument, Version};
 use crate::matcher::Matcher;
 use crate::model::{Override, Pool, StickyKey};
 use crate::share::Share;
@@ -27,22 +28,50 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// Compiles validated parts: builds the override index and the fingerprint.
+    pub(crate) fn new(
+        version: String,
+        default_pool: Pool,
+        scheduler_share: Share,
+        kill_switch: bool,
+        seed: u64,
+        sticky_key: StickyKey,
+        overrides: Vec<Override>,
+    ) -> RuleSet {
+        let matcher = Matcher::build(&overrides);
+        let mut rules = RuleSet {
+            version,
+            default_pool,
+            scheduler_share,
+            kill_switch,
+            seed,
+            sticky_key,
+            overrides,
+            fingerprint: 0,
+            matcher,
+        };
+        rules.fingerprint = fingerprint(&rules.to_document());
+        rules
+    }
+
     /// Whether any decision hashes the Basic-auth subject (so the proxy decodes it only then).
     pub fn uses_subject(&self) -> bool {
         self.sticky_key == StickyKey::Subject || self.overrides.iter().any(|o| o.sticky_key == StickyKey::Subject)
     }
 
-    /// The canonical form of the rule set (what `GET /rules` shows), independent of input format.
+    /// The canonical form of the rule set (what `GET /rules` shows), independent of input format:
+    /// every field written, defaults included, in the document's own schema.
     pub fn to_document(&self) -> Value {
-        json!({
-            "version": self.version,
-            "default_pool": self.default_pool.as_str(),
-            "scheduler_share": self.scheduler_share.to_string(),
-            "kill_switch": self.kill_switch,
-            "seed": self.seed,
-            "sticky_key": self.sticky_key.to_string(),
-            "overrides": self.overrides.iter().map(Override::to_document).collect::<Vec<_>>(),
-        })
+        RulesDocument {
+            version: Field::Value(Version(self.version.clone())),
+            default_pool: Field::Value(self.default_pool),
+            scheduler_share: Field::Value(self.scheduler_share),
+            kill_switch: Field::Value(self.kill_switch),
+            seed: Field::Value(self.seed),
+            sticky_key: Field::Value(self.sticky_key.clone()),
+            overrides: Field::Value(Each(self.overrides.iter().map(|o| Some(OverrideDocument::from(o))).collect())),
+        }
+        .write()
     }
 
     /// The same rule set with the kill switch set as given, under a derived version.

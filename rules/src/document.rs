@@ -1,0 +1,404 @@
+//! The rule document as written: the one description of the schema. A parsed document (any
+//! format) is read into these types field by field, each field keeping its value or the reason it
+//! could not be read, so that validation reports every problem at once with its path; the
+//! canonical form of a compiled rule set (`RuleSet::to_document`) is written from the same types.
+//! A field's name, type, whether it is required, and how it is read and written are each stated
+//! once, in the `document!` declarations below.
+
+use serde_json::{Map, Value};
+
+use crate::error::Collector;
+use crate::glob::Glob;
+use crate::model::{Override, Pool, StickyKey, MIRROR_METHODS};
+use crate::share::Share;
+
+/// One field of a document.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Field<T> {
+    #[default]
+    Absent,
+    Value(T),
+    /// Written, but not readable as its type (the reason is already collected).
+    Invalid,
+}
+
+impl<T> Field<T> {
+    /// The value, if the field was written and readable.
+    pub(crate) fn value(&self) -> Option<&T> {
+        match self {
+            Field::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_invalid(&self) -> bool {
+        matches!(self, Field::Invalid)
+    }
+}
+
+/// How one type of field is read from a parsed document and written back.
+pub(crate) trait FieldType: Sized {
+    /// What a list of these is called in errors ("expected {LIST}, found ...").
+    const LIST: &'static str = "a list";
+
+    /// Reads a value; on failure collects why, at `path`.
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self>;
+
+    fn write(&self) -> Value;
+}
+
+pub(crate) fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+pub(crate) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
+    }
+}
+
+/// Reads a string, or collects "expected a string".
+fn text<'v>(v: &'v Value, path: &str, c: &mut Collector) -> Option<&'v str> {
+    match v {
+        Value::String(s) => Some(s),
+        other => {
+            c.error(path, format!("expected a string, found {}", kind(other)));
+            None
+        }
+    }
+}
+
+/// Collects a parse error of a value's own syntax.
+fn parsed<T>(result: Result<T, String>, path: &str, c: &mut Collector) -> Option<T> {
+    result.map_err(|e| c.error(path, e)).ok()
+}
+
+impl FieldType for String {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        text(v, path, c).map(str::to_string)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.clone())
+    }
+}
+
+impl FieldType for bool {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            other => {
+                c.error(path, format!("expected true or false, found {}", kind(other)));
+                None
+            }
+        }
+    }
+    fn write(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+
+/// A hash seed: TOML integers are signed 64-bit, so seeds stop at 2^63 - 1 in every format.
+impl FieldType for u64 {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        match v {
+            Value::Number(n) if n.as_i64().is_some_and(|s| s >= 0) => n.as_u64(),
+            other => {
+                c.error(path, format!("expected an integer from 0 to 2^63-1, found {}", kind(other)));
+                None
+            }
+        }
+    }
+    fn write(&self) -> Value {
+        Value::from(*self)
+    }
+}
+
+/// A percentage, as a number (`12.5`) or a string (`"12.5%"`).
+impl FieldType for Share {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let text = match v {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            other => {
+                c.error(path, format!("expected a percentage, found {}", kind(other)));
+                return None;
+            }
+        };
+        parsed(Share::parse_percent(&text), path, c)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.to_string())
+    }
+}
+
+impl FieldType for Pool {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let t = text(v, path, c)?;
+        parsed(Pool::parse(t).ok_or_else(|| format!("unknown pool `{t}` (expected legacy or scheduler)")), path, c)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.as_str().into())
+    }
+}
+
+impl FieldType for StickyKey {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let t = text(v, path, c)?;
+        parsed(StickyKey::parse(t), path, c)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.to_string())
+    }
+}
+
+/// A namespace or action pattern (never empty).
+impl FieldType for Glob {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let t = text(v, path, c)?;
+        parsed(Glob::parse(t, false), path, c)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.as_str().into())
+    }
+}
+
+/// A package pattern: `""` matches only actions outside any package.
+#[derive(Debug, Clone)]
+pub(crate) struct PackageGlob(pub Glob);
+
+impl FieldType for PackageGlob {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let t = text(v, path, c)?;
+        parsed(Glob::parse(t, true), path, c).map(PackageGlob)
+    }
+    fn write(&self) -> Value {
+        self.0.write()
+    }
+}
+
+/// What identifies a rule set's content: short printable text (it goes into logs, headers and
+/// metric labels as it is).
+#[derive(Debug, Clone)]
+pub(crate) struct Version(pub String);
+
+impl FieldType for Version {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let t = text(v, path, c)?;
+        let problem = if t.trim().is_empty() {
+            Some("must not be empty")
+        } else if t.len() > 128 {
+            Some("longer than 128 characters")
+        } else if t.chars().any(char::is_control) {
+            Some("contains control characters (a version is short printable text)")
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => parsed(Err(p.to_string()), path, c),
+            None => Some(Version(t.to_string())),
+        }
+    }
+    fn write(&self) -> Value {
+        Value::String(self.0.clone())
+    }
+}
+
+/// A JSON pointer into the normalised body.
+#[derive(Debug, Clone)]
+pub(crate) struct Pointer(pub String);
+
+impl FieldType for Pointer {
+    const LIST: &'static str = "a list of JSON pointers";
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let t = text(v, path, c)?;
+        let ok = t.starts_with('/');
+        parsed(
+            ok.then(|| Pointer(t.to_string())).ok_or(format!("`{t}` is not a JSON pointer (it must start with `/`)")),
+            path,
+            c,
+        )
+    }
+    fn write(&self) -> Value {
+        Value::String(self.0.clone())
+    }
+}
+
+/// A web-action method to mirror. Trigger fires are never mirrored (their rule-driven invocations
+/// run where the fire lands), so nothing can opt them in.
+#[derive(Debug, Clone)]
+pub(crate) struct Method(pub String);
+
+impl FieldType for Method {
+    const LIST: &'static str = "a list of HTTP methods";
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let m = text(v, path, c)?.to_ascii_uppercase();
+        let result = if MIRROR_METHODS.contains(&m.as_str()) {
+            Ok(Method(m))
+        } else if m.contains("TRIGGER") || m == "FIRE" {
+            Err("trigger fires are never mirrored: their rule-driven invocations run on the path that received the fire".to_string())
+        } else {
+            Err(format!("`{m}` is not a web-action method (expected one of: {})", MIRROR_METHODS.join(", ")))
+        };
+        parsed(result, path, c)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.0.clone())
+    }
+}
+
+/// A list whose items must all be readable.
+impl<T: FieldType> FieldType for Vec<T> {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let Value::Array(items) = v else {
+            c.error(path, format!("expected {}, found {}", T::LIST, kind(v)));
+            return None;
+        };
+        let read: Vec<Option<T>> =
+            items.iter().enumerate().map(|(i, item)| T::read(item, &format!("{path}[{i}]"), c)).collect();
+        read.into_iter().collect()
+    }
+    fn write(&self) -> Value {
+        Value::Array(self.iter().map(FieldType::write).collect())
+    }
+}
+
+/// A list whose readable items are kept even when others are not (each is validated further on
+/// its own, so every problem is reported).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Each<T>(pub Vec<Option<T>>);
+
+impl<T: FieldType> FieldType for Each<T> {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let Value::Array(items) = v else {
+            c.error(path, format!("expected {}, found {}", T::LIST, kind(v)));
+            return None;
+        };
+        Some(Each(items.iter().enumerate().map(|(i, item)| T::read(item, &format!("{path}[{i}]"), c)).collect()))
+    }
+    fn write(&self) -> Value {
+        Value::Array(self.0.iter().flatten().map(FieldType::write).collect())
+    }
+}
+
+/// Declares a table of the document: its fields with their types (and, for required ones, what
+/// the error says when they are missing). Generates the struct of `Field`s, reading (unknown
+/// fields named, every field read, missing required fields reported) and writing.
+macro_rules! document {
+    ($(#[$meta:meta])* $name:ident { $( $(#[$fmeta:meta])* $field:ident : $ty:ty $(=> required $why:literal)? ),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default)]
+        pub(crate) struct $name {
+            $( $(#[$fmeta])* pub $field: Field<$ty>, )*
+        }
+
+        impl $name {
+            pub(crate) const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+        }
+
+        impl FieldType for $name {
+            const LIST: &'static str = "a list of tables";
+
+            fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+                let Some(map) = v.as_object() else {
+                    c.error(path, format!("expected a table, found {}", kind(v)));
+                    return None;
+                };
+                for key in map.keys().filter(|k| !Self::FIELDS.contains(&k.as_str())) {
+                    c.error(&join(path, key), format!("unknown field (expected one of: {})", Self::FIELDS.join(", ")));
+                }
+                Some($name { $( $field: {
+                    let field_path = join(path, stringify!($field));
+                    match map.get(stringify!($field)) {
+                        Some(v) => <$ty as FieldType>::read(v, &field_path, c).map_or(Field::Invalid, Field::Value),
+                        None => {
+                            $( c.error(&field_path, concat!("missing (", $why, ")")); )?
+                            Field::Absent
+                        }
+                    }
+                }, )* })
+            }
+
+            fn write(&self) -> Value {
+                let mut map = Map::new();
+                $( if let Field::Value(v) = &self.$field {
+                    map.insert(stringify!($field).to_string(), v.write());
+                } )*
+                Value::Object(map)
+            }
+        }
+    };
+}
+
+document! {
+    /// The top of a rule document.
+    RulesDocument {
+        version: Version => required "every rule set needs a version that identifies its content",
+        /// Where non-invocation traffic goes (default `legacy`).
+        default_pool: Pool,
+        /// Percent of invocations with no override sent to the scheduler (default 0).
+        scheduler_share: Share,
+        kill_switch: bool,
+        seed: u64,
+        sticky_key: StickyKey,
+        overrides: Each<OverrideDocument>,
+    }
+}
+
+document! {
+    /// One override (`overrides[i]`); an omitted pattern is `*`.
+    OverrideDocument {
+        name: String,
+        namespace: Glob,
+        package: PackageGlob,
+        action: Glob,
+        share: Share => required "the share of matching invocations sent to the scheduler",
+        seed: u64,
+        sticky_key: StickyKey,
+        shadow: ShadowDocument,
+    }
+}
+
+document! {
+    /// An override's shadow policy.
+    ShadowDocument {
+        sample: Share => required "the share of matching invocations to mirror",
+        ignore: Vec<Pointer>,
+        redact: Vec<Pointer>,
+        calibrate: Share,
+        methods: Vec<Method>,
+        non_blocking: bool,
+    }
+}
+
+impl From<&Override> for OverrideDocument {
+    fn from(o: &Override) -> OverrideDocument {
+        OverrideDocument {
+            name: o.name.clone().map_or(Field::Absent, Field::Value),
+            namespace: Field::Value(o.namespace.clone()),
+            package: Field::Value(PackageGlob(o.package.clone())),
+            action: Field::Value(o.action.clone()),
+            share: Field::Value(o.share),
+            seed: Field::Value(o.seed),
+            sticky_key: Field::Value(o.sticky_key.clone()),
+            shadow: o.shadow.as_ref().map_or(Field::Absent, |p| {
+                Field::Value(ShadowDocument {
+                    sample: Field::Value(p.sample),
+                    ignore: Field::Value(p.ignore.iter().cloned().map(Pointer).collect()),
+                    redact: Field::Value(p.redact.iter().cloned().map(Pointer).collect()),
+                    calibrate: Field::Value(p.calibrate),
+                    methods: Field::Value(p.methods.iter().cloned().map(Method).collect()),
+                    non_blocking: Field::Value(p.non_blocking),
+                })
+            }),
+        }
+    }
+}
