@@ -151,3 +151,72 @@ fn run_serves_with_env_overrides_and_stops_on_sigterm() {
     assert!(status.success(), "{logs}");
     assert!(logs.contains("rules loaded") && logs.contains("stopping"), "{logs}");
 }
+
+/// CPU seconds (user + system) the process used so far, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// At the descriptor limit `accept` fails at once, again and again: the admin listener pauses
+/// instead of spinning on the control thread, and serves again once descriptors are free.
+#[test]
+fn the_admin_listener_does_not_spin_at_the_descriptor_limit() {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let legacy = Simulator::start(SimConfig::default(), loopback).unwrap();
+    let scheduler = Simulator::start(SimConfig::default(), loopback).unwrap();
+    let rules = scratch("fd-rules.toml", "version = \"fd\"\n");
+    let (port, admin_port) = (free_port(), free_port());
+    let config = scratch(
+        "fd.toml",
+        &format!(
+            "rules = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nthreads = 1\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\
+             [shadow]\nrecords_file = \"\"\n[shutdown]\ngrace_period_s = 0\ndrain_timeout_s = 1\n\
+             [pools.legacy]\nmembers = [\"{}\"]\n[pools.scheduler]\nmembers = [\"{}\"]\n",
+            rules.display(),
+            legacy.addr(),
+            scheduler.addr()
+        ),
+    );
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n 64 && exec {} run --config {}", env!("CARGO_BIN_EXE_switchyard"), config.display()))
+        .env("SWITCHYARD_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(admin).is_err() {
+        assert!(Instant::now() < deadline, "switchyard did not start under ulimit -n 64");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // More idle connections than descriptors: the process reaches its limit.
+    let hogs: Vec<TcpStream> = (0..80).filter_map(|_| TcpStream::connect(admin).ok()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_seconds(child.id());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_seconds(child.id()) - before;
+    assert!(used < 0.5, "the process used {used:.2} s of CPU in 3 s at the descriptor limit");
+    drop(hogs);
+    // Once descriptors are free again (the admin connections time out or close), it answers.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let answered = TcpStream::connect(admin).ok().and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            std::io::Write::write_all(&mut s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+            let mut text = String::new();
+            s.read_to_string(&mut text).ok()?;
+            text.starts_with("HTTP/1.1 200").then_some(())
+        });
+        if answered.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the admin API did not recover");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
