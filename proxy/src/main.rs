@@ -76,6 +76,12 @@ enum Command {
         /// For `kafka://`: the TLS and SASL settings of this static config's `[kafka]`.
         #[arg(long)]
         kafka_config: Option<PathBuf>,
+        /// Actions reported one by one (the rest are counted as "(other actions)").
+        #[arg(long, default_value_t = 1_000)]
+        max_actions: usize,
+        /// Difference paths reported one by one per action (the rest as "(other paths)").
+        #[arg(long, default_value_t = 200)]
+        max_paths: usize,
     },
     /// Rules distribution over Kafka.
     Rules {
@@ -104,8 +110,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, upgrade } => cli::run(&config, upgrade),
         Command::Check { rules, config } => cli::check(rules, config),
-        Command::Report { from, since, format, output, kafka_config } => {
-            cli::report::report(&from, since.as_deref(), format, output.as_deref(), kafka_config.as_deref())
+        Command::Report { from, since, format, output, kafka_config, max_actions, max_paths } => {
+            let source =
+                cli::report::Source { from: &from, since: since.as_deref(), kafka_config: kafka_config.as_deref() };
+            let limits = switchyard_shadow::ReportLimits { max_actions, max_paths };
+            cli::report::report(&source, limits, format, output.as_deref())
         }
         Command::Rules { command: RulesCommand::Publish { file, brokers, topic, kafka_config, sign_key } } => {
             cli::publish_rules(&file, brokers, topic, kafka_config.as_deref(), sign_key.as_deref())

@@ -220,3 +220,28 @@ fn the_admin_listener_does_not_spin_at_the_descriptor_limit() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn report_limits_are_flags() {
+    let lines: String = (0..5)
+        .map(|i| {
+            format!(
+                "{{\"schema\":1,\"time_ms\":0,\"instance\":\"t\",\"request_id\":\"r{i}\",\"action\":\"guest/a{i}\",\
+                 \"served_by\":\"legacy\",\"outcome\":{{\"kind\":\"match\"}},\"legacy\":{{\"status\":200,\"latency_ms\":1.0}},\
+                 \"scheduler\":{{\"status\":200,\"latency_ms\":1.0}}}}\n"
+            )
+        })
+        .collect();
+    let records = scratch("limits.jsonl", &lines);
+    let out = switchyard()
+        .args(["report", "--format", "json", "--max-actions", "2", "--from"])
+        .arg(&records)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let actions: Vec<&str> =
+        report["actions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["(other actions)", "guest/a0", "guest/a1"]);
+    assert_eq!(report["records"], 5);
+}

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use switchyard_shadow::{ComparisonRecord, Report};
+use switchyard_shadow::{ComparisonRecord, Report, ReportLimits};
 
 use crate::cli::fail;
 
@@ -15,25 +15,30 @@ pub enum ReportFormat {
     Html,
 }
 
-pub fn report(
-    from: &str,
-    since: Option<&str>,
-    format: ReportFormat,
-    output: Option<&Path>,
-    kafka_config: Option<&Path>,
-) -> ExitCode {
-    let since = match since.map(|s| since_ms(s, now_secs())).transpose() {
+/// Where the records come from.
+pub struct Source<'a> {
+    /// A record file, or `kafka://HOST:PORT/TOPIC`.
+    pub from: &'a str,
+    /// `--since`: unix seconds or an age.
+    pub since: Option<&'a str>,
+    /// A static config whose `[kafka]` (TLS, SASL) applies to `kafka://`.
+    pub kafka_config: Option<&'a Path>,
+}
+
+pub fn report(source: &Source<'_>, limits: ReportLimits, format: ReportFormat, output: Option<&Path>) -> ExitCode {
+    let from = source.from;
+    let since = match source.since.map(|s| since_ms(s, now_secs())).transpose() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let (records, bad) = match load(from, since, kafka_config) {
+    let (records, bad) = match load(from, since, source.kafka_config) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
     if bad > 0 {
         eprintln!("switchyard: {bad} messages of {from} were not comparison records and were left out");
     }
-    let mut report = Report::default();
+    let mut report = Report::new(Default::default(), limits);
     for r in &records {
         report.add(r);
     }
