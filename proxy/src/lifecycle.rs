@@ -18,6 +18,8 @@ pub enum Stop {
 #[derive(Default)]
 pub struct Lifecycle {
     draining: AtomicBool,
+    /// pingora told its listeners to stop accepting (after the grace period or the handover).
+    listeners_closed: AtomicBool,
     in_flight: AtomicUsize,
 }
 
@@ -28,6 +30,14 @@ impl Lifecycle {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Relaxed)
+    }
+
+    pub fn close_listeners(&self) {
+        self.listeners_closed.store(true, Relaxed);
+    }
+
+    pub fn listeners_closed(&self) -> bool {
+        self.listeners_closed.load(Relaxed)
     }
 
     /// Counts a request in flight until the guard is dropped.

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::sync::watch;
 
 use crate::control::rules::RuleControl;
 use crate::control::source::{FileTrigger, RuleSource};
+use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::{self, Pools};
 use crate::data::service::SwitchyardProxy;
 use crate::kafka::health::KafkaHealth;
@@ -75,6 +76,9 @@ impl ShutdownSignalWatch for StopWatch {
 /// `CLOSE_TIMEOUT`).
 const UPGRADE_CLOSE: Duration = Duration::from_secs(5);
 
+/// How long nothing may be in flight before a drain counts as done.
+const DRAIN_SETTLE: Duration = Duration::from_millis(500);
+
 /// A running instance. Dropping it stops it and waits for the drain.
 pub struct RunningProxy {
     pub proxy_addr: SocketAddr,
@@ -122,7 +126,7 @@ fn start_instance(resolved: Resolved, upgrade: bool) -> Result<RunningProxy, Sta
         shared_state(&resolved)?
     };
     let admin_addr = start_control_plane(&control, &resolved, &shared)?;
-    let (proxy_addr, stop, data_plane) = start_data_plane(&resolved, &shared, upgrade)?;
+    let (proxy_addr, stop, data_plane) = start_data_plane(&control, &resolved, &shared, upgrade)?;
     let running = RunningProxy {
         proxy_addr,
         admin_addr,
@@ -162,7 +166,18 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     let shadow = crate::shadow::pipeline::start(&config.shadow, records_sink, Arc::clone(&pools), Arc::clone(&metrics))
         .map_err(StartError::Shadow)?;
     let lifecycle = Arc::new(Lifecycle::default());
-    Ok(Arc::new(Shared { rules, pools, metrics, pool_header: config.pool_header, shadow, kafka, lifecycle }))
+    let namespaces =
+        Arc::new(NamespaceResolver::new(Arc::clone(&pools), config.namespaces.clone(), Arc::clone(&metrics)));
+    Ok(Arc::new(Shared {
+        rules,
+        pools,
+        namespaces,
+        metrics,
+        pool_header: config.pool_header,
+        shadow,
+        kafka,
+        lifecycle,
+    }))
 }
 
 /// The admin API, the rule sources (file watch, Kafka topic) and the health checks, on the
@@ -207,6 +222,7 @@ fn start_control_plane(
 
 /// Pingora on a thread of its own. Returns the proxy address, the stop handle and the thread.
 fn start_data_plane(
+    control: &tokio::runtime::Runtime,
     resolved: &Resolved,
     shared: &Arc<Shared>,
     upgrade: bool,
@@ -239,6 +255,19 @@ fn start_data_plane(
     );
     service.add_tcp(&proxy_addr.to_string());
     server.add_service(service);
+    // When pingora has told its listeners to stop (after our grace period, or after handing the
+    // sockets over), a stop may start waiting for the requests in flight.
+    let mut phases = server.watch_execution_phase();
+    let lifecycle = Arc::clone(&shared.lifecycle);
+    control.spawn(async move {
+        loop {
+            match phases.recv().await {
+                Ok(ExecutionPhase::ShutdownStarted) => break lifecycle.close_listeners(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                _ => {}
+            }
+        }
+    });
     let (stop, stop_rx) = watch::channel(Stop::Running);
     let watch = StopWatch {
         stop: stop_rx,
@@ -291,10 +320,23 @@ impl RunningProxy {
             Ok(Stop::Upgrade) => UPGRADE_CLOSE,
             _ => Duration::from_secs(self.shutdown.grace_period_s),
         };
-        // pingora closes the listeners right after; a moment more for it to get there.
-        std::thread::sleep(listeners_close + Duration::from_millis(200));
+        let lifecycle = &self.shared.lifecycle;
+        // pingora stops accepting after the grace period (or the handover); the bound only
+        // guards against never hearing of it.
+        let closed_by = Instant::now() + listeners_close + Duration::from_secs(10);
+        while !lifecycle.listeners_closed() && Instant::now() < closed_by {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // A connection accepted just before that has no request counted until its header is read:
+        // the drain is over only when nothing was in flight for a settling moment.
         let deadline = Instant::now() + Duration::from_secs(self.shutdown.drain_timeout_s);
-        while self.shared.lifecycle.in_flight() > 0 && Instant::now() < deadline {
+        let mut idle_since: Option<Instant> = None;
+        while Instant::now() < deadline {
+            if lifecycle.in_flight() > 0 {
+                idle_since = None;
+            } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= DRAIN_SETTLE {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         let unfinished = self.shared.lifecycle.in_flight();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::control::rules::RuleControl;
+use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::Pools;
 use crate::kafka::health::KafkaHealth;
 use crate::lifecycle::Lifecycle;
@@ -13,6 +14,8 @@ pub struct Shared {
     /// The active rules and every change to them.
     pub rules: Arc<RuleControl>,
     pub pools: Arc<Pools>,
+    /// Resolves `_` to the caller's namespace.
+    pub namespaces: Arc<NamespaceResolver>,
     pub metrics: Arc<Metrics>,
     /// Add `x-switchyard-pool` and `x-switchyard-rules-version` to responses.
     pub pool_header: bool,

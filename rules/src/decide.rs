@@ -34,11 +34,18 @@ pub enum DecisionReason {
     Global,
     /// Not an invocation: the rules' `default_pool` applied.
     DefaultPool,
+    /// The caller's namespace (`_`) could not be resolved: legacy, the side no pin can forbid.
+    UnresolvedNamespace,
 }
 
 impl DecisionReason {
-    pub const ALL: [DecisionReason; 4] =
-        [DecisionReason::KillSwitch, DecisionReason::Override(0), DecisionReason::Global, DecisionReason::DefaultPool];
+    pub const ALL: [DecisionReason; 5] = [
+        DecisionReason::KillSwitch,
+        DecisionReason::Override(0),
+        DecisionReason::Global,
+        DecisionReason::DefaultPool,
+        DecisionReason::UnresolvedNamespace,
+    ];
 
     /// The `reason` label of `switchyard_decisions_total`.
     pub fn as_str(self) -> &'static str {
@@ -47,6 +54,7 @@ impl DecisionReason {
             DecisionReason::Override(_) => "override",
             DecisionReason::Global => "global",
             DecisionReason::DefaultPool => "default_pool",
+            DecisionReason::UnresolvedNamespace => "unresolved_namespace",
         }
     }
 
@@ -57,6 +65,7 @@ impl DecisionReason {
             DecisionReason::Override(_) => 1,
             DecisionReason::Global => 2,
             DecisionReason::DefaultPool => 3,
+            DecisionReason::UnresolvedNamespace => 4,
         }
     }
 }
@@ -68,6 +77,13 @@ pub struct Decision {
     /// The key's bucket (0 ..= 999,999); `None` under the kill switch (nothing was hashed).
     pub bucket: Option<u32>,
     pub share: Share,
+}
+
+impl Decision {
+    /// For an invocation whose namespace (`_`) could not be resolved: legacy, whatever the rules.
+    pub fn unresolved_namespace() -> Decision {
+        Decision { pool: Pool::Legacy, reason: DecisionReason::UnresolvedNamespace, bucket: None, share: Share::ZERO }
+    }
 }
 
 impl RuleSet {

@@ -149,7 +149,7 @@ pub(crate) async fn handle(state: Arc<SimState>, call: Call) -> Reply {
             entity(&state, &call, ns, collection, rest)
         }
         ["api", "v1", "namespaces"] | ["api", "v1", "namespaces", _] if call.method == Method::GET => {
-            count(RequestKind::Entity);
+            count(RequestKind::Namespaces);
             match call.authenticated(&state) {
                 Some((ns, _)) => json_reply(200, &json!([ns]), &call.tid),
                 None => unauthorized(&call.tid),

@@ -18,16 +18,19 @@ pub enum RequestKind {
     TriggerFire,
     Activations,
     Entity,
+    /// `GET /api/v1/namespaces`: the caller's namespaces (how `_` is resolved).
+    Namespaces,
     Other,
 }
 
-const KINDS: [RequestKind; 7] = [
+const KINDS: [RequestKind; 8] = [
     RequestKind::Ping,
     RequestKind::Invoke,
     RequestKind::WebAction,
     RequestKind::TriggerFire,
     RequestKind::Activations,
     RequestKind::Entity,
+    RequestKind::Namespaces,
     RequestKind::Other,
 ];
 
@@ -59,7 +62,7 @@ pub(crate) struct SimState {
     pub config: SimConfig,
     /// `Basic` credentials (`uuid:key`) to namespace.
     pub keys: HashMap<String, String>,
-    counters: [AtomicU64; 7],
+    counters: [AtomicU64; KINDS.len()],
     shadow_marked: AtomicU64,
     by_action: Mutex<HashMap<String, u64>>,
     request_ids: Mutex<(HashSet<String>, VecDeque<String>)>,

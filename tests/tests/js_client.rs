@@ -51,3 +51,26 @@ fn the_openwhisk_js_client_works_through_the_proxy() {
     assert!(fleet.legacy.stats().kind(RequestKind::Invoke) >= 4);
     assert_eq!(fleet.legacy.stats().kind(RequestKind::TriggerFire), 1);
 }
+
+/// A new user's client calls with `_`: a pin of the caller's namespace holds for every call, and
+/// the namespace is looked up once for the credential.
+#[test]
+fn the_default_namespace_of_the_official_client_obeys_a_pin() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    ensure_node_modules(&dir);
+    let rules = "version = \"pin\"\nscheduler_share = 100\n[[overrides]]\nnamespace = \"guest\"\nshare = 0\n";
+    let fleet = LocalFleet::start(FleetSpec::new(rules)).expect("fleet");
+    let out = Command::new("node")
+        .args(["default_namespace.js", &fleet.proxy_url(), GUEST_KEY, "41"])
+        .current_dir(&dir)
+        .output()
+        .expect("node is needed for this test");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
+    assert_eq!(got["answered"], 41);
+    assert_eq!(fleet.scheduler.stats().kind(RequestKind::Invoke), 0, "the guest pin held for `_` calls");
+    assert_eq!(fleet.legacy.stats().kind(RequestKind::Invoke), 41);
+    let lookups =
+        fleet.legacy.stats().kind(RequestKind::Namespaces) + fleet.scheduler.stats().kind(RequestKind::Namespaces);
+    assert_eq!(lookups, 1, "one lookup for the credential, then the cache");
+}

@@ -58,34 +58,48 @@ impl<'a> Classified<'a> {
 
 const WEB_EXTENSIONS: [&str; 5] = [".http", ".json", ".html", ".svg", ".text"];
 
+/// Classifies by the path's canonical form: empty segments (`//`, a trailing `/`) and `.` are
+/// dropped and `..` removes the segment before it, as a normalising front (the usual ingress)
+/// hands the path to the controller; names are percent-decoded as the controller decodes them. So
+/// no spelling of a pinned invocation routes differently from its canonical form. The path itself
+/// is forwarded unchanged.
 pub fn classify<'a>(method: &str, path: &'a str) -> Classified<'a> {
-    let Some(rest) = path.strip_prefix("/api/") else {
+    // At most eight canonical segments matter (api, v1, area, namespace, collection, up to three
+    // names); a fixed array keeps classification allocation-free. `depth` counts all of them, so
+    // `..` past the eighth still removes the right ones.
+    let mut buf = [""; 8];
+    let mut depth = 0usize;
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => depth = depth.saturating_sub(1),
+            s => {
+                if let Some(slot) = buf.get_mut(depth) {
+                    *slot = s;
+                }
+                depth += 1;
+            }
+        }
+    }
+    let segs: &[&'a str] = &buf[..depth.min(buf.len())];
+    let longer = depth > buf.len();
+    let ["api", rest @ ..] = segs else {
         return Classified::only(RequestKind::Other);
     };
-    let mut parts = rest.split('/');
-    let (Some("v1"), Some(area)) = (parts.next(), parts.next()) else {
+    let ["v1", area, segs @ ..] = rest else {
         return Classified::only(RequestKind::Api);
     };
-    // At most five segments matter (namespace, collection, up to three names); a fixed array keeps
-    // classification allocation-free.
-    let mut buf = [""; 6];
-    let mut n = 0;
-    for seg in parts.by_ref().take(buf.len()) {
-        buf[n] = seg;
-        n += 1;
-    }
-    let segs: &[&'a str] = if parts.next().is_some() { &buf[..] } else { &buf[..n] };
-    match (area, segs) {
-        ("namespaces", [ns, "actions", action]) if method == "POST" && !action.is_empty() => {
+    match (*area, segs, longer) {
+        ("namespaces", [ns, "actions", action], false) if method == "POST" => {
             invocation(RequestKind::Invoke, ns, "", action)
         }
-        ("namespaces", [ns, "actions", pkg, action]) if method == "POST" && !action.is_empty() => {
+        ("namespaces", [ns, "actions", pkg, action], false) if method == "POST" => {
             invocation(RequestKind::Invoke, ns, pkg, action)
         }
-        ("namespaces", [ns, "triggers", trigger]) if method == "POST" && !trigger.is_empty() => {
+        ("namespaces", [ns, "triggers", trigger], false) if method == "POST" => {
             invocation(RequestKind::TriggerFire, ns, "", trigger)
         }
-        ("web", [ns, pkg, action, ..]) if !action.is_empty() => {
+        ("web", [ns, pkg, action, ..], _) => {
             let action = WEB_EXTENSIONS.iter().find_map(|ext| action.strip_suffix(ext)).unwrap_or(action);
             let pkg = if *pkg == "default" { "" } else { pkg };
             invocation(RequestKind::WebAction, ns, pkg, action)
@@ -155,11 +169,38 @@ mod tests {
         assert_eq!(classify("PUT", "/api/v1/namespaces/guest/actions/hello").kind, Api);
         assert_eq!(classify("PUT", "/api/v1/namespaces/guest/triggers/t").kind, Api);
         assert_eq!(classify("GET", "/api/v1/namespaces/guest/activations/abc").kind, Api);
-        assert_eq!(classify("POST", "/api/v1/namespaces/guest/actions/").kind, Api);
+        assert_eq!(classify("POST", "/api/v1/namespaces/guest/actions/").kind, Api, "the collection, not an action");
         assert_eq!(classify("POST", "/api/v1/namespaces/guest/actions/a/b/c").kind, Api);
         assert_eq!(classify("GET", "/api/v1").kind, Api);
         assert_eq!(classify("GET", "/ping").kind, Other);
         assert_eq!(classify("GET", "/").kind, Other);
+    }
+
+    /// Every spelling of one invocation classifies as its canonical form (the README's table).
+    #[test]
+    fn spellings_classify_as_their_canonical_form() {
+        use RequestKind::*;
+        let pay = inv(Invoke, "billing", "", "pay");
+        for path in [
+            "/api/v1/namespaces/billing/actions/pay",
+            "/api/v1/namespaces/billing/actions/pay/",
+            "/api/v1/namespaces/billing//actions/pay",
+            "/api/v1//namespaces/billing/actions/pay",
+            "//api/v1/namespaces/billing/actions/pay",
+            "/api/v1/namespaces/billing/actions/./pay",
+            "/api/v1/namespaces/billing/actions/pkg/../pay",
+            "/api/v1/namespaces/billing/actions/x/y/z/../../../pay",
+            "/api/v1/namespaces/bill%69ng/actions/pay",
+        ] {
+            assert_eq!(c("POST", path), pay, "{path}");
+        }
+        assert_eq!(c("POST", "/api/v1/namespaces/guest/triggers/t/"), inv(TriggerFire, "guest", "", "t"));
+        assert_eq!(c("GET", "/api/v1/web/guest/default/hello.json/"), inv(WebAction, "guest", "", "hello"));
+        let long = "/api/v1/web/guest/pkg/hello/a/b/c/d/e/f/g/h/../../../../../../../..";
+        assert_eq!(c("GET", long), inv(WebAction, "guest", "pkg", "hello"));
+        // `..` past the start cannot climb out; what is left decides.
+        assert_eq!(classify("POST", "/../../api/v1/namespaces/billing/actions/pay").kind, Invoke);
+        assert_eq!(classify("POST", "/api/v1/namespaces/billing/actions/pay/..").kind, Api, "the collection");
     }
 
     #[test]

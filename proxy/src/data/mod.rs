@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod credential;
+pub mod namespaces;
 pub mod pools;
 pub mod request_id;
 pub mod service;

@@ -9,7 +9,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, Peer};
-use switchyard_rules::{DecisionReason, Invocation, Pool};
+use switchyard_rules::{Decision, DecisionReason, Invocation, Pool};
 use switchyard_shadow::SkipReason;
 
 use crate::control::rules::ActiveRules;
@@ -93,6 +93,18 @@ impl ProxyHttp for SwitchyardProxy {
         let class = classify(req.method.as_str(), req.uri.path());
         ctx.kind = class.kind;
         if class.kind.is_invocation() {
+            // `_` is the caller's own namespace: resolved before routing, so a namespace pin holds
+            // for default-namespace callers; when it cannot be resolved, legacy (the safe side).
+            let resolved = if class.namespace == "_" && class.kind != RequestKind::WebAction {
+                let credential = req.headers.get(http::header::AUTHORIZATION).map(http::HeaderValue::as_bytes);
+                Some(self.shared.namespaces.resolve(credential).await)
+            } else {
+                None
+            };
+            let namespace: &str = match &resolved {
+                Some(Some(ns)) => ns,
+                _ => &class.namespace,
+            };
             let subject = active
                 .uses_subject
                 .then(|| {
@@ -101,13 +113,16 @@ impl ProxyHttp for SwitchyardProxy {
                 .flatten()
                 .map(|c| c.user);
             let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-            let decision = active.rules.decide(&Invocation {
-                namespace: &class.namespace,
-                package: &class.package,
-                action: &class.action,
-                subject: subject.as_deref(),
-                header: Some(&header),
-            });
+            let decision = match resolved {
+                Some(None) => Decision::unresolved_namespace(),
+                _ => active.rules.decide(&Invocation {
+                    namespace,
+                    package: &class.package,
+                    action: &class.action,
+                    subject: subject.as_deref(),
+                    header: Some(&header),
+                }),
+            };
             ctx.chosen = decision.pool;
             ctx.reason = decision.reason;
             // Trigger fires are not mirrored: their rule-driven invocations run on the controller's
@@ -125,9 +140,9 @@ impl ProxyHttp for SwitchyardProxy {
                 let policy = active.rules.overrides[i].shadow.as_ref().filter(|p| safe(p) && sampled(p.sample));
                 ctx.shadow = policy.map(|policy| {
                     let action = if class.package.is_empty() {
-                        format!("{}/{}", class.namespace, class.action)
+                        format!("{namespace}/{}", class.action)
                     } else {
-                        format!("{}/{}/{}", class.namespace, class.package, class.action)
+                        format!("{namespace}/{}/{}", class.package, class.action)
                     };
                     let path =
                         req.uri.path_and_query().map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string());

@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub shutdown: ShutdownConfig,
     #[serde(default)]
     pub shadow: ShadowConfig,
+    /// Resolving `_` (the caller's default namespace) before routing.
+    #[serde(default)]
+    pub namespaces: NamespacesConfig,
     /// Comparison records and rules distribution over Kafka (off unless `brokers` is set).
     #[serde(default)]
     pub kafka: KafkaConfig,
@@ -107,6 +110,26 @@ impl Default for ShadowConfig {
             report: ReportLimits::default(),
             secret_fields: Vec::new(),
         }
+    }
+}
+
+/// How `_` is resolved (see `data::namespaces`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamespacesConfig {
+    /// Credentials whose namespace is remembered; past it the oldest is forgotten.
+    pub cache_entries: usize,
+    /// How long a resolved namespace is trusted.
+    pub ttl_s: u64,
+    /// How long a request waits for its credential's lookup before it is routed to legacy.
+    pub wait_ms: u64,
+    /// How long one lookup may take (it goes on after the request stopped waiting).
+    pub lookup_timeout_ms: u64,
+}
+
+impl Default for NamespacesConfig {
+    fn default() -> Self {
+        NamespacesConfig { cache_entries: 10_000, ttl_s: 300, wait_ms: 500, lookup_timeout_ms: 2_000 }
     }
 }
 
@@ -340,6 +363,10 @@ impl ServerConfig {
         if self.shadow.max_in_flight == 0 || self.shadow.queue == 0 {
             problems.push("shadow.max_in_flight / shadow.queue: must be at least 1".into());
         }
+        if self.namespaces.cache_entries == 0 || self.namespaces.wait_ms == 0 || self.namespaces.lookup_timeout_ms == 0
+        {
+            problems.push("namespaces.cache_entries / wait_ms / lookup_timeout_ms: must be above 0".into());
+        }
         if self.timeouts.connect_ms == 0 {
             problems.push("timeouts.connect_ms: must be above 0".into());
         }
@@ -409,6 +436,7 @@ impl ServerConfig {
                 timeout_ms: 5_000,
                 ..ShadowConfig::default()
             },
+            namespaces: NamespacesConfig::default(),
             kafka: KafkaConfig::default(),
         }
     }

@@ -30,6 +30,7 @@ pub const SHADOW_IN_FLIGHT: &str = "switchyard_shadow_in_flight";
 pub const SHADOW_QUEUED: &str = "switchyard_shadow_queued";
 pub const SHADOW_RECORD_ERRORS: &str = "switchyard_shadow_record_write_errors_total";
 pub const KAFKA_RECORDS: &str = "switchyard_kafka_records_total";
+pub const NAMESPACE_LOOKUPS: &str = "switchyard_namespace_lookups_total";
 
 /// From a fast proxy hop (sub-millisecond) to the controller's 60 s blocking limit.
 pub const LATENCY_BUCKETS: &[f64] =
@@ -69,6 +70,45 @@ impl FallbackReason {
     }
 }
 
+/// How resolving `_` for a request went (the `result` label of `switchyard_namespace_lookups_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceLookup {
+    /// Answered from the cache (no request to a controller).
+    Cached,
+    /// Looked up (or joined a lookup in flight) and resolved.
+    Resolved,
+    /// The controller refused the credential; routed to legacy, not cached.
+    Unauthorized,
+    /// No usable answer; routed to legacy.
+    Failed,
+    /// Not answered within `namespaces.wait_ms`; routed to legacy (the lookup goes on).
+    Timeout,
+    /// No credential to resolve with; routed to legacy.
+    Anonymous,
+}
+
+impl NamespaceLookup {
+    pub const ALL: [NamespaceLookup; 6] = [
+        NamespaceLookup::Cached,
+        NamespaceLookup::Resolved,
+        NamespaceLookup::Unauthorized,
+        NamespaceLookup::Failed,
+        NamespaceLookup::Timeout,
+        NamespaceLookup::Anonymous,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamespaceLookup::Cached => "cached",
+            NamespaceLookup::Resolved => "resolved",
+            NamespaceLookup::Unauthorized => "unauthorized",
+            NamespaceLookup::Failed => "failed",
+            NamespaceLookup::Timeout => "timeout",
+            NamespaceLookup::Anonymous => "anonymous",
+        }
+    }
+}
+
 pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
@@ -97,6 +137,8 @@ pub struct Metrics {
     pub shadow_in_flight: Gauge,
     pub shadow_queued: Gauge,
     pub shadow_record_errors: Counter,
+    /// [`NamespaceLookup`] as index
+    namespace_lookups: Vec<Counter>,
     /// The active rules version, for `switchyard_rules_info`.
     rules_version: std::sync::Mutex<String>,
     recorder: PrometheusRecorder,
@@ -215,6 +257,10 @@ impl Metrics {
             kill_switch: gauge(KILL_SWITCH, &[]),
             rules_loaded_at: gauge(RULES_LOADED_AT, &[]),
             rules_version: Default::default(),
+            namespace_lookups: NamespaceLookup::ALL
+                .iter()
+                .map(|r| counter(NAMESPACE_LOOKUPS, &[("result", r.as_str())]))
+                .collect(),
             handle,
             recorder,
         }
@@ -241,6 +287,10 @@ impl Metrics {
     /// Counts one finished shadow comparison by outcome kind (a skip counts as `skipped`).
     pub fn shadow_outcome(&self, outcome: &Outcome) {
         self.shadow_outcomes[outcome.kind_index()].increment(1);
+    }
+
+    pub fn namespace_lookup(&self, result: NamespaceLookup) {
+        self.namespace_lookups[result as usize].increment(1);
     }
 
     pub fn pool_health(&self, pool: Pool, members: usize, healthy: usize) {
@@ -302,6 +352,7 @@ fn describe(r: &PrometheusRecorder) {
     c(SHADOW_DROPPED, None, "Shadow jobs dropped before running, and why (the client was never delayed).");
     c(SHADOW_RECORD_ERRORS, None, "Comparison records that could not be written to the record file.");
     c(KAFKA_RECORDS, None, "Comparison records sent to Kafka, by result (delivered, failed, dropped).");
+    c(NAMESPACE_LOOKUPS, None, "Resolutions of the `_` namespace to the caller's own, by result.");
     r.describe_histogram(
         KeyName::from_const_str(REQUEST_DURATION),
         Some(Unit::Seconds),
