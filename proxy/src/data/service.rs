@@ -85,8 +85,10 @@ impl ProxyHttp for SwitchyardProxy {
         }
     }
 
-    /// Runs first for every request: classifies it, takes the rules snapshot, decides the pool and
-    /// makes sure it carries an `X-Request-ID`. Returns `Ok(false)`: the request always proceeds.
+    /// Runs first for every request: takes the rules snapshot, classifies the request, resolves a
+    /// `_` namespace (waiting at most `namespaces.wait_ms`, usually answered from the cache), decides
+    /// the pool and whether to mirror, and settles the `X-Request-ID`. Returns `Ok(false)`: the
+    /// request always proceeds.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let active = self.shared.rules.snapshot();
         let req = session.req_header();
