@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use switchyard_tests::free_port;
+use switchyard_tests::{free_port, wait_accepting};
 use whisk_sim::{SimConfig, Simulator};
 
 fn switchyard() -> Command {
@@ -123,11 +123,7 @@ fn run_serves_with_env_overrides_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "switchyard did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_accepting(addr, || "switchyard did not start listening".into());
     let response = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -188,11 +184,7 @@ fn the_admin_listener_does_not_spin_at_the_descriptor_limit() {
         .spawn()
         .unwrap();
     let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(admin).is_err() {
-        assert!(Instant::now() < deadline, "switchyard did not start under ulimit -n 64");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_accepting(admin, || "switchyard did not start under ulimit -n 64".into());
     // More idle connections than descriptors: the process reaches its limit.
     let hogs: Vec<TcpStream> = (0..80).filter_map(|_| TcpStream::connect(admin).ok()).collect();
     std::thread::sleep(Duration::from_millis(500));

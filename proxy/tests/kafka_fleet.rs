@@ -2,7 +2,7 @@
 //! free loopback port): two replicas' records in one report, rules published once reaching both,
 //! and the records readable by a generic Kafka client (Python's confluent-kafka).
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,12 +52,7 @@ impl Tansu {
 }
 
 fn wait_listening(port: u16, what: &str) {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    switchyard_tests::wait_accepting(SocketAddr::from(([127, 0, 0, 1], port)), || format!("{what} did not start"));
 }
 
 fn create_topics(client: &ClientConfig, topics: &[&str]) {

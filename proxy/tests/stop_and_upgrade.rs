@@ -96,11 +96,7 @@ fn spawn(s: &Setup, log: &str, upgrade: bool) -> Proxy {
 }
 
 fn wait_accepting(addr: SocketAddr, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "not accepting: {}", std::fs::read_to_string(log).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    switchyard_tests::wait_accepting(addr, || std::fs::read_to_string(log).unwrap_or_default());
 }
 
 /// A client that opens a new connection per request, as the listener sees a rolling restart.

@@ -4,7 +4,7 @@
 //! reports (decided again here from that version's rules).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_rules::{parse_rules, Invocation, Pool, RuleSet, RulesFormat};
-use switchyard_tests::{free_port, guest_credentials};
+use switchyard_tests::{free_port, guest_credentials, wait_accepting};
 use whisk_sim::{ActionProfile, Latency, SimConfig, Simulator};
 
 const TOKEN: &str = "load-test-token-0123456789";
@@ -95,15 +95,7 @@ fn rules_swap_under_load_without_a_failed_or_misrouted_request() {
     let pid = child.id().to_string();
     let _proxy = Proxy(child);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "switchyard did not start: {}",
-            std::fs::read_to_string(dir.join("switchyard.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_accepting(addr, || std::fs::read_to_string(dir.join("switchyard.log")).unwrap_or_default());
 
     let known: Arc<Mutex<HashMap<String, RuleSet>>> = Arc::default();
     let register = |n: usize| {

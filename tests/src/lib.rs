@@ -83,6 +83,16 @@ impl std::ops::Deref for LocalFleet {
     }
 }
 
+/// Waits until something accepts connections on `addr` (a process the test started), at most
+/// 30 s; `why` says what went wrong (a log, say) when it never does.
+pub fn wait_accepting(addr: SocketAddr, why: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "nothing accepts on {addr}: {}", why());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A free loopback port (bound, then released; for servers that bind by themselves).
 pub fn free_port() -> u16 {
     closed_port().port()
