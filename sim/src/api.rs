@@ -2,7 +2,6 @@
 // Handlers return `Err(reply)` to answer early; the reply is sent at once, so boxing it buys nothing.
 #![allow(clippy::result_large_err)]
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +12,9 @@ use http_body_util::Full;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
-use crate::activation::{self, Outcome, RunFacts};
-use crate::config::ActionProfile;
+use crate::activation::{self, Outcome, RunFacts, RunTimes, SystemWriter};
+use crate::capacity::Slot;
+use crate::config::{ActionProfile, Flavor};
 use crate::state::{lock, RequestKind, SimState};
 
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -216,14 +216,16 @@ impl Run {
         let cold = state.is_cold(name, Duration::from_secs_f64(profile.keep_warm_s.max(0.0)));
         let init_ms = (cold && profile.cold_start_ms > 0.0).then_some(profile.cold_start_ms as u64);
         let roll: f64 = rng.random();
-        let mut outcome = if roll < profile.developer_error_rate {
+        let mut outcome = if roll < profile.whisk_error_rate {
+            Outcome::WhiskError
+        } else if roll < profile.whisk_error_rate + profile.developer_error_rate {
             Outcome::DeveloperError
-        } else if roll < profile.developer_error_rate + profile.application_error_rate {
+        } else if roll < profile.whisk_error_rate + profile.developer_error_rate + profile.application_error_rate {
             Outcome::ApplicationError
         } else {
             Outcome::Success
         };
-        if duration >= profile.timeout_ms as f64 {
+        if duration >= profile.timeout_ms as f64 && outcome != Outcome::WhiskError {
             duration = profile.timeout_ms as f64;
             outcome = Outcome::DeveloperError;
         }
@@ -258,7 +260,145 @@ fn run_result(profile: &ActionProfile, run: &Run, params: &Map<String, Value>) -
             json!({"error": format!("The action exceeded its time limits of {} milliseconds.", profile.timeout_ms)})
         }
         Outcome::DeveloperError => json!({"error": "The action did not return a dictionary."}),
+        Outcome::WhiskError => json!({"error": WHISK_ERROR_MESSAGE}),
     }
+}
+
+/// What the system says when it could not run the action (a container that failed to start).
+const WHISK_ERROR_MESSAGE: &str = "Failed to run container with image.";
+
+/// The HTTP status of a blocking invoke answered with this record (`controller/Actions.scala`).
+fn status_of(record: &Value) -> u16 {
+    record["response"]["status"].as_str().and_then(Outcome::from_status).map_or(500, Outcome::http_status)
+}
+
+/// One activation on its way through the path.
+struct Activation {
+    namespace: String,
+    package: String,
+    action: String,
+    subject: String,
+    id: String,
+    profile: ActionProfile,
+    params: Map<String, Value>,
+    /// The sequence this activation is a component of.
+    cause: Option<String>,
+}
+
+impl Activation {
+    fn facts(&self) -> RunFacts<'_> {
+        RunFacts {
+            namespace: &self.namespace,
+            package: &self.package,
+            action: &self.action,
+            subject: &self.subject,
+            activation_id: &self.id,
+            cause: self.cause.as_deref(),
+        }
+    }
+}
+
+/// Carries one activation to its record and stores it: through the scheduler's queue on that
+/// flavor (`slot` is a legacy call's in-flight count, held until the run ends), the run itself,
+/// or the components of a sequence. A task of its own, so it goes on after a blocking caller's
+/// wait runs out, as on a real path.
+fn activate(
+    state: Arc<SimState>,
+    a: Activation,
+    slot: Option<Slot>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>> {
+    Box::pin(async move {
+        let record = if a.profile.sequence.is_empty() {
+            run_action(&state, &a, slot).await
+        } else {
+            run_sequence(&state, &a).await
+        };
+        state.store_activation(a.id.clone(), record.clone());
+        record
+    })
+}
+
+async fn run_action(state: &Arc<SimState>, a: &Activation, slot: Option<Slot>) -> Value {
+    let name = qualified(&a.namespace, &a.package, &a.action);
+    let flavor = state.config.flavor;
+    let (slot, queued) = match flavor {
+        Flavor::Legacy => (slot, Duration::ZERO),
+        Flavor::Scheduler => match state.container(&a.namespace, &name, a.profile.instances).await {
+            Ok((slot, queued)) => (Some(slot), queued),
+            Err(dropped) => {
+                return activation::system_record(
+                    &a.profile,
+                    &a.facts(),
+                    SystemWriter::MemoryQueue,
+                    dropped.outcome,
+                    &dropped.message,
+                )
+            }
+        },
+    };
+    let run = Run::plan(state, &a.profile, &name);
+    let start = activation::now_millis() + run.wait_ms;
+    pause(run.total()).await;
+    drop(slot);
+    if run.outcome == Outcome::WhiskError {
+        let writer = match flavor {
+            Flavor::Legacy => SystemWriter::LegacyInvoker,
+            Flavor::Scheduler => SystemWriter::MemoryQueue,
+        };
+        return activation::system_record(&a.profile, &a.facts(), writer, run.outcome, WHISK_ERROR_MESSAGE);
+    }
+    let times = RunTimes {
+        start,
+        duration_ms: run.duration_ms,
+        wait_time_ms: run.wait_ms + queued.as_millis() as u64,
+        init_time_ms: run.init_ms,
+    };
+    activation::activation_record(&a.profile, &a.facts(), &times, run.outcome, run_result(&a.profile, &run, &a.params))
+}
+
+/// Runs the components in turn, each on the previous one's result; stops at the first failure.
+/// The controller skips its throttles for components; on the scheduler path they still wait for
+/// containers like any activation (apache/openwhisk#5257).
+async fn run_sequence(state: &Arc<SimState>, a: &Activation) -> Value {
+    let began = std::time::Instant::now();
+    let start = activation::now_millis();
+    let mut params = a.params.clone();
+    let mut ids = Vec::new();
+    let mut last = activation::response(Outcome::Success, json!({}), true);
+    for component in &a.profile.sequence {
+        let name = if component.contains('/') { component.clone() } else { format!("{}/{component}", a.namespace) };
+        let Some(profile) = state.profile(&name).cloned() else {
+            last = activation::response(Outcome::DeveloperError, json!({"error": "Sequence component does not exist."}), false);
+            break;
+        };
+        let mut parts = name.splitn(3, '/').skip(1);
+        let (package, action) = match (parts.next(), parts.next()) {
+            (Some(pkg), Some(action)) => (pkg.to_string(), action.to_string()),
+            (Some(action), None) => (String::new(), action.to_string()),
+            _ => (String::new(), name.clone()),
+        };
+        state.count_action(&name);
+        let id = activation::new_activation_id();
+        let component = Activation {
+            namespace: a.namespace.clone(),
+            package,
+            action,
+            subject: a.subject.clone(),
+            id: id.clone(),
+            profile,
+            params,
+            cause: Some(a.id.clone()),
+        };
+        let record = activate(Arc::clone(state), component, None).await;
+        ids.push(id);
+        last = record["response"].clone();
+        if last["success"] != true {
+            break;
+        }
+        params = last["result"].as_object().cloned().unwrap_or_default();
+    }
+    let times = RunTimes { start, duration_ms: began.elapsed().as_millis() as u64, wait_time_ms: 0, init_time_ms: None };
+    activation::sequence_record(&a.facts(), &times, last, &ids)
 }
 
 async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action: &str) -> Reply {
@@ -285,69 +425,34 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
         Ok(p) => p,
         Err(reply) => return reply,
     };
-    if let Err((count, allowed)) = state.admit_per_minute(&own_ns) {
-        return error_reply(
-            429,
-            &format!("Too many requests in the last minute (count: {count}, allowed: {allowed})."),
-            &call.tid,
-        );
-    }
-    if state.unavailable.load(Ordering::Relaxed) {
-        return error_reply(503, "No invokers available.", &call.tid);
-    }
-    if let Err((count, allowed)) = state.enter(&own_ns) {
-        let message = match state.config.flavor {
-            crate::Flavor::Scheduler => "Too many requests".to_string(),
-            crate::Flavor::Legacy => {
-                format!("Too many concurrent requests in flight (count: {count}, allowed: {allowed}).")
-            }
-        };
-        return error_reply(429, &message, &call.tid);
-    }
-    state.count_action(&name);
-    let run = Run::plan(state, &profile, &name);
-    let start = activation::now_millis() + run.wait_ms;
-    let result = run_result(&profile, &run, &params);
-    let record = activation::activation_record(
-        &profile,
-        state.config.flavor,
-        &RunFacts {
-            namespace: &own_ns,
-            package: pkg,
-            action,
-            subject: &subject,
-            activation_id: &run.activation_id,
-            start,
-            duration_ms: run.duration_ms,
-            wait_time_ms: run.wait_ms,
-            init_time_ms: run.init_ms,
-            outcome: run.outcome,
-            result,
-        },
-    );
-    let total = run.total();
-    let accepted = || {
-        with_activation_header(
-            json_reply(202, &json!({"activationId": run.activation_id}), &call.tid),
-            &run.activation_id,
-        )
+    let slot = match state.admit(&own_ns, &name) {
+        Ok(slot) => slot,
+        Err(refused) => return error_reply(refused.status, &refused.message, &call.tid),
     };
-
-    let waited = if blocking { total.min(Duration::from_millis(wait_limit)) } else { Duration::ZERO };
-    if !blocking || waited < total {
-        // The run goes on after the answer: the record appears once it would have finished.
-        let (state, ns, id, record) = (Arc::clone(state), own_ns.clone(), run.activation_id.clone(), record.clone());
-        tokio::spawn(async move {
-            pause(total).await;
-            state.store_activation(id, record);
-            state.leave(&ns);
-        });
-        pause(waited).await;
+    state.count_action(&name);
+    let id = activation::new_activation_id();
+    let activation = Activation {
+        namespace: own_ns,
+        package: pkg.to_string(),
+        action: action.to_string(),
+        subject,
+        id: id.clone(),
+        profile,
+        params,
+        cause: None,
+    };
+    let mut task = tokio::spawn(activate(Arc::clone(state), activation, slot));
+    let accepted = || with_activation_header(json_reply(202, &json!({"activationId": id}), &call.tid), &id);
+    if !blocking {
         return accepted();
     }
-    pause(total).await;
-    state.store_activation(run.activation_id.clone(), record.clone());
-    state.leave(&own_ns);
+    let record = match tokio::time::timeout(Duration::from_millis(wait_limit), &mut task).await {
+        Ok(Ok(record)) => record,
+        Ok(Err(_)) => return error_reply(500, "The activation failed.", &call.tid),
+        // The run goes on; its record appears once it ends.
+        Err(_) => return accepted(),
+    };
+    let status = status_of(&record);
     let body = if result_only { record["response"]["result"].clone() } else { record };
     // Since OpenWhisk PR #5290 an array result comes back bare even when result=false.
     let body = if body.get("response").is_some_and(|r| r["result"].is_array()) {
@@ -355,7 +460,7 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
     } else {
         body
     };
-    with_activation_header(json_reply(run.outcome.http_status(), &body, &call.tid), &run.activation_id)
+    with_activation_header(json_reply(status, &body, &call.tid), &id)
 }
 
 fn fire(state: &SimState, call: &Call, ns: &str, trigger: &str) -> Reply {
@@ -426,7 +531,9 @@ async fn web_action(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, act
     let run = Run::plan(state, &profile, &name);
     pause(run.total()).await;
     let result = run_result(&profile, &run, &params);
-    let reply = if run.outcome != Outcome::Success {
+    let reply = if run.outcome == Outcome::WhiskError {
+        error_reply(500, WHISK_ERROR_MESSAGE, &call.tid)
+    } else if run.outcome != Outcome::Success {
         error_reply(502, "Response is not valid 'application/json'.", &call.tid)
     } else {
         web_reply(ext, &result, &call.tid)

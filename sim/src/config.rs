@@ -16,12 +16,13 @@ pub fn guest_credentials() -> (&'static str, &'static str) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Flavor {
-    /// `ShardingContainerPoolBalancer`: the activation crosses Kafka to an invoker, so `waitTime`
-    /// is tens of milliseconds.
+    /// `ShardingContainerPoolBalancer`: the activation crosses Kafka to an invoker; throttles are
+    /// counted per controller (`entitlement/Entitlement.scala`).
     #[default]
     Legacy,
-    /// `FPCPoolBalancer`: per-action queues in the scheduler, containers pull work; `waitTime` is a
-    /// few milliseconds and the activation carries a different annotation set.
+    /// `FPCPoolBalancer`: per-action queues in a scheduler, containers pull work; throttling by
+    /// container limits and queue flags (`entitlement/FPCEntitlement.scala`,
+    /// `scheduler/queue/MemoryQueue.scala`).
     Scheduler,
 }
 
@@ -33,7 +34,10 @@ impl Flavor {
         }
     }
 
-    /// The `waitTime` range (ms) each flavor reports by default.
+    /// The `waitTime` range (ms) each flavor reports by default. An assumption, not a measurement:
+    /// both paths cross Kafka (the scheduler path to a per-scheduler topic, then a 100 ms
+    /// scheduling tick and a gRPC pull), and which one is faster for an action is for a real
+    /// deployment to show. The defaults only make the two fleets distinguishable in a demo.
     pub(crate) fn wait_time_ms(self) -> (u64, u64) {
         match self {
             Flavor::Legacy => (20, 80),
@@ -41,6 +45,26 @@ impl Flavor {
         }
     }
 }
+
+/// What part of a fleet is down; set at run time with `SimHandle::set_outage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Outage {
+    #[default]
+    None,
+    /// The invokers are gone. Legacy: the balancer has no invoker and the controller answers 503.
+    /// Scheduler: the scheduler still takes activations and queues them; a blocking caller gets
+    /// 202 when its wait runs out, and the activation fails with a 500 record once it has waited
+    /// `queue_retention_ms` (`scheduler/queue/MemoryQueue.scala`).
+    NoInvokers,
+    /// The controller cannot hand the activation on at all (no scheduler reachable, or the
+    /// legacy balancer overloaded): 503 on both flavors.
+    Unreachable,
+}
+
+/// The text of the controller's 503 (Pekko HTTP's default for `ServiceUnavailable`).
+pub const UNAVAILABLE_MESSAGE: &str =
+    "The server is currently unavailable (because it is overloaded or down for maintenance).";
 
 /// An API key known to the simulated deployment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,6 +122,15 @@ pub struct ActionProfile {
     pub application_error_rate: f64,
     /// Probability that the action crashes (502, `action developer error`).
     pub developer_error_rate: f64,
+    /// Probability that the platform fails the run (500, `whisk internal error`, a record written
+    /// by the system: the legacy invoker, or the scheduler's queue).
+    pub whisk_error_rate: f64,
+    /// Containers this action may have at once (`limits.instances`); enforced on the scheduler
+    /// path only (`entitlement/FPCEntitlement.scala`). `None`: the namespace's limit.
+    pub instances: Option<u32>,
+    /// Makes the action a sequence of these components (names relative to the namespace, or fully
+    /// qualified): each runs in turn on the previous one's result (`actions/SequenceActions.scala`).
+    pub sequence: Vec<String>,
     /// Merged into the result: a controlled divergence, set on one fleet's simulator only.
     pub result_patch: Option<Value>,
     pub kind: String,
@@ -115,6 +148,9 @@ impl Default for ActionProfile {
             result: ResultSpec::default(),
             application_error_rate: 0.0,
             developer_error_rate: 0.0,
+            whisk_error_rate: 0.0,
+            instances: None,
+            sequence: Vec::new(),
             result_patch: None,
             kind: "nodejs:20".to_string(),
             memory_mb: 256,
@@ -130,10 +166,23 @@ pub struct SimConfig {
     pub flavor: Flavor,
     /// Known keys. Empty means the `guest` key only.
     pub auth: Vec<AuthKey>,
-    /// Invocations (actions and trigger fires) allowed per namespace per minute; 0 disables.
+    /// Invocations (actions and trigger fires) allowed per namespace per minute; 0 disables. A
+    /// legacy controller enforces its share of it (see `cluster_size`); a scheduler-path controller
+    /// enforces all of it.
     pub invocations_per_minute: u32,
-    /// Concurrent invocations allowed per namespace; 0 disables.
+    /// Legacy: calls in flight per namespace (each controller enforces its share). Scheduler:
+    /// containers per namespace; calls beyond them wait in the action's queue. 0 disables.
     pub concurrent_invocations: u32,
+    /// Controllers in this fleet. A legacy controller keeps its throttle counts to itself, so it
+    /// enforces `ceil(limit * 1.2) / cluster_size` (the 1.2 only when there are several) of each
+    /// limit (`entitlement/Entitlement.scala`, `calculateIndividualLimit`).
+    pub cluster_size: u32,
+    /// Scheduler: activations an action's queue holds before the action is throttled (later calls
+    /// get 429 "Too many requests"); OpenWhisk's `max-retention-size` is 10,000.
+    pub queue_retention_size: usize,
+    /// Scheduler: how long an activation may wait in the queue before it fails with a 500 record
+    /// ("Activation processing is not initiated for N ms"); OpenWhisk's `max-retention-ms` is 60,000.
+    pub queue_retention_ms: u64,
     /// Profiles by fully qualified action name (`ns/action` or `ns/pkg/action`); `_` in the
     /// request is resolved to the caller's namespace first.
     pub actions: BTreeMap<String, ActionProfile>,
@@ -158,6 +207,9 @@ impl Default for SimConfig {
             auth: Vec::new(),
             invocations_per_minute: 0,
             concurrent_invocations: 0,
+            cluster_size: 1,
+            queue_retention_size: 10_000,
+            queue_retention_ms: 60_000,
             actions: BTreeMap::new(),
             default_action: ActionProfile::default(),
             implicit_actions: true,
@@ -178,6 +230,17 @@ impl SimConfig {
             Some([lo, hi]) => (lo.min(hi), hi.max(lo)),
             None => self.flavor.wait_time_ms(),
         }
+    }
+
+    /// A limit as this controller enforces it: a legacy controller its share of the fleet's
+    /// (at least 1), a scheduler-path controller all of it. 0 stays "no limit".
+    pub(crate) fn own_limit(&self, limit: u32) -> u32 {
+        if limit == 0 || self.flavor == Flavor::Scheduler {
+            return limit;
+        }
+        let cluster = self.cluster_size.max(1);
+        let dilated = if cluster > 1 { (f64::from(limit) * 1.2).ceil() as u32 } else { limit };
+        (dilated / cluster).max(1)
     }
 
     pub(crate) fn keys(&self) -> Vec<AuthKey> {

@@ -9,12 +9,16 @@
 
 mod activation;
 mod api;
+mod capacity;
 mod config;
 pub mod fleet;
 mod server;
 mod state;
 
-pub use config::{guest_credentials, ActionProfile, AuthKey, Flavor, Latency, ResultSpec, SimConfig, GUEST_KEY};
+pub use activation::THROTTLE_DROP_MESSAGE;
+pub use config::{
+    guest_credentials, ActionProfile, AuthKey, Flavor, Latency, Outage, ResultSpec, SimConfig, GUEST_KEY, UNAVAILABLE_MESSAGE,
+};
 pub use fleet::SimFleet;
 pub use server::{SimHandle, Simulator};
 pub use state::{RequestKind, SimStats};

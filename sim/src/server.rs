@@ -1,7 +1,6 @@
 //! The HTTP/1.1 server around the API, on a runtime of its own.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -16,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::activation::new_transaction_id;
 use crate::api::{self, Call, Reply, MAX_REQUEST_BYTES};
-use crate::config::SimConfig;
+use crate::config::{Outage, SimConfig};
 use crate::state::{SimState, SimStats};
 
 pub struct Simulator;
@@ -65,9 +64,10 @@ impl SimHandle {
         self.state.saw_request_id(id)
     }
 
-    /// Makes invocations answer 503 (no invokers / no scheduler), as a broken fleet does.
-    pub fn set_unavailable(&self, unavailable: bool) {
-        self.state.unavailable.store(unavailable, Ordering::Relaxed);
+    /// Takes part of the fleet down (or brings it back with `Outage::None`); see [`Outage`] for
+    /// what each flavor then answers.
+    pub fn set_outage(&self, outage: Outage) {
+        self.state.set_outage(outage);
     }
 
     /// Stops serving: the listener closes and open connections are dropped, as when a controller

@@ -1,12 +1,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::{ActionProfile, SimConfig};
+use crate::capacity::Capacity;
+use crate::config::{ActionProfile, Outage, SimConfig};
 
 /// What a request was, as the simulator understood it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -69,10 +70,9 @@ pub(crate) struct SimState {
     activations: Mutex<(HashMap<String, Value>, VecDeque<String>)>,
     pub entities: Mutex<HashMap<String, Value>>,
     minute_window: Mutex<HashMap<String, VecDeque<Instant>>>,
-    in_flight: Mutex<HashMap<String, u32>>,
     last_used: Mutex<HashMap<String, Instant>>,
-    /// When set, invocations answer 503 as a controller with no invokers/scheduler does.
-    pub unavailable: AtomicBool,
+    pub(crate) capacity: Capacity,
+    outage: Mutex<Outage>,
 }
 
 impl SimState {
@@ -88,9 +88,9 @@ impl SimState {
             activations: Mutex::default(),
             entities: Mutex::default(),
             minute_window: Mutex::default(),
-            in_flight: Mutex::default(),
             last_used: Mutex::default(),
-            unavailable: AtomicBool::new(false),
+            capacity: Capacity::default(),
+            outage: Mutex::default(),
         }
     }
 
@@ -144,7 +144,7 @@ impl SimState {
     /// Counts an invocation against the namespace's per-minute window. `Err((count, allowed))`
     /// when it is over the limit (the call is then not counted).
     pub fn admit_per_minute(&self, namespace: &str) -> Result<(), (usize, u32)> {
-        let allowed = self.config.invocations_per_minute;
+        let allowed = self.config.own_limit(self.config.invocations_per_minute);
         if allowed == 0 {
             return Ok(());
         }
@@ -161,22 +161,12 @@ impl SimState {
         Ok(())
     }
 
-    /// Takes a concurrency slot; `Err((count, allowed))` when the namespace has none left.
-    pub fn enter(&self, namespace: &str) -> Result<(), (u32, u32)> {
-        let allowed = self.config.concurrent_invocations;
-        let mut in_flight = lock(&self.in_flight);
-        let n = in_flight.entry(namespace.to_string()).or_insert(0);
-        if allowed > 0 && *n >= allowed {
-            return Err((*n, allowed));
-        }
-        *n += 1;
-        Ok(())
+    pub fn outage(&self) -> Outage {
+        *lock(&self.outage)
     }
 
-    pub fn leave(&self, namespace: &str) {
-        if let Some(n) = lock(&self.in_flight).get_mut(namespace) {
-            *n = n.saturating_sub(1);
-        }
+    pub fn set_outage(&self, outage: Outage) {
+        *lock(&self.outage) = outage;
     }
 
     /// Whether this call is a cold start (no call within the profile's keep-warm time).

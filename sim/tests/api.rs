@@ -240,33 +240,267 @@ fn triggers_web_actions_and_entities() {
     assert_eq!(stats.action("guest/site/page"), 2);
 }
 
+fn keys(record: &Value) -> Vec<String> {
+    record["annotations"].as_array().unwrap().iter().map(|a| a["key"].as_str().unwrap().to_string()).collect()
+}
+
+fn annotation<'a>(record: &'a Value, key: &str) -> &'a Value {
+    &record["annotations"].as_array().unwrap().iter().find(|a| a["key"] == key).unwrap()["value"]
+}
+
+fn invoke_url(sim: &SimHandle, action: &str, query: &str) -> String {
+    format!("http://{}/api/v1/namespaces/_/actions/{action}?{query}", sim.addr())
+}
+
+fn slow(ms: f64) -> ActionProfile {
+    ActionProfile { latency: Latency { min_ms: ms, max_ms: ms, ..Latency::default() }, ..ActionProfile::default() }
+}
+
+/// `containerpool/ContainerProxy.scala` and `containerpool/v2/FunctionPullingContainerProxy.scala`
+/// attach the same annotations; `ActivationResponse.toExtendedJson` has no `statusCode`.
 #[test]
-fn flavors_differ_in_wait_time_and_annotations() {
+fn both_paths_answer_the_same_record_shape() {
     let legacy = start(SimConfig::with_flavor(Flavor::Legacy));
     let scheduler = start(SimConfig::with_flavor(Flavor::Scheduler));
     rt().block_on(async {
         let c = reqwest::Client::new();
-        let call = |sim: &SimHandle| {
-            guest(c.post(format!("http://{}/api/v1/namespaces/_/actions/hello?blocking=true", sim.addr()))).send()
+        let l: Value =
+            guest(c.post(invoke_url(&legacy, "hello", "blocking=true"))).send().await.unwrap().json().await.unwrap();
+        let s: Value =
+            guest(c.post(invoke_url(&scheduler, "hello", "blocking=true"))).send().await.unwrap().json().await.unwrap();
+        assert_eq!(keys(&l), keys(&s));
+        assert!(keys(&s).contains(&"timeout".to_string()), "the scheduler path's invoker attaches `timeout` too");
+        for r in [&l, &s] {
+            assert!(r["response"].get("statusCode").is_none(), "REST records have no statusCode: {r}");
+            assert!(r["response"]["size"].is_u64());
+        }
+        assert_eq!(l["response"], s["response"]);
+    });
+}
+
+/// System-written records: `invoker/InvokerReactive.scala` (kind "unknown") and
+/// `scheduler/queue/MemoryQueue.scala` (the real kind, with limits); `duration` 0, no `waitTime`, no `size`.
+#[test]
+fn system_error_records_carry_their_writers_kind() {
+    let broken = ActionProfile { whisk_error_rate: 1.0, kind: "python:3".into(), ..ActionProfile::default() };
+    let config = |flavor| {
+        let mut c = SimConfig::with_flavor(flavor);
+        c.actions.insert("guest/broken".into(), broken.clone());
+        c
+    };
+    let legacy = start(config(Flavor::Legacy));
+    let scheduler = start(config(Flavor::Scheduler));
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        for (sim, kind) in [(&legacy, "unknown"), (&scheduler, "python:3")] {
+            let resp = guest(c.post(invoke_url(sim, "broken", "blocking=true"))).send().await.unwrap();
+            assert_eq!(resp.status(), 500);
+            let r: Value = resp.json().await.unwrap();
+            assert_eq!(r["response"]["status"], "whisk internal error");
+            assert_eq!(*annotation(&r, "kind"), json!(kind));
+            assert_eq!(r["duration"], 0);
+            assert!(r["response"].get("size").is_none());
+            for absent in ["waitTime", "timeout", "initTime"] {
+                assert!(!keys(&r).contains(&absent.to_string()), "{absent} in {r}");
+            }
+        }
+    });
+}
+
+/// `MemoryQueue.scala`: a call for an action without a container while the namespace's containers
+/// are all busy is dropped with a 502 record; calls for an action with a busy container wait.
+#[test]
+fn the_scheduler_queues_calls_and_drops_them_at_the_namespace_limit() {
+    let mut config = SimConfig { concurrent_invocations: 1, wait_time_ms: Some([0, 0]), ..SimConfig::with_flavor(Flavor::Scheduler) };
+    config.actions.insert("guest/busy".into(), slow(400.0));
+    let sim = start(config);
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let first = tokio::spawn(guest(c.post(invoke_url(&sim, "busy", "blocking=true"))).send());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let queued = tokio::spawn(guest(c.post(invoke_url(&sim, "busy", "blocking=true"))).send());
+        let dropped = guest(c.post(invoke_url(&sim, "other", "blocking=true"))).send().await.unwrap();
+        assert_eq!(dropped.status(), 502);
+        let r: Value = dropped.json().await.unwrap();
+        assert_eq!(r["response"]["status"], "action developer error");
+        assert_eq!(r["response"]["result"], json!({"error": THROTTLE_DROP_MESSAGE}));
+        assert_eq!(*annotation(&r, "kind"), json!("nodejs:20"));
+        assert!(!keys(&r).contains(&"waitTime".to_string()));
+
+        assert_eq!(first.await.unwrap().unwrap().status(), 200);
+        let waited: Value = queued.await.unwrap().unwrap().json().await.unwrap();
+        assert_eq!(waited["response"]["status"], "success");
+        let wait = annotation(&waited, "waitTime").as_u64().unwrap();
+        assert!(wait >= 250, "the queued call waited for the container: waitTime {wait}");
+    });
+}
+
+/// `MemoryQueue.scala` `max-retention-size` and `FPCEntitlement.scala`: a full queue throttles the action.
+#[test]
+fn a_full_scheduler_queue_answers_429_too_many_requests() {
+    let mut config = SimConfig {
+        concurrent_invocations: 1,
+        queue_retention_size: 1,
+        wait_time_ms: Some([0, 0]),
+        ..SimConfig::with_flavor(Flavor::Scheduler)
+    };
+    config.actions.insert("guest/busy".into(), slow(300.0));
+    let sim = start(config);
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let running = tokio::spawn(guest(c.post(invoke_url(&sim, "busy", "blocking=true"))).send());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let queued = tokio::spawn(guest(c.post(invoke_url(&sim, "busy", "blocking=true"))).send());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let throttled = guest(c.post(invoke_url(&sim, "busy", "blocking=true"))).send().await.unwrap();
+        assert_eq!(throttled.status(), 429);
+        assert_eq!(throttled.json::<Value>().await.unwrap()["error"], "Too many requests");
+        assert_eq!(running.await.unwrap().unwrap().status(), 200);
+        assert_eq!(queued.await.unwrap().unwrap().status(), 200);
+    });
+}
+
+/// `limits.instances` is enforced on the scheduler path only (`FPCEntitlement.scala`).
+#[test]
+fn per_action_instances_hold_on_the_scheduler_path_only() {
+    let config = |flavor| {
+        let mut c = SimConfig { wait_time_ms: Some([0, 0]), ..SimConfig::with_flavor(flavor) };
+        c.actions.insert("guest/single".into(), ActionProfile { instances: Some(1), ..slow(300.0) });
+        c
+    };
+    let legacy = start(config(Flavor::Legacy));
+    let scheduler = start(config(Flavor::Scheduler));
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        for (sim, serialised) in [(&legacy, false), (&scheduler, true)] {
+            let started = Instant::now();
+            let a = guest(c.post(invoke_url(sim, "single", "blocking=true"))).send();
+            let b = guest(c.post(invoke_url(sim, "single", "blocking=true"))).send();
+            let (a, b) = tokio::join!(a, b);
+            assert_eq!((a.unwrap().status().as_u16(), b.unwrap().status().as_u16()), (200, 200));
+            let took = started.elapsed();
+            assert_eq!(took >= Duration::from_millis(550), serialised, "{sim:?} took {took:?}", sim = sim.addr());
+        }
+    });
+}
+
+/// `Entitlement.scala` `calculateIndividualLimit`: a legacy controller enforces
+/// `ceil(limit * 1.2) / cluster_size`; the scheduler path's controller the whole limit.
+#[test]
+fn legacy_controllers_enforce_their_share_of_the_limits() {
+    let config = |flavor| SimConfig {
+        invocations_per_minute: 10,
+        cluster_size: 3,
+        wait_time_ms: Some([0, 0]),
+        ..SimConfig::with_flavor(flavor)
+    };
+    let legacy = start(config(Flavor::Legacy));
+    let scheduler = start(config(Flavor::Scheduler));
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let admitted = |sim| {
+            let c = c.clone();
+            let url = invoke_url(sim, "hello", "blocking=true");
+            async move {
+                let mut ok = 0;
+                for _ in 0..12 {
+                    let resp = guest(c.post(&url)).send().await.unwrap();
+                    if resp.status() == 429 {
+                        let body: Value = resp.json().await.unwrap();
+                        assert!(body["error"].as_str().unwrap().starts_with("Too many requests in the last minute"));
+                    } else {
+                        ok += 1;
+                    }
+                }
+                ok
+            }
         };
-        let l: Value = call(&legacy).await.unwrap().json().await.unwrap();
-        let s: Value = call(&scheduler).await.unwrap().json().await.unwrap();
-        let keys = |r: &Value| {
-            r["annotations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a["key"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
-        };
-        assert!(keys(&l).contains(&"timeout".to_string()));
-        assert!(!keys(&s).contains(&"timeout".to_string()));
-        let wait = |r: &Value| {
-            r["annotations"].as_array().unwrap().iter().find(|a| a["key"] == "waitTime").unwrap()["value"]
-                .as_u64()
-                .unwrap()
-        };
-        assert!(wait(&l) >= 20 && wait(&s) <= 8);
-        assert_eq!(l["response"]["result"], s["response"]["result"]);
+        assert_eq!(admitted(&legacy).await, 4, "ceil(10 * 1.2) / 3");
+        assert_eq!(admitted(&scheduler).await, 10);
+    });
+    let legacy = start(SimConfig {
+        concurrent_invocations: 4,
+        cluster_size: 2,
+        wait_time_ms: Some([0, 0]),
+        default_action: slow(300.0),
+        ..SimConfig::default()
+    });
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let calls: Vec<_> =
+            (0..4).map(|_| tokio::spawn(guest(c.post(invoke_url(&legacy, "hello", "blocking=true"))).send())).collect();
+        let mut statuses = Vec::new();
+        let mut messages = Vec::new();
+        for call in calls {
+            let resp = call.await.unwrap().unwrap();
+            statuses.push(resp.status().as_u16());
+            if resp.status() == 429 {
+                messages.push(resp.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_string());
+            }
+        }
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "ceil(4 * 1.2) / 2 = 2 in flight: {statuses:?}");
+        assert!(messages.iter().all(|m| m == "Too many concurrent requests in flight (count: 2, allowed: 2)."), "{messages:?}");
+    });
+}
+
+/// No invokers: the legacy balancer refuses with 503; the scheduler queues, the blocking caller
+/// gets 202, and the activation fails with a 500 record after `max-retention-ms` (`MemoryQueue.scala`).
+#[test]
+fn without_invokers_legacy_refuses_and_the_scheduler_queues() {
+    let legacy = start(SimConfig::with_flavor(Flavor::Legacy));
+    let scheduler = start(SimConfig { queue_retention_ms: 600, ..SimConfig::with_flavor(Flavor::Scheduler) });
+    legacy.set_outage(Outage::NoInvokers);
+    scheduler.set_outage(Outage::NoInvokers);
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let refused = guest(c.post(invoke_url(&legacy, "hello", "blocking=true"))).send().await.unwrap();
+        assert_eq!(refused.status(), 503);
+        assert_eq!(refused.json::<Value>().await.unwrap()["error"], UNAVAILABLE_MESSAGE);
+
+        let queued = guest(c.post(invoke_url(&scheduler, "hello", "blocking=true&timeout=200"))).send().await.unwrap();
+        assert_eq!(queued.status(), 202, "the blocking wait ran out while the activation sat in the queue");
+        let id = queued.json::<Value>().await.unwrap()["activationId"].as_str().unwrap().to_string();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let url = format!("http://{}/api/v1/namespaces/guest/activations/{id}", scheduler.addr());
+        let record: Value = guest(c.get(&url)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(record["response"]["status"], "whisk internal error");
+        assert_eq!(record["response"]["result"]["error"], "Activation processing is not initiated for 600 ms");
+
+        scheduler.set_outage(Outage::Unreachable);
+        let down = guest(c.post(invoke_url(&scheduler, "hello", "blocking=true"))).send().await.unwrap();
+        assert_eq!(down.status(), 503);
+        scheduler.set_outage(Outage::None);
+        assert_eq!(guest(c.post(invoke_url(&scheduler, "hello", "blocking=true"))).send().await.unwrap().status(), 200);
+    });
+}
+
+/// `SequenceActions.scala`: `logs` lists the components' activation ids; the result is the last one's.
+#[test]
+fn sequences_chain_their_components() {
+    let mut config = SimConfig { wait_time_ms: Some([0, 0]), ..SimConfig::default() };
+    config.actions.insert("guest/echo".into(), ActionProfile { result: ResultSpec::Echo, ..ActionProfile::default() });
+    config.actions.insert(
+        "guest/both".into(),
+        ActionProfile { sequence: vec!["echo".into(), "guest/hello".into()], ..ActionProfile::default() },
+    );
+    let sim = start(config);
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let r: Value = guest(c.post(invoke_url(&sim, "both", "blocking=true")))
+            .json(&json!({"name": "Ada"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["response"]["result"], json!({"payload": "Hello, Ada!"}));
+        assert_eq!(*annotation(&r, "kind"), json!("sequence"));
+        let logs = r["logs"].as_array().unwrap();
+        assert_eq!(logs.len(), 2);
+        let url = format!("http://{}/api/v1/namespaces/guest/activations/{}", sim.addr(), logs[0].as_str().unwrap());
+        let first: Value = guest(c.get(&url)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(first["cause"], r["activationId"]);
+        assert_eq!(first["name"], "echo");
     });
 }
