@@ -227,7 +227,10 @@ fn report(sims: &SimFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed: Du
         scheduler.shadow_marked
     );
     println!("  failed requests: {errors}");
-    println!("\n  The scheduler's lower latency is its shorter queueing (waitTime) in the simulator's flavors.");
+    println!(
+        "\n  The latency gap comes from the simulator's profiles (an assumed waitTime range per flavor), not from"
+    );
+    println!("  either path: against real fleets, measure it.");
 }
 
 /// Waits for the mirrors in flight, then prints the shadow report and writes its HTML page.

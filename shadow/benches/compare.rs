@@ -8,7 +8,7 @@ fn record(id: &str, start: u64, wait: u64, v: u64) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "namespace": "guest", "name": "hello", "version": "0.0.1", "subject": "guest",
         "activationId": id, "start": start, "end": start + 7, "duration": 7, "publish": false, "logs": [],
-        "response": {"status": "success", "statusCode": 0, "success": true,
+        "response": {"status": "success", "success": true,
                      "result": {"payload": "Hello, John!", "items": [1, 2, 3, 4, 5], "meta": {"region": "eu", "version": v}}, "size": 90},
         "annotations": [{"key": "path", "value": "guest/hello"}, {"key": "waitTime", "value": wait},
                         {"key": "kind", "value": "nodejs:20"}, {"key": "timeout", "value": false},
@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
     let same = record("0a1b2c3d4e5f60718293a4b5c6d7e8f9", 1_700_000_000_456, 4, 1);
     let different = record("0a1b2c3d4e5f60718293a4b5c6d7e8f9", 1_700_000_000_456, 4, 2);
     fn obs(body: &[u8]) -> Observed<'_> {
-        Observed { status: Some(200), body, latency_ms: 1.0, timed_out: false, error: None }
+        Observed { status: Some(200), body, latency_ms: 1.0, timed_out: false, error: None, transaction_id: None }
     }
     let ignore: Vec<String> = Vec::new();
     c.bench_function("compare/activation_record/match", |b| {

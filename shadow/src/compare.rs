@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::answer::AnswerClass;
 use crate::diff::{diff_json, DiffKind, Difference};
 use crate::normalize::{normalize, Normalized, Shape};
 use crate::outcome::{Outcome, SideReport};
@@ -16,6 +17,9 @@ pub struct Observed<'a> {
     pub timed_out: bool,
     /// Why no answer came back (connection refused, reset...).
     pub error: Option<String>,
+    /// The answer's `X-Request-ID`: the controller's transaction id, which it also puts in the
+    /// `code` of its own error bodies.
+    pub transaction_id: Option<&'a str>,
 }
 
 /// The comparison of one request on both paths.
@@ -57,11 +61,23 @@ pub fn compare(legacy: &Observed<'_>, scheduler: &Observed<'_>, ignore: &[String
             scheduler: side(scheduler, None),
         };
     }
-    let a = normalize(legacy.status.unwrap_or(0), legacy.body);
-    let b = normalize(scheduler.status.unwrap_or(0), scheduler.body);
+    let a = normalize(legacy.status.unwrap_or(0), legacy.body, legacy.transaction_id);
+    let b = normalize(scheduler.status.unwrap_or(0), scheduler.body, scheduler.transaction_id);
     let (ls, ss) = (side(legacy, Some(&a)), side(scheduler, Some(&b)));
-    if a.shape == Shape::Accepted || b.shape == Shape::Accepted {
-        return Comparison { outcome: Outcome::Accepted, differences: Vec::new(), legacy: ls, scheduler: ss };
+    // The paths count limits differently (per controller vs per container), so a throttled side
+    // says nothing about whether the results agree.
+    let throttled = |o: &Observed<'_>| AnswerClass::of(o.status, true, o.body).is_throttling();
+    let not_compared = if throttled(legacy) || throttled(scheduler) {
+        Some(Outcome::Throttled)
+    } else {
+        match (a.shape == Shape::Accepted, b.shape == Shape::Accepted) {
+            (true, true) => Some(Outcome::Accepted),
+            (true, false) | (false, true) => Some(Outcome::Queued),
+            (false, false) => None,
+        }
+    };
+    if let Some(outcome) = not_compared {
+        return Comparison { outcome, differences: Vec::new(), legacy: ls, scheduler: ss };
     }
     let mut differences = Vec::new();
     if a.status != b.status {
@@ -106,6 +122,7 @@ mod tests {
             latency_ms: 1.0,
             timed_out: false,
             error: None,
+            transaction_id: Some("tid-1"),
         };
         compare(&o(&a), &o(&b), ignore)
     }
@@ -119,8 +136,35 @@ mod tests {
         let ignored =
             run(obs(200, &json!({"x": 1, "ts": 5})), obs(200, &json!({"x": 1, "ts": 6})), &["/ts".to_string()]);
         assert_eq!(ignored.outcome, Outcome::Match);
-        let accepted = run(obs(202, &json!({"activationId": "a"})), obs(200, &json!({"x": 1})), &[]);
+        let queued = run(obs(202, &json!({"activationId": "a"})), obs(200, &json!({"x": 1})), &[]);
+        assert_eq!(queued.outcome, Outcome::Queued, "only one path answered 202");
+        let accepted = run(obs(202, &json!({"activationId": "a"})), obs(202, &json!({"activationId": "b"})), &[]);
         assert_eq!(accepted.outcome, Outcome::Accepted);
+    }
+
+    #[test]
+    fn throttling_is_never_a_mismatch() {
+        let ok = obs(200, &json!({"x": 1}));
+        let limited = obs(429, &json!({"error": "Too many requests", "code": "tid-1"}));
+        assert_eq!(run(ok.clone(), limited.clone(), &[]).outcome, Outcome::Throttled);
+        assert_eq!(run(limited, ok.clone(), &[]).outcome, Outcome::Throttled);
+        let dropped = obs(
+            502,
+            &json!({"activationId": "a", "duration": 0, "response": {"status": "action developer error",
+                "success": false, "result": {"error": crate::THROTTLE_DROP_MESSAGE}}, "annotations": []}),
+        );
+        let c = run(ok, dropped, &[]);
+        assert_eq!((c.outcome, c.differences.len()), (Outcome::Throttled, 0));
+    }
+
+    #[test]
+    fn an_actions_own_error_and_code_are_compared() {
+        let own = |code: u64| obs(502, &json!({"error": "bad input", "code": code}));
+        let c = run(own(41), own(42), &[]);
+        assert_eq!(c.outcome, Outcome::Mismatch);
+        assert_eq!(c.differences[0].path, "/code");
+        let controller = |tid: &str| obs(404, &json!({"error": "The requested resource does not exist.", "code": tid}));
+        assert_eq!(run(controller("tid-1"), controller("tid-1"), &[]).outcome, Outcome::Match);
     }
 
     #[test]
@@ -145,14 +189,29 @@ mod tests {
 
     #[test]
     fn failures_are_their_own_outcomes() {
-        let ok = Observed { status: Some(200), body: b"{}", latency_ms: 1.0, timed_out: false, error: None };
-        let slow = Observed { status: None, body: b"", latency_ms: 5000.0, timed_out: true, error: None };
+        let ok = Observed {
+            status: Some(200),
+            body: b"{}",
+            latency_ms: 1.0,
+            timed_out: false,
+            error: None,
+            transaction_id: None,
+        };
+        let slow = Observed {
+            status: None,
+            body: b"",
+            latency_ms: 5000.0,
+            timed_out: true,
+            error: None,
+            transaction_id: None,
+        };
         let refused = Observed {
             status: None,
             body: b"",
             latency_ms: 1.0,
             timed_out: false,
             error: Some("connection refused".into()),
+            transaction_id: None,
         };
         assert_eq!(compare(&ok, &slow, &[]).outcome, Outcome::Timeout);
         assert_eq!(compare(&refused, &ok, &[]).outcome, Outcome::Error);

@@ -5,6 +5,7 @@
 //! record file. Mirroring and the Kafka transport live in the proxy.
 #![forbid(unsafe_code)]
 
+mod answer;
 mod compare;
 mod diff;
 mod noise;
@@ -15,6 +16,7 @@ mod redact;
 mod report;
 mod sink;
 
+pub use answer::{system_written, AnswerClass, CLASSIFY_PREFIX_BYTES, THROTTLE_DROP_MESSAGE};
 pub use compare::{compare, Comparison, Observed};
 pub use diff::{diff_json, DiffKind, Difference};
 pub use noise::{NoiseModel, NoiseThresholds};

@@ -17,7 +17,7 @@ pub enum Shape {
     Activation,
     /// `202 {"activationId": ...}`: non-blocking, or a blocking call that waited too long.
     Accepted,
-    /// `{"error": ..., "code": ...}`.
+    /// The controller's `{"error": ..., "code": <transaction id>}`.
     ErrorBody,
     /// Any other JSON (e.g. `result=true`, web actions, arrays).
     Json,
@@ -37,7 +37,8 @@ pub struct Normalized {
     pub wait_time_ms: Option<u64>,
 }
 
-pub fn normalize(status: u16, body: &[u8]) -> Normalized {
+/// `transaction_id` is the answer's `X-Request-ID`, when it had one.
+pub fn normalize(status: u16, body: &[u8], transaction_id: Option<&str>) -> Normalized {
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         let digest = xxhash_rust::xxh3::xxh3_64(body);
         return Normalized {
@@ -55,7 +56,7 @@ pub fn normalize(status: u16, body: &[u8]) -> Normalized {
         Value::Object(map) if map.contains_key("activationId") && map.contains_key("response") => {
             activation(status, map)
         }
-        Value::Object(mut map) if map.contains_key("error") && map.contains_key("code") && map.len() == 2 => {
+        Value::Object(mut map) if is_controller_error(&map, transaction_id) => {
             map.remove("code");
             Normalized {
                 status,
@@ -67,6 +68,12 @@ pub fn normalize(status: u16, body: &[u8]) -> Normalized {
         }
         other => Normalized { status, shape: Shape::Json, body: other, annotations: None, wait_time_ms: None },
     }
+}
+
+fn is_controller_error(map: &Map<String, Value>, transaction_id: Option<&str>) -> bool {
+    map.len() == 2
+        && map.contains_key("error")
+        && transaction_id.is_some_and(|tid| map.get("code").and_then(Value::as_str) == Some(tid))
 }
 
 fn activation(status: u16, mut map: Map<String, Value>) -> Normalized {
@@ -107,7 +114,7 @@ mod tests {
         serde_json::to_vec(&json!({
             "namespace": "guest", "name": "hello", "version": "0.0.1", "subject": "guest",
             "activationId": id, "start": start, "end": start + 7, "duration": 7, "publish": false, "logs": [],
-            "response": {"status": "success", "statusCode": 0, "success": true, "result": result, "size": 24},
+            "response": {"status": "success", "success": true, "result": result, "size": 24},
             "annotations": [{"key": "path", "value": "guest/hello"}, {"key": "waitTime", "value": wait},
                             {"key": "kind", "value": "nodejs:20"}, {"key": "initTime", "value": 210}]
         }))
@@ -116,8 +123,8 @@ mod tests {
 
     #[test]
     fn per_call_values_are_dropped() {
-        let a = normalize(200, &record("aaaa", 1000, 35, json!({"x": 1})));
-        let b = normalize(200, &record("bbbb", 2000, 3, json!({"x": 1})));
+        let a = normalize(200, &record("aaaa", 1000, 35, json!({"x": 1})), None);
+        let b = normalize(200, &record("bbbb", 2000, 3, json!({"x": 1})), None);
         assert_eq!(a.shape, Shape::Activation);
         assert_eq!(a.body, b.body);
         assert_eq!(a.annotations, b.annotations);
@@ -127,11 +134,18 @@ mod tests {
 
     #[test]
     fn shapes() {
-        assert_eq!(normalize(202, br#"{"activationId":"abc"}"#).shape, Shape::Accepted);
-        let e = normalize(502, br#"{"error":"boom","code":"tid-1"}"#);
+        assert_eq!(normalize(202, br#"{"activationId":"abc"}"#, None).shape, Shape::Accepted);
+        let e = normalize(404, br#"{"error":"boom","code":"tid-1"}"#, Some("tid-1"));
         assert_eq!((e.shape, e.body), (Shape::ErrorBody, json!({"error": "boom"})));
-        assert_eq!(normalize(200, b"[1,2]").shape, Shape::Json);
-        let bytes = normalize(200, b"<p>hi</p>");
+        let own = normalize(502, br#"{"error":"boom","code":42}"#, Some("tid-1"));
+        assert_eq!(
+            (own.shape, own.body),
+            (Shape::Json, json!({"error": "boom", "code": 42})),
+            "an action's own result"
+        );
+        assert_eq!(normalize(502, br#"{"error":"boom","code":"x"}"#, None).shape, Shape::Json);
+        assert_eq!(normalize(200, b"[1,2]", None).shape, Shape::Json);
+        let bytes = normalize(200, b"<p>hi</p>", None);
         assert_eq!(bytes.shape, Shape::Bytes);
         assert_eq!(bytes.body["bytes"], 9);
     }

@@ -12,9 +12,15 @@ pub enum Outcome {
     Match,
     /// Something differs (see `differences`; learned noise is separated in reports).
     Mismatch,
-    /// One side answered 202 with an activation id (non-blocking, or the blocking wait ran out):
-    /// there is no result to compare.
+    /// Both sides answered 202 with an activation id (non-blocking calls): no result to compare.
     Accepted,
+    /// Only one side answered 202: the call sat queued (or ran) on that path past the blocking
+    /// wait while the other path answered. Not a mismatch; a path that keeps doing it is slow or
+    /// has no invokers.
+    Queued,
+    /// A limit refused or dropped the call on either side (429, or the scheduler's 502 capacity
+    /// drop). The paths count limits differently, so this is never a mismatch.
+    Throttled,
     /// One side gave no answer (connection refused, reset, no healthy controller).
     Error,
     /// One side did not answer within the shadow timeout.
@@ -26,16 +32,19 @@ pub enum Outcome {
 impl Outcome {
     /// The outcome kinds, in the order of [`Outcome::kind_index`]: the `outcome` label of the
     /// comparison metric (a skip counts as `skipped`, whatever its reason).
-    pub const KINDS: [&'static str; 6] = ["match", "mismatch", "accepted", "error", "timeout", "skipped"];
+    pub const KINDS: [&'static str; 8] =
+        ["match", "mismatch", "accepted", "queued", "throttled", "error", "timeout", "skipped"];
 
     pub fn kind_index(&self) -> usize {
         match self {
             Outcome::Match => 0,
             Outcome::Mismatch => 1,
             Outcome::Accepted => 2,
-            Outcome::Error => 3,
-            Outcome::Timeout => 4,
-            Outcome::Skipped(_) => 5,
+            Outcome::Queued => 3,
+            Outcome::Throttled => 4,
+            Outcome::Error => 5,
+            Outcome::Timeout => 6,
+            Outcome::Skipped(_) => 7,
         }
     }
 

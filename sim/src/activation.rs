@@ -111,7 +111,14 @@ impl RunFacts<'_> {
         }
     }
 
-    fn record(&self, start: u64, duration_ms: u64, response: Value, annotations: Vec<Value>, logs: Vec<Value>) -> Value {
+    fn record(
+        &self,
+        start: u64,
+        duration_ms: u64,
+        response: Value,
+        annotations: Vec<Value>,
+        logs: Vec<Value>,
+    ) -> Value {
         let mut record = json!({
             "namespace": self.namespace,
             "name": self.action,
@@ -165,7 +172,13 @@ pub(crate) fn response(outcome: Outcome, result: Value, with_size: bool) -> Valu
 /// The record of a run an invoker carried out. Both paths' invokers build it the same way, with
 /// the same annotations (`containerpool/ContainerProxy.scala`,
 /// `containerpool/v2/FunctionPullingContainerProxy.scala`).
-pub fn activation_record(profile: &ActionProfile, facts: &RunFacts<'_>, times: &RunTimes, outcome: Outcome, result: Value) -> Value {
+pub fn activation_record(
+    profile: &ActionProfile,
+    facts: &RunFacts<'_>,
+    times: &RunTimes,
+    outcome: Outcome,
+    result: Value,
+) -> Value {
     let timed_out = outcome == Outcome::DeveloperError && times.duration_ms >= profile.timeout_ms;
     let mut annotations = vec![
         json!({"key": "path", "value": facts.path()}),
@@ -183,7 +196,13 @@ pub fn activation_record(profile: &ActionProfile, facts: &RunFacts<'_>, times: &
 
 /// A record the system wrote for an activation that did not run: `duration` 0, no `waitTime`,
 /// `timeout` or `initTime`, no `size`, and the writer's own `kind`.
-pub fn system_record(profile: &ActionProfile, facts: &RunFacts<'_>, writer: SystemWriter, outcome: Outcome, message: &str) -> Value {
+pub fn system_record(
+    profile: &ActionProfile,
+    facts: &RunFacts<'_>,
+    writer: SystemWriter,
+    outcome: Outcome,
+    message: &str,
+) -> Value {
     let mut annotations = vec![json!({"key": "path", "value": facts.path()})];
     match writer {
         SystemWriter::LegacyInvoker => annotations.push(json!({"key": "kind", "value": "unknown"})),

@@ -15,7 +15,8 @@ use serde_json::{json, Map, Value};
 use crate::activation::{self, Outcome, RunFacts, RunTimes, SystemWriter};
 use crate::capacity::Slot;
 use crate::config::{ActionProfile, Flavor};
-use crate::state::{lock, RequestKind, SimState};
+use crate::state::{RequestKind, SimState};
+use crate::sync::lock;
 
 pub(crate) type Reply = Response<Full<Bytes>>;
 
@@ -323,18 +324,20 @@ async fn run_action(state: &Arc<SimState>, a: &Activation, slot: Option<Slot>) -
     let flavor = state.config.flavor;
     let (slot, queued) = match flavor {
         Flavor::Legacy => (slot, Duration::ZERO),
-        Flavor::Scheduler => match state.container(&a.namespace, &name, a.profile.instances).await {
-            Ok((slot, queued)) => (Some(slot), queued),
-            Err(dropped) => {
-                return activation::system_record(
-                    &a.profile,
-                    &a.facts(),
-                    SystemWriter::MemoryQueue,
-                    dropped.outcome,
-                    &dropped.message,
-                )
+        Flavor::Scheduler => {
+            match state.capacity.container(&state.config, &a.namespace, &name, a.profile.instances).await {
+                Ok((slot, queued)) => (Some(slot), queued),
+                Err(dropped) => {
+                    return activation::system_record(
+                        &a.profile,
+                        &a.facts(),
+                        SystemWriter::MemoryQueue,
+                        dropped.outcome,
+                        &dropped.message,
+                    )
+                }
             }
-        },
+        }
     };
     let run = Run::plan(state, &a.profile, &name);
     let start = activation::now_millis() + run.wait_ms;
@@ -353,7 +356,14 @@ async fn run_action(state: &Arc<SimState>, a: &Activation, slot: Option<Slot>) -
         wait_time_ms: run.wait_ms + queued.as_millis() as u64,
         init_time_ms: run.init_ms,
     };
-    activation::activation_record(&a.profile, &a.facts(), &times, run.outcome, run_result(&a.profile, &run, &a.params))
+    let result = run_result(&a.profile, &run, &a.params);
+    // An action that returns `{"error": ...}` failed, whatever it computed it from.
+    let outcome = if run.outcome == Outcome::Success && result.get("error").is_some() {
+        Outcome::ApplicationError
+    } else {
+        run.outcome
+    };
+    activation::activation_record(&a.profile, &a.facts(), &times, outcome, result)
 }
 
 /// Runs the components in turn, each on the previous one's result; stops at the first failure.
@@ -368,7 +378,11 @@ async fn run_sequence(state: &Arc<SimState>, a: &Activation) -> Value {
     for component in &a.profile.sequence {
         let name = if component.contains('/') { component.clone() } else { format!("{}/{component}", a.namespace) };
         let Some(profile) = state.profile(&name).cloned() else {
-            last = activation::response(Outcome::DeveloperError, json!({"error": "Sequence component does not exist."}), false);
+            last = activation::response(
+                Outcome::DeveloperError,
+                json!({"error": "Sequence component does not exist."}),
+                false,
+            );
             break;
         };
         let mut parts = name.splitn(3, '/').skip(1);
@@ -397,7 +411,8 @@ async fn run_sequence(state: &Arc<SimState>, a: &Activation) -> Value {
         }
         params = last["result"].as_object().cloned().unwrap_or_default();
     }
-    let times = RunTimes { start, duration_ms: began.elapsed().as_millis() as u64, wait_time_ms: 0, init_time_ms: None };
+    let times =
+        RunTimes { start, duration_ms: began.elapsed().as_millis() as u64, wait_time_ms: 0, init_time_ms: None };
     activation::sequence_record(&a.facts(), &times, last, &ids)
 }
 
@@ -425,7 +440,7 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
         Ok(p) => p,
         Err(reply) => return reply,
     };
-    let slot = match state.admit(&own_ns, &name) {
+    let slot = match state.capacity.admit(&state.config, &own_ns, &name) {
         Ok(slot) => slot,
         Err(refused) => return error_reply(refused.status, &refused.message, &call.tid),
     };
@@ -486,7 +501,7 @@ fn fire(state: &SimState, call: &Call, ns: &str, trigger: &str) -> Reply {
         decorate(resp.headers_mut(), &call.tid);
         return resp;
     }
-    if let Err((count, allowed)) = state.admit_per_minute(&own_ns) {
+    if let Err((count, allowed)) = state.capacity.admit_per_minute(&state.config, &own_ns) {
         return error_reply(
             429,
             &format!("Too many requests in the last minute (count: {count}, allowed: {allowed})."),
@@ -520,7 +535,7 @@ async fn web_action(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, act
         "__ow_path".into(),
         json!(if rest.is_empty() { String::new() } else { format!("/{}", rest.join("/")) }),
     );
-    if let Err((count, allowed)) = state.admit_per_minute(ns) {
+    if let Err((count, allowed)) = state.capacity.admit_per_minute(&state.config, ns) {
         return error_reply(
             429,
             &format!("Too many requests in the last minute (count: {count}, allowed: {allowed})."),

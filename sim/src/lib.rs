@@ -14,10 +14,12 @@ mod config;
 pub mod fleet;
 mod server;
 mod state;
+mod sync;
 
 pub use activation::THROTTLE_DROP_MESSAGE;
 pub use config::{
-    guest_credentials, ActionProfile, AuthKey, Flavor, Latency, Outage, ResultSpec, SimConfig, GUEST_KEY, UNAVAILABLE_MESSAGE,
+    guest_credentials, ActionProfile, AuthKey, Flavor, Latency, Outage, ResultSpec, SimConfig, GUEST_KEY,
+    UNAVAILABLE_MESSAGE,
 };
 pub use fleet::SimFleet;
 pub use server::{SimHandle, Simulator};

@@ -67,7 +67,7 @@ impl SimHandle {
     /// Takes part of the fleet down (or brings it back with `Outage::None`); see [`Outage`] for
     /// what each flavor then answers.
     pub fn set_outage(&self, outage: Outage) {
-        self.state.set_outage(outage);
+        self.state.capacity.set_outage(outage);
     }
 
     /// Stops serving: the listener closes and open connections are dropped, as when a controller

@@ -1,13 +1,14 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::capacity::Capacity;
-use crate::config::{ActionProfile, Outage, SimConfig};
+use crate::config::{ActionProfile, SimConfig};
+use crate::sync::lock;
 
 /// What a request was, as the simulator understood it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -69,10 +70,8 @@ pub(crate) struct SimState {
     request_ids: Mutex<(HashSet<String>, VecDeque<String>)>,
     activations: Mutex<(HashMap<String, Value>, VecDeque<String>)>,
     pub entities: Mutex<HashMap<String, Value>>,
-    minute_window: Mutex<HashMap<String, VecDeque<Instant>>>,
     last_used: Mutex<HashMap<String, Instant>>,
-    pub(crate) capacity: Capacity,
-    outage: Mutex<Outage>,
+    pub(crate) capacity: Arc<Capacity>,
 }
 
 impl SimState {
@@ -87,10 +86,8 @@ impl SimState {
             request_ids: Mutex::default(),
             activations: Mutex::default(),
             entities: Mutex::default(),
-            minute_window: Mutex::default(),
             last_used: Mutex::default(),
-            capacity: Capacity::default(),
-            outage: Mutex::default(),
+            capacity: Arc::default(),
         }
     }
 
@@ -141,34 +138,6 @@ impl SimState {
         }
     }
 
-    /// Counts an invocation against the namespace's per-minute window. `Err((count, allowed))`
-    /// when it is over the limit (the call is then not counted).
-    pub fn admit_per_minute(&self, namespace: &str) -> Result<(), (usize, u32)> {
-        let allowed = self.config.own_limit(self.config.invocations_per_minute);
-        if allowed == 0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let mut windows = lock(&self.minute_window);
-        let window = windows.entry(namespace.to_string()).or_default();
-        while window.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
-            window.pop_front();
-        }
-        if window.len() >= allowed as usize {
-            return Err((window.len(), allowed));
-        }
-        window.push_back(now);
-        Ok(())
-    }
-
-    pub fn outage(&self) -> Outage {
-        *lock(&self.outage)
-    }
-
-    pub fn set_outage(&self, outage: Outage) {
-        *lock(&self.outage) = outage;
-    }
-
     /// Whether this call is a cold start (no call within the profile's keep-warm time).
     pub fn is_cold(&self, qualified_name: &str, keep_warm: Duration) -> bool {
         let now = Instant::now();
@@ -207,9 +176,4 @@ impl SimState {
             .cloned()
             .collect()
     }
-}
-
-/// A poisoned lock only means another request panicked mid-update; the maps stay usable.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -311,7 +311,11 @@ fn system_error_records_carry_their_writers_kind() {
 /// are all busy is dropped with a 502 record; calls for an action with a busy container wait.
 #[test]
 fn the_scheduler_queues_calls_and_drops_them_at_the_namespace_limit() {
-    let mut config = SimConfig { concurrent_invocations: 1, wait_time_ms: Some([0, 0]), ..SimConfig::with_flavor(Flavor::Scheduler) };
+    let mut config = SimConfig {
+        concurrent_invocations: 1,
+        wait_time_ms: Some([0, 0]),
+        ..SimConfig::with_flavor(Flavor::Scheduler)
+    };
     config.actions.insert("guest/busy".into(), slow(400.0));
     let sim = start(config);
     rt().block_on(async {
@@ -439,7 +443,10 @@ fn legacy_controllers_enforce_their_share_of_the_limits() {
             }
         }
         assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "ceil(4 * 1.2) / 2 = 2 in flight: {statuses:?}");
-        assert!(messages.iter().all(|m| m == "Too many concurrent requests in flight (count: 2, allowed: 2)."), "{messages:?}");
+        assert!(
+            messages.iter().all(|m| m == "Too many concurrent requests in flight (count: 2, allowed: 2)."),
+            "{messages:?}"
+        );
     });
 }
 

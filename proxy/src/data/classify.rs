@@ -20,6 +20,10 @@ impl RequestKind {
     pub const ALL: [RequestKind; 5] =
         [RequestKind::Invoke, RequestKind::WebAction, RequestKind::TriggerFire, RequestKind::Api, RequestKind::Other];
 
+    /// The kinds that run an action, first in [`RequestKind::ALL`] so their index is also their
+    /// position here.
+    pub const INVOCATIONS: [RequestKind; 3] = [RequestKind::Invoke, RequestKind::WebAction, RequestKind::TriggerFire];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RequestKind::Invoke => "invoke",

@@ -10,7 +10,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use switchyard_rules::{Decision, DecisionReason, Invocation, Pool};
-use switchyard_shadow::SkipReason;
+use switchyard_shadow::{AnswerClass, SkipReason, CLASSIFY_PREFIX_BYTES};
 
 use crate::control::rules::ActiveRules;
 use crate::data::classify::{classify, RequestKind};
@@ -43,6 +43,11 @@ pub struct RequestCtx {
     /// Set once the request has been redirected to the other pool; it never bounces back.
     fell_back: bool,
     request_id: String,
+    /// An invoke that waits for its result: its 202 means "queued past the wait".
+    blocking: bool,
+    /// The first bytes of an invocation's 502 answer, read to tell the action's failure from a
+    /// record the system wrote (`None` for any other answer: those are never buffered).
+    error_prefix: Option<Vec<u8>>,
     /// Set when this invocation is mirrored for shadow comparison.
     shadow: Option<Tee>,
     /// Counts the request as in flight (a stop waits for it) until the context is dropped.
@@ -80,6 +85,8 @@ impl ProxyHttp for SwitchyardProxy {
             reason: DecisionReason::DefaultPool,
             fell_back: false,
             request_id: String::new(),
+            blocking: false,
+            error_prefix: None,
             shadow: None,
             _in_flight: self.shared.lifecycle.request(),
         }
@@ -94,6 +101,7 @@ impl ProxyHttp for SwitchyardProxy {
         let req = session.req_header();
         let class = classify(req.method.as_str(), req.uri.path());
         ctx.kind = class.kind;
+        ctx.blocking = class.kind == RequestKind::Invoke && is_blocking(req.uri.query());
         if class.kind.is_invocation() {
             // `_` is the caller's own namespace: resolved before routing, so a namespace pin holds
             // for default-namespace callers; when it cannot be resolved, legacy (the safe side).
@@ -136,7 +144,7 @@ impl ProxyHttp for SwitchyardProxy {
                 // Only what is safe to run twice, unless the policy lists more: blocking invokes, and
                 // GET and HEAD web actions.
                 let safe = |p: &switchyard_rules::ShadowPolicy| match class.kind {
-                    RequestKind::Invoke => p.mirrors_invoke(is_blocking(req.uri.query())),
+                    RequestKind::Invoke => p.mirrors_invoke(ctx.blocking),
                     _ => p.mirrors_web_method(req.method.as_str()),
                 };
                 let policy = active.rules.overrides[i].shadow.as_ref().filter(|p| safe(p) && sampled(p.sample));
@@ -256,14 +264,22 @@ impl ProxyHttp for SwitchyardProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if let (Some(tee), Some(chunk)) = (ctx.shadow.as_mut(), body.as_ref()) {
-            tee.response_chunk(chunk);
+        if let Some(chunk) = body.as_ref() {
+            if let Some(tee) = ctx.shadow.as_mut() {
+                tee.response_chunk(chunk);
+            }
+            if let Some(prefix) = ctx.error_prefix.as_mut() {
+                // One byte past the bound is enough to know the body is longer.
+                let room = (CLASSIFY_PREFIX_BYTES + 1).saturating_sub(prefix.len());
+                prefix.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
         }
         Ok(None)
     }
 
     /// Runs on the response header before it goes to the client: says which pool and which rules
-    /// version served it, and keeps the request id visible.
+    /// version served it, keeps the request id visible, and starts keeping the prefix of an
+    /// invocation's 502 for its classification.
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -272,6 +288,11 @@ impl ProxyHttp for SwitchyardProxy {
     ) -> Result<()> {
         if let Some(tee) = ctx.shadow.as_mut() {
             tee.response_status = Some(resp.status.as_u16());
+            tee.response_transaction_id =
+                resp.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        }
+        if ctx.kind.is_invocation() && AnswerClass::needs_body(resp.status.as_u16()) {
+            ctx.error_prefix = Some(Vec::new());
         }
         if self.shared.pool_header {
             resp.insert_header(POOL_HEADER, ctx.pool.as_str())?;
@@ -330,6 +351,14 @@ impl ProxyHttp for SwitchyardProxy {
         let status = session.response_written().map(|r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         self.shared.metrics.request(ctx.pool, ctx.kind, status, elapsed.as_secs_f64());
+        // A client that went away says nothing about the path; any other failure means the pool
+        // gave no usable answer, whatever error page the proxy then wrote.
+        let client_gone = e.is_some_and(|e| *e.esource() == ErrorSource::Downstream);
+        if !(client_gone && status.is_none()) {
+            let answered = if e.is_some() && !client_gone { None } else { status };
+            let class = AnswerClass::of(answered, ctx.blocking, ctx.error_prefix.as_deref().unwrap_or_default());
+            self.shared.metrics.invocation(ctx.pool, ctx.kind, class);
+        }
         if let Some(e) = e {
             tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
         }

@@ -7,13 +7,14 @@ use std::fmt::Write;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use switchyard_rules::{DecisionReason, Pool};
-use switchyard_shadow::Outcome;
+use switchyard_shadow::{AnswerClass, Outcome};
 
 use crate::control::source::{ReloadResult, ReloadSource};
 use crate::data::classify::RequestKind;
 use crate::kafka::sink::Delivery;
 
 pub const REQUESTS_TOTAL: &str = "switchyard_requests_total";
+pub const INVOCATIONS_TOTAL: &str = "switchyard_invocations_total";
 pub const REQUEST_DURATION: &str = "switchyard_request_duration_seconds";
 pub const DECISIONS_TOTAL: &str = "switchyard_decisions_total";
 pub const FALLBACKS_TOTAL: &str = "switchyard_fallbacks_total";
@@ -36,9 +37,9 @@ pub const NAMESPACE_LOOKUPS: &str = "switchyard_namespace_lookups_total";
 pub const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
-/// Status classes as labels; index 0 is "no response was written". `502` stands alone: OpenWhisk
-/// answers 502 when the *action* failed (application or developer error), so it says nothing about
-/// the path; `5xx` holds the platform's own errors (500, 503, 504, ...).
+/// Status classes as labels; index 0 is "no response was written". `502` stands alone because it
+/// is usually the action's own failure; what an answer says about its path is the `class` of
+/// `switchyard_invocations_total` (see [`AnswerClass`]), which also reads a 502's record.
 pub const STATUS_CLASSES: [&str; 7] = ["none", "1xx", "2xx", "3xx", "4xx", "502", "5xx"];
 
 pub fn status_class_index(status: Option<u16>) -> usize {
@@ -118,6 +119,8 @@ pub struct Metrics {
     handle: PrometheusHandle,
     /// [pool][kind][status class]
     requests: Vec<Vec<Vec<Counter>>>,
+    /// [pool][invocation kind][answer class]
+    invocations: Vec<Vec<Vec<Counter>>>,
     /// [pool][kind]
     durations: Vec<Vec<Histogram>>,
     /// [pool][decision reason]
@@ -190,6 +193,25 @@ impl Metrics {
                     .collect()
             })
             .collect();
+        let invocations = Pool::ALL
+            .iter()
+            .map(|p| {
+                RequestKind::INVOCATIONS
+                    .iter()
+                    .map(|k| {
+                        AnswerClass::ALL
+                            .iter()
+                            .map(|c| {
+                                counter(
+                                    INVOCATIONS_TOTAL,
+                                    &[("pool", p.as_str()), ("kind", k.as_str()), ("class", c.as_str())],
+                                )
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
         let durations = Pool::ALL
             .iter()
             .map(|p| {
@@ -248,6 +270,7 @@ impl Metrics {
             shadow_record_errors: counter(SHADOW_RECORD_ERRORS, &[]),
             reloads,
             requests,
+            invocations,
             durations,
             decisions,
             fallbacks,
@@ -269,6 +292,13 @@ impl Metrics {
     pub fn request(&self, pool: Pool, kind: RequestKind, status: Option<u16>, seconds: f64) {
         self.requests[pool.index()][kind.index()][status_class_index(status)].increment(1);
         self.durations[pool.index()][kind.index()].record(seconds);
+    }
+
+    /// Counts what an invocation's answer says about the pool that served it.
+    pub fn invocation(&self, pool: Pool, kind: RequestKind, class: AnswerClass) {
+        if kind.is_invocation() {
+            self.invocations[pool.index()][kind.index()][class.index()].increment(1);
+        }
     }
 
     pub fn decision(&self, pool: Pool, reason: DecisionReason) {
@@ -345,6 +375,13 @@ fn describe(r: &PrometheusRecorder) {
         r.describe_counter(KeyName::from_const_str(name), unit, SharedString::const_str(help))
     };
     c(REQUESTS_TOTAL, None, "Requests answered, by the pool that served them, request kind and status class.");
+    c(
+        INVOCATIONS_TOTAL,
+        None,
+        "Invocations answered, by pool, kind and what the answer says about the path: ok, queued (a blocking call \
+         answered 202), throttled (429), action_failure (the action's 502), capacity_drop (the scheduler's 502 \
+         throttle record), platform_failure (5xx, system-written records, no answer), refused (other 4xx).",
+    );
     c(DECISIONS_TOTAL, None, "Routing decisions for invocations and API calls, by chosen pool and why.");
     c(FALLBACKS_TOTAL, None, "Requests sent to the other pool than the rules chose, and why.");
     c(RULES_RELOADS, None, "Rule change attempts by source and result (accepted, rejected, unchanged).");

@@ -171,6 +171,8 @@ struct Answer {
     latency_ms: f64,
     timed_out: bool,
     error: Option<String>,
+    /// The answer's `X-Request-ID`.
+    transaction_id: Option<String>,
 }
 
 impl Answer {
@@ -181,6 +183,7 @@ impl Answer {
             latency_ms: self.latency_ms,
             timed_out: self.timed_out,
             error: self.error.clone(),
+            transaction_id: self.transaction_id.as_deref(),
         }
     }
 }
@@ -211,6 +214,7 @@ impl Worker {
                 latency_ms: primary_latency.as_secs_f64() * 1000.0,
                 timed_out: false,
                 error: None,
+                transaction_id: tee.response_transaction_id.clone(),
             };
             match self.compare_copies(&tee, served_by, &request_id, &primary).await {
                 Ok((comparison, control)) => {
@@ -268,6 +272,7 @@ impl Worker {
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             timed_out,
             error: Some(error),
+            transaction_id: None,
         };
         let Some(member) = self.pools.get(pool).pick_healthy() else {
             return Ok(failed(format!("no healthy controller in the {pool} pool"), false));
@@ -290,6 +295,7 @@ impl Worker {
             Err(e) => return Ok(failed(describe(&e), e.is_timeout())),
         };
         let status = resp.status().as_u16();
+        let transaction_id = resp.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
         if resp.content_length().is_some_and(|n| n > self.max_body as u64) {
             return Err(SkipReason::ResponseTooLarge);
         }
@@ -311,6 +317,7 @@ impl Worker {
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             timed_out: false,
             error: None,
+            transaction_id,
         })
     }
 }

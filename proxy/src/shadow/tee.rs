@@ -21,6 +21,8 @@ pub struct Tee {
     request: Vec<Bytes>,
     request_bytes: usize,
     pub response_status: Option<u16>,
+    /// The controller's `X-Request-ID` on the primary answer (its transaction id).
+    pub response_transaction_id: Option<String>,
     response: BytesMut,
     /// Why the job was given up, if it was (the reason goes into a `skipped` record).
     pub skipped: Option<SkipReason>,
@@ -45,6 +47,7 @@ impl Tee {
             request: Vec::new(),
             request_bytes: 0,
             response_status: None,
+            response_transaction_id: None,
             response: BytesMut::new(),
             skipped: None,
             max_body,

@@ -1,0 +1,554 @@
+//! A ramp: the global share raised step by step on a wall-clock schedule, held back by gates and
+//! rolled back by them. Everything here is pure: the proxy feeds in the clock and what it measured
+//! over the gates' window, and gets back the share to route by.
+//!
+//! Consistency across replicas without talking: the schedule starts at a wall-clock `start`, so
+//! every replica with the same rules computes the same scheduled step (also after a restart). A step
+//! may begin later than scheduled on a replica whose gates hold it (too few samples, or too few
+//! invocations seen at the step); a rollback is that replica's own, until it is published.
+
+use crate::model::Pool;
+use crate::share::Share;
+
+/// One step of a ramp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub share: Share,
+    /// The step lasts at least this long before the next may begin.
+    pub hold_s: u64,
+    /// Invocations the scheduler must have answered during this step before the next may begin.
+    pub min_invocations: u64,
+}
+
+/// "The scheduler's ratio must stay at most `legacy ratio × factor + excess`", over the window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatioGate {
+    pub factor: f64,
+    pub excess: f64,
+    /// Scheduler invocations in the window before the gate may pass or fail.
+    pub min_samples: u64,
+}
+
+/// "The shadow mismatch rate (real differences only) must stay at most `max`".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateGate {
+    pub max: f64,
+    pub min_samples: u64,
+}
+
+/// "The scheduler's p99 must stay under `max_p99_ms`, and under legacy's p99 × `factor`".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyGate {
+    pub max_p99_ms: Option<f64>,
+    pub factor: Option<f64>,
+    pub min_samples: u64,
+}
+
+/// A ramp's gates. The three ratio gates are always on (with defaults); the others when written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gates {
+    pub platform_failure: RatioGate,
+    pub throttled: RatioGate,
+    pub queued: RatioGate,
+    pub mismatch: Option<RateGate>,
+    pub latency: Option<LatencyGate>,
+}
+
+impl Gates {
+    pub const DEFAULT_PLATFORM_FAILURE: RatioGate = RatioGate { factor: 2.0, excess: 0.01, min_samples: 50 };
+    pub const DEFAULT_THROTTLED: RatioGate = RatioGate { factor: 2.0, excess: 0.02, min_samples: 50 };
+    pub const DEFAULT_QUEUED: RatioGate = RatioGate { factor: 2.0, excess: 0.02, min_samples: 50 };
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Gates {
+            platform_failure: Gates::DEFAULT_PLATFORM_FAILURE,
+            throttled: Gates::DEFAULT_THROTTLED,
+            queued: Gates::DEFAULT_QUEUED,
+            mismatch: None,
+            latency: None,
+        }
+    }
+}
+
+/// Which gate (a label: metrics, the audit log, `GET /ramp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Gate {
+    /// Platform failures: 5xx, system-written records, capacity drops, no answer.
+    PlatformFailure,
+    /// 429s and capacity drops.
+    Throttled,
+    /// Blocking calls answered 202 after the wait.
+    Queued,
+    /// Shadow comparisons with a real difference.
+    Mismatch,
+    /// The scheduler's p99 latency.
+    Latency,
+}
+
+impl Gate {
+    pub const ALL: [Gate; 5] = [Gate::PlatformFailure, Gate::Throttled, Gate::Queued, Gate::Mismatch, Gate::Latency];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::PlatformFailure => "platform_failure",
+            Gate::Throttled => "throttled",
+            Gate::Queued => "queued",
+            Gate::Mismatch => "mismatch",
+            Gate::Latency => "latency",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What a replica measured over the gates' window. Per-pool arrays are indexed by [`Pool::index`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Signals {
+    pub invocations: [u64; 2],
+    pub platform_failures: [u64; 2],
+    pub throttled: [u64; 2],
+    pub queued: [u64; 2],
+    /// Shadow comparisons of both answers, and those with a real difference.
+    pub compared: u64,
+    pub mismatched: u64,
+    /// p99 latency (ms) and how many latencies it is taken from.
+    pub p99_ms: [Option<f64>; 2],
+    pub latency_samples: [u64; 2],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// Too few samples to say: the ramp neither advances nor rolls back on this gate.
+    Hold,
+    Fail,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Hold => "hold",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+/// One gate's reading over the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub gate: Gate,
+    pub verdict: Verdict,
+    /// The scheduler's value (a ratio, a rate, or milliseconds for latency).
+    pub value: Option<f64>,
+    /// Legacy's value, where the gate compares against it.
+    pub legacy: Option<f64>,
+    pub threshold: Option<f64>,
+    pub samples: u64,
+    pub min_samples: u64,
+}
+
+impl Reading {
+    /// One line for logs and the audit trail.
+    pub fn describe(&self, window_s: u64) -> String {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        format!(
+            "gate {} {}: scheduler {} (legacy {}), threshold {}, {} samples over {window_s} s",
+            self.gate.as_str(),
+            self.verdict.as_str(),
+            f(self.value),
+            f(self.legacy),
+            f(self.threshold),
+            self.samples
+        )
+    }
+}
+
+fn ratio(n: u64, d: u64) -> f64 {
+    if d == 0 {
+        0.0
+    } else {
+        n as f64 / d as f64
+    }
+}
+
+impl RatioGate {
+    fn read(&self, gate: Gate, counts: &[u64; 2], s: &Signals) -> Reading {
+        let (l, sch) = (Pool::Legacy.index(), Pool::Scheduler.index());
+        let samples = s.invocations[sch];
+        let value = ratio(counts[sch], samples);
+        let legacy = ratio(counts[l], s.invocations[l]);
+        let threshold = legacy * self.factor + self.excess;
+        let verdict = if samples < self.min_samples {
+            Verdict::Hold
+        } else if value > threshold {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        };
+        Reading {
+            gate,
+            verdict,
+            value: Some(value),
+            legacy: Some(legacy),
+            threshold: Some(threshold),
+            samples,
+            min_samples: self.min_samples,
+        }
+    }
+}
+
+impl Gates {
+    /// Every gate's reading, in [`Gate::ALL`] order (unset gates left out).
+    pub fn read(&self, s: &Signals) -> Vec<Reading> {
+        let mut out = vec![
+            self.platform_failure.read(Gate::PlatformFailure, &s.platform_failures, s),
+            self.throttled.read(Gate::Throttled, &s.throttled, s),
+            self.queued.read(Gate::Queued, &s.queued, s),
+        ];
+        if let Some(g) = &self.mismatch {
+            let value = ratio(s.mismatched, s.compared);
+            let verdict = if s.compared < g.min_samples {
+                Verdict::Hold
+            } else if value > g.max {
+                Verdict::Fail
+            } else {
+                Verdict::Pass
+            };
+            out.push(Reading {
+                gate: Gate::Mismatch,
+                verdict,
+                value: Some(value),
+                legacy: None,
+                threshold: Some(g.max),
+                samples: s.compared,
+                min_samples: g.min_samples,
+            });
+        }
+        if let Some(g) = &self.latency {
+            let (l, sch) = (Pool::Legacy.index(), Pool::Scheduler.index());
+            let legacy = s.p99_ms[l].filter(|_| s.latency_samples[l] >= g.min_samples);
+            let relative = g.factor.zip(legacy).map(|(f, p)| f * p);
+            let threshold = match (g.max_p99_ms, relative) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let samples = s.latency_samples[sch];
+            let value = s.p99_ms[sch];
+            let verdict = match (value, threshold) {
+                (Some(v), Some(t)) if samples >= g.min_samples => {
+                    if v > t {
+                        Verdict::Fail
+                    } else {
+                        Verdict::Pass
+                    }
+                }
+                _ => Verdict::Hold,
+            };
+            out.push(Reading { gate: Gate::Latency, verdict, value, legacy, threshold, samples, min_samples: g.min_samples });
+        }
+        out
+    }
+}
+
+/// A ramp as written in the rules (`[ramp]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ramp {
+    /// Unix time (ms) the first step begins.
+    pub start_ms: u64,
+    /// Non-empty, shares non-decreasing.
+    pub steps: Vec<Step>,
+    /// The gates' sliding window.
+    pub window_s: u64,
+    /// The global share after a rollback (0 by default: all legacy).
+    pub rollback_share: Share,
+    /// Set when a rollback was published for this ramp: every replica stays at `rollback_share`.
+    pub rolled_back: Option<String>,
+    pub gates: Gates,
+}
+
+impl Ramp {
+    pub const DEFAULT_WINDOW_S: u64 = 60;
+    pub const MAX_WINDOW_S: u64 = 3600;
+    pub const MAX_STEPS: usize = 100;
+
+    /// The step the schedule reaches at `now_ms` if no gate held any step back, and when that step
+    /// began; `None` before `start`.
+    pub fn scheduled(&self, now_ms: u64) -> Option<(usize, u64)> {
+        if now_ms < self.start_ms {
+            return None;
+        }
+        let mut began = self.start_ms;
+        for (i, step) in self.steps.iter().enumerate() {
+            let next = began.saturating_add(step.hold_s.saturating_mul(1000));
+            if i + 1 == self.steps.len() || now_ms < next {
+                return Some((i, began));
+            }
+            began = next;
+        }
+        None
+    }
+}
+
+/// Where one replica's ramp stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Position {
+    /// Before `start`: the rules' own `scheduler_share` applies.
+    NotStarted,
+    /// At step `step` since `since_ms`; `seen_at_entry` is the scheduler's invocation count when
+    /// the step began (so the step's own count is the difference).
+    At { step: usize, since_ms: u64, seen_at_entry: u64 },
+    /// Rolled back, with why.
+    RolledBack { reason: String, at_ms: u64 },
+}
+
+/// What one evaluation did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    None,
+    Started { step: usize },
+    Advanced { from: usize, to: usize },
+    RolledBack { reason: String },
+}
+
+impl Position {
+    /// Where a replica starts with these rules at `now_ms`: the scheduled step (a restart mid-ramp
+    /// resumes where the schedule is), or rolled back if the rules say so.
+    pub fn initial(ramp: &Ramp, now_ms: u64, seen: u64) -> Position {
+        if let Some(reason) = &ramp.rolled_back {
+            return Position::RolledBack { reason: reason.clone(), at_ms: now_ms };
+        }
+        match ramp.scheduled(now_ms) {
+            None => Position::NotStarted,
+            Some((step, since_ms)) => Position::At { step, since_ms, seen_at_entry: seen },
+        }
+    }
+
+    /// The global share this position routes by (`before` is the rules' `scheduler_share`).
+    pub fn share(&self, ramp: &Ramp, before: Share) -> Share {
+        match self {
+            Position::NotStarted => before,
+            Position::At { step, .. } => ramp.steps[*step].share,
+            Position::RolledBack { .. } => ramp.rollback_share,
+        }
+    }
+
+    /// One evaluation: a failing gate rolls back (latched); otherwise the next step begins when the
+    /// hold has passed, the step has seen its invocations, and every gate passes. `seen` is the
+    /// scheduler's invocation count so far; `readings` are the gates over the window.
+    pub fn tick(&mut self, ramp: &Ramp, now_ms: u64, seen: u64, readings: &[Reading]) -> Transition {
+        match self {
+            Position::RolledBack { .. } => Transition::None,
+            Position::NotStarted => match ramp.scheduled(now_ms) {
+                None => Transition::None,
+                // Starting is the schedule's, not the gates' (there is no traffic to judge yet).
+                Some((_, since_ms)) => {
+                    *self = Position::At { step: 0, since_ms: since_ms.max(ramp.start_ms), seen_at_entry: seen };
+                    Transition::Started { step: 0 }
+                }
+            },
+            Position::At { step, since_ms, seen_at_entry } => {
+                if let Some(failed) = readings.iter().find(|r| r.verdict == Verdict::Fail) {
+                    let reason = failed.describe(ramp.window_s);
+                    *self = Position::RolledBack { reason: reason.clone(), at_ms: now_ms };
+                    return Transition::RolledBack { reason };
+                }
+                let current = &ramp.steps[*step];
+                let last = *step + 1 == ramp.steps.len();
+                let held = now_ms.saturating_sub(*since_ms) >= current.hold_s.saturating_mul(1000);
+                let seen_enough = seen.saturating_sub(*seen_at_entry) >= current.min_invocations;
+                let all_pass = readings.iter().all(|r| r.verdict == Verdict::Pass);
+                if !last && held && seen_enough && all_pass {
+                    let from = *step;
+                    *self = Position::At { step: from + 1, since_ms: now_ms, seen_at_entry: seen };
+                    return Transition::Advanced { from, to: from + 1 };
+                }
+                Transition::None
+            }
+        }
+    }
+}
+
+/// Unix milliseconds of an RFC 3339 timestamp (`2026-11-30T10:00:00Z`, fractions and `±HH:MM`
+/// offsets allowed).
+pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
+    let bad = || format!("`{text}` is not an RFC 3339 time (like 2026-11-30T10:00:00Z)");
+    let t = text.trim();
+    let (date, rest) = t.split_once(['T', 't', ' ']).ok_or_else(bad)?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().map_err(|_| bad()));
+    let (y, mo, da) = (d.next().ok_or_else(bad)??, d.next().ok_or_else(bad)??, d.next().ok_or_else(bad)??);
+    let (clock, offset_s) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else {
+        let at = rest.rfind(['+', '-']).ok_or_else(bad)?;
+        let (c, off) = rest.split_at(at);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (h, m) = off[1..].split_once(':').ok_or_else(bad)?;
+        let (h, m) = (h.parse::<i64>().map_err(|_| bad())?, m.parse::<i64>().map_err(|_| bad())?);
+        (c, sign * (h * 3600 + m * 60))
+    };
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut c = hms.splitn(3, ':').map(|p| p.parse::<i64>().map_err(|_| bad()));
+    let (h, mi, s) = (c.next().ok_or_else(bad)??, c.next().ok_or_else(bad)??, c.next().ok_or_else(bad)??);
+    let valid = (1970..=9999).contains(&y)
+        && (1..=12).contains(&mo)
+        && (1..=31).contains(&da)
+        && (0..24).contains(&h)
+        && (0..60).contains(&mi)
+        && (0..=60).contains(&s)
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    if !valid {
+        return Err(bad());
+    }
+    let millis = format!("{frac:0<3}")[..3].parse::<i64>().unwrap_or(0);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset_s;
+    u64::try_from(secs * 1000 + millis).map_err(|_| bad())
+}
+
+/// RFC 3339 (UTC, milliseconds) of unix milliseconds: how a ramp's start is written back.
+pub fn format_rfc3339(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let frac = ms % 1000;
+    let time = format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    if frac == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{time}Z")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{time}.{frac:03}Z")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pct(p: u32) -> Share {
+        Share::from_ppm(p * 10_000).unwrap()
+    }
+
+    fn ramp() -> Ramp {
+        Ramp {
+            start_ms: 1_000_000,
+            steps: vec![
+                Step { share: pct(5), hold_s: 10, min_invocations: 0 },
+                Step { share: pct(25), hold_s: 10, min_invocations: 100 },
+                Step { share: pct(100), hold_s: 0, min_invocations: 0 },
+            ],
+            window_s: 60,
+            rollback_share: Share::ZERO,
+            rolled_back: None,
+            gates: Gates::default(),
+        }
+    }
+
+    fn reading(verdict: Verdict) -> Reading {
+        Reading {
+            gate: Gate::PlatformFailure,
+            verdict,
+            value: Some(0.5),
+            legacy: Some(0.0),
+            threshold: Some(0.01),
+            samples: 100,
+            min_samples: 50,
+        }
+    }
+
+    #[test]
+    fn the_schedule_is_a_function_of_the_clock() {
+        let r = ramp();
+        assert_eq!(r.scheduled(999_999), None);
+        assert_eq!(r.scheduled(1_000_000), Some((0, 1_000_000)));
+        assert_eq!(r.scheduled(1_009_999), Some((0, 1_000_000)));
+        assert_eq!(r.scheduled(1_010_000), Some((1, 1_010_000)));
+        assert_eq!(r.scheduled(5_000_000), Some((2, 1_020_000)));
+        assert_eq!(Position::initial(&r, 1_015_000, 7), Position::At { step: 1, since_ms: 1_010_000, seen_at_entry: 7 });
+    }
+
+    #[test]
+    fn steps_advance_on_hold_invocations_and_passing_gates() {
+        let r = ramp();
+        let mut p = Position::initial(&r, 900_000, 0);
+        assert_eq!(p.share(&r, pct(1)), pct(1), "before start: the rules' own share");
+        assert_eq!(p.tick(&r, 1_000_000, 0, &[]), Transition::Started { step: 0 });
+        let pass = [reading(Verdict::Pass)];
+        let hold = [reading(Verdict::Hold)];
+        assert_eq!(p.tick(&r, 1_005_000, 0, &pass), Transition::None, "hold time not over");
+        assert_eq!(p.tick(&r, 1_011_000, 0, &hold), Transition::None, "a gate without samples holds");
+        assert_eq!(p.tick(&r, 1_012_000, 10, &pass), Transition::Advanced { from: 0, to: 1 });
+        assert_eq!(p.share(&r, pct(1)), pct(25));
+        assert_eq!(p.tick(&r, 1_030_000, 60, &pass), Transition::None, "50 invocations at this step, 100 needed");
+        assert_eq!(p.tick(&r, 1_031_000, 110, &pass), Transition::Advanced { from: 1, to: 2 });
+        assert_eq!(p.tick(&r, 9_000_000, 500, &pass), Transition::None, "the last step stays");
+        let Transition::RolledBack { reason } = p.tick(&r, 9_000_001, 500, &[reading(Verdict::Fail)]) else {
+            panic!("a failing gate rolls back")
+        };
+        assert!(reason.starts_with("gate platform_failure fail: scheduler 0.5000"), "{reason}");
+        assert_eq!(p.share(&r, pct(1)), Share::ZERO);
+        assert_eq!(p.tick(&r, 9_100_000, 900, &pass), Transition::None, "latched");
+    }
+
+    #[test]
+    fn ratio_gates_compare_with_legacy_and_wait_for_samples() {
+        let gates = Gates::default();
+        let mut s = Signals { invocations: [1000, 40], platform_failures: [10, 20], ..Signals::default() };
+        assert_eq!(gates.read(&s)[0].verdict, Verdict::Hold, "40 of 50 samples");
+        s.invocations[1] = 100;
+        let r = &gates.read(&s)[0];
+        assert_eq!((r.verdict, r.threshold), (Verdict::Fail, Some(0.01 * 2.0 + 0.01)));
+        s.platform_failures[1] = 3;
+        assert_eq!(gates.read(&s)[0].verdict, Verdict::Pass, "3 % against legacy's 1 % × 2 + 1 %");
+    }
+
+    #[test]
+    fn latency_and_mismatch_gates() {
+        let gates = Gates {
+            mismatch: Some(RateGate { max: 0.01, min_samples: 10 }),
+            latency: Some(LatencyGate { max_p99_ms: Some(500.0), factor: Some(1.5), min_samples: 10 }),
+            ..Gates::default()
+        };
+        let s = Signals {
+            invocations: [100, 100],
+            compared: 20,
+            mismatched: 1,
+            p99_ms: [Some(100.0), Some(160.0)],
+            latency_samples: [100, 100],
+            ..Signals::default()
+        };
+        let r = gates.read(&s);
+        assert_eq!((r[3].gate, r[3].verdict), (Gate::Mismatch, Verdict::Fail));
+        assert_eq!((r[4].gate, r[4].verdict, r[4].threshold), (Gate::Latency, Verdict::Fail, Some(150.0)));
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(parse_rfc3339("2026-11-30T10:00:00Z").unwrap(), 1_796_032_800_000);
+        assert_eq!(parse_rfc3339("2026-11-30T11:00:00.5+01:00").unwrap(), 1_796_032_800_500);
+        for ms in [0, 1_796_032_800_000, 1_796_032_800_123, 951_782_400_000] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(ms)).unwrap(), ms);
+        }
+        for bad in ["2026-13-01T00:00:00Z", "yesterday", "2026-11-30", "2026-11-30T25:00:00Z"] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
+}
