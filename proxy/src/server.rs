@@ -12,6 +12,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::sync::watch;
 
+use crate::control::ramp::window::LiveCounters;
 use crate::control::rules::RuleControl;
 use crate::control::source::{FileTrigger, RuleSource};
 use crate::data::namespaces::NamespaceResolver;
@@ -153,7 +154,8 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     let metrics = Arc::new(Metrics::new());
     let rules = switchyard_rules::load_rules_file(&resolved.rules_path)?;
     let source = RuleSource::File { path: resolved.rules_path.clone(), trigger: FileTrigger::Start };
-    let rules = Arc::new(RuleControl::new(rules, source, Arc::clone(&metrics)));
+    let live = Arc::new(LiveCounters::default());
+    let rules = Arc::new(RuleControl::new(rules, source, Arc::clone(&metrics), Arc::clone(&live)));
     let pools = Arc::new(Pools::new(&resolved.legacy, &resolved.scheduler));
     let kafka = Arc::new(KafkaHealth::default());
     let records_sink = if config.kafka.enabled() && !config.kafka.records_topic.is_empty() {
@@ -163,8 +165,14 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     } else {
         None
     };
-    let shadow = crate::shadow::pipeline::start(&config.shadow, records_sink, Arc::clone(&pools), Arc::clone(&metrics))
-        .map_err(StartError::Shadow)?;
+    let shadow = crate::shadow::pipeline::start(
+        &config.shadow,
+        records_sink,
+        Arc::clone(&pools),
+        Arc::clone(&metrics),
+        Arc::clone(&live),
+    )
+    .map_err(StartError::Shadow)?;
     let lifecycle = Arc::new(Lifecycle::default());
     let namespaces =
         Arc::new(NamespaceResolver::new(Arc::clone(&pools), config.namespaces.clone(), Arc::clone(&metrics)));
@@ -173,6 +181,7 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
         pools,
         namespaces,
         metrics,
+        live,
         pool_header: config.pool_header,
         shadow,
         kafka,
@@ -200,6 +209,13 @@ fn start_control_plane(
             config.kafka.clone(),
         ));
     }
+    let publish_rollbacks =
+        (config.kafka.enabled() && !config.kafka.rules_topic.is_empty()).then(|| config.kafka.clone());
+    control.spawn(crate::control::ramp::driver::drive(
+        Arc::clone(&shared.rules),
+        Arc::clone(&shared.live),
+        publish_rollbacks,
+    ));
     if config.watch_rules {
         let _guard = control.enter();
         crate::control::watch::spawn(Arc::clone(&shared.rules), resolved.rules_path.clone())

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::control::ramp::window::LiveCounters;
 use crate::control::rules::RuleControl;
 use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::Pools;
@@ -17,6 +18,8 @@ pub struct Shared {
     /// Resolves `_` to the caller's namespace.
     pub namespaces: Arc<NamespaceResolver>,
     pub metrics: Arc<Metrics>,
+    /// Answers and comparisons as the ramp's gates read them.
+    pub live: Arc<LiveCounters>,
     /// Add `x-switchyard-pool` and `x-switchyard-rules-version` to responses.
     pub pool_header: bool,
     /// The mirror queue and the live report.

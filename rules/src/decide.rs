@@ -114,7 +114,7 @@ impl RuleSet {
                     let o = &self.overrides[i];
                     (DecisionReason::Override(i), o.share, o.seed, &o.sticky_key)
                 }
-                None => (DecisionReason::Global, self.scheduler_share, self.seed, &self.sticky_key),
+                None => (DecisionReason::Global, self.global_share(), self.seed, &self.sticky_key),
             };
         let bucket = bucket_for(inv, key, seed);
         let pool = if bucket < share.ppm() { Pool::Scheduler } else { Pool::Legacy };

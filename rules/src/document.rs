@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::Collector;
 use crate::glob::Glob;
 use crate::model::{Override, Pool, StickyKey, MIRROR_METHODS};
+use crate::ramp::{Ramp, RatioGate};
 use crate::share::Share;
 
 /// One field of a document.
@@ -212,6 +213,57 @@ impl FieldType for Version {
     }
 }
 
+/// A non-negative number (a factor, a ratio, milliseconds).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Number(pub f64);
+
+impl FieldType for Number {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        match v.as_f64() {
+            Some(n) if n.is_finite() && n >= 0.0 => Some(Number(n)),
+            _ => {
+                c.error(path, format!("expected a number of 0 or more, found {}", kind(v)));
+                None
+            }
+        }
+    }
+    fn write(&self) -> Value {
+        serde_json::Number::from_f64(self.0).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// A wall-clock time: RFC 3339 text (or a TOML date-time), or unix seconds. Kept in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timestamp(pub u64);
+
+/// How the `toml` crate hands a native date-time to serde.
+const TOML_DATETIME: &str = "$__toml_private_datetime";
+
+impl FieldType for Timestamp {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let text = match v {
+            Value::Number(n) => {
+                return match n.as_u64() {
+                    Some(secs) if secs < 253_402_300_800 => Some(Timestamp(secs * 1000)),
+                    _ => parsed(Err("unix seconds out of range".to_string()), path, c),
+                }
+            }
+            Value::String(s) => s.as_str(),
+            Value::Object(m) if m.len() == 1 && m.contains_key(TOML_DATETIME) => {
+                m[TOML_DATETIME].as_str().unwrap_or_default()
+            }
+            other => {
+                c.error(path, format!("expected an RFC 3339 time or unix seconds, found {}", kind(other)));
+                return None;
+            }
+        };
+        parsed(crate::ramp::parse_rfc3339(text), path, c).map(Timestamp)
+    }
+    fn write(&self) -> Value {
+        Value::String(crate::ramp::format_rfc3339(self.0))
+    }
+}
+
 /// A JSON pointer into the normalised body.
 #[derive(Debug, Clone)]
 pub(crate) struct Pointer(pub String);
@@ -350,6 +402,113 @@ document! {
         seed: u64,
         sticky_key: StickyKey,
         overrides: Each<OverrideDocument>,
+        /// Raises `scheduler_share` step by step from `start`, held and rolled back by gates.
+        ramp: RampDocument,
+    }
+}
+
+document! {
+    /// The ramp (`ramp`).
+    RampDocument {
+        start: Timestamp => required "when the first step begins, the same for every replica",
+        steps: Each<StepDocument> => required "the shares to go through, in order",
+        window_s: u64,
+        rollback_share: Share,
+        rolled_back: String,
+        gates: GatesDocument,
+    }
+}
+
+document! {
+    /// One step (`ramp.steps[i]`).
+    StepDocument {
+        share: Share => required "the global share of this step",
+        hold_s: u64 => required "how long the step lasts at least",
+        min_invocations: u64,
+    }
+}
+
+document! {
+    /// The gates (`ramp.gates`).
+    GatesDocument {
+        platform_failure: RatioGateDocument,
+        throttled: RatioGateDocument,
+        queued: RatioGateDocument,
+        mismatch: RateGateDocument,
+        latency: LatencyGateDocument,
+    }
+}
+
+document! {
+    /// A gate comparing the scheduler's ratio with legacy's: at most `legacy × factor + excess`.
+    RatioGateDocument {
+        factor: Number,
+        excess: Number,
+        min_samples: u64,
+    }
+}
+
+document! {
+    /// A gate on the shadow mismatch rate.
+    RateGateDocument {
+        max: Number => required "the highest mismatch rate that passes (0 to 1)",
+        min_samples: u64,
+    }
+}
+
+document! {
+    /// A gate on the scheduler's p99 latency.
+    LatencyGateDocument {
+        max_p99_ms: Number,
+        factor: Number,
+        min_samples: u64,
+    }
+}
+
+impl From<&Ramp> for RampDocument {
+    fn from(r: &Ramp) -> RampDocument {
+        let ratio = |g: &RatioGate| RatioGateDocument {
+            factor: Field::Value(Number(g.factor)),
+            excess: Field::Value(Number(g.excess)),
+            min_samples: Field::Value(g.min_samples),
+        };
+        let opt = |v: Option<f64>| v.map_or(Field::Absent, |v| Field::Value(Number(v)));
+        RampDocument {
+            start: Field::Value(Timestamp(r.start_ms)),
+            steps: Field::Value(Each(
+                r.steps
+                    .iter()
+                    .map(|s| {
+                        Some(StepDocument {
+                            share: Field::Value(s.share),
+                            hold_s: Field::Value(s.hold_s),
+                            min_invocations: Field::Value(s.min_invocations),
+                        })
+                    })
+                    .collect(),
+            )),
+            window_s: Field::Value(r.window_s),
+            rollback_share: Field::Value(r.rollback_share),
+            rolled_back: r.rolled_back.clone().map_or(Field::Absent, Field::Value),
+            gates: Field::Value(GatesDocument {
+                platform_failure: Field::Value(ratio(&r.gates.platform_failure)),
+                throttled: Field::Value(ratio(&r.gates.throttled)),
+                queued: Field::Value(ratio(&r.gates.queued)),
+                mismatch: r.gates.mismatch.map_or(Field::Absent, |g| {
+                    Field::Value(RateGateDocument {
+                        max: Field::Value(Number(g.max)),
+                        min_samples: Field::Value(g.min_samples),
+                    })
+                }),
+                latency: r.gates.latency.map_or(Field::Absent, |g| {
+                    Field::Value(LatencyGateDocument {
+                        max_p99_ms: opt(g.max_p99_ms),
+                        factor: opt(g.factor),
+                        min_samples: Field::Value(g.min_samples),
+                    })
+                }),
+            }),
+        }
     }
 }
 

@@ -17,6 +17,7 @@ mod glob;
 mod load;
 mod matcher;
 mod model;
+mod ramp;
 mod ruleset;
 mod share;
 
@@ -27,5 +28,9 @@ pub use error::{RuleError, RulesRejected, MAX_ERRORS, MAX_ERROR_TEXT};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_RULES_BYTES, MAX_YAML_ALIASES};
 pub use model::{Override, Pool, ShadowPolicy, StickyKey, MIRROR_METHODS};
+pub use ramp::{
+    format_rfc3339, parse_rfc3339, Gate, Gates, LatencyGate, Position, Ramp, RateGate, RatioGate, Reading, Signals,
+    Step, Transition, Verdict,
+};
 pub use ruleset::RuleSet;
 pub use share::Share;

@@ -11,11 +11,13 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::document::{
-    kind, Each, Field, FieldType, OverrideDocument, PackageGlob, Pointer, RulesDocument, ShadowDocument, Version,
+    kind, Each, Field, FieldType, GatesDocument, Number, OverrideDocument, PackageGlob, Pointer, RampDocument,
+    RatioGateDocument, RulesDocument, ShadowDocument, StepDocument, Version,
 };
 use crate::error::{cut, Collector, RulesRejected};
 use crate::glob::Glob;
 use crate::model::{Override, Pool, ShadowPolicy, StickyKey};
+use crate::ramp::{Gates, LatencyGate, Ramp, RateGate, RatioGate, Step};
 use crate::ruleset::RuleSet;
 use crate::share::Share;
 
@@ -157,12 +159,17 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
         Some(Each(items)) => compile_overrides(items, seed, &sticky_key, &mut c),
         None => Vec::new(),
     };
+    let scheduler_share = top.scheduler_share.value().copied().unwrap_or(Share::ZERO);
+    let ramp = match &top.ramp {
+        Field::Value(r) => compile_ramp(r, scheduler_share, &mut c),
+        _ => None,
+    };
     let (Field::Value(Version(version)), false, false, false, false) = (
         top.version,
         top.default_pool.is_invalid(),
         top.scheduler_share.is_invalid(),
         top.kill_switch.is_invalid() || top.seed.is_invalid(),
-        top.sticky_key.is_invalid() || top.overrides.is_invalid(),
+        top.sticky_key.is_invalid() || top.overrides.is_invalid() || top.ramp.is_invalid(),
     ) else {
         return Err(c.rejected());
     };
@@ -172,12 +179,149 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
     Ok(RuleSet::new(
         version,
         top.default_pool.value().copied().unwrap_or(Pool::Legacy),
-        top.scheduler_share.value().copied().unwrap_or(Share::ZERO),
+        scheduler_share,
         top.kill_switch.value().copied().unwrap_or(false),
         seed,
         sticky_key,
         overrides,
-    ))
+    )
+    .with_ramp(ramp))
+}
+
+/// The longest rollback reason kept in the rules.
+const MAX_REASON: usize = 1000;
+
+/// A ramp with its defaults; `None` when something did not read or validate (reported).
+fn compile_ramp(r: &RampDocument, before: Share, c: &mut Collector<'_>) -> Option<Ramp> {
+    let mut steps = Vec::new();
+    let mut complete = true;
+    if let Some(Each(items)) = r.steps.value() {
+        if items.is_empty() {
+            c.error("ramp.steps", "needs at least one step");
+        }
+        if items.len() > Ramp::MAX_STEPS {
+            c.error("ramp.steps", format!("{} steps; the limit is {}", items.len(), Ramp::MAX_STEPS));
+        }
+        for item in items {
+            match item {
+                Some(StepDocument { share: Field::Value(share), hold_s: Field::Value(hold_s), min_invocations })
+                    if !min_invocations.is_invalid() =>
+                {
+                    steps.push(Step {
+                        share: *share,
+                        hold_s: *hold_s,
+                        min_invocations: min_invocations.value().copied().unwrap_or(0),
+                    })
+                }
+                _ => complete = false,
+            }
+        }
+    }
+    if complete {
+        for (i, pair) in steps.windows(2).enumerate() {
+            if pair[1].share < pair[0].share {
+                c.error(
+                    &format!("ramp.steps[{}].share", i + 1),
+                    format!(
+                        "{} is below the step before ({}): a ramp only moves keys to the scheduler",
+                        pair[1].share, pair[0].share
+                    ),
+                );
+            }
+        }
+    }
+    let first = steps.first().map(|s| s.share);
+    let window_s = r.window_s.value().copied().unwrap_or(Ramp::DEFAULT_WINDOW_S);
+    if !(1..=Ramp::MAX_WINDOW_S).contains(&window_s) {
+        c.error("ramp.window_s", format!("{window_s} is out of range 1 to {}", Ramp::MAX_WINDOW_S));
+    }
+    let rollback_share = r.rollback_share.value().copied().unwrap_or(Share::ZERO);
+    if first.is_some_and(|f| rollback_share > f) {
+        c.error("ramp.rollback_share", "above the first step's share: a rollback only moves keys back to legacy");
+    }
+    if first.is_some_and(|f| before > f) {
+        c.error("scheduler_share", "above the ramp's first step: the share before the ramp starts must not exceed it");
+    }
+    if r.rolled_back.value().is_some_and(|t| t.len() > MAX_REASON) {
+        c.error("ramp.rolled_back", format!("longer than {MAX_REASON} characters"));
+    }
+    let gates = match &r.gates {
+        Field::Value(g) => compile_gates(g, c),
+        Field::Absent => Some(Gates::default()),
+        Field::Invalid => None,
+    };
+    let invalid = r.window_s.is_invalid() || r.rollback_share.is_invalid() || r.rolled_back.is_invalid();
+    if !complete || invalid || steps.is_empty() {
+        return None;
+    }
+    Some(Ramp {
+        start_ms: r.start.value()?.0,
+        steps,
+        window_s,
+        rollback_share,
+        rolled_back: r.rolled_back.value().cloned(),
+        gates: gates?,
+    })
+}
+
+fn compile_gates(g: &GatesDocument, c: &mut Collector<'_>) -> Option<Gates> {
+    fn number(f: &Field<Number>) -> Option<Option<f64>> {
+        match f {
+            Field::Invalid => None,
+            f => Some(f.value().map(|n| n.0)),
+        }
+    }
+    fn samples(f: &Field<u64>, default: u64) -> Option<u64> {
+        (!f.is_invalid()).then(|| f.value().copied().unwrap_or(default))
+    }
+    let mut ratio = |f: &Field<RatioGateDocument>, default: RatioGate, path: &str| -> Option<RatioGate> {
+        let d = match f {
+            Field::Absent => return Some(default),
+            Field::Invalid => return None,
+            Field::Value(d) => d,
+        };
+        let gate = RatioGate {
+            factor: number(&d.factor)?.unwrap_or(default.factor),
+            excess: number(&d.excess)?.unwrap_or(default.excess),
+            min_samples: samples(&d.min_samples, default.min_samples)?,
+        };
+        if gate.excess > 1.0 {
+            c.error(&format!("ramp.gates.{path}.excess"), "a ratio: 0 to 1");
+        }
+        Some(gate)
+    };
+    let platform_failure = ratio(&g.platform_failure, Gates::DEFAULT_PLATFORM_FAILURE, "platform_failure");
+    let throttled = ratio(&g.throttled, Gates::DEFAULT_THROTTLED, "throttled");
+    let queued = ratio(&g.queued, Gates::DEFAULT_QUEUED, "queued");
+    let mismatch = match &g.mismatch {
+        Field::Absent => Some(None),
+        Field::Invalid => None,
+        Field::Value(d) => {
+            let max = number(&d.max)?.unwrap_or(0.0);
+            if max > 1.0 {
+                c.error("ramp.gates.mismatch.max", "a rate: 0 to 1");
+            }
+            Some(Some(RateGate { max, min_samples: samples(&d.min_samples, 20)? }))
+        }
+    };
+    let latency = match &g.latency {
+        Field::Absent => Some(None),
+        Field::Invalid => None,
+        Field::Value(d) => {
+            let (max_p99_ms, factor) = (number(&d.max_p99_ms)?, number(&d.factor)?);
+            if max_p99_ms.is_none() && factor.is_none() {
+                c.error("ramp.gates.latency", "set max_p99_ms, factor (against legacy's p99), or both");
+            }
+            Some(Some(LatencyGate { max_p99_ms, factor, min_samples: samples(&d.min_samples, 50)? }))
+        }
+    };
+    Some(Gates {
+        platform_failure: platform_failure?,
+        throttled: throttled?,
+        queued: queued?,
+        mismatch: mismatch?,
+        latency: latency?,
+    })
 }
 
 /// The overrides that read cleanly, with the global seed and sticky key filled in; reports the
@@ -505,10 +649,14 @@ mod tests {
         let r = toml(
             "version = \"c\"\nscheduler_share = \"12.5%\"\nsticky_key = \"subject\"\n[[overrides]]\nname = \"n\"\n\
              namespace = \"guest\"\npackage = \"\"\naction = \"img-*\"\nshare = 50\n\
-             shadow = { sample = 10, ignore = [\"/a\"], methods = [\"post\"], non_blocking = true }\n",
+             shadow = { sample = 10, ignore = [\"/a\"], methods = [\"post\"], non_blocking = true }\n\
+             [ramp]\nstart = 2026-11-30T10:00:00Z\nsteps = [{ share = 25, hold_s = 60 }, { share = 100, hold_s = 0 }]\n\
+             [ramp.gates]\nmismatch = { max = 0.01 }\nlatency = { factor = 1.5 }\n",
         )
         .unwrap();
         let doc = r.to_document();
+        assert_eq!(doc["ramp"]["start"], "2026-11-30T10:00:00Z");
+        assert_eq!(doc["ramp"]["gates"]["platform_failure"]["factor"], 2.0, "defaults are written");
         let again = parse_rules(&serde_json::to_vec(&doc).unwrap(), RulesFormat::Json, "canonical").unwrap();
         assert_eq!(again.to_document(), doc);
         assert_eq!(again.fingerprint, r.fingerprint);
@@ -517,6 +665,53 @@ mod tests {
         let mut fields = crate::document::RulesDocument::FIELDS.to_vec();
         fields.sort_unstable();
         assert_eq!(keys, fields, "every field of the schema is written");
+    }
+
+    #[test]
+    fn ramps_are_validated_with_every_problem_named() {
+        let ok = toml(
+            "version = \"r\"\n[ramp]\nstart = \"2026-11-30T10:00:00Z\"\nwindow_s = 30\n\
+             steps = [{ share = 5, hold_s = 60, min_invocations = 100 }, { share = 50, hold_s = 60 }]\n",
+        )
+        .unwrap();
+        let ramp = ok.ramp.as_ref().unwrap();
+        assert_eq!((ramp.start_ms, ramp.window_s, ramp.steps.len()), (1_796_032_800_000, 30, 2));
+        assert_eq!(ramp.gates, Gates::default());
+        let from_seconds =
+            toml("version = \"s\"\n[ramp]\nstart = 1796032800\nsteps = [{ share = 5, hold_s = 1 }]\n").unwrap();
+        assert_eq!(from_seconds.ramp.unwrap().start_ms, 1_796_032_800_000);
+        let err = toml(
+            "version = \"r\"\nscheduler_share = 30\n[ramp]\nstart = \"soon\"\nwindow_s = 0\nrollback_share = 40\n\
+             steps = [{ share = 25, hold_s = 60 }, { share = 10, hold_s = 60 }, { hold_s = 1 }]\n\
+             gates = { latency = {}, mismatch = { max = 2 }, queued = { excess = -1 }, colour = 1 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for e in [
+            "ramp.start: `soon` is not an RFC 3339 time",
+            "ramp.steps[2].share: missing",
+            "ramp.window_s: 0 is out of range 1 to 3600",
+            "ramp.gates.queued.excess: expected a number of 0 or more",
+            "ramp.gates.colour: unknown field",
+        ] {
+            assert!(err.contains(e), "{e:?} not in {err}");
+        }
+        let err = toml(
+            "version = \"r\"\nscheduler_share = 30\n[ramp]\nstart = 0\nrollback_share = 40\n\
+             steps = [{ share = 25, hold_s = 60 }, { share = 10, hold_s = 60 }]\n\
+             gates = { latency = {}, mismatch = { max = 2 } }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for e in [
+            "ramp.steps[1].share: 10% is below the step before (25%)",
+            "ramp.rollback_share: above the first step's share",
+            "scheduler_share: above the ramp's first step",
+            "ramp.gates.latency: set max_p99_ms, factor",
+            "ramp.gates.mismatch.max: a rate: 0 to 1",
+        ] {
+            assert!(err.contains(e), "{e:?} not in {err}");
+        }
     }
 
     #[test]

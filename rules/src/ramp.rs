@@ -249,7 +249,15 @@ impl Gates {
                 }
                 _ => Verdict::Hold,
             };
-            out.push(Reading { gate: Gate::Latency, verdict, value, legacy, threshold, samples, min_samples: g.min_samples });
+            out.push(Reading {
+                gate: Gate::Latency,
+                verdict,
+                value,
+                legacy,
+                threshold,
+                samples,
+                min_samples: g.min_samples,
+            });
         }
         out
     }
@@ -481,7 +489,10 @@ mod tests {
         assert_eq!(r.scheduled(1_009_999), Some((0, 1_000_000)));
         assert_eq!(r.scheduled(1_010_000), Some((1, 1_010_000)));
         assert_eq!(r.scheduled(5_000_000), Some((2, 1_020_000)));
-        assert_eq!(Position::initial(&r, 1_015_000, 7), Position::At { step: 1, since_ms: 1_010_000, seen_at_entry: 7 });
+        assert_eq!(
+            Position::initial(&r, 1_015_000, 7),
+            Position::At { step: 1, since_ms: 1_010_000, seen_at_entry: 7 }
+        );
     }
 
     #[test]

@@ -2,9 +2,10 @@
 
 use serde_json::Value;
 
-use crate::document::{Each, Field, FieldType, OverrideDocument, RulesDocument, Version};
+use crate::document::{Each, Field, FieldType, OverrideDocument, RampDocument, RulesDocument, Version};
 use crate::matcher::Matcher;
 use crate::model::{Override, Pool, StickyKey};
+use crate::ramp::Ramp;
 use crate::share::Share;
 
 /// A validated, compiled rule set. Immutable: a change builds a new one and swaps it in whole.
@@ -22,6 +23,11 @@ pub struct RuleSet {
     pub sticky_key: StickyKey,
     /// In file order.
     pub overrides: Vec<Override>,
+    /// Raises the global share step by step; `None` without one.
+    pub ramp: Option<Ramp>,
+    /// The global share the ramp has reached on this replica, when it drives the share (set by the
+    /// proxy, not written in documents: `scheduler_share` stays what the rules say).
+    pub ramp_share: Option<Share>,
     /// Hash of the canonical document, independent of file format and field order.
     pub fingerprint: u64,
     pub(crate) matcher: Matcher,
@@ -47,11 +53,41 @@ impl RuleSet {
             seed,
             sticky_key,
             overrides,
+            ramp: None,
+            ramp_share: None,
             fingerprint: 0,
             matcher,
         };
         rules.fingerprint = fingerprint(&rules.to_document());
         rules
+    }
+
+    pub(crate) fn with_ramp(mut self, ramp: Option<Ramp>) -> RuleSet {
+        self.ramp = ramp;
+        self.fingerprint = fingerprint(&self.to_document());
+        self
+    }
+
+    /// The share invocations without an override are routed by: the ramp's, when it drives it.
+    pub fn global_share(&self) -> Share {
+        self.ramp_share.unwrap_or(self.scheduler_share)
+    }
+
+    /// The same rule set (same version and content) routing by a ramp's share.
+    pub fn at_ramp_share(&self, share: Share) -> RuleSet {
+        RuleSet { ramp_share: Some(share), ..self.clone() }
+    }
+
+    /// The rules a replica publishes when its ramp rolled back: the same document with the ramp
+    /// marked `rolled_back`, under a derived version, so that every replica follows.
+    pub fn with_rollback(&self, reason: &str) -> Option<RuleSet> {
+        let mut ramp = self.ramp.clone()?;
+        ramp.rolled_back = Some(reason.chars().take(1000).collect());
+        let mut next = RuleSet { ramp: Some(ramp), ramp_share: None, ..self.clone() };
+        let base = self.version.strip_suffix("+rollback").unwrap_or(&self.version);
+        next.version = format!("{base}+rollback");
+        next.fingerprint = fingerprint(&next.to_document());
+        Some(next)
     }
 
     /// Whether any decision hashes the Basic-auth subject (so the proxy decodes it only then).
@@ -70,6 +106,7 @@ impl RuleSet {
             seed: Field::Value(self.seed),
             sticky_key: Field::Value(self.sticky_key.clone()),
             overrides: Field::Value(Each(self.overrides.iter().map(|o| Some(OverrideDocument::from(o))).collect())),
+            ramp: self.ramp.as_ref().map_or(Field::Absent, |r| Field::Value(RampDocument::from(r))),
         }
         .write()
     }

@@ -17,7 +17,7 @@ mod report;
 mod sink;
 
 pub use answer::{system_written, AnswerClass, CLASSIFY_PREFIX_BYTES, THROTTLE_DROP_MESSAGE};
-pub use compare::{compare, Comparison, Observed};
+pub use compare::{compare, Comparison, Observed, ANNOTATIONS_PATH};
 pub use diff::{diff_json, DiffKind, Difference};
 pub use noise::{NoiseModel, NoiseThresholds};
 pub use normalize::{normalize, Normalized, PER_CALL_ANNOTATIONS};

@@ -440,6 +440,11 @@ async fn invoke(state: &Arc<SimState>, call: &Call, ns: &str, pkg: &str, action:
         Ok(p) => p,
         Err(reply) => return reply,
     };
+    if let Some(status) = state.config.fault(state.started.elapsed().as_millis() as u64) {
+        let message =
+            if status == 503 { crate::config::UNAVAILABLE_MESSAGE } else { "The server encountered an error." };
+        return error_reply(status, message, &call.tid);
+    }
     let slot = match state.capacity.admit(&state.config, &own_ns, &name) {
         Ok(slot) => slot,
         Err(refused) => return error_reply(refused.status, &refused.message, &call.tid),

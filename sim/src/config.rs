@@ -62,6 +62,22 @@ pub enum Outage {
     Unreachable,
 }
 
+/// A fault that begins a while after the simulator starts: a share of invocations answered with
+/// `status` (503 with the controller's unavailable text; other statuses with a generic error
+/// body) instead of running. For demos and tests of what a failing path looks like.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Milliseconds after start when the fault begins.
+    pub after_ms: u64,
+    /// How long it lasts; `None`: until the simulator stops.
+    #[serde(default)]
+    pub for_ms: Option<u64>,
+    /// Probability (0..1) that an invocation is hit.
+    pub share: f64,
+    pub status: u16,
+}
+
 /// The text of the controller's 503 (Pekko HTTP's default for `ServiceUnavailable`).
 pub const UNAVAILABLE_MESSAGE: &str =
     "The server is currently unavailable (because it is overloaded or down for maintenance).";
@@ -198,6 +214,8 @@ pub struct SimConfig {
     pub wait_time_ms: Option<[u64; 2]>,
     /// Worker threads of the simulator's runtime.
     pub threads: usize,
+    /// Time-based faults on invocations (see [`Fault`]).
+    pub faults: Vec<Fault>,
 }
 
 impl Default for SimConfig {
@@ -216,6 +234,7 @@ impl Default for SimConfig {
             max_activations: 100_000,
             wait_time_ms: None,
             threads: 1,
+            faults: Vec::new(),
         }
     }
 }
@@ -241,6 +260,15 @@ impl SimConfig {
         let cluster = self.cluster_size.max(1);
         let dilated = if cluster > 1 { (f64::from(limit) * 1.2).ceil() as u32 } else { limit };
         (dilated / cluster).max(1)
+    }
+
+    /// The status a fault answers an invocation with `elapsed_ms` after start, if one hits it.
+    pub(crate) fn fault(&self, elapsed_ms: u64) -> Option<u16> {
+        self.faults
+            .iter()
+            .filter(|f| elapsed_ms >= f.after_ms && f.for_ms.is_none_or(|d| elapsed_ms < f.after_ms + d))
+            .find(|f| rand::random::<f64>() < f.share)
+            .map(|f| f.status)
     }
 
     pub(crate) fn keys(&self) -> Vec<AuthKey> {

@@ -18,7 +18,7 @@ mod sync;
 
 pub use activation::THROTTLE_DROP_MESSAGE;
 pub use config::{
-    guest_credentials, ActionProfile, AuthKey, Flavor, Latency, Outage, ResultSpec, SimConfig, GUEST_KEY,
+    guest_credentials, ActionProfile, AuthKey, Fault, Flavor, Latency, Outage, ResultSpec, SimConfig, GUEST_KEY,
     UNAVAILABLE_MESSAGE,
 };
 pub use fleet::SimFleet;

@@ -72,6 +72,8 @@ pub(crate) struct SimState {
     pub entities: Mutex<HashMap<String, Value>>,
     last_used: Mutex<HashMap<String, Instant>>,
     pub(crate) capacity: Arc<Capacity>,
+    /// When the simulator started (faults are timed from it).
+    pub started: Instant,
 }
 
 impl SimState {
@@ -88,6 +90,7 @@ impl SimState {
             entities: Mutex::default(),
             last_used: Mutex::default(),
             capacity: Arc::default(),
+            started: Instant::now(),
         }
     }
 

@@ -153,3 +153,75 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         })
         .sum()
 }
+
+/// Background load for as long as a test needs it: `concurrency` loops, each sending blocking
+/// invokes of `guest/{prefix}-{n}` (over `actions` actions) with the guest key and `query`, a few
+/// milliseconds apart, on a thread and runtime of its own. Bounded: it stops on [`Load::stop`],
+/// on drop, or after 60 s.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<(String, u16)>>>,
+}
+
+impl Load {
+    pub fn start(base: &str, prefix: &str, actions: usize, concurrency: usize, query: &str) -> Load {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (base, prefix, query, flag) = (base.to_string(), prefix.to_string(), query.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            block_on(async move {
+                let c = client();
+                let started = std::time::Instant::now();
+                let loops = (0..concurrency).map(|l| {
+                    let (c, base, prefix, query, flag) =
+                        (c.clone(), base.clone(), prefix.clone(), query.clone(), flag.clone());
+                    tokio::spawn(async move {
+                        let mut seen = Vec::new();
+                        let mut n = l;
+                        while !flag.load(Relaxed) && started.elapsed() < std::time::Duration::from_secs(60) {
+                            let url =
+                                format!("{base}/api/v1/namespaces/guest/actions/{prefix}-{}?{query}", n % actions);
+                            if let Ok(resp) = with_guest(c.post(url)).send().await {
+                                seen.push((pool_of(&resp), resp.status().as_u16()));
+                            }
+                            n += concurrency;
+                            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+                        }
+                        seen
+                    })
+                });
+                let mut all = Vec::new();
+                for handle in loops.collect::<Vec<_>>() {
+                    all.extend(handle.await.unwrap_or_default());
+                }
+                all
+            })
+        });
+        Load { stop, thread: Some(thread) }
+    }
+
+    /// Stops the loops and returns every answer's (pool, status).
+    pub fn stop(mut self) -> Vec<(String, u16)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `GET /ramp` on the admin port.
+pub async fn ramp_status(admin: &str) -> serde_json::Value {
+    client().get(format!("{admin}/ramp")).send().await.expect("GET /ramp").json().await.expect("JSON")
+}
+
+/// Unix time in milliseconds (ramp starts are wall-clock times).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

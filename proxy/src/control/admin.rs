@@ -38,6 +38,8 @@ const ENDPOINTS: &[&str] = &[
     "POST /rules/unkill",
     "GET /shadow/report",
     "GET /shadow/report.html",
+    "GET /ramp",
+    "POST /ramp/resume",
 ];
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
@@ -170,14 +172,22 @@ impl Admin {
                     Err(_) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "the report could not be built"),
                 }
             }
-            (&Method::PUT, "/rules") | (&Method::POST, "/rules/kill" | "/rules/unkill") => {
+            (&Method::GET, "/ramp") => match self.shared.rules.ramp_status(crate::control::ramp::now_ms()) {
+                Some(status) => json_reply(StatusCode::OK, &status),
+                None => error_reply(StatusCode::NOT_FOUND, "the active rules have no ramp"),
+            },
+            (&Method::PUT, "/rules") | (&Method::POST, "/rules/kill" | "/rules/unkill" | "/ramp/resume") => {
                 if let Err(denied) = self.authorize(req.headers()) {
                     return denied;
                 }
                 match path.as_str() {
                     "/rules" => self.put_rules(req).await,
                     "/rules/kill" => self.kill(true),
-                    _ => self.kill(false),
+                    "/rules/unkill" => self.kill(false),
+                    _ => match self.shared.rules.resume_ramp("admin API") {
+                        Ok(share) => json_reply(StatusCode::OK, &json!({"resumed": true, "share": share})),
+                        Err(why) => error_reply(StatusCode::CONFLICT, &why),
+                    },
                 }
             }
             (_, p) if ENDPOINTS.iter().any(|e| e.ends_with(p)) => {

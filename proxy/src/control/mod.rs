@@ -1,7 +1,8 @@
-//! The control plane: rule control (the one owner of the active rules) and its sources (the
-//! rules file watch, signals, the admin API; the Kafka rules topic lives in `kafka::rules`).
+//! The control plane: rule control (the one owner of the active rules), its sources (the rules
+//! file watch, signals, the admin API; the Kafka rules topic lives in `kafka::rules`), and the ramp.
 
 pub mod admin;
+pub mod ramp;
 pub mod rules;
 pub mod signals;
 pub mod source;

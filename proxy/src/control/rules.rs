@@ -8,14 +8,20 @@
 //! The admin kill switch is a latch on top of the accepted rule set: while it is on, the effective
 //! rules are the accepted ones with `kill_switch = true` (version `<version>+killed`), and rule
 //! changes from any source are still accepted underneath; `unkill` releases it.
+//!
+//! A ramp (`[ramp]` in the rules) is the other thing on top: its position sets the global share the
+//! effective rules route by (same version). Accepting a new rules version starts the ramp afresh
+//! from the schedule (so a new version is also how an operator resumes after a rollback).
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use switchyard_rules::{RuleSet, RulesRejected};
+use switchyard_rules::{Pool, Position, RuleSet, RulesRejected, Signals, Transition};
 
+use crate::control::ramp::window::LiveCounters;
+use crate::control::ramp::{self, RampTrack, RolledBack};
 use crate::control::source::{FileTrigger, ReloadResult, RuleSource};
 use crate::ops::metrics::Metrics;
 use crate::sync::lock;
@@ -40,9 +46,14 @@ impl ActiveRules {
         ActiveRules { rules, source, loaded_at: SystemTime::now(), version_header, uses_subject }
     }
 
-    /// The effective rules for an accepted set: with the kill switch forced on while latched.
-    fn effective(&self, latched: bool) -> ActiveRules {
+    /// The effective rules for an accepted set: with the kill switch forced on while latched, and
+    /// the global share where the ramp stands.
+    fn effective(&self, latched: bool, ramp: Option<&RampTrack>) -> ActiveRules {
         let rules = if latched { self.rules.with_kill_switch(true) } else { self.rules.clone() };
+        let rules = match ramp.and_then(|t| t.share(&self.rules)) {
+            Some(share) => rules.at_ramp_share(share),
+            None => rules,
+        };
         ActiveRules { loaded_at: self.loaded_at, ..ActiveRules::new(rules, self.source.clone()) }
     }
 }
@@ -91,6 +102,14 @@ struct ControlState {
     accepted: Arc<ActiveRules>,
     kill_latch: Option<KillLatch>,
     last_rejected: Option<Rejection>,
+    /// Where the accepted rules' ramp stands on this replica (`None` without a ramp).
+    ramp: Option<RampTrack>,
+}
+
+impl ControlState {
+    fn effective(&self) -> ActiveRules {
+        self.accepted.effective(self.kill_latch.is_some(), self.ramp.as_ref())
+    }
 }
 
 pub struct RuleControl {
@@ -99,17 +118,18 @@ pub struct RuleControl {
     /// Serialises rule changes from every source.
     state: Mutex<ControlState>,
     metrics: Arc<Metrics>,
+    /// The counts the ramp's gates read (and the scheduler's invocations a step has seen).
+    live: Arc<LiveCounters>,
 }
 
 impl RuleControl {
     /// Starts with the rules read at start (counted as an accepted change from `source`).
-    pub fn new(rules: RuleSet, source: RuleSource, metrics: Arc<Metrics>) -> RuleControl {
+    pub fn new(rules: RuleSet, source: RuleSource, metrics: Arc<Metrics>, live: Arc<LiveCounters>) -> RuleControl {
+        let ramp = ramp_track(&rules, &live);
         let accepted = Arc::new(ActiveRules::new(rules, source));
-        let control = RuleControl {
-            active: ArcSwap::new(Arc::new(accepted.effective(false))),
-            state: Mutex::new(ControlState { accepted, kill_latch: None, last_rejected: None }),
-            metrics,
-        };
+        let state = ControlState { accepted, kill_latch: None, last_rejected: None, ramp };
+        let control =
+            RuleControl { active: ArcSwap::new(Arc::new(state.effective())), state: Mutex::new(state), metrics, live };
         let active = control.active.load_full();
         control.publish(&active);
         control.metrics.reload(active.source.label(), ReloadResult::Accepted);
@@ -149,9 +169,9 @@ impl RuleControl {
                 let summary = next.diff_from(&state.accepted.rules).to_string();
                 let previous = state.accepted.rules.version.clone();
                 let version = next.version.clone();
-                let accepted = Arc::new(ActiveRules::new(next, source.clone()));
-                self.install(accepted.effective(state.kill_latch.is_some()));
-                state.accepted = accepted;
+                state.ramp = ramp_track(&next, &self.live);
+                state.accepted = Arc::new(ActiveRules::new(next, source.clone()));
+                self.install(state.effective());
                 tracing::info!(target: "switchyard::audit", old_version = %previous, new_version = %version, source = %source,
                     kill_latch = state.kill_latch.is_some(), changes = %summary, "rules changed");
                 self.metrics.reload(source.label(), ReloadResult::Accepted);
@@ -173,7 +193,7 @@ impl RuleControl {
         if was != on {
             state.kill_latch = on.then(|| KillLatch { since: SystemTime::now(), by: by.to_string() });
         }
-        let next = state.accepted.effective(on);
+        let next = state.effective();
         let version = next.rules.version.clone();
         if was != on {
             let old = self.active.load().rules.version.clone();
@@ -184,6 +204,64 @@ impl RuleControl {
         let result = if was != on { ReloadResult::Accepted } else { ReloadResult::Unchanged };
         self.metrics.reload(RuleSource::AdminApi.label(), result);
         version
+    }
+
+    /// One evaluation of the ramp with the gates' signals over the window (`seen`: the
+    /// scheduler's invocations so far). A step change or a rollback swaps in the new share at once.
+    pub fn ramp_tick(&self, now_ms: u64, seen: u64, signals: &Signals) -> Option<RolledBack> {
+        let mut state = lock(&self.state);
+        let accepted = Arc::clone(&state.accepted);
+        let (Some(ramp), Some(track)) = (accepted.rules.ramp.as_ref(), state.ramp.as_mut()) else {
+            self.metrics.ramp_position(None, false);
+            return None;
+        };
+        track.readings = ramp.gates.read(signals);
+        track.seen = seen;
+        let transition = track.position.tick(ramp, now_ms, seen, &track.readings);
+        self.metrics.ramp_readings(&track.readings);
+        self.metrics.ramp_position(track.step(), matches!(track.position, Position::RolledBack { .. }));
+        let said = ramp::describe(&transition, ramp)?;
+        let failed = match &transition {
+            Transition::RolledBack { reason } => Some(RampTrack::failed_gate(reason)),
+            _ => None,
+        };
+        self.install(state.effective());
+        tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, change = %said, "ramp");
+        let gate = failed?;
+        if let Some(g) = gate {
+            self.metrics.ramp_rollback(g);
+        }
+        let Transition::RolledBack { reason } = transition else { return None };
+        Some(RolledBack { gate, rules: accepted.rules.with_rollback(&reason) })
+    }
+
+    /// `GET /ramp`: the accepted rules' ramp as this replica runs it.
+    pub fn ramp_status(&self, now_ms: u64) -> Option<serde_json::Value> {
+        let state = lock(&self.state);
+        let rules = &state.accepted.rules;
+        Some(state.ramp.as_ref()?.to_json(rules.ramp.as_ref()?, rules, now_ms))
+    }
+
+    /// Clears this replica's own rollback: the ramp resumes where the schedule stands. Refused when
+    /// the rules themselves say rolled back (publish a new version to resume every replica).
+    pub fn resume_ramp(&self, by: &str) -> Result<String, String> {
+        let mut state = lock(&self.state);
+        let accepted = Arc::clone(&state.accepted);
+        let Some(ramp) = accepted.rules.ramp.as_ref() else {
+            return Err("the active rules have no ramp".into());
+        };
+        if ramp.rolled_back.is_some() {
+            return Err(format!(
+                "version `{}` says the ramp rolled back; publish a new version without `rolled_back` to resume",
+                accepted.rules.version
+            ));
+        }
+        let track = RampTrack::new(ramp, ramp::now_ms(), self.live.totals().invocations(Pool::Scheduler));
+        let share = track.share(&accepted.rules).map(|s| s.to_string()).unwrap_or_default();
+        state.ramp = Some(track);
+        self.install(state.effective());
+        tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, by, share = %share, "ramp resumed");
+        Ok(share)
     }
 
     pub fn status(&self) -> RulesStatus {
@@ -205,11 +283,17 @@ impl RuleControl {
     fn publish(&self, active: &ActiveRules) {
         let r = &active.rules;
         let m = &self.metrics;
-        m.scheduler_share.set(if r.kill_switch { 0.0 } else { r.scheduler_share.as_fraction() });
+        m.scheduler_share.set(if r.kill_switch { 0.0 } else { r.global_share().as_fraction() });
         m.kill_switch.set(if r.kill_switch { 1.0 } else { 0.0 });
         m.rules_loaded_at.set(crate::ops::metrics::unix_seconds(active.loaded_at));
         m.rules_version(&r.version);
     }
+}
+
+/// A ramp position for newly accepted rules: where the schedule stands now.
+fn ramp_track(rules: &RuleSet, live: &LiveCounters) -> Option<RampTrack> {
+    let ramp = rules.ramp.as_ref()?;
+    Some(RampTrack::new(ramp, ramp::now_ms(), live.totals().invocations(Pool::Scheduler)))
 }
 
 /// Versions must identify content: a different content under the active version is rejected.

@@ -357,7 +357,10 @@ impl ProxyHttp for SwitchyardProxy {
         if !(client_gone && status.is_none()) {
             let answered = if e.is_some() && !client_gone { None } else { status };
             let class = AnswerClass::of(answered, ctx.blocking, ctx.error_prefix.as_deref().unwrap_or_default());
-            self.shared.metrics.invocation(ctx.pool, ctx.kind, class);
+            if ctx.kind.is_invocation() {
+                self.shared.metrics.invocation(ctx.pool, ctx.kind, class);
+                self.shared.live.answer(ctx.pool, class, elapsed.as_secs_f64());
+            }
         }
         if let Some(e) = e {
             tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");

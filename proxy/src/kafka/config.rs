@@ -31,6 +31,9 @@ pub struct KafkaConfig {
     /// ed25519 public keys (standard base64); when set, only rule records signed by one of them
     /// are applied.
     pub rules_verify_keys: Vec<String>,
+    /// ed25519 signing key file (as `switchyard rules keygen` writes it) for the rule sets this
+    /// replica publishes itself: a ramp rollback. Needed when the replicas verify signatures.
+    pub rules_sign_key: Option<PathBuf>,
     /// TLS to the brokers (on when `ca_file` is set).
     pub tls: KafkaTls,
     /// SASL authentication (on when `mechanism` is set).
@@ -114,6 +117,7 @@ impl Default for KafkaConfig {
             queue_max_messages: 10_000,
             properties: BTreeMap::new(),
             rules_verify_keys: Vec::new(),
+            rules_sign_key: None,
             tls: KafkaTls::default(),
             sasl: KafkaSasl::default(),
         }

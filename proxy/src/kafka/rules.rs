@@ -164,29 +164,46 @@ pub async fn publish(
     let rules = switchyard_rules::load_rules_file(path).map_err(|e: RulesRejected| format!("not published: {e}"))?;
     let media = RulesFormat::from_path(path).unwrap_or(RulesFormat::Toml).media_type();
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    send(config, &rules.version, media, &bytes, sign_key).await
+}
+
+/// Publishes a rule set this replica derived (a ramp rollback), in its canonical JSON form, signed
+/// with `kafka.rules_sign_key` when that is set.
+pub async fn publish_rule_set(config: &KafkaConfig, rules: &RuleSet) -> Result<String, String> {
+    let bytes = serde_json::to_vec(&rules.to_document()).map_err(|e| e.to_string())?;
+    send(config, &rules.version, RulesFormat::Json.media_type(), &bytes, config.rules_sign_key.as_deref()).await
+}
+
+async fn send(
+    config: &KafkaConfig,
+    version: &str,
+    media: &str,
+    bytes: &[u8],
+    sign_key: Option<&std::path::Path>,
+) -> Result<String, String> {
     let producer = config.producer().map_err(|e| e.to_string())?;
     let mut headers = rdkafka::message::OwnedHeaders::new()
         .insert(rdkafka::message::Header { key: CONTENT_TYPE, value: Some(media) })
-        .insert(rdkafka::message::Header { key: "version", value: Some(rules.version.as_str()) });
+        .insert(rdkafka::message::Header { key: "version", value: Some(version) });
     if let Some(key_path) = sign_key {
         let key = signing::read_signing_key(key_path)?;
         let signed_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let signature = signing::sign(&key, signed_at, media, &bytes);
+        let signature = signing::sign(&key, signed_at, media, bytes);
         let signed_at = signed_at.to_string();
         headers = headers
             .insert(rdkafka::message::Header { key: SIGNED_AT_HEADER, value: Some(signed_at.as_str()) })
             .insert(rdkafka::message::Header { key: SIGNATURE_HEADER, value: Some(signature.as_str()) });
     }
-    let record = FutureRecord::to(&config.rules_topic).key("rules").payload(&bytes).headers(headers);
+    let record = FutureRecord::to(&config.rules_topic).key("rules").payload(bytes).headers(headers);
     let delivered = producer
         .send(record, Duration::from_secs(10))
         .await
         .map_err(|(e, _)| format!("the broker did not take the rule set: {e}"))?;
     Ok(format!(
-        "published version {} to {} (partition {}, offset {})",
-        rules.version, config.rules_topic, delivered.partition, delivered.offset
+        "published version {version} to {} (partition {}, offset {})",
+        config.rules_topic, delivered.partition, delivered.offset
     ))
 }

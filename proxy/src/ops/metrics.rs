@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use switchyard_rules::{DecisionReason, Pool};
+use switchyard_rules::{DecisionReason, Gate, Pool, Reading};
 use switchyard_shadow::{AnswerClass, Outcome};
 
 use crate::control::source::{ReloadResult, ReloadSource};
@@ -32,6 +32,12 @@ pub const SHADOW_QUEUED: &str = "switchyard_shadow_queued";
 pub const SHADOW_RECORD_ERRORS: &str = "switchyard_shadow_record_write_errors_total";
 pub const KAFKA_RECORDS: &str = "switchyard_kafka_records_total";
 pub const NAMESPACE_LOOKUPS: &str = "switchyard_namespace_lookups_total";
+pub const RAMP_STEP: &str = "switchyard_ramp_step";
+pub const RAMP_ROLLED_BACK: &str = "switchyard_ramp_rolled_back";
+pub const RAMP_ROLLBACKS: &str = "switchyard_ramp_rollbacks_total";
+pub const RAMP_GATE_VALUE: &str = "switchyard_ramp_gate_value";
+pub const RAMP_GATE_THRESHOLD: &str = "switchyard_ramp_gate_threshold";
+pub const RAMP_GATE_SAMPLES: &str = "switchyard_ramp_gate_samples";
 
 /// From a fast proxy hop (sub-millisecond) to the controller's 60 s blocking limit.
 pub const LATENCY_BUCKETS: &[f64] =
@@ -142,6 +148,12 @@ pub struct Metrics {
     pub shadow_record_errors: Counter,
     /// [`NamespaceLookup`] as index
     namespace_lookups: Vec<Counter>,
+    pub ramp_step: Gauge,
+    pub ramp_rolled_back: Gauge,
+    /// [`Gate`] as index
+    ramp_rollbacks: Vec<Counter>,
+    /// [`Gate`] as index: value, threshold, samples
+    ramp_gates: Vec<[Gauge; 3]>,
     /// The active rules version, for `switchyard_rules_info`.
     rules_version: std::sync::Mutex<String>,
     recorder: PrometheusRecorder,
@@ -280,6 +292,16 @@ impl Metrics {
             kill_switch: gauge(KILL_SWITCH, &[]),
             rules_loaded_at: gauge(RULES_LOADED_AT, &[]),
             rules_version: Default::default(),
+            ramp_step: gauge(RAMP_STEP, &[]),
+            ramp_rolled_back: gauge(RAMP_ROLLED_BACK, &[]),
+            ramp_rollbacks: Gate::ALL.iter().map(|g| counter(RAMP_ROLLBACKS, &[("gate", g.as_str())])).collect(),
+            ramp_gates: Gate::ALL
+                .iter()
+                .map(|g| {
+                    [RAMP_GATE_VALUE, RAMP_GATE_THRESHOLD, RAMP_GATE_SAMPLES]
+                        .map(|name| gauge(name, &[("gate", g.as_str())]))
+                })
+                .collect(),
             namespace_lookups: NamespaceLookup::ALL
                 .iter()
                 .map(|r| counter(NAMESPACE_LOOKUPS, &[("result", r.as_str())]))
@@ -295,10 +317,9 @@ impl Metrics {
     }
 
     /// Counts what an invocation's answer says about the pool that served it.
+    /// `kind` must be an invocation kind.
     pub fn invocation(&self, pool: Pool, kind: RequestKind, class: AnswerClass) {
-        if kind.is_invocation() {
-            self.invocations[pool.index()][kind.index()][class.index()].increment(1);
-        }
+        self.invocations[pool.index()][kind.index()][class.index()].increment(1);
     }
 
     pub fn decision(&self, pool: Pool, reason: DecisionReason) {
@@ -317,6 +338,25 @@ impl Metrics {
     /// Counts one finished shadow comparison by outcome kind (a skip counts as `skipped`).
     pub fn shadow_outcome(&self, outcome: &Outcome) {
         self.shadow_outcomes[outcome.kind_index()].increment(1);
+    }
+
+    /// The ramp's step (-1 without one or before it starts) and whether it rolled back.
+    pub fn ramp_position(&self, step: Option<usize>, rolled_back: bool) {
+        self.ramp_step.set(step.map_or(-1.0, |s| s as f64));
+        self.ramp_rolled_back.set(if rolled_back { 1.0 } else { 0.0 });
+    }
+
+    pub fn ramp_readings(&self, readings: &[Reading]) {
+        for r in readings {
+            let [value, threshold, samples] = &self.ramp_gates[r.gate.index()];
+            value.set(r.value.unwrap_or(f64::NAN));
+            threshold.set(r.threshold.unwrap_or(f64::NAN));
+            samples.set(r.samples as f64);
+        }
+    }
+
+    pub fn ramp_rollback(&self, gate: Gate) {
+        self.ramp_rollbacks[gate.index()].increment(1);
     }
 
     pub fn namespace_lookup(&self, result: NamespaceLookup) {
@@ -389,6 +429,7 @@ fn describe(r: &PrometheusRecorder) {
     c(SHADOW_DROPPED, None, "Shadow jobs dropped before running, and why (the client was never delayed).");
     c(SHADOW_RECORD_ERRORS, None, "Comparison records that could not be written to the record file.");
     c(KAFKA_RECORDS, None, "Comparison records sent to Kafka, by result (delivered, failed, dropped).");
+    c(RAMP_ROLLBACKS, None, "Ramp rollbacks this replica decided, by the gate that failed.");
     c(NAMESPACE_LOOKUPS, None, "Resolutions of the `_` namespace to the caller's own, by result.");
     r.describe_histogram(
         KeyName::from_const_str(REQUEST_DURATION),
@@ -407,6 +448,11 @@ fn describe(r: &PrometheusRecorder) {
         "The active global share of invocations sent to the scheduler (0 to 1; 0 under the kill switch).",
     );
     g(KILL_SWITCH, "1 when the kill switch sends every request to legacy.");
+    g(RAMP_STEP, "The ramp's current step (0 is the first); -1 without a ramp or before it starts.");
+    g(RAMP_ROLLED_BACK, "1 when the ramp rolled back (the global share is the ramp's rollback_share).");
+    g(RAMP_GATE_VALUE, "Each ramp gate's scheduler value over its window (a ratio, a rate, or ms for latency).");
+    g(RAMP_GATE_THRESHOLD, "Each ramp gate's threshold over its window.");
+    g(RAMP_GATE_SAMPLES, "Samples each ramp gate read over its window.");
     g(RULES_LOADED_AT, "Unix time the active rules were loaded.");
 }
 

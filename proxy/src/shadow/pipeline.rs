@@ -16,6 +16,7 @@ use switchyard_shadow::{
 };
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::control::ramp::window::LiveCounters;
 use crate::data::credential::secret_forms;
 use crate::data::pools::Pools;
 use crate::data::request_id::REQUEST_ID_HEADER;
@@ -99,6 +100,8 @@ struct Worker {
     secret_fields: Arc<[String]>,
     state: Arc<ShadowState>,
     metrics: Arc<Metrics>,
+    /// The ramp's mismatch gate reads the comparisons from here.
+    live: Arc<LiveCounters>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +118,7 @@ pub fn start(
     kafka: Option<KafkaSink>,
     pools: Arc<Pools>,
     metrics: Arc<Metrics>,
+    live: Arc<LiveCounters>,
 ) -> Result<Arc<ShadowState>, ShadowStartError> {
     let (tx, mut rx) = mpsc::channel::<Job>(config.queue);
     let state = Arc::new(ShadowState {
@@ -146,6 +150,7 @@ pub fn start(
         secret_fields: config.secret_fields.iter().map(|f| f.to_ascii_lowercase()).collect(),
         state: Arc::clone(&state),
         metrics,
+        live,
     });
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
@@ -224,6 +229,7 @@ impl Worker {
             }
         };
         self.metrics.shadow_outcome(&record.outcome);
+        self.live.comparison(&record);
         if let Some(sink) = &self.sink {
             if let Err(e) = lock(sink).write(&record) {
                 self.metrics.shadow_record_errors.increment(1);

@@ -1,0 +1,194 @@
+//! The self-driving ramp: steps on a wall-clock schedule, held by gates without enough samples,
+//! rolled back by a failing gate (platform failures, queueing) and not by the action's own errors,
+//! resumed at the scheduled step after a restart. (Two replicas over Kafka: `proxy/tests/kafka_fleet.rs`.)
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchyard_tests::*;
+use whisk_sim::{ActionProfile, Fault, Outage, SimConfig};
+
+/// A ramp starting at `start_ms` (unix ms) with these steps and a 2 s window.
+fn ramp_rules(version: &str, start_ms: u64, steps: &str, gates: &str) -> String {
+    format!(
+        "version = \"{version}\"\n[ramp]\nstart = {}\nwindow_s = 2\nsteps = [{steps}]\n[ramp.gates]\n{gates}\n",
+        start_ms / 1000
+    )
+}
+
+const FEW_SAMPLES: &str =
+    "platform_failure = { min_samples = 10 }\nthrottled = { min_samples = 10 }\nqueued = { min_samples = 10 }";
+
+/// Polls `GET /ramp` until `done` holds (at most `limit`), returning every state seen with its time.
+fn watch(admin: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Vec<(Duration, Value)> {
+    block_on(async {
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let status = ramp_status(admin).await;
+            let finished = done(&status);
+            seen.push((started.elapsed(), status));
+            if finished {
+                return seen;
+            }
+            assert!(started.elapsed() < limit, "not reached in {limit:?}; last: {}", seen.last().unwrap().1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+#[test]
+fn steps_advance_on_schedule_under_load() {
+    let start = now_ms() + 1000;
+    let rules = ramp_rules(
+        "ramp-1",
+        start,
+        "{ share = 10, hold_s = 2 }, { share = 50, hold_s = 2 }, { share = 100, hold_s = 0 }",
+        FEW_SAMPLES,
+    );
+    let fleet = LocalFleet::start(FleetSpec::new(&rules)).expect("fleet");
+    let before = block_on(ramp_status(&fleet.admin_url()));
+    assert_eq!(before["state"], "not_started", "{before}");
+    let load = Load::start(&fleet.proxy_url(), "ramped", 200, 3, "blocking=true");
+    let seen = watch(&fleet.admin_url(), Duration::from_secs(20), |s| s["step"]["index"] == 2);
+    let answers = load.stop();
+    // When each step was first seen, relative to the ramp's start.
+    let first = |i: u64| {
+        let (at, _) = seen.iter().find(|(_, s)| s["step"]["index"] == i).expect("every step is seen");
+        *at
+    };
+    let (s1, s2) = (first(1), first(2));
+    assert!(s2 >= s1 + Duration::from_millis(1900), "step 2 at {s2:?}, step 1 at {s1:?}: the hold is 2 s");
+    assert!(answers.iter().all(|(_, status)| *status == 200), "no request failed during the ramp");
+    let last = &seen.last().unwrap().1;
+    assert_eq!(last["state"], "complete");
+    assert_eq!(last["share"], "100%");
+    // Monotone: once an action was served by the scheduler it stays there.
+    let after = Load::start(&fleet.proxy_url(), "ramped", 200, 2, "blocking=true");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(after.stop().iter().all(|(pool, _)| pool == "scheduler"), "at 100 % every action is on the scheduler");
+    let text = block_on(metrics_text(&fleet.admin_url()));
+    assert_eq!(metric(&text, "switchyard_ramp_step", &[]), 2.0);
+    assert_eq!(metric(&text, "switchyard_scheduler_share_ratio", &[]), 1.0);
+}
+
+#[test]
+fn a_gate_with_too_few_samples_holds_the_step() {
+    let rules = ramp_rules(
+        "ramp-hold",
+        now_ms(),
+        "{ share = 20, hold_s = 1 }, { share = 100, hold_s = 0 }",
+        "platform_failure = { min_samples = 100000 }",
+    );
+    let fleet = LocalFleet::start(FleetSpec::new(&rules)).expect("fleet");
+    let load = Load::start(&fleet.proxy_url(), "held", 50, 2, "blocking=true");
+    std::thread::sleep(Duration::from_millis(3000));
+    let status = block_on(ramp_status(&fleet.admin_url()));
+    drop(load);
+    assert_eq!(status["step"]["index"], 0, "held past its 1 s hold: {status}");
+    assert_eq!(status["state"], "advancing");
+    let gate = status["gates"].as_array().unwrap().iter().find(|g| g["gate"] == "platform_failure").unwrap();
+    assert_eq!(gate["verdict"], "hold", "{gate}");
+    assert!(gate["samples"].as_u64().unwrap() < 100_000);
+    assert!(status["rollback"].is_null());
+}
+
+/// Platform failures on the scheduler path roll the ramp back within the window; the action's own
+/// failures (502) do not.
+#[test]
+fn platform_failures_roll_back_and_action_failures_do_not() {
+    let rules =
+        ramp_rules("ramp-503", now_ms(), "{ share = 50, hold_s = 60 }, { share = 100, hold_s = 0 }", FEW_SAMPLES);
+    let mut spec = FleetSpec::new(&rules);
+    spec.scheduler.faults = vec![Fault { after_ms: 1500, for_ms: None, share: 0.3, status: 503 }];
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let load = Load::start(&fleet.proxy_url(), "faulty", 100, 3, "blocking=true");
+    let seen = watch(&fleet.admin_url(), Duration::from_secs(15), |s| s["state"] == "rolled_back");
+    let (at, status) = seen.last().unwrap();
+    let answers = load.stop();
+    // The fault began 1.5 s after the simulator started; the window is 2 s.
+    assert!(*at < Duration::from_millis(1500 + 2000 + 1500), "rolled back {at:?} after the load began");
+    assert_eq!(status["rollback"]["gate"], "platform_failure", "{status}");
+    assert_eq!(status["share"], "0%");
+    assert!(status["rollback"]["reason"].as_str().unwrap().contains("threshold"), "{status}");
+    assert!(answers.iter().any(|(pool, s)| pool == "scheduler" && *s == 503), "the fault did happen");
+    let after = Load::start(&fleet.proxy_url(), "faulty", 100, 2, "blocking=true");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(after.stop().iter().all(|(pool, _)| pool == "legacy"), "rolled back: everything on legacy");
+    let text = block_on(metrics_text(&fleet.admin_url()));
+    assert_eq!(metric(&text, "switchyard_ramp_rollbacks_total", &[("gate", "platform_failure")]), 1.0);
+    assert_eq!(metric(&text, "switchyard_ramp_rolled_back", &[]), 1.0);
+
+    // The same ramp over an action that fails a third of the time by itself: it completes.
+    let rules =
+        ramp_rules("ramp-502", now_ms(), "{ share = 50, hold_s = 1 }, { share = 100, hold_s = 0 }", FEW_SAMPLES);
+    let mut spec = FleetSpec::new(&rules);
+    let flaky = ActionProfile { application_error_rate: 0.3, ..ActionProfile::default() };
+    spec.scheduler.default_action = flaky.clone();
+    spec.legacy.default_action = flaky;
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let load = Load::start(&fleet.proxy_url(), "flaky", 100, 3, "blocking=true");
+    let seen =
+        watch(&fleet.admin_url(), Duration::from_secs(15), |s| s["state"] == "complete" || s["state"] == "rolled_back");
+    let answers = load.stop();
+    assert_eq!(seen.last().unwrap().1["state"], "complete", "{}", seen.last().unwrap().1);
+    assert!(answers.iter().any(|(_, s)| *s == 502), "the action did fail");
+}
+
+/// A scheduler path without invokers answers 202s, not errors: the queued gate stops the ramp.
+#[test]
+fn a_scheduler_without_invokers_is_rolled_back_by_the_queued_gate() {
+    let rules = ramp_rules("ramp-queued", now_ms(), "{ share = 100, hold_s = 60 }", FEW_SAMPLES);
+    let mut spec = FleetSpec::new(&rules);
+    spec.scheduler = SimConfig { queue_retention_ms: 60_000, ..spec.scheduler };
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    fleet.scheduler.set_outage(Outage::NoInvokers);
+    let load = Load::start(&fleet.proxy_url(), "stuck", 20, 4, "blocking=true&timeout=100");
+    let seen = watch(&fleet.admin_url(), Duration::from_secs(15), |s| s["state"] == "rolled_back");
+    let answers = load.stop();
+    assert_eq!(seen.last().unwrap().1["rollback"]["gate"], "queued", "{}", seen.last().unwrap().1);
+    assert!(answers.iter().any(|(pool, s)| pool == "scheduler" && *s == 202), "clients got 202s");
+}
+
+/// The position after a start is the schedule's: a restart mid-ramp resumes at the right step.
+#[test]
+fn a_restart_mid_ramp_resumes_at_the_scheduled_step() {
+    let start = now_ms() - 2500;
+    let rules = ramp_rules(
+        "ramp-restart",
+        start,
+        "{ share = 10, hold_s = 1 }, { share = 20, hold_s = 1 }, { share = 30, hold_s = 2 }, { share = 40, hold_s = 0 }",
+        FEW_SAMPLES,
+    );
+    let fleet = LocalFleet::start(FleetSpec::new(&rules)).expect("fleet");
+    let status = block_on(ramp_status(&fleet.admin_url()));
+    assert_eq!(status["step"]["index"], 2, "2.5 s into 1 s + 1 s holds: {status}");
+    assert_eq!(status["share"], "30%");
+    drop(fleet);
+    std::thread::sleep(Duration::from_millis(2100));
+    let fleet = LocalFleet::start(FleetSpec::new(&rules)).expect("fleet");
+    let status = block_on(ramp_status(&fleet.admin_url()));
+    assert_eq!(status["step"]["index"], 3, "restarted 4.6 s in: {status}");
+    assert_eq!(status["state"], "complete");
+}
+
+/// A rollback is latched until an operator resumes it (admin call with the token, or a new version).
+#[test]
+fn resuming_is_an_operator_action() {
+    let rules = ramp_rules("ramp-resume", now_ms(), "{ share = 100, hold_s = 60 }", FEW_SAMPLES);
+    let mut spec = FleetSpec::new(&rules);
+    spec.scheduler.faults = vec![Fault { after_ms: 0, for_ms: Some(3000), share: 1.0, status: 500 }];
+    spec.tweak = Some(Box::new(|c| c.admin.token = Some("open-sesame-0123456789".into())));
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let load = Load::start(&fleet.proxy_url(), "resume", 20, 2, "blocking=true");
+    watch(&fleet.admin_url(), Duration::from_secs(15), |s| s["state"] == "rolled_back");
+    drop(load);
+    block_on(async {
+        let c = client();
+        let url = format!("{}/ramp/resume", fleet.admin_url());
+        assert_eq!(c.post(&url).send().await.unwrap().status(), 401, "the token is needed");
+        let resumed = c.post(&url).bearer_auth("open-sesame-0123456789").send().await.unwrap();
+        assert_eq!(resumed.status(), 200);
+        assert_eq!(ramp_status(&fleet.admin_url()).await["state"], "complete", "back at the scheduled step");
+    });
+}
