@@ -83,13 +83,23 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         max_paths: usize,
     },
+    /// Show a replica's ramp: its step, share, each gate's value, threshold and samples, and a
+    /// rollback's reason (`GET /ramp` on the admin port).
+    Ramp {
+        /// The replica's admin address.
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        admin: String,
+    },
     /// Rules distribution over Kafka.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
     },
     /// Start two simulated controller fleets and a proxy on loopback and drive traffic through it.
+    /// `demo ramp`: a self-driving ramp, a fault on the scheduler path, and the automatic rollback.
     Demo {
+        #[arg(value_enum, default_value = "shadow")]
+        scenario: DemoScenario,
         #[arg(long, default_value_t = 3000)]
         invocations: usize,
         #[arg(long, default_value_t = 300)]
@@ -100,6 +110,14 @@ enum Command {
         #[arg(long, default_value = "switchyard-demo.html")]
         html_report: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DemoScenario {
+    /// Routing, stickiness and shadow comparison over a few thousand invocations.
+    Shadow,
+    /// A ramp of short steps; the scheduler path starts failing partway; the ramp rolls back.
+    Ramp,
 }
 
 fn main() -> ExitCode {
@@ -120,7 +138,12 @@ fn main() -> ExitCode {
             cli::publish_rules(&file, brokers, topic, kafka_config.as_deref(), sign_key.as_deref())
         }
         Command::Rules { command: RulesCommand::Keygen { file } } => cli::keygen(&file),
-        Command::Demo { invocations, actions, concurrency, html_report } => {
+        Command::Ramp { admin } => cli::ramp::show(&admin),
+        Command::Demo { scenario: DemoScenario::Ramp, .. } => match switchyard::demo::ramp::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => cli::fail(&format!("demo failed: {e}")),
+        },
+        Command::Demo { scenario: DemoScenario::Shadow, invocations, actions, concurrency, html_report } => {
             let opts = switchyard::demo::DemoOptions {
                 invocations,
                 actions: actions.max(1),

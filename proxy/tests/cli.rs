@@ -237,3 +237,37 @@ fn report_limits_are_flags() {
     assert_eq!(actions, vec!["(other actions)", "guest/a0", "guest/a1"]);
     assert_eq!(report["records"], 5);
 }
+
+/// `switchyard demo ramp` shows a ramp and its automatic rollback, and exits 0.
+#[test]
+fn the_ramp_demo_rolls_back_by_itself() {
+    let out = switchyard().args(["demo", "ramp"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in
+        ["step 1 of 4: 5%", "the scheduler fleet starts failing", "ROLLED BACK to 0%: gate platform_failure fail"]
+    {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    assert!(text.contains("after the fault began"), "{text}");
+}
+
+/// `switchyard ramp --admin URL` prints a replica's ramp; a replica without one is a clear error.
+#[test]
+fn ramp_shows_a_replicas_ramp() {
+    let start = switchyard_tests::now_ms() / 1000;
+    let rules = format!("version = \"cli-ramp\"\n[ramp]\nstart = {start}\nsteps = [{{ share = 10, hold_s = 600 }}, {{ share = 100, hold_s = 0 }}]\n");
+    let fleet = switchyard_tests::LocalFleet::start(switchyard_tests::FleetSpec::new(&rules)).unwrap();
+    let out = switchyard().args(["ramp", "--admin", &fleet.admin_url()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("ramp of rules cli-ramp: advancing, global share 10% (step 1 of 2"), "{text}");
+    for gate in ["platform_failure", "throttled", "queued"] {
+        assert!(text.lines().any(|l| l.trim_start().starts_with(gate) && l.contains("hold")), "{gate} in:\n{text}");
+    }
+    drop(fleet);
+    let plain = switchyard_tests::LocalFleet::start(switchyard_tests::FleetSpec::new("version = \"plain\"\n")).unwrap();
+    let out = switchyard().args(["ramp", "--admin", &plain.admin_url()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the active rules have no ramp"));
+}

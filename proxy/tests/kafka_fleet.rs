@@ -517,3 +517,54 @@ fn records_and_rules_travel_over_tls() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The ramp over the fleet's bus: the replica whose scheduler path fails rolls back and publishes
+/// it; the other replica, which saw no error, follows within seconds. Both end on legacy.
+#[test]
+fn a_ramp_rollback_on_one_replica_reaches_every_replica() {
+    let tansu = Tansu::start(&["ramp-rules"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let start = switchyard_tests::now_ms() / 1000;
+    let rules = format!(
+        "version = \"ramp-k\"\n[ramp]\nstart = {start}\nwindow_s = 2\nsteps = [{{ share = 50, hold_s = 60 }}]\n\
+         [ramp.gates]\nplatform_failure = {{ min_samples = 10 }}\n"
+    );
+    let replica = |instance: &str, faulty: bool| {
+        let mut spec = FleetSpec::new(&rules);
+        if faulty {
+            spec.scheduler.faults = vec![whisk_sim::Fault { after_ms: 0, for_ms: None, share: 0.5, status: 503 }];
+        }
+        let (brokers, instance) = (tansu.brokers.clone(), instance.to_string());
+        spec.tweak = Some(Box::new(move |c| {
+            c.kafka.brokers = brokers;
+            c.kafka.rules_topic = "ramp-rules".into();
+            c.shadow.instance = Some(instance);
+        }));
+        LocalFleet::start(spec).expect("replica")
+    };
+    let (a, b) = (replica("faulty", true), replica("healthy", false));
+    let ramp = |f: &LocalFleet| rt.block_on(switchyard_tests::ramp_status(&f.admin_url()));
+    assert_eq!(ramp(&b)["share"], "50%");
+    let load_a = switchyard_tests::Load::start(&a.proxy_url(), "k", 50, 3, "blocking=true");
+    let load_b = switchyard_tests::Load::start(&b.proxy_url(), "k", 50, 1, "blocking=true");
+    let started = Instant::now();
+    let mut followed = None;
+    while followed.is_none() {
+        let (sa, sb) = (ramp(&a), ramp(&b));
+        if sa["state"] == "rolled_back" && sb["state"] == "rolled_back" {
+            followed = Some((sa, sb));
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not both rolled back: {} / {}", ramp(&a), ramp(&b));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop((load_a, load_b));
+    let (sa, sb) = followed.unwrap();
+    assert_eq!(sb["rollback"]["in_rules"], true, "B follows the published rules: {sb}");
+    assert_eq!(sb["version"], "ramp-k+rollback");
+    assert_eq!(sa["share"], "0%");
+    assert_eq!(sb["share"], "0%");
+    assert!(sb["rollback"]["reason"].as_str().unwrap().starts_with("gate platform_failure fail"), "{sb}");
+    let after = switchyard_tests::Load::start(&b.proxy_url(), "k", 50, 2, "blocking=true");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(after.stop().iter().all(|(pool, _)| pool == "legacy"), "B routes everything to legacy");
+}

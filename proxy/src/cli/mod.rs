@@ -1,6 +1,7 @@
 //! The commands of the `switchyard` binary, each a function that returns what the process should
 //! exit with; `main.rs` only parses arguments and calls them.
 
+pub mod ramp;
 pub mod report;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,8 @@
 //! `switchyard demo`: two simulated controller fleets and a switchyard in front of them, driven
 //! with a few thousand invocations over a few hundred actions; prints where traffic went.
+//! `ramp` is the self-driving ramp scenario.
+
+pub mod ramp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
