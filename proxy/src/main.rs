@@ -99,7 +99,7 @@ enum Command {
     /// `demo ramp`: a self-driving ramp, a fault on the scheduler path, and the automatic rollback.
     Demo {
         #[arg(value_enum, default_value = "shadow")]
-        scenario: DemoScenario,
+        scenario: switchyard::demo::Scenario,
         #[arg(long, default_value_t = 3000)]
         invocations: usize,
         #[arg(long, default_value_t = 300)]
@@ -110,14 +110,6 @@ enum Command {
         #[arg(long, default_value = "switchyard-demo.html")]
         html_report: PathBuf,
     },
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum DemoScenario {
-    /// Routing, stickiness and shadow comparison over a few thousand invocations.
-    Shadow,
-    /// A ramp of short steps; the scheduler path starts failing partway; the ramp rolls back.
-    Ramp,
 }
 
 fn main() -> ExitCode {
@@ -139,21 +131,14 @@ fn main() -> ExitCode {
         }
         Command::Rules { command: RulesCommand::Keygen { file } } => cli::keygen(&file),
         Command::Ramp { admin } => cli::ramp::show(&admin),
-        Command::Demo { scenario: DemoScenario::Ramp, .. } => match switchyard::demo::ramp::run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => cli::fail(&format!("demo failed: {e}")),
-        },
-        Command::Demo { scenario: DemoScenario::Shadow, invocations, actions, concurrency, html_report } => {
+        Command::Demo { scenario, invocations, actions, concurrency, html_report } => {
             let opts = switchyard::demo::DemoOptions {
                 invocations,
                 actions: actions.max(1),
                 concurrency: concurrency.max(1),
                 html_report,
             };
-            match switchyard::demo::run(&opts) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => cli::fail(&format!("demo failed: {e}")),
-            }
+            cli::demo(scenario, &opts)
         }
     }
 }

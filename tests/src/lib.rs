@@ -225,3 +225,32 @@ pub async fn ramp_status(admin: &str) -> serde_json::Value {
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
+
+/// Rules that keep everything on legacy and mirror every `guest/pure-*` invocation for comparison.
+pub const SHADOW_PURE: &str = r#"
+version = "shadow"
+scheduler_share = 0
+[[overrides]]
+namespace = "guest"
+action = "pure-*"
+share = 0
+shadow = { sample = 100 }
+"#;
+
+/// `GET /shadow/report` once it holds at least `n` records (at most 20 s).
+pub async fn shadow_report_with(admin: &str, n: u64) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let report: serde_json::Value =
+            client().get(format!("{admin}/shadow/report")).send().await.unwrap().json().await.unwrap();
+        if report["records"].as_u64() >= Some(n) {
+            return report;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "only {} of {n} records: {report}",
+            report["records"]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -99,32 +99,11 @@ fn capacity_drops_count_against_the_path_and_action_failures_do_not() {
     assert_eq!(invocations(&text, "scheduler", "platform_failure"), 0.0);
 }
 
-const SHADOWED: &str = r#"
-version = "shadow"
-scheduler_share = 0
-[[overrides]]
-namespace = "guest"
-action = "pure-*"
-share = 0
-shadow = { sample = 100 }
-"#;
-
-async fn report_with(admin: &str, records: u64) -> Value {
-    for _ in 0..200 {
-        let report: Value = client().get(format!("{admin}/shadow/report")).send().await.unwrap().json().await.unwrap();
-        if report["records"].as_u64() >= Some(records) {
-            return report;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {records} records");
-}
-
 /// The paths count limits differently; a 429 on one side against a result on the other is
 /// throttling, never a mismatch.
 #[test]
 fn a_throttled_namespace_gives_throttled_outcomes_and_no_false_mismatch() {
-    let mut spec = FleetSpec::new(SHADOWED);
+    let mut spec = FleetSpec::new(SHADOW_PURE);
     spec.legacy.invocations_per_minute = 4;
     let fleet = LocalFleet::start(spec).expect("fleet");
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
@@ -138,7 +117,7 @@ fn a_throttled_namespace_gives_throttled_outcomes_and_no_false_mismatch() {
             }
         }
         assert_eq!(throttled, 6, "legacy allows 4 a minute");
-        (report_with(&admin, 10).await, metrics_text(&admin).await)
+        (shadow_report_with(&admin, 10).await, metrics_text(&admin).await)
     });
     let outcomes = &report["actions"][0]["outcomes"];
     assert_eq!(outcomes["throttled"], 6, "{report}");
@@ -152,7 +131,7 @@ fn a_throttled_namespace_gives_throttled_outcomes_and_no_false_mismatch() {
 /// action's own result of that shape is compared whole.
 #[test]
 fn a_change_in_an_actions_own_error_code_is_reported() {
-    let mut spec = FleetSpec::new(SHADOWED);
+    let mut spec = FleetSpec::new(SHADOW_PURE);
     spec.scheduler = SimConfig::with_flavor(Flavor::Legacy);
     let own_error = ResultSpec::Fixed(json!({"error": "bad input", "code": 41}));
     spec.legacy
@@ -170,7 +149,7 @@ fn a_change_in_an_actions_own_error_code_is_reported() {
             let resp = call(&c, &base, "pure-check", "blocking=true&result=true").send().await.unwrap();
             assert_eq!(resp.status(), 502, "an error result is an application error");
         }
-        report_with(&admin, 3).await
+        shadow_report_with(&admin, 3).await
     });
     let action = report["actions"].as_array().unwrap().iter().find(|a| a["action"] == "guest/pure-check").unwrap();
     let paths: Vec<&str> =

@@ -9,15 +9,7 @@ use serde_json::{json, Value};
 use switchyard_tests::*;
 use whisk_sim::{ActionProfile, Flavor, Latency, RequestKind, ResultSpec, SimConfig};
 
-const RULES: &str = r#"
-version = "shadow"
-scheduler_share = 0
-[[overrides]]
-namespace = "guest"
-action = "pure-*"
-share = 0
-shadow = { sample = 100 }
-"#;
+const RULES: &str = SHADOW_PURE;
 
 /// Every log line of this test binary, to search for secrets.
 fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
@@ -59,18 +51,6 @@ fn full_record(c: &reqwest::Client, base: &str, action: &str, params: Value) -> 
         .json(&params)
 }
 
-async fn wait_for_records(admin: &str, n: u64) -> Value {
-    let started = Instant::now();
-    loop {
-        let report: Value = client().get(format!("{admin}/shadow/report")).send().await.unwrap().json().await.unwrap();
-        if report["records"].as_u64() >= Some(n) {
-            return report;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "only {} of {n} records: {report}", report["records"]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn action<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["actions"]
         .as_array()
@@ -94,7 +74,7 @@ fn identical_paths_match_fully_despite_per_call_values() {
                 .unwrap();
             assert_eq!(resp.status(), 200);
         }
-        wait_for_records(&admin, 60).await
+        shadow_report_with(&admin, 60).await
     });
     for a in report["actions"].as_array().unwrap() {
         assert_eq!(a["match_rate"], 1.0, "{a}");
@@ -125,7 +105,7 @@ fn a_changed_result_field_is_named_exactly_and_others_stay_clean() {
         for i in 0..40 {
             full_record(&c, &base, &format!("pure-{}", i % 4), json!({})).send().await.unwrap();
         }
-        wait_for_records(&admin, 40).await
+        shadow_report_with(&admin, 40).await
     });
     let changed = action(&report, "guest/pure-2");
     let paths: Vec<&str> =
@@ -244,7 +224,7 @@ fn no_secret_reaches_records_reports_or_logs() {
                 .await
                 .unwrap();
         }
-        let report = wait_for_records(&admin, 5).await;
+        let report = shadow_report_with(&admin, 5).await;
         let html = c.get(format!("{admin}/shadow/report.html")).send().await.unwrap().text().await.unwrap();
         (report.to_string(), html)
     });
@@ -288,7 +268,7 @@ fn web_actions_are_mirrored_with_their_method() {
             let resp = c.get(format!("{base}/api/v1/web/guest/default/page.html")).send().await.unwrap();
             assert_eq!(resp.text().await.unwrap(), "<p>hello</p>", "the client gets the primary's page");
         }
-        wait_for_records(&admin, 4).await
+        shadow_report_with(&admin, 4).await
     });
     assert_eq!(
         fleet.scheduler.stats().kind(RequestKind::WebAction),

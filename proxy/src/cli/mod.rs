@@ -11,6 +11,18 @@ use std::sync::Arc;
 use crate::kafka::config::KafkaConfig;
 use crate::ops::config::{Resolved, ServerConfig};
 
+/// `switchyard demo [shadow|ramp]`.
+pub fn demo(scenario: crate::demo::Scenario, opts: &crate::demo::DemoOptions) -> ExitCode {
+    let ran = match scenario {
+        crate::demo::Scenario::Shadow => crate::demo::run(opts),
+        crate::demo::Scenario::Ramp => crate::demo::ramp::run(),
+    };
+    match ran {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("demo failed: {e}")),
+    }
+}
+
 /// Prints `switchyard: <message>` and fails.
 pub fn fail(message: &str) -> ExitCode {
     eprintln!("switchyard: {message}");

@@ -47,6 +47,15 @@ shadow = { sample = 25 }
 /// The one action whose scheduler-side result differs in the demo.
 const DIVERGING_ACTION: &str = "guest/img/resize-1";
 
+/// Which demo to run.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Scenario {
+    /// Routing, stickiness and shadow comparison over a few thousand invocations.
+    Shadow,
+    /// A ramp of short steps; the scheduler path starts failing partway; the ramp rolls back.
+    Ramp,
+}
+
 pub struct DemoOptions {
     pub invocations: usize,
     pub actions: usize,

@@ -17,7 +17,7 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// Reads the gates every [`TICK`] and moves the ramp; publishes a rollback on the rules topic
 /// when one is configured (signed when `kafka.rules_sign_key` is set).
 pub async fn drive(rules: Arc<RuleControl>, live: Arc<LiveCounters>, kafka: Option<KafkaConfig>) {
-    let mut window = Window::new();
+    let mut window = Window::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

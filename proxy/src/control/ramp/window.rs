@@ -118,15 +118,12 @@ fn p99_ms(buckets: &[u64], n: u64) -> Option<f64> {
 }
 
 /// Snapshots over the last window, oldest first.
+#[derive(Default)]
 pub struct Window {
     snapshots: VecDeque<(u64, Totals)>,
 }
 
 impl Window {
-    pub fn new() -> Window {
-        Window { snapshots: VecDeque::new() }
-    }
-
     /// Adds the snapshot taken at `now_ms` and returns the signals over the last `window_s`.
     pub fn push(&mut self, now_ms: u64, totals: Totals, window_s: u64) -> Signals {
         let horizon = now_ms.saturating_sub(window_s * 1000);
@@ -150,7 +147,7 @@ mod tests {
     #[test]
     fn the_window_counts_only_its_own_seconds() {
         let live = LiveCounters::default();
-        let mut w = Window::new();
+        let mut w = Window::default();
         for _ in 0..10 {
             live.answer(Pool::Scheduler, AnswerClass::PlatformFailure, 0.002);
         }
