@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard::cli::{self, report::ReportFormat};
+use switchyard::cli;
 
 #[derive(Parser)]
 #[command(version, about = "Canary routing between OpenWhisk's legacy and scheduler controller fleets")]
@@ -60,29 +60,7 @@ enum Command {
     },
     /// Aggregate comparison records into a report (per action: match rate, real differences, noise,
     /// errors, latency per path).
-    Report {
-        /// A JSON-lines record file (its rotated files are read too), or `kafka://HOST:PORT/TOPIC`
-        /// for the records of every replica.
-        #[arg(long)]
-        from: String,
-        /// Only records since then: unix seconds, or an age like `30m`, `6h`, `2d`.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: ReportFormat,
-        /// Write the report here instead of standard output.
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// For `kafka://`: the TLS and SASL settings of this static config's `[kafka]`.
-        #[arg(long)]
-        kafka_config: Option<PathBuf>,
-        /// Actions reported one by one (the rest are counted as "(other actions)").
-        #[arg(long, default_value_t = 1_000)]
-        max_actions: usize,
-        /// Difference paths reported one by one per action (the rest as "(other paths)").
-        #[arg(long, default_value_t = 200)]
-        max_paths: usize,
-    },
+    Report(cli::report::ReportArgs),
     /// Show a replica's ramp: its step, share, each gate's value, threshold and samples, and a
     /// rollback's reason (`GET /ramp` on the admin port).
     Ramp {
@@ -120,12 +98,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, upgrade } => cli::run(&config, upgrade),
         Command::Check { rules, config } => cli::check(rules, config),
-        Command::Report { from, since, format, output, kafka_config, max_actions, max_paths } => {
-            let source =
-                cli::report::Source { from: &from, since: since.as_deref(), kafka_config: kafka_config.as_deref() };
-            let limits = switchyard_shadow::ReportLimits { max_actions, max_paths };
-            cli::report::report(&source, limits, format, output.as_deref())
-        }
+        Command::Report(args) => cli::report::report(&args),
         Command::Rules { command: RulesCommand::Publish { file, brokers, topic, kafka_config, sign_key } } => {
             cli::publish_rules(&file, brokers, topic, kafka_config.as_deref(), sign_key.as_deref())
         }

@@ -236,6 +236,27 @@ fn report_limits_are_flags() {
         report["actions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
     assert_eq!(actions, vec!["(other actions)", "guest/a0", "guest/a1"]);
     assert_eq!(report["records"], 5);
+
+    // The next rules change: needs its base; moves the ready actions; passes `check`.
+    let refused = switchyard().args(["report", "--format", "rules", "--from"]).arg(&records).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--format rules needs --base"));
+    let base = scratch("base.toml", "version = \"b1\"\n");
+    let next = base.with_file_name("next.toml");
+    let out = switchyard()
+        .args(["report", "--format", "rules", "--ready-min-samples", "1", "--from"])
+        .arg(&records)
+        .arg("--base")
+        .arg(&base)
+        .arg("--output")
+        .arg(&next)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&next).unwrap();
+    assert_eq!(text.matches("[[overrides]]").count(), 5, "every action had one compared sample:\n{text}");
+    let check = switchyard().args(["check", "--rules"]).arg(&next).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 }
 
 /// `switchyard demo ramp` shows a ramp and its automatic rollback, and exits 0.

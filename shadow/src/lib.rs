@@ -8,13 +8,17 @@
 mod answer;
 mod compare;
 mod diff;
+pub mod html;
 mod noise;
 mod normalize;
 mod outcome;
+mod readiness;
 mod record;
 mod redact;
 mod report;
 mod sink;
+mod svg;
+mod timeline;
 
 pub use answer::{system_written, AnswerClass, CLASSIFY_PREFIX_BYTES, THROTTLE_DROP_MESSAGE};
 pub use compare::{compare, Comparison, Observed, ANNOTATIONS_PATH};
@@ -22,7 +26,8 @@ pub use diff::{diff_json, DiffKind, Difference};
 pub use noise::{NoiseModel, NoiseThresholds};
 pub use normalize::{normalize, Normalized, PER_CALL_ANNOTATIONS};
 pub use outcome::{Outcome, SideReport, SkipReason};
+pub use readiness::{Readiness, ReadinessRules, ReadyOverride, Verdict};
 pub use record::{ComparisonRecord, RecordContext, SCHEMA_VERSION};
 pub use redact::{Redactor, SECRET_FIELDS};
-pub use report::{ActionReport, Report, ReportLimits, OTHER_ACTIONS, OTHER_PATHS};
+pub use report::{ActionReport, Report, ReportLimits, Summary, OTHER_ACTIONS, OTHER_PATHS};
 pub use sink::{read_records, JsonLinesFile, SinkError};

@@ -8,10 +8,13 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::answer::AnswerClass;
 use crate::diff::DiffKind;
 use crate::noise::{NoiseModel, NoiseThresholds};
 use crate::outcome::Outcome;
+use crate::readiness::{Evidence, Readiness, ReadinessRules};
 use crate::record::{ComparisonRecord, SCHEMA_VERSION};
+use crate::timeline::{Bucket, Timeline};
 
 const MAX_EXAMPLES: usize = 5;
 /// Where the records of actions past [`ReportLimits::max_actions`] are counted together.
@@ -37,6 +40,8 @@ impl Default for ReportLimits {
     }
 }
 const MAX_LATENCY_SAMPLES: usize = 2_000;
+/// Replica names kept for the summary (more are counted, not named).
+const MAX_INSTANCES: usize = 1_000;
 const MAX_SIGNATURES: usize = 1_000;
 
 /// A bounded, uniform sample of values (reservoir sampling with a fixed-seed generator, so the
@@ -93,6 +98,8 @@ struct ActionAgg {
     signatures: HashMap<Vec<String>, u64>,
     latency: [Reservoir; 2],
     wait: [Reservoir; 2],
+    /// Records where that side (legacy, scheduler) failed: no answer, a timeout, or a platform 5xx.
+    failures: [u64; 2],
     /// `#annotations/...` paths → how many compared samples differed there.
     annotations: BTreeMap<String, u64>,
     /// The paths counted one by one (at most `max_paths`); others count as [`OTHER_PATHS`].
@@ -130,7 +137,14 @@ pub struct PathCount {
 #[derive(Debug, Clone, Serialize)]
 pub struct Percentiles {
     pub p50: Option<f64>,
+    pub p90: Option<f64>,
     pub p99: Option<f64>,
+}
+
+impl Percentiles {
+    fn of(r: &Reservoir) -> Percentiles {
+        Percentiles { p50: r.percentile(0.5), p90: r.percentile(0.9), p99: r.percentile(0.99) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,21 +166,52 @@ pub struct ActionReport {
     pub control_samples: u64,
     pub latency_ms: BTreeMap<&'static str, Percentiles>,
     pub wait_time_ms: BTreeMap<&'static str, Percentiles>,
+    /// Records where that path failed (no answer, timeout, platform 5xx).
+    pub failures: BTreeMap<&'static str, u64>,
+    pub readiness: Readiness,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub thresholds: NoiseThresholds,
     pub limits: ReportLimits,
+    pub readiness: ReadinessRules,
     actions: BTreeMap<String, ActionAgg>,
     pub records: u64,
     /// Records of another schema version, left out.
     pub unknown_schema: u64,
+    /// The time span of the records (unix ms).
+    pub first_ms: Option<u64>,
+    pub last_ms: Option<u64>,
+    /// Replicas that wrote records (at most [`MAX_INSTANCES`] named), and how many more.
+    pub instances: std::collections::BTreeSet<String>,
+    pub more_instances: u64,
+    latency: [Reservoir; 2],
+    wait: [Reservoir; 2],
+    pub timeline: Timeline,
+}
+
+/// The whole report's figures, for the page's summary and charts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub records: u64,
+    pub first_ms: Option<u64>,
+    pub last_ms: Option<u64>,
+    pub replicas: usize,
+    pub actions_by_verdict: BTreeMap<&'static str, usize>,
+    pub latency_ms: BTreeMap<&'static str, Percentiles>,
+    pub wait_time_ms: BTreeMap<&'static str, Percentiles>,
+    pub timeline: Vec<Bucket>,
 }
 
 impl Report {
     pub fn new(thresholds: NoiseThresholds, limits: ReportLimits) -> Report {
         Report { thresholds, limits, ..Report::default() }
+    }
+
+    /// The same, judging readiness by `rules`.
+    pub fn with_readiness(self, rules: ReadinessRules) -> Report {
+        Report { readiness: rules, ..self }
     }
 
     pub fn add(&mut self, r: &ComparisonRecord) {
@@ -175,18 +220,34 @@ impl Report {
             return;
         }
         self.records += 1;
+        self.first_ms = Some(self.first_ms.map_or(r.time_ms, |t| t.min(r.time_ms)));
+        self.last_ms = Some(self.last_ms.map_or(r.time_ms, |t| t.max(r.time_ms)));
+        if !self.instances.contains(&r.instance) {
+            if self.instances.len() < MAX_INSTANCES {
+                self.instances.insert(r.instance.clone());
+            } else {
+                self.more_instances += 1;
+            }
+        }
+        self.timeline.add(r.time_ms, &r.outcome);
         let known = self.actions.contains_key(&r.action) || self.actions.len() < self.limits.max_actions;
         let name = if known { r.action.as_str() } else { OTHER_ACTIONS };
         let max_paths = self.limits.max_paths;
         let a = self.actions.entry(name.to_string()).or_default();
         a.samples += 1;
         *a.outcomes.entry(r.outcome.clone()).or_default() += 1;
+        let compared_answers = !matches!(r.outcome, Outcome::Skipped(_));
         for (i, side) in [&r.legacy, &r.scheduler].into_iter().enumerate() {
             if side.status.is_some() {
                 a.latency[i].push(side.latency_ms);
+                self.latency[i].push(side.latency_ms);
             }
             if let Some(w) = side.wait_time_ms {
                 a.wait[i].push(w as f64);
+                self.wait[i].push(w as f64);
+            }
+            if compared_answers && AnswerClass::of(side.status, false, b"").is_platform_failure() {
+                a.failures[i] += 1;
             }
         }
         if let Some(control) = &r.control_differences {
@@ -234,6 +295,41 @@ impl Report {
         self.actions.iter().map(|(name, a)| self.action_report(name, a)).collect()
     }
 
+    /// The actions in the order an operator reads them: those that need a look (the heaviest
+    /// first), then the ready ones, then those without enough data.
+    pub fn actions_by_verdict(&self) -> Vec<ActionReport> {
+        let mut actions = self.actions();
+        actions.sort_by(|x, y| {
+            (x.readiness.verdict, -x.readiness.weight, &x.action)
+                .partial_cmp(&(y.readiness.verdict, -y.readiness.weight, &y.action))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        actions
+    }
+
+    pub fn summary(&self, actions: &[ActionReport]) -> Summary {
+        let mut by_verdict = BTreeMap::new();
+        for a in actions {
+            *by_verdict.entry(a.readiness.verdict.as_str()).or_default() += 1;
+        }
+        Summary {
+            records: self.records,
+            first_ms: self.first_ms,
+            last_ms: self.last_ms,
+            replicas: self.instances.len() + self.more_instances as usize,
+            actions_by_verdict: by_verdict,
+            latency_ms: BTreeMap::from([
+                ("legacy", Percentiles::of(&self.latency[0])),
+                ("scheduler", Percentiles::of(&self.latency[1])),
+            ]),
+            wait_time_ms: BTreeMap::from([
+                ("legacy", Percentiles::of(&self.wait[0])),
+                ("scheduler", Percentiles::of(&self.wait[1])),
+            ]),
+            timeline: self.timeline.buckets(),
+        }
+    }
+
     fn action_report(&self, name: &str, a: &ActionAgg) -> ActionReport {
         let t = &self.thresholds;
         let count = |outcome: &Outcome| a.outcomes.get(outcome).copied().unwrap_or(0);
@@ -262,7 +358,15 @@ impl Report {
         }
         real.sort_by(|x, y| y.count.cmp(&x.count).then(x.path.cmp(&y.path)));
         noise.sort_by(|x, y| y.count.cmp(&x.count).then(x.path.cmp(&y.path)));
-        let pct = |r: &Reservoir| Percentiles { p50: r.percentile(0.5), p99: r.percentile(0.99) };
+        let pct = Percentiles::of;
+        let readiness = self.readiness.assess(&Evidence {
+            samples: a.samples,
+            compared,
+            match_rate: (compared > 0).then(|| rate(matches)),
+            real_differences: real.iter().map(|d| (d.path.as_str(), d.count)).collect(),
+            failures: a.failures,
+            p50_ms: [a.latency[0].percentile(0.5), a.latency[1].percentile(0.5)],
+        });
         ActionReport {
             action: name.to_string(),
             samples: a.samples,
@@ -276,16 +380,21 @@ impl Report {
             control_samples: a.noise.control_samples,
             latency_ms: BTreeMap::from([("legacy", pct(&a.latency[0])), ("scheduler", pct(&a.latency[1]))]),
             wait_time_ms: BTreeMap::from([("legacy", pct(&a.wait[0])), ("scheduler", pct(&a.wait[1]))]),
+            failures: BTreeMap::from([("legacy", a.failures[0]), ("scheduler", a.failures[1])]),
+            readiness,
         }
     }
 
     pub fn to_json(&self) -> Value {
+        let actions = self.actions_by_verdict();
         serde_json::json!({
             "schema": SCHEMA_VERSION,
             "records": self.records,
             "unknown_schema_records": self.unknown_schema,
             "thresholds": self.thresholds,
-            "actions": self.actions(),
+            "readiness": self.readiness,
+            "summary": self.summary(&actions),
+            "actions": actions,
         })
     }
 
@@ -296,15 +405,16 @@ impl Report {
         let mut out = self.text_summary(&actions);
         let _ = writeln!(
             out,
-            "\n{:<40} {:>8} {:>8} {:>10} {:>12} {:>12}  other outcomes",
-            "action", "samples", "match", "real diffs", "legacy p50", "sched. p50"
+            "\n{:<40} {:>16} {:>8} {:>8} {:>10} {:>12} {:>12}  other outcomes",
+            "action", "verdict", "samples", "match", "real diffs", "legacy p50", "sched. p50"
         );
         for a in &actions {
             let p50 = |side: &str| a.latency_ms[side].p50.map_or("-".to_string(), |v| format!("{v:.1} ms"));
             let _ = writeln!(
                 out,
-                "{:<40} {:>8} {:>8} {:>10} {:>12} {:>12}  {}",
+                "{:<40} {:>16} {:>8} {:>8} {:>10} {:>12} {:>12}  {}",
                 a.action,
+                a.readiness.verdict.as_str(),
                 a.samples,
                 a.match_rate.map_or("n/a".to_string(), |r| format!("{:.1}%", r * 100.0)),
                 a.real_differences.len(),
@@ -338,6 +448,17 @@ impl Report {
             .collect();
         let clean = actions.iter().filter(|a| a.match_rate == Some(1.0) && other_outcomes(a).is_empty()).count();
         let _ = writeln!(out, "  {clean} actions match fully; {} need a look (below)", attention.len());
+        let verdicts: Vec<String> = crate::readiness::Verdict::ALL
+            .iter()
+            .map(|v| format!("{} {}", actions.iter().filter(|a| a.readiness.verdict == *v).count(), v.as_str()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  readiness: {} (ready: >= {} compared samples, no real difference, no scheduler failure, scheduler p50 <= {} x legacy)",
+            verdicts.join(", "),
+            self.readiness.min_samples,
+            self.readiness.max_latency_factor
+        );
         let mut annotations: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
         for a in actions {
             for d in &a.annotation_differences {
@@ -356,11 +477,12 @@ impl Report {
             let others = other_outcomes(a);
             let _ = writeln!(
                 out,
-                "{}: {} samples, match {rate} of {} compared{}",
+                "{}: {} samples, match {rate} of {} compared{}; {}",
                 a.action,
                 a.samples,
                 a.compared,
-                if others.is_empty() { String::new() } else { format!(" ({})", others.join(", ")) }
+                if others.is_empty() { String::new() } else { format!(" ({})", others.join(", ")) },
+                a.readiness.verdict.as_str()
             );
             let fmt = |p: &Percentiles| match (p.p50, p.p99) {
                 (Some(a), Some(b)) => format!("{a:.1}/{b:.1} ms"),
@@ -402,93 +524,6 @@ impl Report {
         }
         out
     }
-
-    pub fn to_html(&self) -> String {
-        let mut rows = String::new();
-        let mut details = String::new();
-        for a in self.actions() {
-            let rate = a.match_rate.map_or("n/a".to_string(), |r| format!("{:.1} %", r * 100.0));
-            let class = match a.match_rate {
-                Some(r) if r >= 0.999 => "ok",
-                Some(_) => "bad",
-                None => "na",
-            };
-            let p = |m: &BTreeMap<&str, Percentiles>, side: &str| m[side].p50.map_or("-".into(), |v| format!("{v:.1}"));
-            let _ = write!(
-                rows,
-                "<tr><td><a href=\"#{id}\">{name}</a></td><td>{}</td><td>{}</td><td class=\"{class}\">{rate}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                a.samples,
-                a.compared,
-                a.real_differences.len(),
-                a.noise.len(),
-                esc(&other_outcomes(&a).join(", ")),
-                p(&a.latency_ms, "legacy"),
-                p(&a.latency_ms, "scheduler"),
-                id = anchor(&a.action),
-                name = esc(&a.action),
-            );
-            if a.real_differences.is_empty() && a.noise.is_empty() && a.annotation_differences.is_empty() {
-                continue;
-            }
-            let _ = write!(details, "<h2 id=\"{}\">{}</h2><table><tr><th>path</th><th>kind</th><th>count</th><th>rate</th><th>examples (legacy → scheduler)</th></tr>", anchor(&a.action), esc(&a.action));
-            for d in &a.real_differences {
-                let ex: Vec<String> = d
-                    .examples
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "<code>{}</code> → <code>{}</code> <small>{}</small>",
-                            esc(&short(e.legacy.as_ref())),
-                            esc(&short(e.scheduler.as_ref())),
-                            esc(&e.request_id)
-                        )
-                    })
-                    .collect();
-                let _ = write!(
-                    details,
-                    "<tr class=\"bad\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{}</td></tr>",
-                    esc(&d.path),
-                    d.kind.map_or(String::new(), |k| format!("{k:?}")),
-                    d.count,
-                    d.rate * 100.0,
-                    ex.join("<br>")
-                );
-            }
-            for d in &a.annotation_differences {
-                let _ = write!(
-                    details,
-                    "<tr class=\"na\"><td><code>{}</code></td><td>annotations</td><td>{}</td><td>{:.1} %</td><td>the paths attach different annotations</td></tr>",
-                    esc(&d.path),
-                    d.count,
-                    d.rate * 100.0
-                );
-            }
-            for n in &a.noise {
-                let _ = write!(
-                    details,
-                    "<tr class=\"na\"><td><code>{}</code></td><td>noise</td><td>{}</td><td>{:.1} %</td><td>also in {} of {} control pairs</td></tr>",
-                    esc(&n.path),
-                    n.count,
-                    n.rate * 100.0,
-                    n.control_count.unwrap_or(0),
-                    a.control_samples
-                );
-            }
-            details.push_str("</table>");
-        }
-        format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>switchyard shadow report</title><style>\
-body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}\
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}th{{background:#f3f3f3}}\
-.ok{{background:#e6f4ea}}.bad{{background:#fce8e6}}.na{{background:#f8f8f8}}code{{font-size:.9em}}</style></head><body>\
-<h1>Shadow comparison: legacy vs scheduler</h1><p>{} records over {} actions. A difference is <em>real</em> when it is not \
-explained by per-call values (ids, timestamps, waitTime) or by learned noise (paths that differ between two copies on the same path).</p>\
-<table><tr><th>action</th><th>samples</th><th>compared</th><th>match</th><th>real diffs</th><th>noise paths</th><th>other outcomes</th>\
-<th>legacy p50 ms</th><th>scheduler p50 ms</th></tr>{rows}</table>{details}</body></html>\n",
-            self.records,
-            self.actions.len()
-        )
-    }
 }
 
 fn outcomes_by_name<S: serde::Serializer>(outcomes: &BTreeMap<Outcome, u64>, s: S) -> Result<S::Ok, S::Error> {
@@ -496,11 +531,11 @@ fn outcomes_by_name<S: serde::Serializer>(outcomes: &BTreeMap<Outcome, u64>, s: 
 }
 
 /// Outcomes other than match and mismatch, as `label count`.
-fn other_outcomes(a: &ActionReport) -> Vec<String> {
+pub(crate) fn other_outcomes(a: &ActionReport) -> Vec<String> {
     a.outcomes.iter().filter(|(o, _)| !o.is_compared()).map(|(o, n)| format!("{o} {n}")).collect()
 }
 
-fn short(v: Option<&Value>) -> String {
+pub(crate) fn short(v: Option<&Value>) -> String {
     match v {
         None => "(absent)".into(),
         Some(v) => {
@@ -512,14 +547,6 @@ fn short(v: Option<&Value>) -> String {
             }
         }
     }
-}
-
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn anchor(action: &str) -> String {
-    action.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
 }
 
 #[cfg(test)]
@@ -576,7 +603,7 @@ mod tests {
         assert_eq!(b.latency_ms["scheduler"].p50, Some(2.0));
         let text = r.to_text();
         assert!(text.contains("DIFF  /response/result/v") && text.contains("noise /response/result/now"), "{text}");
-        let html = r.to_html();
+        let html = crate::html::page(&r);
         assert!(html.starts_with("<!doctype html>") && !html.contains("http://") && !html.contains("https://"));
         assert_eq!(r.to_json()["actions"][1]["match_rate"], 1.0);
     }
@@ -585,7 +612,7 @@ mod tests {
     fn escapes_html() {
         let mut r = Report::default();
         r.add(&rec("guest/<script>", Outcome::Match, &[], None));
-        assert!(!r.to_html().contains("<script>"));
+        assert!(!crate::html::page(&r).contains("<script>"));
     }
 
     #[test]

@@ -3,7 +3,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use switchyard_shadow::{ComparisonRecord, Report, ReportLimits};
+use std::path::PathBuf;
+
+use serde_json::Value;
+use switchyard_rules::RulesFormat;
+use switchyard_shadow::{ComparisonRecord, ReadinessRules, ReadyOverride, Report, ReportLimits, Verdict};
 
 use crate::cli::fail;
 
@@ -13,41 +17,79 @@ pub enum ReportFormat {
     Text,
     Json,
     Html,
+    /// The next rules change: `--base` plus overrides moving the ready actions to the scheduler.
+    Rules,
 }
 
-/// Where the records come from.
-pub struct Source<'a> {
-    /// A record file, or `kafka://HOST:PORT/TOPIC`.
-    pub from: &'a str,
-    /// `--since`: unix seconds or an age.
-    pub since: Option<&'a str>,
-    /// A static config whose `[kafka]` (TLS, SASL) applies to `kafka://`.
-    pub kafka_config: Option<&'a Path>,
+/// `switchyard report`: aggregate comparison records into a report (per action: verdict, match
+/// rate, real differences, noise, errors, latency per path).
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A JSON-lines record file (its rotated files are read too), or `kafka://HOST:PORT/TOPIC`
+    /// for the records of every replica.
+    #[arg(long)]
+    pub from: String,
+    /// Only records since then: unix seconds, or an age like `30m`, `6h`, `2d`.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// For `kafka://`: the TLS and SASL settings of this static config's `[kafka]`.
+    #[arg(long)]
+    pub kafka_config: Option<PathBuf>,
+    /// Actions reported one by one (the rest are counted as "(other actions)").
+    #[arg(long, default_value_t = 1_000)]
+    pub max_actions: usize,
+    /// Difference paths reported one by one per action (the rest as "(other paths)").
+    #[arg(long, default_value_t = 200)]
+    pub max_paths: usize,
+    /// Ready needs at least this many compared samples.
+    #[arg(long, default_value_t = ReadinessRules::default().min_samples)]
+    pub ready_min_samples: u64,
+    /// Ready needs the scheduler's p50 latency at most this times legacy's.
+    #[arg(long, default_value_t = ReadinessRules::default().max_latency_factor)]
+    pub ready_latency_factor: f64,
+    /// With `--format rules`: the rules file the change starts from (TOML, YAML or JSON).
+    #[arg(long)]
+    pub base: Option<PathBuf>,
 }
 
-pub fn report(source: &Source<'_>, limits: ReportLimits, format: ReportFormat, output: Option<&Path>) -> ExitCode {
-    let from = source.from;
-    let since = match source.since.map(|s| since_ms(s, now_secs())).transpose() {
+pub fn report(args: &ReportArgs) -> ExitCode {
+    let from = args.from.as_str();
+    let since = match args.since.as_deref().map(|s| since_ms(s, now_secs())).transpose() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let (records, bad) = match load(from, since, source.kafka_config) {
+    if args.format == ReportFormat::Rules && args.base.is_none() {
+        return fail("--format rules needs --base RULES_FILE: the rules the change starts from");
+    }
+    let (records, bad) = match load(from, since, args.kafka_config.as_deref()) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
     if bad > 0 {
         eprintln!("switchyard: {bad} messages of {from} were not comparison records and were left out");
     }
-    let mut report = Report::new(Default::default(), limits);
+    let limits = ReportLimits { max_actions: args.max_actions, max_paths: args.max_paths };
+    let readiness =
+        ReadinessRules { min_samples: args.ready_min_samples, max_latency_factor: args.ready_latency_factor };
+    let mut report = Report::new(Default::default(), limits).with_readiness(readiness);
     for r in &records {
         report.add(r);
     }
-    let text = match format {
+    let text = match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&report.to_json()).unwrap_or_default() + "\n",
-        ReportFormat::Html => report.to_html(),
+        ReportFormat::Html => switchyard_shadow::html::page(&report),
         ReportFormat::Text => report.to_text(),
+        ReportFormat::Rules => match next_rules(&report, args.base.as_deref().unwrap_or(Path::new(""))) {
+            Ok(text) => text,
+            Err(e) => return fail(&e),
+        },
     };
-    match output {
+    match args.output.as_deref() {
         Some(path) => match std::fs::write(path, text) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("{}: {e}", path.display())),
@@ -57,6 +99,46 @@ pub fn report(source: &Source<'_>, limits: ReportLimits, format: ReportFormat, o
             ExitCode::SUCCESS
         }
     }
+}
+
+/// The next rules change: the base rules plus an override per ready action (share 100; an
+/// existing override of exactly that action gets share 100 instead), under a new version,
+/// validated exactly like `switchyard check --rules` before it is written. TOML.
+pub fn next_rules(report: &Report, base_path: &Path) -> Result<String, String> {
+    let base = switchyard_rules::load_rules_file(base_path).map_err(|e| format!("the base rules are invalid: {e}"))?;
+    let ready: Vec<ReadyOverride> = report
+        .actions_by_verdict()
+        .iter()
+        .filter(|a| a.readiness.verdict == Verdict::Ready)
+        .filter_map(|a| ReadyOverride::for_action(&a.action))
+        .collect();
+    let mut doc = base.to_document();
+    let overrides = doc["overrides"].as_array_mut().ok_or("the base rules have no overrides list")?;
+    let mut moved = 0;
+    for o in &ready {
+        let same = |x: &Value| {
+            x["namespace"] == o.namespace.as_str()
+                && x["package"] == o.package.as_str()
+                && x["action"] == o.action.as_str()
+        };
+        match overrides.iter_mut().find(|x| same(x)) {
+            Some(existing) if existing["share"] == "100%" => continue,
+            Some(existing) => existing["share"] = Value::from(100),
+            None => overrides.push(o.to_json()),
+        }
+        moved += 1;
+    }
+    let version = format!("{}+ready-{moved}", base.version.split("+ready-").next().unwrap_or(&base.version));
+    doc["version"] = Value::from(version);
+    // Validated as `check` validates a file, then written in the format operators edit.
+    let json = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
+    switchyard_rules::parse_rules(&json, RulesFormat::Json, "the generated rules").map_err(|e| e.to_string())?;
+    let header = format!(
+        "# {} plus {moved} action{} ready to move to the scheduler (switchyard report --format rules).\n",
+        base_path.display(),
+        if moved == 1 { "" } else { "s" }
+    );
+    toml::to_string(&doc).map(|t| header + &t).map_err(|e| format!("cannot write the rules as TOML: {e}"))
 }
 
 /// Records from `kafka://HOST:PORT/TOPIC` (all replicas) or a record file (and its rotated files),

@@ -132,7 +132,12 @@ async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut tasks = Vec::with_capacity(opts.invocations);
     for n in 0..opts.invocations {
-        let action = rng.random_range(0..opts.actions);
+        // Skewed like real traffic: half the calls go to the 20 busiest actions.
+        let action = if rng.random_bool(0.5) {
+            rng.random_range(0..opts.actions.min(20))
+        } else {
+            rng.random_range(0..opts.actions)
+        };
         let (pkg, name) = action_path(action);
         let path = if pkg.is_empty() { name } else { format!("{pkg}/{name}") };
         let url = format!("{base}/api/v1/namespaces/guest/actions/{path}?blocking=true");
@@ -262,7 +267,8 @@ fn shadow_report(proxy: &RunningProxy, records_file: &std::path::Path, opts: &De
     let report = shadow.report.lock().map_err(|_| "the shadow report is unavailable".to_string())?;
     println!("\n{}", report.to_text_brief());
     let html = opts.html_report.clone();
-    std::fs::write(&html, report.to_html()).map_err(|e| format!("cannot write {}: {e}", html.display()))?;
+    std::fs::write(&html, switchyard_shadow::html::page(&report))
+        .map_err(|e| format!("cannot write {}: {e}", html.display()))?;
     println!("  The same report as a page: {}", html.display());
     // The fleet's directory goes away with it; keep the records next to the page.
     let records = html.with_extension("jsonl");

@@ -82,7 +82,7 @@ impl ShadowState {
     }
 
     pub fn report_html(&self) -> String {
-        lock(&self.report).to_html()
+        switchyard_shadow::html::page(&lock(&self.report))
     }
 }
 
