@@ -113,15 +113,18 @@ no error or timeout on the scheduler, scheduler p50 latency at most {} × legacy
         out.push_str("<p>None yet.</p>");
     } else {
         let names: Vec<String> = ready.iter().map(|a| format!("<code>{}</code>", esc(&a.action))).collect();
+        let _ =
+            write!(out, "<p>{} (<a href=\"#next-rules\">the rules change that moves them</a>)</p>", names.join(", "));
+    }
+    charts(&mut out, &summary);
+    if !overrides.is_empty() {
         let _ = write!(
             out,
-            "<p>{}</p><p>These overrides move them to the scheduler; <code>switchyard report --from SOURCE --format rules \
---base rules.toml</code> writes the whole rules change, validated:</p><pre>{}</pre>",
-            names.join(", "),
+            "<h2 id=\"next-rules\">The next rules change</h2><p>These overrides move the ready actions to the scheduler; \
+<code>switchyard report --from SOURCE --format rules --base rules.toml</code> writes the whole rules change, validated:</p><pre>{}</pre>",
             esc(&overrides.iter().map(ReadyOverride::to_toml).collect::<Vec<_>>().join("\n"))
         );
     }
-    charts(&mut out, &summary);
     out.push_str("<h2 id=\"not-enough-data\">Not enough data</h2>");
     if none.is_empty() {
         out.push_str("<p>None.</p>");
