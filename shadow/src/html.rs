@@ -18,23 +18,6 @@ fn ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.1}"))
 }
 
-/// `YYYY-MM-DD hh:mm:ss` UTC of unix milliseconds.
-fn utc(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}\
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
 th{background:#f3f3f3}.ok{background:#e6f4ea}.bad{background:#fce8e6}.na{background:#f8f8f8}code{font-size:.9em}\
@@ -67,7 +50,12 @@ pub fn page(report: &Report) -> String {
     );
     // The verdict first.
     let period = match (summary.first_ms, summary.last_ms) {
-        (Some(a), Some(b)) => format!("{} to {} UTC ({:.0} s)", utc(a), utc(b), (b - a) as f64 / 1000.0),
+        (Some(a), Some(b)) => format!(
+            "{} to {} ({:.0} s)",
+            switchyard_rules::format_rfc3339(a - a % 1000),
+            switchyard_rules::format_rfc3339(b - b % 1000),
+            (b - a) as f64 / 1000.0
+        ),
         _ => "no records".into(),
     };
     let _ = write!(

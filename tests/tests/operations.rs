@@ -30,13 +30,6 @@ fn run_ok(mut cmd: Command) -> String {
     text
 }
 
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchyard-ops-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Some traffic of every kind, including a fallback and an action error, so that most series exist.
 fn exercise(fleet: &LocalFleet) {
     let base = fleet.proxy_url();

@@ -116,6 +116,10 @@ fn platform_failures_roll_back_and_action_failures_do_not() {
     std::thread::sleep(Duration::from_millis(400));
     assert!(after.stop().iter().all(|(pool, _)| pool == "legacy"), "rolled back: everything on legacy");
     let text = block_on(metrics_text(&fleet.admin_url()));
+    let rules_status: Value = block_on(async {
+        client().get(format!("{}/rules/status", fleet.admin_url())).send().await.unwrap().json().await.unwrap()
+    });
+    assert_eq!(rules_status["ramp"]["rollback"]["gate"], "platform_failure", "/rules/status has the rollback too");
     assert_eq!(metric(&text, "switchyard_ramp_rollbacks_total", &[("gate", "platform_failure")]), 1.0);
     assert_eq!(metric(&text, "switchyard_ramp_rolled_back", &[]), 1.0);
 

@@ -35,13 +35,6 @@ fn fleet_with_records() -> LocalFleet {
     fleet
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchyard-page-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A loopback HTTP server for the browser: serves `pages` by path, 404 otherwise, and remembers
 /// every path asked for.
 fn serve(pages: Vec<(&'static str, String)>) -> (u16, Arc<Mutex<Vec<String>>>) {
@@ -140,7 +133,7 @@ fn the_live_page_leads_with_the_verdict_and_renders_without_requests() {
     }
     assert!(page.contains("name = &quot;ready: guest/pure-1&quot;"), "a copyable snippet (escaped in the HTML)");
 
-    let dir = scratch("live");
+    let dir = scratch_dir("page-live");
     let control =
         "<!doctype html><html><body><img src=\"/pixel.png\"><img src=\"https://example.com/x.png\"></body></html>";
     let (port, asked) = serve(vec![("/report.html", page.clone()), ("/control.html", control.to_string())]);
@@ -168,7 +161,7 @@ fn the_rules_output_moves_exactly_the_ready_actions_and_passes_check() {
     for r in &records {
         report.add(r);
     }
-    let dir = scratch("rules");
+    let dir = scratch_dir("page-rules");
     let base = dir.join("rules.toml");
     std::fs::write(
         &base,

@@ -352,6 +352,7 @@ fn status(s: &RulesStatus) -> Value {
             "errors": r.rejected.errors,
             "more_errors": r.rejected.more,
         })),
+        "ramp": s.ramp,
     })
 }
 

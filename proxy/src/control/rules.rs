@@ -95,6 +95,8 @@ pub struct RulesStatus {
     pub accepted: Arc<ActiveRules>,
     pub kill_latch: Option<KillLatch>,
     pub last_rejected: Option<Rejection>,
+    /// `GET /ramp`'s view, when the accepted rules have a ramp.
+    pub ramp: Option<serde_json::Value>,
 }
 
 struct ControlState {
@@ -237,9 +239,7 @@ impl RuleControl {
 
     /// `GET /ramp`: the accepted rules' ramp as this replica runs it.
     pub fn ramp_status(&self, now_ms: u64) -> Option<serde_json::Value> {
-        let state = lock(&self.state);
-        let rules = &state.accepted.rules;
-        Some(state.ramp.as_ref()?.to_json(rules.ramp.as_ref()?, rules, now_ms))
+        ramp_view(&lock(&self.state), now_ms)
     }
 
     /// Clears this replica's own rollback: the ramp resumes where the schedule stands. Refused when
@@ -271,6 +271,7 @@ impl RuleControl {
             accepted: Arc::clone(&state.accepted),
             kill_latch: state.kill_latch.clone(),
             last_rejected: state.last_rejected.clone(),
+            ramp: ramp_view(&state, ramp::now_ms()),
         }
     }
 
@@ -288,6 +289,11 @@ impl RuleControl {
         m.rules_loaded_at.set(crate::ops::metrics::unix_seconds(active.loaded_at));
         m.rules_version(&r.version);
     }
+}
+
+fn ramp_view(state: &ControlState, now_ms: u64) -> Option<serde_json::Value> {
+    let rules = &state.accepted.rules;
+    Some(state.ramp.as_ref()?.to_json(rules.ramp.as_ref()?, rules, now_ms))
 }
 
 /// A ramp position for newly accepted rules: where the schedule stands now.
