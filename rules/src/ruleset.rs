@@ -90,6 +90,17 @@ impl RuleSet {
         Some(next)
     }
 
+    /// The rules a rollback was derived from (the inverse of [`RuleSet::with_rollback`]), when
+    /// these are such a rollback.
+    pub fn before_rollback(&self) -> Option<RuleSet> {
+        let base = self.version.strip_suffix("+rollback")?;
+        let mut ramp = self.ramp.clone()?;
+        ramp.rolled_back = None;
+        let mut prior = RuleSet { ramp: Some(ramp), version: base.to_string(), ..self.clone() };
+        prior.fingerprint = fingerprint(&prior.to_document());
+        Some(prior)
+    }
+
     /// Whether any decision hashes the Basic-auth subject (so the proxy decodes it only then).
     pub fn uses_subject(&self) -> bool {
         self.sticky_key == StickyKey::Subject || self.overrides.iter().any(|o| o.sticky_key == StickyKey::Subject)

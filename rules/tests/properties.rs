@@ -1,7 +1,7 @@
 //! Statistical and ordering properties of sticky bucketing.
 
 use proptest::prelude::*;
-use switchyard_rules::{parse_rules, Invocation, Pool, RuleSet, RulesFormat};
+use switchyard_rules::{parse_rules, Invocation, Pool, Position, RuleSet, RulesFormat};
 
 fn with_share(percent: &str, seed: u64) -> RuleSet {
     let doc = format!("version = \"v\"\nscheduler_share = \"{percent}\"\nseed = {seed}");
@@ -111,6 +111,46 @@ proptest! {
                 _ => None,
             };
             prop_assert_eq!(got, reference_winner(&rules, ns, pkg, action), "{}/{}/{}", ns, pkg, action);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Every replica decides alike for the same rules, however they reached it: parsed from TOML,
+    /// or from the canonical JSON another replica published (the Kafka path), with overrides, seeds
+    /// and shares drawn at random; and a ramp at the same clock is at the same share everywhere.
+    #[test]
+    fn replicas_decide_alike_whatever_the_format(
+        seed in 0..=i64::MAX as u64,
+        share in 0u32..=100,
+        overrides in prop::collection::vec((pattern(), pattern(), 0u32..=100, 0..=i64::MAX as u64), 0..10),
+        calls in prop::collection::vec(("[ab]{1,2}", prop_oneof![Just("".to_string()), "[ab]{1,2}".prop_map(|s| s)], "[ab]{1,3}"), 1..40),
+        since_start_ms in 0u64..20_000,
+    ) {
+        let mut doc = format!(
+            "version = \"r\"\nseed = {seed}\n[ramp]\nstart = 1800000000\nsteps = [{{ share = {share}, hold_s = 5 }}, {{ share = 100, hold_s = 0 }}]\n"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for (ns, action, s, o_seed) in &overrides {
+            if (ns == "*" && action == "*") || !seen.insert((ns.clone(), action.clone())) {
+                continue;
+            }
+            doc.push_str(&format!("[[overrides]]\nnamespace = \"{ns}\"\naction = \"{action}\"\nshare = {s}\nseed = {o_seed}\n"));
+        }
+        let a = parse_rules(doc.as_bytes(), RulesFormat::Toml, "a.toml").unwrap();
+        let published = serde_json::to_vec(&a.to_document()).unwrap();
+        let b = parse_rules(&published, RulesFormat::Json, "kafka").unwrap();
+        prop_assert_eq!(a.fingerprint, b.fingerprint);
+        let now = 1_800_000_000_000 + since_start_ms;
+        let (ra, rb) = (a.ramp.as_ref().unwrap(), b.ramp.as_ref().unwrap());
+        let (pa, pb) = (Position::initial(ra, now, 0), Position::initial(rb, now, 0));
+        prop_assert_eq!(pa.share(ra, a.scheduler_share), pb.share(rb, b.scheduler_share));
+        let (a, b) = (a.at_ramp_share(pa.share(ra, a.scheduler_share)), b.at_ramp_share(pb.share(rb, b.scheduler_share)));
+        for (ns, pkg, action) in &calls {
+            let inv = Invocation { namespace: ns, package: pkg, action, ..Invocation::default() };
+            prop_assert_eq!(a.decide(&inv), b.decide(&inv));
         }
     }
 }

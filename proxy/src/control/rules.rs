@@ -304,7 +304,15 @@ fn ramp_track(rules: &RuleSet, live: &LiveCounters) -> Option<RampTrack> {
 
 /// Versions must identify content: a different content under the active version is rejected.
 /// `Ok(None)` means the candidate is the active set again.
+/// The rules a rollback was published over, offered again (a SIGHUP or a file reload of the same
+/// file), are not a new version: the rollback stays until an operator publishes a new one.
 fn check_version(active: &RuleSet, next: RuleSet, source: &RuleSource) -> Result<Option<RuleSet>, RulesRejected> {
+    if active
+        .before_rollback()
+        .is_some_and(|prior| prior.version == next.version && prior.fingerprint == next.fingerprint)
+    {
+        return Ok(None);
+    }
     if next.version != active.version {
         return Ok(Some(next));
     }
@@ -319,4 +327,123 @@ fn check_version(active: &RuleSet, next: RuleSet, source: &RuleSource) -> Result
             next.version
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use switchyard_rules::{parse_rules, Invocation, RulesFormat};
+
+    use super::*;
+
+    /// One thing that can happen to rule control while requests hold snapshots.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Offer { version: u8, share: u8, valid: bool },
+        Kill(bool),
+        RampTick { ms: u64, failures: u64 },
+        Snapshot,
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            (0u8..6, 0u8..=100, any::<bool>()).prop_map(|(version, share, valid)| Change::Offer {
+                version,
+                share,
+                valid
+            }),
+            any::<bool>().prop_map(Change::Kill),
+            (0u64..30_000, 0u64..200).prop_map(|(ms, failures)| Change::RampTick { ms, failures }),
+            Just(Change::Snapshot),
+        ]
+    }
+
+    fn rules(version: u8, share: u8, with_ramp: bool) -> RuleSet {
+        let ramp = if with_ramp {
+            "[ramp]\nstart = 1800000000\nsteps = [{ share = 10, hold_s = 5 }, { share = 60, hold_s = 0 }]\n"
+        } else {
+            ""
+        };
+        let doc = format!(
+            "version = \"v{version}-{share}\"\nscheduler_share = {}\n{ramp}",
+            if with_ramp { 0 } else { share }
+        );
+        parse_rules(doc.as_bytes(), RulesFormat::Toml, "prop").unwrap()
+    }
+
+    /// What a request routed by a snapshot sees: its version, fingerprint and decisions.
+    type Seen = (String, u64, Vec<Pool>);
+
+    fn seen(active: &ActiveRules) -> Seen {
+        let decisions = (0..50)
+            .map(|i| {
+                let action = format!("a{i}");
+                active.rules.decide(&Invocation { namespace: "guest", action: &action, ..Invocation::default() }).pool
+            })
+            .collect();
+        (active.rules.version.clone(), active.rules.fingerprint, decisions)
+    }
+
+    /// A published rollback is not undone by the rules it was derived from coming back (a SIGHUP
+    /// or a file reload): only a new version resumes.
+    #[test]
+    fn the_rules_before_a_rollback_do_not_resume_it() {
+        let live = Arc::new(LiveCounters::default());
+        let ramped = rules(1, 0, true);
+        let control = RuleControl::new(ramped.clone(), RuleSource::AdminApi, Arc::new(Metrics::new()), live);
+        let rollback = ramped.with_rollback("gate platform_failure fail: test").unwrap();
+        assert!(matches!(control.offer(Ok(rollback), RuleSource::AdminApi), Ok(Applied::Accepted { .. })));
+        assert_eq!(
+            control.offer(Ok(ramped), RuleSource::AdminApi),
+            Ok(Applied::Unchanged { version: "v1-0+rollback".into() })
+        );
+        assert_eq!(control.ramp_status(1_800_000_000_000).unwrap()["state"], "rolled_back");
+        assert!(matches!(control.offer(Ok(rules(2, 0, true)), RuleSource::AdminApi), Ok(Applied::Accepted { .. })));
+        // A new version starts the ramp again from its schedule (which, by the real clock, has not begun).
+        assert_eq!(control.ramp_status(1_800_000_000_000).unwrap()["state"], "not_started", "a new version resumes");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever happens (accepted and rejected offers, the kill latch, ramp steps and
+        /// rollbacks), a snapshot a request took keeps routing exactly as it did when it was taken.
+        #[test]
+        fn a_swap_never_changes_the_rules_under_a_request_in_flight(changes in prop::collection::vec(change(), 1..40)) {
+            let live = Arc::new(LiveCounters::default());
+            let control = RuleControl::new(rules(0, 0, true), RuleSource::AdminApi, Arc::new(Metrics::new()), live);
+            let mut held: Vec<(Arc<ActiveRules>, Seen)> = Vec::new();
+            for c in changes {
+                match c {
+                    Change::Offer { version, share, valid } => {
+                        let candidate = if valid {
+                            Ok(rules(version, share, share % 2 == 0))
+                        } else {
+                            Err(RulesRejected::single("prop", "scheduler_share", "out of range"))
+                        };
+                        let _ = control.offer(candidate, RuleSource::AdminApi);
+                    }
+                    Change::Kill(on) => {
+                        control.set_kill_latch(on, "prop");
+                    }
+                    Change::RampTick { ms, failures } => {
+                        let signals = Signals {
+                            invocations: [100, 100],
+                            platform_failures: [0, failures.min(100)],
+                            ..Signals::default()
+                        };
+                        control.ramp_tick(1_800_000_000_000 + ms, 1000, &signals);
+                    }
+                    Change::Snapshot => {
+                        let s = control.snapshot();
+                        let view = seen(&s);
+                        held.push((s, view));
+                    }
+                }
+                for (snapshot, view) in &held {
+                    prop_assert_eq!(&seen(snapshot), view);
+                }
+            }
+        }
+    }
 }
