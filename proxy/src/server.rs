@@ -8,6 +8,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::sync::watch;
@@ -269,7 +271,8 @@ fn start_data_plane(
         SwitchyardProxy { shared: Arc::clone(shared), timeouts: config.timeouts.clone() },
         "switchyard",
     );
-    service.add_tcp(&proxy_addr.to_string());
+    let buffers = L4BufferSettings::default().read(config.read_buffer_bytes.max(512));
+    service.add_listener(ListenerConfig::tcp(proxy_addr.to_string()).l4_buffer(buffers));
     server.add_service(service);
     // When pingora has told its listeners to stop (after our grace period, or after handing the
     // sockets over), a stop may start waiting for the requests in flight.

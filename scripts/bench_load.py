@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Side-by-side load harness (run it through scripts/bench-load).
+
+In one run, on loopback: the upstream alone (nginx answering a fixed 31-byte JSON), a bare pingora
+proxy of the same version, switchyard, switchyard with 10 % of invocations shadowed, and nginx with
+split_clients as a proxy. wrk, 1 thread, 64 connections, blocking POST invokes over 300 actions;
+every proxy on one worker thread. Prints req/s, p50/p99, CPU microseconds per request (the proxy
+process and its children) and each row's ratio to switchyard, as medians of the rounds; then the
+resident memory of switchyard and bare pingora holding 10,000 idle keep-alive client connections,
+and after each of them made one request.
+"""
+
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+SECONDS = int(os.environ.get("SECONDS_PER_RUN", "10"))
+CONNECTIONS = 64
+IDLE_CLIENTS = int(os.environ.get("IDLE_CLIENTS", "10000"))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/switchyard-target"))
+BODY = '{"activationId":"0123456789ab"}'
+GUEST = "Basic MjNiYzQ2YjEtNzFmNi00ZWQ1LThjNTQtODE2YWE0ZjhjNTAyOjEyM3pPM3haQ0xyTU42djJCS0sxZFhZRnBYbFBrY2NPRnFtMTJDZEFzTWdSVTRWck5aOWx5R1ZDR3VNREdJd1A="
+TICK = os.sysconf("SC_CLK_TCK")
+
+WRK_SCRIPT = f"""
+wrk.method = "POST"
+wrk.body = "{{}}"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "{GUEST}"
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/api/v1/namespaces/guest/actions/a-" .. (counter % 300) .. "?blocking=true")
+end
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what):
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited early")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} does not accept on {port}")
+
+
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def descendants(pid):
+    out = [pid]
+    for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
+        out.extend(descendants(int(child)))
+    return out
+
+
+def cpu_ticks(pid):
+    total = 0
+    for p in descendants(pid):
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total
+
+
+def rss_mb(pid):
+    total = 0
+    for p in descendants(pid):
+        try:
+            m = re.search(r"VmRSS:\s+(\d+) kB", open(f"/proc/{p}/status").read())
+            total += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return total / 1024
+
+
+def start(cmd, port, what, cwd=None):
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=raise_fd_limit)
+    wait_port(port, proc, what)
+    return proc
+
+
+def nginx_conf(d, name, server_block):
+    path = os.path.join(d, f"{name}.conf")
+    with open(path, "w") as f:
+        f.write(f"""worker_processes 1;
+worker_rlimit_nofile 30000;
+pid {d}/{name}.pid;
+error_log {d}/{name}.log;
+events {{ worker_connections 25000; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path {d}/{name}-body;
+  proxy_temp_path {d}/{name}-proxy;
+  {server_block}
+}}
+""")
+    return path
+
+
+def wrk(port, d):
+    script = os.path.join(d, "post.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT)
+    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", script,
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+
+    return rps, pct(50), pct(99), total, int(errors.group(1)) if errors else 0
+
+
+def hold_clients(port, n, one_request):
+    """Opens n keep-alive connections (and, if asked, sends one request on each); returns them."""
+    socks = []
+    request = (f"POST /api/v1/namespaces/guest/actions/a-1?blocking=true HTTP/1.1\r\nHost: x\r\n"
+               f"Authorization: {GUEST}\r\nContent-Length: 2\r\n\r\n{{}}").encode()
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        socks.append(s)
+        if one_request:
+            s.sendall(request)
+    if one_request:
+        for s in socks:
+            s.settimeout(10)
+            s.recv(65536)
+    time.sleep(2)
+    return socks
+
+
+def main():
+    raise_fd_limit()
+    d = tempfile.mkdtemp(prefix="switchyard-bench-")
+    procs = []
+    try:
+        up = free_port()
+        upstream_block = f"""server {{ listen 127.0.0.1:{up} backlog=4096;
+    location / {{ default_type application/json; return 200 '{BODY}'; }} }}"""
+        procs.append(start(["nginx", "-c", nginx_conf(d, "upstream", upstream_block), "-g", "daemon off;"], up, "nginx upstream"))
+
+        bare = free_port()
+        procs.append(start([f"{TARGET}/release/examples/bare_pingora", f"127.0.0.1:{bare}", f"127.0.0.1:{up}", "1"],
+                           bare, "bare pingora"))
+
+        def switchyard(name, rules):
+            port, admin = free_port(), free_port()
+            with open(os.path.join(d, f"{name}-rules.toml"), "w") as f:
+                f.write(rules)
+            conf = os.path.join(d, f"{name}.toml")
+            with open(conf, "w") as f:
+                f.write(f"""listen = "127.0.0.1:{port}"
+rules = "{name}-rules.toml"
+threads = 1
+work_stealing = false
+[admin]
+listen = "127.0.0.1:{admin}"
+[pools.legacy]
+members = ["127.0.0.1:{up}"]
+[pools.scheduler]
+members = ["127.0.0.1:{up}"]
+[shutdown]
+upgrade_sock = "{d}/{name}-upgrade.sock"
+[shadow]
+records_file = "{d}/{name}-records.jsonl"
+""")
+            procs.append(start([f"{TARGET}/release/switchyard", "run", "--config", conf], port, name, cwd=d))
+            return port
+
+        sy = switchyard("switchyard", 'version = "bench"\nscheduler_share = 25\n')
+        sy_shadow = switchyard("switchyard-shadow", 'version = "bench-shadow"\nscheduler_share = 25\n'
+                               '[[overrides]]\nnamespace = "guest"\naction = "a-*"\nshare = 25\nshadow = { sample = 10 }\n')
+        split = free_port()
+        split_block = f"""upstream legacy {{ server 127.0.0.1:{up}; keepalive 64; }}
+  upstream scheduler {{ server 127.0.0.1:{up}; keepalive 64; }}
+  split_clients "${{uri}}" $pool {{ 25% scheduler; * legacy; }}
+  server {{ listen 127.0.0.1:{split} backlog=4096;
+    location / {{ proxy_pass http://$pool; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""
+        procs.append(start(["nginx", "-c", nginx_conf(d, "split", split_block), "-g", "daemon off;"], split, "nginx proxy"))
+
+        rows = [("straight to the upstream (the limit)", up, procs[0]),
+                ("nginx split_clients + keepalive", split, procs[4]),
+                ("bare pingora (same version, 1 thread)", bare, procs[1]),
+                ("switchyard", sy, procs[2]),
+                ("switchyard with 10 % shadowing", sy_shadow, procs[3])]
+        results = {name: [] for name, _, _ in rows}
+        for r in range(ROUNDS):
+            for name, port, proc in rows:
+                before = cpu_ticks(proc.pid)
+                rps, p50, p99, total, errors = wrk(port, d)
+                cpu_us = (cpu_ticks(proc.pid) - before) / TICK * 1e6 / max(total, 1)
+                results[name].append((rps, p50, p99, cpu_us, errors))
+                print(f"  round {r + 1}: {name}: {rps:,.0f} req/s", file=sys.stderr)
+
+        med = {name: [statistics.median(x[i] for x in runs) for i in range(5)] for name, runs in results.items()}
+        base = med["switchyard"][0]
+        print(f"\nwrk -t1 -c{CONNECTIONS} -d{SECONDS}s, POST over 300 actions, medians of {ROUNDS} rounds\n")
+        print(f"| | req/s | p50 | p99 | CPU µs/req | non-2xx | ratio to switchyard |")
+        print(f"|---|---|---|---|---|---|---|")
+        for name, _, _ in rows:
+            rps, p50, p99, cpu, errors = med[name]
+            print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {cpu:.1f} | {errors:.0f} | {rps / base:.2f}× |")
+
+        print(f"\nresident memory with {IDLE_CLIENTS:,} keep-alive client connections")
+        print("| | RSS before | idle connections | after one request each |")
+        print("|---|---|---|---|")
+        for name, port, proc in [("bare pingora", bare, procs[1]), ("switchyard", sy, procs[2])]:
+            before = rss_mb(proc.pid)
+            socks = hold_clients(port, IDLE_CLIENTS, False)
+            idle = rss_mb(proc.pid)
+            for s in socks:
+                s.close()
+            time.sleep(1)
+            socks = hold_clients(port, IDLE_CLIENTS, True)
+            used = rss_mb(proc.pid)
+            for s in socks:
+                s.close()
+            print(f"| {name} | {before:.0f} MB | {idle:.0f} MB | {used:.0f} MB |")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
