@@ -354,13 +354,11 @@ impl ProxyHttp for SwitchyardProxy {
         // A client that went away says nothing about the path; any other failure means the pool
         // gave no usable answer, whatever error page the proxy then wrote.
         let client_gone = e.is_some_and(|e| *e.esource() == ErrorSource::Downstream);
-        if !(client_gone && status.is_none()) {
+        if ctx.kind.is_invocation() && !(client_gone && status.is_none()) {
             let answered = if e.is_some() && !client_gone { None } else { status };
             let class = AnswerClass::of(answered, ctx.blocking, ctx.error_prefix.as_deref().unwrap_or_default());
-            if ctx.kind.is_invocation() {
-                self.shared.metrics.invocation(ctx.pool, ctx.kind, class);
-                self.shared.live.answer(ctx.pool, class, elapsed.as_secs_f64());
-            }
+            self.shared.metrics.invocation(ctx.pool, ctx.kind, class);
+            self.shared.live.answer(ctx.pool, class, elapsed.as_secs_f64());
         }
         if let Some(e) = e {
             tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
