@@ -522,7 +522,27 @@ fn records_and_rules_travel_over_tls() {
 /// it; the other replica, which saw no error, follows within seconds. Both end on legacy.
 #[test]
 fn a_ramp_rollback_on_one_replica_reaches_every_replica() {
+    ramp_rollback_over_the_bus(false);
+}
+
+/// The same where replicas apply only signed rule records: the rollback is signed with
+/// `kafka.rules_sign_key`, so the other replica accepts it.
+#[test]
+fn a_signed_ramp_rollback_reaches_replicas_that_verify() {
+    ramp_rollback_over_the_bus(true);
+}
+
+fn ramp_rollback_over_the_bus(signed: bool) {
     let tansu = Tansu::start(&["ramp-rules"]);
+    let keys = signed.then(|| {
+        let dir = std::env::temp_dir().join(format!("switchyard-ramp-signing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("rules.key");
+        let _ = std::fs::remove_file(&key);
+        let out = Command::new(env!("CARGO_BIN_EXE_switchyard")).args(["rules", "keygen"]).arg(&key).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (key, String::from_utf8_lossy(&out.stdout).trim().to_string())
+    });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let start = switchyard_tests::now_ms() / 1000;
     let rules = format!(
@@ -534,11 +554,15 @@ fn a_ramp_rollback_on_one_replica_reaches_every_replica() {
         if faulty {
             spec.scheduler.faults = vec![whisk_sim::Fault { after_ms: 0, for_ms: None, share: 0.5, status: 503 }];
         }
-        let (brokers, instance) = (tansu.brokers.clone(), instance.to_string());
+        let (brokers, instance, keys) = (tansu.brokers.clone(), instance.to_string(), keys.clone());
         spec.tweak = Some(Box::new(move |c| {
             c.kafka.brokers = brokers;
             c.kafka.rules_topic = "ramp-rules".into();
             c.shadow.instance = Some(instance);
+            if let Some((key, verify)) = keys {
+                c.kafka.rules_sign_key = Some(key);
+                c.kafka.rules_verify_keys = vec![verify];
+            }
         }));
         LocalFleet::start(spec).expect("replica")
     };
