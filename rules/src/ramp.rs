@@ -353,10 +353,11 @@ impl Position {
             Position::RolledBack { .. } => Transition::None,
             Position::NotStarted => match ramp.scheduled(now_ms) {
                 None => Transition::None,
-                // Starting is the schedule's, not the gates' (there is no traffic to judge yet).
-                Some((_, since_ms)) => {
-                    *self = Position::At { step: 0, since_ms: since_ms.max(ramp.start_ms), seen_at_entry: seen };
-                    Transition::Started { step: 0 }
+                // Starting is the schedule's, not the gates' (there is no traffic to judge yet); a
+                // replica that looks late (suspended, say) starts where the schedule is.
+                Some((step, since_ms)) => {
+                    *self = Position::At { step, since_ms, seen_at_entry: seen };
+                    Transition::Started { step }
                 }
             },
             Position::At { step, since_ms, seen_at_entry } => {
