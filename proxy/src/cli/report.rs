@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-use switchyard_rules::RulesFormat;
-use switchyard_shadow::{ComparisonRecord, ReadinessRules, ReadyOverride, Report, ReportLimits, Verdict};
+use switchyard_shadow::{ComparisonRecord, ReadinessRules, Report, ReportLimits};
 
 use crate::cli::fail;
 
@@ -101,44 +99,10 @@ pub fn report(args: &ReportArgs) -> ExitCode {
     }
 }
 
-/// The next rules change: the base rules plus an override per ready action (share 100; an
-/// existing override of exactly that action gets share 100 instead), under a new version,
-/// validated exactly like `switchyard check --rules` before it is written. TOML.
+/// `--format rules`: the next rules change from the base file (see `switchyard_shadow::next_rules`).
 pub fn next_rules(report: &Report, base_path: &Path) -> Result<String, String> {
     let base = switchyard_rules::load_rules_file(base_path).map_err(|e| format!("the base rules are invalid: {e}"))?;
-    let ready: Vec<ReadyOverride> = report
-        .actions_by_verdict()
-        .iter()
-        .filter(|a| a.readiness.verdict == Verdict::Ready)
-        .filter_map(|a| ReadyOverride::for_action(&a.action))
-        .collect();
-    let mut doc = base.to_document();
-    let overrides = doc["overrides"].as_array_mut().ok_or("the base rules have no overrides list")?;
-    let mut moved = 0;
-    for o in &ready {
-        let same = |x: &Value| {
-            x["namespace"] == o.namespace.as_str()
-                && x["package"] == o.package.as_str()
-                && x["action"] == o.action.as_str()
-        };
-        match overrides.iter_mut().find(|x| same(x)) {
-            Some(existing) if existing["share"] == "100%" => continue,
-            Some(existing) => existing["share"] = Value::from(100),
-            None => overrides.push(o.to_json()),
-        }
-        moved += 1;
-    }
-    let version = format!("{}+ready-{moved}", base.version.split("+ready-").next().unwrap_or(&base.version));
-    doc["version"] = Value::from(version);
-    // Validated as `check` validates a file, then written in the format operators edit.
-    let json = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
-    switchyard_rules::parse_rules(&json, RulesFormat::Json, "the generated rules").map_err(|e| e.to_string())?;
-    let header = format!(
-        "# {} plus {moved} action{} ready to move to the scheduler (switchyard report --format rules).\n",
-        base_path.display(),
-        if moved == 1 { "" } else { "s" }
-    );
-    toml::to_string(&doc).map(|t| header + &t).map_err(|e| format!("cannot write the rules as TOML: {e}"))
+    switchyard_shadow::next_rules(report, &base, &base_path.display().to_string())
 }
 
 /// Records from `kafka://HOST:PORT/TOPIC` (all replicas) or a record file (and its rotated files),
