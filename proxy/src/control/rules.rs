@@ -21,7 +21,7 @@ use serde::Serialize;
 use switchyard_rules::{Pool, Position, RuleSet, RulesRejected, Signals, Transition};
 
 use crate::control::ramp::window::LiveCounters;
-use crate::control::ramp::{self, RampTrack, RolledBack};
+use crate::control::ramp::{self, RampTrack};
 use crate::control::source::{FileTrigger, ReloadResult, RuleSource};
 use crate::ops::metrics::Metrics;
 use crate::sync::lock;
@@ -210,7 +210,8 @@ impl RuleControl {
 
     /// One evaluation of the ramp with the gates' signals over the window (`seen`: the
     /// scheduler's invocations so far). A step change or a rollback swaps in the new share at once.
-    pub fn ramp_tick(&self, now_ms: u64, seen: u64, signals: &Signals) -> Option<RolledBack> {
+    /// After a rollback, returns the rules to publish so that every replica follows.
+    pub fn ramp_tick(&self, now_ms: u64, seen: u64, signals: &Signals) -> Option<RuleSet> {
         let mut state = lock(&self.state);
         let accepted = Arc::clone(&state.accepted);
         let (Some(ramp), Some(track)) = (accepted.rules.ramp.as_ref(), state.ramp.as_mut()) else {
@@ -223,18 +224,13 @@ impl RuleControl {
         self.metrics.ramp_readings(&track.readings);
         self.metrics.ramp_position(track.step(), matches!(track.position, Position::RolledBack { .. }));
         let said = ramp::describe(&transition, ramp)?;
-        let failed = match &transition {
-            Transition::RolledBack { reason } => Some(RampTrack::failed_gate(reason)),
-            _ => None,
-        };
         self.install(state.effective());
         tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, change = %said, "ramp");
-        let gate = failed?;
-        if let Some(g) = gate {
-            self.metrics.ramp_rollback(g);
-        }
         let Transition::RolledBack { reason } = transition else { return None };
-        Some(RolledBack { gate, rules: accepted.rules.with_rollback(&reason) })
+        if let Some(gate) = RampTrack::failed_gate(&reason) {
+            self.metrics.ramp_rollback(gate);
+        }
+        accepted.rules.with_rollback(&reason)
     }
 
     /// `GET /ramp`: the accepted rules' ramp as this replica runs it.

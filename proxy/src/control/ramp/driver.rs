@@ -26,10 +26,8 @@ pub async fn drive(rules: Arc<RuleControl>, live: Arc<LiveCounters>, kafka: Opti
         let totals = live.totals();
         let window_s = rules.snapshot().rules.ramp.as_ref().map_or(Ramp::DEFAULT_WINDOW_S, |r| r.window_s);
         let signals = window.push(now, totals.clone(), window_s);
-        let Some(rolled_back) = rules.ramp_tick(now, totals.invocations(Pool::Scheduler), &signals) else {
-            continue;
-        };
-        if let (Some(config), Some(next)) = (&kafka, rolled_back.rules) {
+        let rollback = rules.ramp_tick(now, totals.invocations(Pool::Scheduler), &signals);
+        if let (Some(config), Some(next)) = (&kafka, rollback) {
             match crate::kafka::rules::publish_rule_set(config, &next).await {
                 Ok(done) => tracing::info!(target: "switchyard::audit", %done, "ramp rollback published"),
                 Err(e) => {

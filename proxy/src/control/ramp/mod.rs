@@ -97,13 +97,6 @@ impl RampTrack {
     }
 }
 
-/// What a tick did that the driver acts on outside rule control's lock.
-pub struct RolledBack {
-    pub gate: Option<Gate>,
-    /// The rules to publish so that every replica follows.
-    pub rules: Option<RuleSet>,
-}
-
 /// A transition as the audit log says it.
 pub fn describe(t: &Transition, ramp: &Ramp) -> Option<String> {
     match t {
