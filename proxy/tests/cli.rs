@@ -278,6 +278,8 @@ fn the_ramp_demo_rolls_back_by_itself() {
 fn ramp_shows_a_replicas_ramp() {
     let start = switchyard_tests::now_ms() / 1000;
     let rules = format!("version = \"cli-ramp\"\n[ramp]\nstart = {start}\nsteps = [{{ share = 10, hold_s = 600 }}, {{ share = 100, hold_s = 0 }}]\n");
+    let checked = switchyard().args(["check", "--rules"]).arg(scratch("ramp.toml", &rules)).output().unwrap();
+    assert!(String::from_utf8_lossy(&checked.stdout).contains(", ramp 10% → 100% from "), "check names the ramp");
     let fleet = switchyard_tests::LocalFleet::start(switchyard_tests::FleetSpec::new(&rules)).unwrap();
     let out = switchyard().args(["ramp", "--admin", &fleet.admin_url()]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -43,7 +43,11 @@ impl RuleSet {
         setting("default_pool", old.default_pool.to_string(), self.default_pool.to_string());
         setting("seed", old.seed.to_string(), self.seed.to_string());
         setting("sticky_key", old.sticky_key.to_string(), self.sticky_key.to_string());
-        setting("ramp", ramp_summary(old.ramp.as_ref()), ramp_summary(self.ramp.as_ref()));
+        setting(
+            "ramp",
+            old.ramp.as_ref().map_or("none".into(), Ramp::summary),
+            self.ramp.as_ref().map_or("none".into(), Ramp::summary),
+        );
         let before: HashMap<_, &Override> = old.overrides.iter().map(|o| (triple(o), o)).collect();
         let after: HashMap<_, &Override> = self.overrides.iter().map(|o| (triple(o), o)).collect();
         for o in &self.overrides {
@@ -60,14 +64,6 @@ impl RuleSet {
         }
         d
     }
-}
-
-/// A ramp in a few words: its steps, and whether it rolled back.
-fn ramp_summary(ramp: Option<&Ramp>) -> String {
-    let Some(r) = ramp else { return "none".into() };
-    let steps: Vec<String> = r.steps.iter().map(|s| s.share.to_string()).collect();
-    let state = if r.rolled_back.is_some() { ", rolled back" } else { "" };
-    format!("{} from {}{state}", steps.join(" → "), crate::ramp::format_rfc3339(r.start_ms))
 }
 
 fn on_off(b: bool) -> String {

@@ -284,6 +284,13 @@ impl Ramp {
     pub const MAX_WINDOW_S: u64 = 3600;
     pub const MAX_STEPS: usize = 100;
 
+    /// In a few words: its steps, its start, and whether it rolled back.
+    pub fn summary(&self) -> String {
+        let steps: Vec<String> = self.steps.iter().map(|s| s.share.to_string()).collect();
+        let state = if self.rolled_back.is_some() { ", rolled back" } else { "" };
+        format!("{} from {}{state}", steps.join(" → "), format_rfc3339(self.start_ms))
+    }
+
     /// The step the schedule reaches at `now_ms` if no gate held any step back, and when that step
     /// began; `None` before `start`.
     pub fn scheduled(&self, now_ms: u64) -> Option<(usize, u64)> {

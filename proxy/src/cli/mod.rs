@@ -79,8 +79,9 @@ pub fn check(rules: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
     };
     match switchyard_rules::load_rules_file(&rules_path) {
         Ok(r) => {
+            let ramp = r.ramp.as_ref().map_or(String::new(), |ramp| format!(", ramp {}", ramp.summary()));
             println!(
-                "{}: rules OK (version {}, scheduler share {}, {} overrides, kill switch {})",
+                "{}: rules OK (version {}, scheduler share {}, {} overrides, kill switch {}{ramp})",
                 rules_path.display(),
                 r.version,
                 r.scheduler_share,
