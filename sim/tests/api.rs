@@ -307,17 +307,24 @@ fn system_error_records_carry_their_writers_kind() {
     });
 }
 
+/// A scheduler-path controller whose namespace has one container, and a `busy` action that holds
+/// it for `busy_ms`.
+fn one_container(queue_retention_size: usize, busy_ms: f64) -> SimHandle {
+    let mut config = SimConfig {
+        concurrent_invocations: 1,
+        queue_retention_size,
+        wait_time_ms: Some([0, 0]),
+        ..SimConfig::with_flavor(Flavor::Scheduler)
+    };
+    config.actions.insert("guest/busy".into(), slow(busy_ms));
+    start(config)
+}
+
 /// `MemoryQueue.scala`: a call for an action without a container while the namespace's containers
 /// are all busy is dropped with a 502 record; calls for an action with a busy container wait.
 #[test]
 fn the_scheduler_queues_calls_and_drops_them_at_the_namespace_limit() {
-    let mut config = SimConfig {
-        concurrent_invocations: 1,
-        wait_time_ms: Some([0, 0]),
-        ..SimConfig::with_flavor(Flavor::Scheduler)
-    };
-    config.actions.insert("guest/busy".into(), slow(400.0));
-    let sim = start(config);
+    let sim = one_container(10_000, 400.0);
     rt().block_on(async {
         let c = reqwest::Client::new();
         let first = tokio::spawn(guest(c.post(invoke_url(&sim, "busy", "blocking=true"))).send());
@@ -342,14 +349,7 @@ fn the_scheduler_queues_calls_and_drops_them_at_the_namespace_limit() {
 /// `MemoryQueue.scala` `max-retention-size` and `FPCEntitlement.scala`: a full queue throttles the action.
 #[test]
 fn a_full_scheduler_queue_answers_429_too_many_requests() {
-    let mut config = SimConfig {
-        concurrent_invocations: 1,
-        queue_retention_size: 1,
-        wait_time_ms: Some([0, 0]),
-        ..SimConfig::with_flavor(Flavor::Scheduler)
-    };
-    config.actions.insert("guest/busy".into(), slow(300.0));
-    let sim = start(config);
+    let sim = one_container(1, 300.0);
     rt().block_on(async {
         let c = reqwest::Client::new();
         let running = tokio::spawn(guest(c.post(invoke_url(&sim, "busy", "blocking=true"))).send());
