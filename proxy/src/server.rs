@@ -23,7 +23,7 @@ use crate::data::service::SwitchyardProxy;
 use crate::kafka::health::KafkaHealth;
 use crate::kafka::sink::KafkaSink;
 use crate::lifecycle::{Lifecycle, Stop};
-use crate::ops::config::{HealthConfig, Resolved, ShutdownConfig};
+use crate::ops::config::{Resolved, ShutdownConfig};
 use crate::ops::metrics::Metrics;
 use crate::state::Shared;
 
@@ -158,7 +158,7 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     let source = RuleSource::File { path: resolved.rules_path.clone(), trigger: FileTrigger::Start };
     let live = Arc::new(LiveCounters::default());
     let rules = Arc::new(RuleControl::new(rules, source, Arc::clone(&metrics), Arc::clone(&live)));
-    let pools = Arc::new(Pools::new(&resolved.legacy, &resolved.scheduler));
+    let pools = Arc::new(Pools::new(&resolved.legacy, &resolved.scheduler, config.health.clone()));
     let kafka = Arc::new(KafkaHealth::default());
     let records_sink = if config.kafka.enabled() && !config.kafka.records_topic.is_empty() {
         let on_result = kafka.delivery_callback(metrics.kafka_records(&config.kafka.records_topic));
@@ -224,9 +224,8 @@ fn start_control_plane(
             .map_err(StartError::Watch)?;
     }
     // One health round before taking traffic, so the first requests avoid dead controllers.
-    let health = config.health.clone();
-    control.block_on(pools::check_all(&shared.pools, &pools::health_client(), &health, &shared.metrics));
-    control.spawn(health_loop(Arc::clone(shared), health));
+    control.block_on(pools::check_all(&shared.pools, &pools::health_client(), &shared.metrics));
+    control.spawn(health_loop(Arc::clone(shared)));
     let metrics = Arc::clone(&shared.metrics);
     control.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -300,14 +299,14 @@ fn start_data_plane(
     Ok((proxy_addr, stop, data_plane))
 }
 
-async fn health_loop(shared: Arc<Shared>, health: HealthConfig) {
+async fn health_loop(shared: Arc<Shared>) {
     let client = pools::health_client();
-    let mut tick = tokio::time::interval(Duration::from_millis(health.interval_ms));
+    let mut tick = tokio::time::interval(Duration::from_millis(shared.pools.health.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
-        pools::check_all(&shared.pools, &client, &health, &shared.metrics).await;
+        pools::check_all(&shared.pools, &client, &shared.metrics).await;
     }
 }
 

@@ -6,66 +6,13 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::Value;
+use switchyard_tests::broker::{create_topics, Tansu};
 use switchyard_tests::free_port;
 use switchyard_tests::{guest_credentials, FleetSpec, LocalFleet};
 use whisk_sim::{Flavor, SimConfig};
-
-struct Tansu {
-    child: Child,
-    brokers: String,
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Tansu {
-    /// Starts a broker and creates the topics (tansu does not create topics on demand).
-    fn start(topics: &[&str]) -> Tansu {
-        let port = free_port();
-        let tansu = Tansu::spawn(port, port);
-        create_topics(ClientConfig::new().set("bootstrap.servers", &tansu.brokers), topics);
-        tansu
-    }
-
-    /// A broker listening on `port` that tells clients to connect to `advertised`.
-    fn spawn(port: u16, advertised: u16) -> Tansu {
-        let (url, advertised_url) = (format!("tcp://127.0.0.1:{port}"), format!("tcp://127.0.0.1:{advertised}"));
-        let child = Command::new("tansu")
-            .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url])
-            .args(["--advertised-listener-url", &advertised_url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("`tansu` is needed: cargo install tansu --version 0.6.0 --locked --features dynostore (scripts/test does)");
-        wait_listening(port, "tansu");
-        Tansu { child, brokers: format!("127.0.0.1:{advertised}") }
-    }
-}
-
-fn wait_listening(port: u16, what: &str) {
-    switchyard_tests::wait_accepting(SocketAddr::from(([127, 0, 0, 1], port)), || format!("{what} did not start"));
-}
-
-fn create_topics(client: &ClientConfig, topics: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> = client.create().expect("admin client");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let new: Vec<NewTopic<'_>> = topics.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
-    let results = rt
-        .block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))))
-        .expect("create topics");
-    for r in results {
-        r.expect("topic created");
-    }
-}
 
 const SHADOWED: &str = "version = \"file-1\"\nscheduler_share = 0\n[[overrides]]\nnamespace = \"guest\"\naction = \"pure-*\"\nshare = 0\nshadow = { sample = 100 }\n";
 
@@ -453,7 +400,7 @@ impl TlsBroker {
             .spawn()
             .expect("socat is needed for the TLS test (Debian package socat)");
         let tansu = Tansu::spawn(plain, tls);
-        wait_listening(tls, "socat");
+        switchyard_tests::wait_accepting(SocketAddr::from(([127, 0, 0, 1], tls)), || "socat did not start".into());
         let ca = dir.join("ca.pem");
         create_topics(
             ClientConfig::new()
@@ -590,5 +537,82 @@ fn ramp_rollback_over_the_bus(signed: bool) {
     assert!(sb["rollback"]["reason"].as_str().unwrap().starts_with("gate platform_failure fail"), "{sb}");
     let after = switchyard_tests::Load::start(&b.proxy_url(), "k", 50, 2, "blocking=true");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(after.stop().iter().all(|(pool, _)| pool == "legacy"), "B routes everything to legacy");
+    assert!(after.stop().iter().all(|a| a.pool == "legacy"), "B routes everything to legacy");
+}
+
+/// The real broker process killed (SIGKILL) and started again on the same port under shadow load:
+/// no client request fails, every record is accounted for (delivered + failed + dropped =
+/// compared), and delivery resumes by itself once the broker is back.
+#[test]
+fn the_broker_killed_and_restarted_under_shadow_load() {
+    let port = free_port();
+    let mut tansu = Tansu::spawn(port, port);
+    create_topics(ClientConfig::new().set("bootstrap.servers", &tansu.brokers), &["outage"]);
+    let mut spec = FleetSpec::new(SHADOWED);
+    spec.scheduler = SimConfig::with_flavor(Flavor::Legacy);
+    let brokers = tansu.brokers.clone();
+    spec.tweak = Some(Box::new(move |c| {
+        c.kafka.brokers = brokers;
+        c.kafka.records_topic = "outage".into();
+        c.kafka.message_timeout_ms = 2_000;
+        // Reconnect quickly once the broker is back (librdkafka backs off up to 10 s by default).
+        c.kafka.properties.insert("reconnect.backoff.ms".into(), "100".into());
+        c.kafka.properties.insert("reconnect.backoff.max.ms".into(), "500".into());
+    }));
+    let fleet = LocalFleet::start(spec).expect("replica");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let counts = |rt: &tokio::runtime::Runtime| {
+        let r = readyz(&fleet, rt)["kafka"]["records"].clone();
+        let metrics = rt.block_on(switchyard_tests::metrics_text(&fleet.admin_url()));
+        let compared: f64 = switchyard_shadow::Outcome::KINDS
+            .iter()
+            .map(|o| switchyard_tests::metric(&metrics, "switchyard_shadow_comparisons_total", &[("outcome", o)]))
+            .sum();
+        let n = |k: &str| r[k].as_u64().unwrap();
+        (n("delivered"), n("failed"), n("dropped"), compared as u64)
+    };
+
+    let load = switchyard_tests::Load::start(&fleet.proxy_url(), "pure", 5, 4, "blocking=true");
+    std::thread::sleep(Duration::from_secs(2));
+    tansu.child.kill().unwrap();
+    tansu.child.wait().unwrap();
+    let (delivered_before, _, _, _) = counts(&rt);
+    std::thread::sleep(Duration::from_secs(4));
+    let restarted = Instant::now();
+    let tansu = Tansu::spawn(port, port);
+    // In-memory storage: the topic is gone with the process and created again, as an operator's
+    // tooling would.
+    create_topics(ClientConfig::new().set("bootstrap.servers", &tansu.brokers), &["outage"]);
+    let mut resumed = None;
+    while restarted.elapsed() < Duration::from_secs(30) {
+        if counts(&rt).0 > delivered_before {
+            resumed = Some(restarted.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let answers = load.stop();
+    // Settle: every record produced ends delivered, failed or dropped.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (d, f, x, compared) = loop {
+        let c = counts(&rt);
+        if c.0 + c.1 + c.2 == c.3 || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let failed = answers.iter().filter(|a| !a.ok()).count();
+    let resumed = resumed.expect("delivery resumed after the broker came back");
+    switchyard_tests::fault_row(
+        "the Kafka broker killed under shadow load, restarted 4 s later",
+        &format!("4 clients, every call mirrored ({} calls)", answers.len()),
+        &format!("{failed} of {}", answers.len()),
+        &format!("{compared} records: {d} delivered, {f} failed, {x} dropped, 0 unaccounted"),
+        &format!("delivery resumed {:.1} s after the restart", resumed.as_secs_f64()),
+    );
+    assert_eq!(failed, 0, "a client request failed while the broker was down");
+    assert_eq!(d + f + x, compared, "records unaccounted for: {d} delivered, {f} failed, {x} dropped of {compared}");
+    assert!(f + x > 0, "the outage did cost records (it happened)");
+    drop(tansu);
 }

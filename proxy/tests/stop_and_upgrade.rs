@@ -126,13 +126,69 @@ fn exited_within(p: &mut Proxy, limit: Duration) -> bool {
     false
 }
 
+/// Continuous load: `loops` clients invoking `guest/hello` one call after another until stopped
+/// (bounded: at most 20 s), counting answers and failures.
+struct Hammer {
+    ok: Arc<AtomicU64>,
+    failures: Arc<std::sync::Mutex<Vec<String>>>,
+    done: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Hammer {
+    fn start(rt: &tokio::runtime::Runtime, proxy: SocketAddr, loops: usize) -> Hammer {
+        let (ok, failures, done) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::<std::sync::Mutex<Vec<String>>>::default(),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let tasks = (0..loops)
+            .map(|_| {
+                let (ok, done, failures) = (Arc::clone(&ok), Arc::clone(&done), Arc::clone(&failures));
+                rt.spawn(async move {
+                    let c = client();
+                    let until = Instant::now() + Duration::from_secs(20);
+                    while !done.load(Ordering::Relaxed) && Instant::now() < until {
+                        match invoke(&c, proxy, "hello").await {
+                            Ok(200) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => {
+                                failures.lock().unwrap().push(format!("{other:?}"));
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Hammer { ok, failures, done, tasks }
+    }
+
+    fn served(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Stops the loops: the answers served, and each failure.
+    fn stop(self, rt: &tokio::runtime::Runtime) -> (u64, Vec<String>) {
+        self.done.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            rt.block_on(t).unwrap();
+        }
+        let failures = self.failures.lock().unwrap().clone();
+        (self.ok.load(Ordering::Relaxed), failures)
+    }
+}
+
 #[test]
 fn sigterm_serves_through_the_grace_period_then_drains() {
     let s = setup("stop", 3, 20);
     let mut proxy = spawn(&s, "stop.log", false);
     wait_accepting(s.proxy, &s.dir.join("stop.log"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async {
+    // Load through the grace period, as while the endpoint is being removed from the balancer.
+    let hammer = Hammer::start(&rt, s.proxy, 4);
+    let in_flight = rt.block_on(async {
         let c = client();
         // In flight when the stop begins: eight 3 s calls and one 6 s call.
         let mut in_flight: Vec<_> = (0..8).map(|_| tokio::spawn(invoke_owned(c.clone(), s.proxy, "slow"))).collect();
@@ -145,10 +201,25 @@ fn sigterm_serves_through_the_grace_period_then_drains() {
         // New connections during the grace period are served.
         tokio::time::sleep(Duration::from_millis(700)).await;
         let late: Vec<_> = (0..4).map(|_| tokio::spawn(invoke_owned(c.clone(), s.proxy, "hello"))).collect();
-        for t in late.into_iter().chain(in_flight) {
+        // The balancer has taken the endpoint out before the grace period (3 s) ends.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        in_flight.extend(late);
+        in_flight
+    });
+    let (served, failures) = hammer.stop(&rt);
+    rt.block_on(async {
+        for t in in_flight {
             assert_eq!(t.await.unwrap(), Ok(200));
         }
     });
+    switchyard_tests::fault_row(
+        "SIGTERM under load (3 s grace, then drain)",
+        "4 clients back to back, 9 calls of 3–6 s in flight",
+        &format!("{} of {}", failures.len(), served + failures.len() as u64 + 13),
+        "0 answers",
+        "in-flight calls finish; readiness off at once; exit after the drain",
+    );
+    assert!(failures.is_empty(), "{failures:?}");
     assert!(exited_within(&mut proxy, Duration::from_secs(15)), "did not exit after draining");
     assert!(TcpStream::connect(s.proxy).is_err(), "the listener is closed after the stop");
 }
@@ -163,29 +234,7 @@ fn an_upgrade_hands_the_sockets_over_and_loses_no_answer() {
     let mut old = spawn(&s, "old.log", false);
     wait_accepting(s.proxy, &s.dir.join("old.log"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let done = Arc::new(AtomicBool::new(false));
-    let failures: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
-    let load: Vec<_> = (0..4)
-        .map(|_| {
-            let (ok, failed, done, failures, proxy) =
-                (Arc::clone(&ok), Arc::clone(&failed), Arc::clone(&done), Arc::clone(&failures), s.proxy);
-            rt.spawn(async move {
-                let c = client();
-                // Bounded: at most 20 s of load.
-                let until = Instant::now() + Duration::from_secs(20);
-                while !done.load(Ordering::Relaxed) && Instant::now() < until {
-                    match invoke(&c, proxy, "hello").await {
-                        Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
-                        other => {
-                            failures.lock().unwrap().push(format!("{other:?}"));
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
+    let hammer = Hammer::start(&rt, s.proxy, 4);
     std::thread::sleep(Duration::from_millis(500));
     let mut new = spawn(&s, "new.log", true);
     // The new process listens on the upgrade socket once it is ready for the listeners; only then
@@ -197,14 +246,17 @@ fn an_upgrade_hands_the_sockets_over_and_loses_no_answer() {
     }
     signal(&old.0, "QUIT");
     assert!(exited_within(&mut old, Duration::from_secs(20)), "the old process did not exit");
-    let served_before = ok.load(Ordering::Relaxed);
+    let served_before = hammer.served();
     std::thread::sleep(Duration::from_secs(1));
-    done.store(true, Ordering::Relaxed);
-    for l in load {
-        rt.block_on(l).unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-    println!("upgrade under load: {ok} requests served, {failed} failed");
+    let (ok, failures) = hammer.stop(&rt);
+    let failed = failures.len();
+    switchyard_tests::fault_row(
+        "socket-handover restart under load (`run --upgrade`, SIGQUIT)",
+        "4 clients back to back",
+        &format!("{failed} of {}", ok + failed as u64),
+        "0 answers (every call a controller ran was answered)",
+        "the new process serves from the handover on",
+    );
     // Nothing is lost: every request a controller ran was answered. pingora drops a connection
     // still waiting for its first request header when the old process stops accepting (its
     // shutdown is one signal for the listeners and those readers), so a connection opened in that
@@ -212,7 +264,6 @@ fn an_upgrade_hands_the_sockets_over_and_loses_no_answer() {
     // answer. The README states it.
     let executed: u64 = s.sims.iter().map(|sim| sim.stats().kind(whisk_sim::RequestKind::Invoke)).sum();
     assert_eq!(executed, ok, "a request ran on a controller but its answer was lost");
-    let failures = failures.lock().unwrap();
     assert!(failed <= 3, "{failed} failed: {failures:?}");
     assert!(
         failures.iter().all(|f| f.contains("ConnectionReset")

@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::record::ComparisonRecord;
@@ -19,6 +20,9 @@ pub struct JsonLinesFile {
     max_bytes: u64,
     keep: usize,
     file: File,
+    /// The open file's identity (device, inode): when `path` no longer names it (the file or its
+    /// directory was removed or replaced), writing to it would lose every record unseen.
+    identity: (u64, u64),
     written: u64,
 }
 
@@ -35,17 +39,18 @@ fn rotated(path: &Path, n: usize) -> PathBuf {
 impl JsonLinesFile {
     /// Opens (appending) `path`; rotates once it grows past `max_bytes`, keeping `keep` old files.
     pub fn open(path: &Path, max_bytes: u64, keep: usize) -> Result<JsonLinesFile, SinkError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io(path))?;
-        let written = file.metadata().map_err(io(path))?.len();
-        Ok(JsonLinesFile { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, written })
+        let (file, identity, written) = open_appending(path)?;
+        Ok(JsonLinesFile { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, identity, written })
     }
 
     pub fn write(&mut self, record: &ComparisonRecord) -> Result<(), SinkError> {
         let mut line = serde_json::to_vec(record).unwrap_or_default();
         line.push(b'\n');
+        if !self.still_at_path() {
+            // Removed or replaced under us: write to what the path names now (recreating the
+            // directory), or fail and be counted, rather than write into an unlinked file.
+            (self.file, self.identity, self.written) = open_appending(&self.path)?;
+        }
         if self.written > 0 && self.written + line.len() as u64 > self.max_bytes {
             self.rotate()?;
         }
@@ -72,10 +77,24 @@ impl JsonLinesFile {
             }
             std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(io(&self.path))?;
         }
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path).map_err(io(&self.path))?;
-        self.written = 0;
+        (self.file, self.identity, self.written) = open_appending(&self.path)?;
         Ok(())
     }
+
+    /// Whether `path` still names the open file (one `stat`).
+    fn still_at_path(&self) -> bool {
+        std::fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.identity)
+    }
+}
+
+/// Opens `path` for appending (creating its directory): the file, its identity and its length.
+fn open_appending(path: &Path) -> Result<(File, (u64, u64), u64), SinkError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path).map_err(io(path))?;
+    let meta = file.metadata().map_err(io(path))?;
+    Ok((file, (meta.dev(), meta.ino()), meta.len()))
 }
 
 /// Reads every record from `path` and its rotated files, oldest first. Returns the records and
@@ -150,5 +169,29 @@ mod tests {
         assert_eq!(*times.last().unwrap(), 39);
         assert!(std::fs::metadata(&path).unwrap().len() <= 1_000);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The directory removed while records are written: the next record recreates it and lands
+    /// in a new file, none goes into the unlinked one.
+    #[test]
+    fn a_removed_directory_is_recreated_and_nothing_goes_to_the_unlinked_file() {
+        let dir = std::env::temp_dir().join(format!("shadow-sink-gone-{}", std::process::id()));
+        let path = dir.join("records.jsonl");
+        let mut sink = JsonLinesFile::open(&path, 1 << 20, 2).unwrap();
+        sink.write(&rec(1)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        sink.write(&rec(2)).unwrap();
+        let (records, _) = read_records(&path).unwrap();
+        assert_eq!(records.iter().map(|r| r.time_ms).collect::<Vec<_>>(), [2]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A full disk fails each write with the path named; the caller counts it.
+    #[test]
+    fn a_full_disk_fails_each_write() {
+        let mut sink = JsonLinesFile::open(Path::new("/dev/full"), 1 << 20, 2).unwrap();
+        let e = sink.write(&rec(1)).unwrap_err().to_string();
+        assert!(e.starts_with("/dev/full: ") && e.contains("No space left"), "{e}");
+        assert!(sink.write(&rec(2)).is_err());
     }
 }

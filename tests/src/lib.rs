@@ -11,6 +11,9 @@ use switchyard::{RunningProxy, ServerConfig};
 pub use whisk_sim::{guest_credentials, GUEST_KEY};
 use whisk_sim::{Flavor, SimConfig, SimFleet};
 
+pub mod broker;
+pub mod chaos;
+
 /// A switchyard in front of two simulated fleets, on free loopback ports. The simulated fleets
 /// (`legacy`, `scheduler`, `dir`) are reached through it as through a [`SimFleet`].
 pub struct LocalFleet {
@@ -154,13 +157,33 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// One answer the background load got.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// When the request was sent, from the start of the load.
+    pub sent: std::time::Duration,
+    pub latency: std::time::Duration,
+    /// The pool that served it (`x-switchyard-pool`), empty when none said.
+    pub pool: String,
+    /// `None`: no answer (the connection failed or was cut).
+    pub status: Option<u16>,
+}
+
+impl Answer {
+    /// Whether the client got what it asked for: a `2xx`.
+    pub fn ok(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
 /// Background load for as long as a test needs it: `concurrency` loops, each sending blocking
 /// invokes of `guest/{prefix}-{n}` (over `actions` actions) with the guest key and `query`, a few
 /// milliseconds apart, on a thread and runtime of its own. Bounded: it stops on [`Load::stop`],
 /// on drop, or after 60 s.
 pub struct Load {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Vec<(String, u16)>>>,
+    started: std::time::Instant,
+    thread: Option<std::thread::JoinHandle<Vec<Answer>>>,
 }
 
 impl Load {
@@ -168,10 +191,10 @@ impl Load {
         use std::sync::atomic::Ordering::Relaxed;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (base, prefix, query, flag) = (base.to_string(), prefix.to_string(), query.to_string(), stop.clone());
+        let started = std::time::Instant::now();
         let thread = std::thread::spawn(move || {
             block_on(async move {
                 let c = client();
-                let started = std::time::Instant::now();
                 let loops = (0..concurrency).map(|l| {
                     let (c, base, prefix, query, flag) =
                         (c.clone(), base.clone(), prefix.clone(), query.clone(), flag.clone());
@@ -181,9 +204,17 @@ impl Load {
                         while !flag.load(Relaxed) && started.elapsed() < std::time::Duration::from_secs(60) {
                             let url =
                                 format!("{base}/api/v1/namespaces/guest/actions/{prefix}-{}?{query}", n % actions);
-                            if let Ok(resp) = with_guest(c.post(url)).send().await {
-                                seen.push((pool_of(&resp), resp.status().as_u16()));
-                            }
+                            let sent = started.elapsed();
+                            let answer = with_guest(c.post(url)).send().await;
+                            // A cut body is no answer either.
+                            let (pool, status) = match answer {
+                                Ok(resp) => {
+                                    let (pool, status) = (pool_of(&resp), resp.status().as_u16());
+                                    (pool, resp.bytes().await.ok().map(|_| status))
+                                }
+                                Err(_) => (String::new(), None),
+                            };
+                            seen.push(Answer { sent, latency: started.elapsed() - sent, pool, status });
                             n += concurrency;
                             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
                         }
@@ -194,14 +225,20 @@ impl Load {
                 for handle in loops.collect::<Vec<_>>() {
                     all.extend(handle.await.unwrap_or_default());
                 }
+                all.sort_by_key(|a| a.sent);
                 all
             })
         });
-        Load { stop, thread: Some(thread) }
+        Load { stop, started, thread: Some(thread) }
     }
 
-    /// Stops the loops and returns every answer's (pool, status).
-    pub fn stop(mut self) -> Vec<(String, u16)> {
+    /// Time since the load started (the clock of [`Answer::sent`]).
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// Stops the loops and returns every answer, in the order they were sent.
+    pub fn stop(mut self) -> Vec<Answer> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
     }
@@ -214,6 +251,12 @@ impl Drop for Load {
             let _ = t.join();
         }
     }
+}
+
+/// Prints one row of the README's fault table (`scripts/faults` collects the rows from the tests'
+/// output): the case, the load, what clients saw fail, what was lost, and the recovery.
+pub fn fault_row(case: &str, load: &str, client_errors: &str, lost: &str, recovery: &str) {
+    println!("FAULT-ROW | {case} | {load} | {client_errors} | {lost} | {recovery} |");
 }
 
 /// `GET /ramp` on the admin port.

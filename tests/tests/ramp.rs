@@ -59,14 +59,14 @@ fn steps_advance_on_schedule_under_load() {
     };
     let (s1, s2) = (first(1), first(2));
     assert!(s2 >= s1 + Duration::from_millis(1900), "step 2 at {s2:?}, step 1 at {s1:?}: the hold is 2 s");
-    assert!(answers.iter().all(|(_, status)| *status == 200), "no request failed during the ramp");
+    assert!(answers.iter().all(|a| a.status == Some(200)), "no request failed during the ramp");
     let last = &seen.last().unwrap().1;
     assert_eq!(last["state"], "complete");
     assert_eq!(last["share"], "100%");
     // Monotone: once an action was served by the scheduler it stays there.
     let after = Load::start(&fleet.proxy_url(), "ramped", 200, 2, "blocking=true");
     std::thread::sleep(Duration::from_millis(500));
-    assert!(after.stop().iter().all(|(pool, _)| pool == "scheduler"), "at 100 % every action is on the scheduler");
+    assert!(after.stop().iter().all(|a| a.pool == "scheduler"), "at 100 % every action is on the scheduler");
     let text = block_on(metrics_text(&fleet.admin_url()));
     assert_eq!(metric(&text, "switchyard_ramp_step", &[]), 2.0);
     assert_eq!(metric(&text, "switchyard_scheduler_share_ratio", &[]), 1.0);
@@ -111,10 +111,10 @@ fn platform_failures_roll_back_and_action_failures_do_not() {
     assert_eq!(status["rollback"]["gate"], "platform_failure", "{status}");
     assert_eq!(status["share"], "0%");
     assert!(status["rollback"]["reason"].as_str().unwrap().contains("threshold"), "{status}");
-    assert!(answers.iter().any(|(pool, s)| pool == "scheduler" && *s == 503), "the fault did happen");
+    assert!(answers.iter().any(|a| a.pool == "scheduler" && a.status == Some(503)), "the fault did happen");
     let after = Load::start(&fleet.proxy_url(), "faulty", 100, 2, "blocking=true");
     std::thread::sleep(Duration::from_millis(400));
-    assert!(after.stop().iter().all(|(pool, _)| pool == "legacy"), "rolled back: everything on legacy");
+    assert!(after.stop().iter().all(|a| a.pool == "legacy"), "rolled back: everything on legacy");
     let text = block_on(metrics_text(&fleet.admin_url()));
     let rules_status: Value = block_on(async {
         client().get(format!("{}/rules/status", fleet.admin_url())).send().await.unwrap().json().await.unwrap()
@@ -136,7 +136,7 @@ fn platform_failures_roll_back_and_action_failures_do_not() {
         watch(&fleet.admin_url(), Duration::from_secs(15), |s| s["state"] == "complete" || s["state"] == "rolled_back");
     let answers = load.stop();
     assert_eq!(seen.last().unwrap().1["state"], "complete", "{}", seen.last().unwrap().1);
-    assert!(answers.iter().any(|(_, s)| *s == 502), "the action did fail");
+    assert!(answers.iter().any(|a| a.status == Some(502)), "the action did fail");
 }
 
 /// A scheduler path without invokers answers 202s, not errors: the queued gate stops the ramp.
@@ -151,7 +151,7 @@ fn a_scheduler_without_invokers_is_rolled_back_by_the_queued_gate() {
     let seen = watch(&fleet.admin_url(), Duration::from_secs(15), |s| s["state"] == "rolled_back");
     let answers = load.stop();
     assert_eq!(seen.last().unwrap().1["rollback"]["gate"], "queued", "{}", seen.last().unwrap().1);
-    assert!(answers.iter().any(|(pool, s)| pool == "scheduler" && *s == 202), "clients got 202s");
+    assert!(answers.iter().any(|a| a.pool == "scheduler" && a.status == Some(202)), "clients got 202s");
 }
 
 /// The position after a start is the schedule's: a restart mid-ramp resumes at the right step.

@@ -18,9 +18,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use switchyard_rules::{RulesFormat, MAX_RULES_BYTES};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::control::rules::{ActiveRules, Applied, RulesStatus};
+use crate::control::slots::Slots;
 use crate::control::source::RuleSource;
 use crate::ops::metrics::unix_seconds;
 use crate::state::Shared;
@@ -96,7 +96,8 @@ impl AdminToken {
     }
 }
 
-/// Admin connections served at once; more wait in the kernel's backlog.
+/// Admin connections open at once; past it a new client takes the slot of the oldest one not
+/// serving a request (see [`Slots`]).
 pub const MAX_CONNECTIONS: usize = 64;
 /// How long a client may take to send its request header.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -104,13 +105,13 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts admin connections until the task is dropped. Bounded so that slow or idle clients
-/// cannot hold the control plane: a connection cap, a header timeout, a lifetime limit, and a
-/// pause after a failed accept (at the descriptor limit, `accept` fails at once, again and again).
+/// cannot hold the control plane: connection slots that a newcomer can take from an idle or slow
+/// client, a header timeout, a lifetime limit, and a pause after a failed accept (at the
+/// descriptor limit, `accept` fails at once, again and again).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: AdminToken) {
     let admin = Arc::new(Admin { shared, token });
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS);
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -119,18 +120,27 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: AdminToken
                 continue;
             }
         };
+        // Every slot busy answering: close the newcomer rather than queue it unbounded.
+        let Some(slot) = slots.admit() else { continue };
         let admin = Arc::clone(&admin);
         tokio::spawn(async move {
+            let conn = Arc::clone(&slot.conn);
             let service = service_fn(move |req| {
-                let admin = Arc::clone(&admin);
-                async move { Ok::<_, std::convert::Infallible>(admin.route(req).await) }
+                let (admin, serving) = (Arc::clone(&admin), conn.serving());
+                async move {
+                    let reply = admin.route(req).await;
+                    drop(serving);
+                    Ok::<_, std::convert::Infallible>(reply)
+                }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
-            drop(slot);
+            tokio::select! {
+                _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection) => {}
+                _ = slot.conn.evicted() => {}
+            }
         });
     }
 }

@@ -5,5 +5,6 @@ pub mod admin;
 pub mod ramp;
 pub mod rules;
 pub mod signals;
+pub mod slots;
 pub mod source;
 pub mod watch;

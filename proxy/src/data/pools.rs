@@ -40,6 +40,13 @@ impl Member {
         }
     }
 
+    /// A request failed on this member after its connection opened (reset, closed or timed out
+    /// before the whole answer): counts like a failed health check, so a controller failing its
+    /// live traffic leaves rotation without waiting for two checks. Returns true when it did.
+    pub fn answer_failed(&self, health: &HealthConfig) -> bool {
+        self.observe(false, health)
+    }
+
     /// A connection to this member was refused or timed out: take it out of rotation now rather
     /// than at the next health check.
     pub fn mark_unreachable(&self) {
@@ -83,11 +90,12 @@ impl PoolMembers {
 /// Both pools, indexed by [`Pool::index`].
 pub struct Pools {
     pools: [PoolMembers; 2],
+    pub health: HealthConfig,
 }
 
 impl Pools {
-    pub fn new(legacy: &[SocketAddr], scheduler: &[SocketAddr]) -> Pools {
-        Pools { pools: [PoolMembers::new(Pool::Legacy, legacy), PoolMembers::new(Pool::Scheduler, scheduler)] }
+    pub fn new(legacy: &[SocketAddr], scheduler: &[SocketAddr], health: HealthConfig) -> Pools {
+        Pools { pools: [PoolMembers::new(Pool::Legacy, legacy), PoolMembers::new(Pool::Scheduler, scheduler)], health }
     }
 
     pub fn get(&self, pool: Pool) -> &PoolMembers {
@@ -100,7 +108,8 @@ impl Pools {
 }
 
 /// Checks every member once, concurrently; updates health and the pool gauges.
-pub async fn check_all(pools: &Pools, client: &reqwest::Client, health: &HealthConfig, metrics: &Metrics) {
+pub async fn check_all(pools: &Pools, client: &reqwest::Client, metrics: &Metrics) {
+    let health = &pools.health;
     let timeout = Duration::from_millis(health.timeout_ms);
     let checks = pools.all().iter().flat_map(|p| p.members.iter().map(move |m| (p.pool, m))).map(|(pool, m)| async move {
         let ok = match client.get(format!("http://{}/ping", m.addr)).timeout(timeout).send().await {

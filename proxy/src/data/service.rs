@@ -1,5 +1,6 @@
 //! The pingora service: classify, route by the rules, pick a controller, fall back, measure.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,10 @@ pub struct RequestCtx {
     reason: DecisionReason,
     /// Set once the request has been redirected to the other pool; it never bounces back.
     fell_back: bool,
+    /// Connections that could not be opened for this request (each to another member).
+    connect_failures: usize,
+    /// The controller of the last attempt.
+    member: Option<SocketAddr>,
     request_id: String,
     /// An invoke that waits for its result: its 202 means "queued past the wait".
     blocking: bool,
@@ -55,7 +60,7 @@ pub struct RequestCtx {
 }
 
 impl SwitchyardProxy {
-    fn peer(&self, addr: std::net::SocketAddr) -> Box<HttpPeer> {
+    fn peer(&self, addr: SocketAddr) -> Box<HttpPeer> {
         let mut peer = HttpPeer::new(addr, false, String::new());
         let o = &mut peer.options;
         o.connection_timeout = Some(self.timeouts.connect());
@@ -63,6 +68,15 @@ impl SwitchyardProxy {
         o.write_timeout = Some(Duration::from_millis(self.timeouts.write_ms));
         o.idle_timeout = Some(Duration::from_millis(self.timeouts.idle_ms));
         Box::new(peer)
+    }
+
+    /// Counts a failure of the request's controller against its health.
+    fn answer_failed(&self, ctx: &RequestCtx) {
+        let pools = &self.shared.pools;
+        let Some(m) = ctx.member.and_then(|addr| pools.get(ctx.pool).member(addr)) else { return };
+        if m.answer_failed(&pools.health) {
+            tracing::warn!(pool = %ctx.pool, member = %m.addr, "controller failed requests after accepting them; out of rotation until its health check passes");
+        }
     }
 }
 
@@ -84,6 +98,8 @@ impl ProxyHttp for SwitchyardProxy {
             pool: Pool::Legacy,
             reason: DecisionReason::DefaultPool,
             fell_back: false,
+            connect_failures: 0,
+            member: None,
             request_id: String::new(),
             blocking: false,
             error_prefix: None,
@@ -198,27 +214,37 @@ impl ProxyHttp for SwitchyardProxy {
         Ok(())
     }
 
-    /// Runs before each connection attempt (again after a retryable connect failure): picks a
-    /// healthy member of the current pool, moving to the other pool if this one has none.
+    /// Runs before each connection attempt (again after a connect failure): picks a healthy
+    /// member of the current pool, moving to the other pool only if this one has none, so a
+    /// dead controller does not move its share of the canary to the other path.
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let pools = &self.shared.pools;
-        if let Some(m) = pools.get(ctx.pool).pick_healthy() {
-            return Ok(self.peer(m.addr));
-        }
-        if !ctx.fell_back {
-            if let Some(m) = pools.get(ctx.pool.other()).pick_healthy() {
-                self.shared.metrics.fallback(ctx.pool, FallbackReason::NoHealthyMember);
-                ctx.fell_back = true;
-                ctx.pool = ctx.pool.other();
-                return Ok(self.peer(m.addr));
-            }
-        }
-        // Nothing is known healthy: health may lag reality, so try anyway.
-        Ok(self.peer(pools.get(ctx.pool).pick_any().addr))
+        let member = match pools.get(ctx.pool).pick_healthy() {
+            Some(m) => m,
+            None => match pools.get(ctx.pool.other()).pick_healthy().filter(|_| !ctx.fell_back) {
+                Some(m) => {
+                    let reason = if ctx.connect_failures > 0 {
+                        FallbackReason::ConnectFailed
+                    } else {
+                        FallbackReason::NoHealthyMember
+                    };
+                    self.shared.metrics.fallback(ctx.pool, reason);
+                    ctx.fell_back = true;
+                    ctx.pool = ctx.pool.other();
+                    m
+                }
+                // Nothing is known healthy: health may lag reality, so try anyway.
+                None => pools.get(ctx.pool).pick_any(),
+            },
+        };
+        ctx.member = Some(member.addr);
+        Ok(self.peer(member.addr))
     }
 
-    /// Runs when connecting failed. The request was never delivered, so it is safe to send it to
-    /// the other pool once; the failed member leaves rotation until its health check passes.
+    /// Runs when connecting failed. The request was never delivered, so it is safe to try again:
+    /// the failed member leaves rotation until its health check passes, and the next attempt goes
+    /// to another member (of the other pool when this one has none left). At most one attempt
+    /// per controller of both pools.
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -231,14 +257,9 @@ impl ProxyHttp for SwitchyardProxy {
                 m.mark_unreachable();
             }
         }
-        if !ctx.fell_back {
-            self.shared.metrics.fallback(ctx.pool, FallbackReason::ConnectFailed);
-            ctx.fell_back = true;
-            ctx.pool = ctx.pool.other();
-            e.set_retry(true);
-        } else {
-            e.set_retry(false);
-        }
+        ctx.connect_failures += 1;
+        let members: usize = self.shared.pools.all().iter().map(|p| p.members.len()).sum();
+        e.set_retry(ctx.connect_failures < members);
         e
     }
 
@@ -362,6 +383,9 @@ impl ProxyHttp for SwitchyardProxy {
         }
         if let Some(e) = e {
             tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
+            if failed_mid_answer(e) {
+                self.answer_failed(ctx);
+            }
         }
         if let Some(mut tee) = ctx.shadow.take() {
             if e.is_some() {
@@ -375,6 +399,22 @@ impl ProxyHttp for SwitchyardProxy {
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         true
     }
+}
+
+/// The controller accepted the connection, then failed the request: reset, closed, timed out or
+/// garbled before its whole answer (a refused connection is handled when connecting).
+fn failed_mid_answer(e: &Error) -> bool {
+    *e.esource() == ErrorSource::Upstream
+        && matches!(
+            e.etype(),
+            ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ReadTimedout
+                | ErrorType::WriteTimedout
+                | ErrorType::ConnectionClosed
+                | ErrorType::H1Error
+                | ErrorType::InvalidHTTPHeader
+        )
 }
 
 #[cfg(test)]

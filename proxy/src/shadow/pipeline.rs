@@ -95,7 +95,9 @@ struct Worker {
     /// The largest answer read from a copy.
     max_body: usize,
     instance: String,
-    sink: Option<Mutex<JsonLinesFile>>,
+    /// The record file, and whether its last write failed (so a full disk logs once, not once
+    /// per record; every failure is counted).
+    sink: Option<Mutex<(JsonLinesFile, bool)>>,
     /// Secret field names beyond the built-in list.
     secret_fields: Arc<[String]>,
     state: Arc<ShadowState>,
@@ -134,7 +136,7 @@ pub fn start(
     } else {
         let file = JsonLinesFile::open(&config.records_file, config.rotate_bytes, config.keep_files)
             .map_err(|source| ShadowStartError { path: config.records_file.clone(), source })?;
-        Some(Mutex::new(file))
+        Some(Mutex::new((file, false)))
     };
     let worker = Arc::new(Worker {
         pools,
@@ -231,9 +233,16 @@ impl Worker {
         self.metrics.shadow_outcome(&record.outcome);
         self.live.comparison(&record);
         if let Some(sink) = &self.sink {
-            if let Err(e) = lock(sink).write(&record) {
-                self.metrics.shadow_record_errors.increment(1);
-                tracing::warn!(error = %e, "cannot write a comparison record");
+            let (file, failing) = &mut *lock(sink);
+            match file.write(&record) {
+                Err(e) => {
+                    self.metrics.shadow_record_errors.increment(1);
+                    if !std::mem::replace(failing, true) {
+                        tracing::warn!(error = %e, "cannot write comparison records (each failure is counted)");
+                    }
+                }
+                Ok(()) if std::mem::replace(failing, false) => tracing::info!("comparison records are written again"),
+                Ok(()) => {}
             }
         }
         if let Some(kafka) = &self.state.kafka {
