@@ -729,4 +729,21 @@ mod tests {
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, c.fingerprint);
     }
+
+    /// Found by fuzzing: a gate's factor whose shortest decimal form JSON's fast float parser
+    /// read back one unit off, so the copy another replica parsed from the rules topic had a
+    /// different fingerprint than the rules it came from.
+    #[test]
+    fn every_number_survives_the_trip_through_published_json() {
+        for factor in ["1.5555552463839555", "1.5588796836325587", "1.2888796467844779"] {
+            let doc = format!(
+                "version = \"f\"\n[ramp]\nstart = 1800000000\nsteps = [{{ share = 100, hold_s = 0 }}]\n\
+                 [ramp.gates]\nlatency = {{ max_p99_ms = 500, factor = {factor} }}\n"
+            );
+            let rules = toml(&doc).unwrap();
+            let published = serde_json::to_vec(&rules.to_document()).unwrap();
+            let again = parse_rules(&published, RulesFormat::Json, "kafka").unwrap();
+            assert_eq!(again.fingerprint, rules.fingerprint, "factor {factor}");
+        }
+    }
 }
