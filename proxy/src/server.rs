@@ -12,11 +12,13 @@ use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
 use tokio::sync::watch;
 
 use crate::control::ramp::window::LiveCounters;
 use crate::control::rules::RuleControl;
 use crate::control::source::{FileTrigger, RuleSource};
+use crate::data::idle::Parked;
 use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::{self, Pools};
 use crate::data::service::SwitchyardProxy;
@@ -265,12 +267,12 @@ fn start_data_plane(
     let opt = Opt { upgrade, ..Opt::default() };
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
-    let mut service = pingora::proxy::http_proxy_service_with_name(
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         SwitchyardProxy { shared: Arc::clone(shared), timeouts: config.timeouts.clone() },
-        "switchyard",
     );
-    let buffers = L4BufferSettings::default().read(config.read_buffer_bytes.max(512));
+    let mut service = Service::new("switchyard".to_string(), Parked::new(proxy));
+    let buffers = L4BufferSettings::default().read(config.read_buffer_bytes).write(config.write_buffer_bytes);
     service.add_listener(ListenerConfig::tcp(proxy_addr.to_string()).l4_buffer(buffers));
     server.add_service(service);
     // When pingora has told its listeners to stop (after our grace period, or after handing the

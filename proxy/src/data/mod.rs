@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod credential;
+pub mod idle;
 pub mod namespaces;
 pub mod pools;
 pub mod request_id;

@@ -48,11 +48,14 @@ pub struct ServerConfig {
     /// their threads and are picked up by later threads that reuse the thread id.
     #[serde(default)]
     pub work_stealing: bool,
-    /// Read buffer per client connection. pingora's default (64 KiB) makes every idle keep-alive
-    /// client cost about 30 KiB of resident memory; a request header and an invocation body fit
-    /// in far less, and a larger one is simply read in more steps.
+    /// Read buffer per client connection. pingora's default (64 KiB) makes every keep-alive
+    /// client cost far more than its request needs; 512 bytes hold a typical invocation's header
+    /// (read in one `recv` with the wait for it), and a larger request is simply read in more steps.
     #[serde(default = "default_read_buffer")]
     pub read_buffer_bytes: usize,
+    /// Write buffer per client connection: an answer's header and a small body leave in one send.
+    #[serde(default = "default_write_buffer")]
+    pub write_buffer_bytes: usize,
     #[serde(default)]
     pub admin: AdminConfig,
     pub pools: PoolsConfig,
@@ -412,7 +415,11 @@ impl ShadowConfig {
 }
 
 fn default_read_buffer() -> usize {
-    4096
+    512
+}
+
+fn default_write_buffer() -> usize {
+    512
 }
 
 impl ServerConfig {
@@ -427,6 +434,7 @@ impl ServerConfig {
             // Several proxies start one after another in one process there (see the field's doc).
             work_stealing: true,
             read_buffer_bytes: default_read_buffer(),
+            write_buffer_bytes: default_write_buffer(),
             admin: AdminConfig { listen: "127.0.0.1:0".into(), token: None, token_file: None },
             watch_rules: true,
             pools: PoolsConfig {
