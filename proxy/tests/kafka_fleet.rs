@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::Value;
-use switchyard_tests::broker::{create_topics, Tansu};
+use switchyard_tests::broker::{create_topics, records_to, RecordCounts, Tansu};
 use switchyard_tests::free_port;
 use switchyard_tests::{guest_credentials, FleetSpec, LocalFleet};
 use whisk_sim::{Flavor, SimConfig};
@@ -551,32 +551,16 @@ fn the_broker_killed_and_restarted_under_shadow_load() {
     let mut spec = FleetSpec::new(SHADOWED);
     spec.scheduler = SimConfig::with_flavor(Flavor::Legacy);
     let brokers = tansu.brokers.clone();
-    spec.tweak = Some(Box::new(move |c| {
-        c.kafka.brokers = brokers;
-        c.kafka.records_topic = "outage".into();
-        c.kafka.message_timeout_ms = 2_000;
-        // Reconnect quickly once the broker is back (librdkafka backs off up to 10 s by default).
-        c.kafka.properties.insert("reconnect.backoff.ms".into(), "100".into());
-        c.kafka.properties.insert("reconnect.backoff.max.ms".into(), "500".into());
-    }));
+    spec.tweak = Some(Box::new(move |c| records_to(c, brokers, "outage", 2_000)));
     let fleet = LocalFleet::start(spec).expect("replica");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let counts = |rt: &tokio::runtime::Runtime| {
-        let r = readyz(&fleet, rt)["kafka"]["records"].clone();
-        let metrics = rt.block_on(switchyard_tests::metrics_text(&fleet.admin_url()));
-        let compared: f64 = switchyard_shadow::Outcome::KINDS
-            .iter()
-            .map(|o| switchyard_tests::metric(&metrics, "switchyard_shadow_comparisons_total", &[("outcome", o)]))
-            .sum();
-        let n = |k: &str| r[k].as_u64().unwrap();
-        (n("delivered"), n("failed"), n("dropped"), compared as u64)
-    };
+    let counts = |rt: &tokio::runtime::Runtime| rt.block_on(RecordCounts::read(&fleet.admin_url()));
 
     let load = switchyard_tests::Load::start(&fleet.proxy_url(), "pure", 5, 4, "blocking=true");
     std::thread::sleep(Duration::from_secs(2));
     tansu.child.kill().unwrap();
     tansu.child.wait().unwrap();
-    let (delivered_before, _, _, _) = counts(&rt);
+    let delivered_before = counts(&rt).delivered;
     std::thread::sleep(Duration::from_secs(4));
     let restarted = Instant::now();
     let tansu = Tansu::spawn(port, port);
@@ -585,7 +569,7 @@ fn the_broker_killed_and_restarted_under_shadow_load() {
     create_topics(ClientConfig::new().set("bootstrap.servers", &tansu.brokers), &["outage"]);
     let mut resumed = None;
     while restarted.elapsed() < Duration::from_secs(30) {
-        if counts(&rt).0 > delivered_before {
+        if counts(&rt).delivered > delivered_before {
             resumed = Some(restarted.elapsed());
             break;
         }
@@ -595,13 +579,14 @@ fn the_broker_killed_and_restarted_under_shadow_load() {
     let answers = load.stop();
     // Settle: every record produced ends delivered, failed or dropped.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (d, f, x, compared) = loop {
+    let c = loop {
         let c = counts(&rt);
-        if c.0 + c.1 + c.2 == c.3 || Instant::now() > deadline {
+        if c.accounted() || Instant::now() > deadline {
             break c;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    let RecordCounts { delivered: d, failed: f, dropped: x, compared } = c;
     let failed = answers.iter().filter(|a| !a.ok()).count();
     let resumed = resumed.expect("delivery resumed after the broker came back");
     switchyard_tests::fault_row(

@@ -60,3 +60,48 @@ pub fn create_topics(client: &ClientConfig, topics: &[&str]) {
         r.expect("topic created");
     }
 }
+
+/// Shadow records to `topic` on `brokers`, each given up after `message_timeout_ms`, with the
+/// producer reconnecting quickly once a broker is back (librdkafka backs off up to 10 s by default).
+pub fn records_to(c: &mut switchyard::ServerConfig, brokers: String, topic: &str, message_timeout_ms: u64) {
+    c.kafka.brokers = brokers;
+    c.kafka.records_topic = topic.into();
+    c.kafka.message_timeout_ms = message_timeout_ms;
+    c.kafka.properties.insert("reconnect.backoff.ms".into(), "100".into());
+    c.kafka.properties.insert("reconnect.backoff.max.ms".into(), "500".into());
+}
+
+/// Where every shadow record went, from `GET /readyz` and the metrics: delivered to Kafka, failed,
+/// dropped, and how many comparisons produced one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCounts {
+    pub delivered: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub compared: u64,
+}
+
+impl RecordCounts {
+    pub async fn read(admin: &str) -> RecordCounts {
+        let ready: serde_json::Value =
+            crate::client().get(format!("{admin}/readyz")).send().await.unwrap().json().await.unwrap();
+        let r = &ready["kafka"]["records"];
+        let metrics = crate::metrics_text(admin).await;
+        let compared: f64 = switchyard_shadow::Outcome::KINDS
+            .iter()
+            .map(|o| crate::metric(&metrics, "switchyard_shadow_comparisons_total", &[("outcome", o)]))
+            .sum();
+        let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("readyz without kafka.records.{k}: {ready}"));
+        RecordCounts {
+            delivered: n("delivered"),
+            failed: n("failed"),
+            dropped: n("dropped"),
+            compared: compared as u64,
+        }
+    }
+
+    /// Every record produced is delivered, failed or dropped.
+    pub fn accounted(&self) -> bool {
+        self.delivered + self.failed + self.dropped == self.compared
+    }
+}

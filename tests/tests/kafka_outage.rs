@@ -6,27 +6,14 @@ use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 use serde_json::Value;
+use switchyard_tests::broker::{records_to, RecordCounts};
 use switchyard_tests::{guest_credentials, FleetSpec, LocalFleet};
 
 const RULES: &str = "version = \"k\"\nscheduler_share = 0\n[[overrides]]\nnamespace = \"guest\"\naction = \"pure-*\"\nshare = 0\nshadow = { sample = 100 }\n";
 
 fn counts(admin: &str, rt: &tokio::runtime::Runtime) -> (u64, u64, u64, u64) {
-    rt.block_on(async {
-        let ready: Value = reqwest::get(format!("{admin}/readyz")).await.unwrap().json().await.unwrap();
-        let r = &ready["kafka"]["records"];
-        let metrics = reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap();
-        let compared: f64 = metrics
-            .lines()
-            .filter(|l| l.starts_with("switchyard_shadow_comparisons_total"))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum();
-        (
-            r["delivered"].as_u64().unwrap(),
-            r["failed"].as_u64().unwrap(),
-            r["dropped"].as_u64().unwrap(),
-            compared as u64,
-        )
-    })
+    let c = rt.block_on(RecordCounts::read(admin));
+    (c.delivered, c.failed, c.dropped, c.compared)
 }
 
 #[test]
@@ -37,14 +24,7 @@ fn broker_down_and_up_under_load() {
     let mut spec = FleetSpec::new(RULES);
     spec.legacy.wait_time_ms = Some([0, 0]);
     spec.scheduler.wait_time_ms = Some([0, 0]);
-    spec.tweak = Some(Box::new(move |c| {
-        c.kafka.brokers = brokers;
-        c.kafka.records_topic = "records".into();
-        c.kafka.message_timeout_ms = 3_000;
-        // Reconnect quickly once the broker is back (librdkafka backs off up to 10 s by default).
-        c.kafka.properties.insert("reconnect.backoff.ms".into(), "100".into());
-        c.kafka.properties.insert("reconnect.backoff.max.ms".into(), "500".into());
-    }));
+    spec.tweak = Some(Box::new(move |c| records_to(c, brokers, "records", 3_000)));
     let fleet = LocalFleet::start(spec).expect("fleet");
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
