@@ -15,6 +15,12 @@ use switchyard_tests::{block_on, client, fault_row, metric, metrics_text, Answer
 use whisk_sim::{ActionProfile, Flavor, Latency, SimConfig, SimHandle, Simulator};
 
 const CLIENTS: usize = 16;
+
+/// One case at a time: each measures what a fault costs, which a neighbour's load would distort.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 /// How long the load runs before a fault, and after it ends.
 const SETTLE: Duration = Duration::from_millis(1500);
 
@@ -151,6 +157,7 @@ fn recovery(run: &Run, back: &str) -> String {
 /// again once it is back and its health check passes.
 #[test]
 fn a_controller_killed_and_restarted() {
+    let _serial = one_at_a_time();
     let t = legacy_pool_of_two(70_000);
     let run = run_fault(&t, &[&t.b], Fault::Killed, Duration::from_secs(3));
     run.row("a controller killed, restarted 3 s later", recovery(&run, "back in rotation"));
@@ -167,6 +174,7 @@ fn a_controller_killed_and_restarted() {
 /// to it until it answers again.
 #[test]
 fn a_controller_that_never_answers() {
+    let _serial = one_at_a_time();
     let t = legacy_pool_of_two(2_000);
     let run = run_fault(&t, &[&t.b], Fault::Blackhole, Duration::from_secs(4));
     run.row("a controller accepts and never answers (4 s)", recovery(&run, "back in rotation"));
@@ -185,6 +193,7 @@ fn a_controller_that_never_answers() {
 /// like two failed health checks) until a health check passes again.
 #[test]
 fn a_controller_that_resets_mid_response() {
+    let _serial = one_at_a_time();
     let t = legacy_pool_of_two(70_000);
     let run = run_fault(&t, &[&t.b], Fault::ResetMidResponse, Duration::from_secs(3));
     run.row("a controller resets connections mid-response (3 s)", recovery(&run, "back in rotation"));
@@ -198,6 +207,7 @@ fn a_controller_that_resets_mid_response() {
 /// fails, and only the latency of what it serves grows.
 #[test]
 fn a_controller_ten_times_slower() {
+    let _serial = one_at_a_time();
     let t = legacy_pool_of_two(70_000);
     let run = run_fault(&t, &[&t.b], Fault::Slow(Duration::from_millis(50)), Duration::from_secs(3));
     let before = run.p99_ms(Duration::ZERO, run.fault_at);
@@ -213,6 +223,7 @@ fn a_controller_ten_times_slower() {
 /// retry per request, for a connection that never opened) and come back when legacy does.
 #[test]
 fn a_whole_pool_gone_and_back() {
+    let _serial = one_at_a_time();
     let t = legacy_pool_of_two(70_000);
     let run = run_fault(&t, &[&t.a, &t.b], Fault::Killed, Duration::from_secs(3));
     run.row(
@@ -233,6 +244,7 @@ fn a_whole_pool_gone_and_back() {
 /// port, while normal traffic runs: normal traffic does not notice.
 #[test]
 fn slow_clients_on_both_ports() {
+    let _serial = one_at_a_time();
     let t = legacy_pool_of_two(70_000);
     let (proxy, admin) = (t.fleet.proxy.proxy_addr, t.fleet.proxy.admin_addr);
     let load = Load::start(&t.fleet.proxy_url(), "f", 50, CLIENTS, "blocking=true");
@@ -253,7 +265,7 @@ fn slow_clients_on_both_ports() {
         scrapes += 1;
         scraped += u32::from(block_on(async {
             let c = client();
-            tokio::time::timeout(Duration::from_secs(2), c.get(format!("http://{admin}/metrics")).send())
+            tokio::time::timeout(Duration::from_secs(5), c.get(format!("http://{admin}/metrics")).send())
                 .await
                 .is_ok_and(|r| r.is_ok_and(|r| r.status() == 200))
         }));
@@ -299,6 +311,7 @@ fn slowloris(addr: SocketAddr, n: usize, stop: &std::sync::atomic::AtomicBool) -
 /// record that cannot be written is counted.
 #[test]
 fn the_record_directory_removed_and_the_disk_full() {
+    let _serial = one_at_a_time();
     let dir = switchyard_tests::scratch_dir("records-gone");
     let records = dir.join("records").join("shadow.jsonl");
     let (first, second) = (records.clone(), "/dev/full");
