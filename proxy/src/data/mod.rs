@@ -1,5 +1,6 @@
 //! The data plane: what happens to each client request. Classification, the caller's credential,
-//! the controller pools with their health, and the pingora hooks that tie them together.
+//! the controller pools with their health, the pingora hooks that tie them together, and the
+//! connection loop that parks idle clients cheaply between requests.
 
 pub mod classify;
 pub mod credential;
