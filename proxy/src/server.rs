@@ -271,7 +271,8 @@ fn start_data_plane(
         &server.configuration,
         SwitchyardProxy { shared: Arc::clone(shared), timeouts: config.timeouts.clone() },
     );
-    let mut service = Service::new("switchyard".to_string(), Parked::new(proxy));
+    let parked = Parked::new(proxy, config.max_client_connections, Arc::clone(&shared.metrics));
+    let mut service = Service::new("switchyard".to_string(), parked);
     let buffers = L4BufferSettings::default().read(config.read_buffer_bytes).write(config.write_buffer_bytes);
     service.add_listener(ListenerConfig::tcp(proxy_addr.to_string()).l4_buffer(buffers));
     server.add_service(service);

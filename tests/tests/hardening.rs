@@ -231,3 +231,44 @@ fn slow_admin_clients_are_cut_off() {
         assert_eq!(resp.status(), 200);
     });
 }
+
+/// Past `max_client_connections` open on the proxy port, a new connection is closed at once and
+/// counted; once clients leave, new ones are served again.
+#[test]
+fn client_connections_past_the_cap_are_closed_and_counted() {
+    let mut spec = FleetSpec::new("version = \"cap\"\n");
+    spec.tweak = Some(Box::new(|c| c.max_client_connections = 20));
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let addr = fleet.proxy.proxy_addr;
+    let mut idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let gauge = || metric(&block_on(metrics_text(&fleet.admin_url())), "switchyard_client_connections", &[]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gauge() < 20.0 {
+        assert!(Instant::now() < deadline, "the 20 connections were not counted: {}", gauge());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut extra = TcpStream::connect(addr).unwrap();
+    extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ =
+        extra.write_all(b"POST /api/v1/namespaces/guest/actions/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    let mut buf = [0u8; 64];
+    assert!(matches!(extra.read(&mut buf), Ok(0) | Err(_)), "the 21st connection is closed without an answer");
+    let text = block_on(metrics_text(&fleet.admin_url()));
+    assert!(metric(&text, "switchyard_client_connections_refused_total", &[]) >= 1.0);
+    assert_eq!(metric(&text, "switchyard_client_connections", &[]), 20.0);
+    idle.truncate(10);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gauge() > 10.0 {
+        assert!(Instant::now() < deadline, "closed connections are still counted: {}", gauge());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    block_on(async {
+        let resp = with_guest(
+            client().post(format!("{}/api/v1/namespaces/guest/actions/hello?blocking=true", fleet.proxy_url())),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200, "served again below the cap");
+    });
+}

@@ -5,9 +5,14 @@
 //! connection loop itself and waits for each request's first byte in a future of a few hundred
 //! bytes before starting the proxy's: an idle client costs its socket and buffers (about 5 KB).
 //!
+//! Seeing every connection first, it also caps how many are open at once: past
+//! `max_client_connections` a new one is closed at once and counted, so a flood of idle or slow
+//! clients has a bounded cost.
+//!
 //! Only what the proxy listener uses is handled: plain-text HTTP/1 (no TLS, no h2c, pipelining
 //! not enabled), exactly as pingora's own loop does it otherwise.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,17 +22,43 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
+use crate::ops::metrics::Metrics;
+
 /// How long a connection may wait for its next request: pingora's own keep-alive and first-read
 /// timeouts (60 s), so parking changes no client-visible limit.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Parked<A> {
     app: Arc<A>,
+    open: AtomicUsize,
+    max: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl<A> Parked<A> {
-    pub fn new(app: A) -> Parked<A> {
-        Parked { app: Arc::new(app) }
+    pub fn new(app: A, max_connections: usize, metrics: Arc<Metrics>) -> Parked<A> {
+        Parked { app: Arc::new(app), open: AtomicUsize::new(0), max: max_connections, metrics }
+    }
+
+    /// Counts a new connection in, unless `max` are open.
+    fn admit(&self) -> Option<Admitted<'_, A>> {
+        let admitted = self.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1));
+        if admitted.is_err() {
+            self.metrics.client_connections_refused.increment(1);
+            return None;
+        }
+        self.metrics.client_connections.increment(1.0);
+        Some(Admitted(self))
+    }
+}
+
+/// An open connection, counted until dropped.
+struct Admitted<'a, A>(&'a Parked<A>);
+
+impl<A> Drop for Admitted<'_, A> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.client_connections.decrement(1.0);
     }
 }
 
@@ -50,6 +81,8 @@ async fn next_request(stream: &mut Stream, shutdown: &ShutdownWatch) -> bool {
 #[async_trait]
 impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Parked<A> {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        // Past the cap the connection is dropped here, before any of it is read.
+        let _admitted = self.admit()?;
         let (mut first, mut settings) = (true, None);
         loop {
             if !next_request(&mut stream, shutdown).await {

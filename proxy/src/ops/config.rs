@@ -56,6 +56,10 @@ pub struct ServerConfig {
     /// Write buffer per client connection: an answer's header and a small body leave in one send.
     #[serde(default = "default_write_buffer")]
     pub write_buffer_bytes: usize,
+    /// Client connections open at once on the proxy port; past it a new connection is closed at
+    /// once (counted), so a flood of idle or slow clients has a bounded cost.
+    #[serde(default = "default_max_client_connections")]
+    pub max_client_connections: usize,
     #[serde(default)]
     pub admin: AdminConfig,
     pub pools: PoolsConfig,
@@ -378,6 +382,9 @@ impl ServerConfig {
         if self.timeouts.connect_ms == 0 {
             problems.push("timeouts.connect_ms: must be above 0".into());
         }
+        if self.max_client_connections == 0 {
+            problems.push("max_client_connections: must be at least 1".into());
+        }
         if self.admin.token.as_deref().is_some_and(|t| t.trim().len() < 16) {
             problems.push("admin.token: shorter than 16 characters; use a long random value".into());
         }
@@ -422,6 +429,10 @@ fn default_write_buffer() -> usize {
     512
 }
 
+fn default_max_client_connections() -> usize {
+    50_000
+}
+
 impl ServerConfig {
     /// A config for a proxy in front of two local controllers, as the demo and the tests run it:
     /// free loopback ports, fast health checks, a short shutdown, records next to the rules file.
@@ -435,6 +446,7 @@ impl ServerConfig {
             work_stealing: true,
             read_buffer_bytes: default_read_buffer(),
             write_buffer_bytes: default_write_buffer(),
+            max_client_connections: default_max_client_connections(),
             admin: AdminConfig { listen: "127.0.0.1:0".into(), token: None, token_file: None },
             watch_rules: true,
             pools: PoolsConfig {

@@ -30,6 +30,8 @@ pub const SHADOW_DROPPED: &str = "switchyard_shadow_dropped_total";
 pub const SHADOW_IN_FLIGHT: &str = "switchyard_shadow_in_flight";
 pub const SHADOW_QUEUED: &str = "switchyard_shadow_queued";
 pub const SHADOW_RECORD_ERRORS: &str = "switchyard_shadow_record_write_errors_total";
+pub const CLIENT_CONNECTIONS: &str = "switchyard_client_connections";
+pub const CLIENT_CONNECTIONS_REFUSED: &str = "switchyard_client_connections_refused_total";
 pub const KAFKA_RECORDS: &str = "switchyard_kafka_records_total";
 pub const NAMESPACE_LOOKUPS: &str = "switchyard_namespace_lookups_total";
 pub const RAMP_STEP: &str = "switchyard_ramp_step";
@@ -146,6 +148,8 @@ pub struct Metrics {
     pub shadow_in_flight: Gauge,
     pub shadow_queued: Gauge,
     pub shadow_record_errors: Counter,
+    pub client_connections: Gauge,
+    pub client_connections_refused: Counter,
     /// [`NamespaceLookup`] as index
     namespace_lookups: Vec<Counter>,
     pub ramp_step: Gauge,
@@ -280,6 +284,8 @@ impl Metrics {
             shadow_in_flight: gauge(SHADOW_IN_FLIGHT, &[]),
             shadow_queued: gauge(SHADOW_QUEUED, &[]),
             shadow_record_errors: counter(SHADOW_RECORD_ERRORS, &[]),
+            client_connections: gauge(CLIENT_CONNECTIONS, &[]),
+            client_connections_refused: counter(CLIENT_CONNECTIONS_REFUSED, &[]),
             reloads,
             requests,
             invocations,
@@ -428,6 +434,11 @@ fn describe(r: &PrometheusRecorder) {
     c(SHADOW_COMPARISONS, None, "Shadow comparisons finished, by outcome.");
     c(SHADOW_DROPPED, None, "Shadow jobs dropped before running, and why (the client was never delayed).");
     c(SHADOW_RECORD_ERRORS, None, "Comparison records that could not be written to the record file.");
+    c(
+        CLIENT_CONNECTIONS_REFUSED,
+        None,
+        "Client connections closed at once because `max_client_connections` were open.",
+    );
     c(KAFKA_RECORDS, None, "Comparison records sent to Kafka, by result (delivered, failed, dropped).");
     c(RAMP_ROLLBACKS, None, "Ramp rollbacks this replica decided, by the gate that failed.");
     c(NAMESPACE_LOOKUPS, None, "Resolutions of the `_` namespace to the caller's own, by result.");
@@ -442,6 +453,7 @@ fn describe(r: &PrometheusRecorder) {
     g(POOL_MEMBERS, "Controllers configured in each pool.");
     g(SHADOW_IN_FLIGHT, "Shadow copies being sent or compared now.");
     g(SHADOW_QUEUED, "Shadow jobs waiting for a slot.");
+    g(CLIENT_CONNECTIONS, "Client connections open on the proxy port.");
     g(POOL_HEALTHY_MEMBERS, "Controllers in each pool that pass their health check.");
     g(
         SCHEDULER_SHARE,
