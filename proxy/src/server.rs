@@ -227,7 +227,7 @@ fn start_control_plane(
     }
     // One health round before taking traffic, so the first requests avoid dead controllers.
     control.block_on(pools::check_all(&shared.pools, &pools::health_client(), &shared.metrics));
-    control.spawn(health_loop(Arc::clone(shared)));
+    control.spawn(health_loop(Arc::clone(shared), Duration::from_millis(config.timeouts.idle_ms)));
     let metrics = Arc::clone(&shared.metrics);
     control.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -267,10 +267,7 @@ fn start_data_plane(
     let opt = Opt { upgrade, ..Opt::default() };
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
-    let proxy = pingora::proxy::http_proxy(
-        &server.configuration,
-        SwitchyardProxy { shared: Arc::clone(shared), timeouts: config.timeouts.clone() },
-    );
+    let proxy = SwitchyardProxy::new(Arc::clone(shared), &config.timeouts);
     let parked = Parked::new(proxy, config.max_client_connections, Arc::clone(&shared.metrics));
     let mut service = Service::new("switchyard".to_string(), parked);
     let buffers = L4BufferSettings::default().read(config.read_buffer_bytes).write(config.write_buffer_bytes);
@@ -302,7 +299,9 @@ fn start_data_plane(
     Ok((proxy_addr, stop, data_plane))
 }
 
-async fn health_loop(shared: Arc<Shared>) {
+/// Health checks every interval; each round also closes the controller connections idle past
+/// `idle` (a pool without traffic would otherwise keep them until its next request).
+async fn health_loop(shared: Arc<Shared>, idle: Duration) {
     let client = pools::health_client();
     let mut tick = tokio::time::interval(Duration::from_millis(shared.pools.health.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -310,6 +309,9 @@ async fn health_loop(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         pools::check_all(&shared.pools, &client, &shared.metrics).await;
+        for member in shared.pools.all().iter().flat_map(|p| &p.members) {
+            member.idle.sweep(idle);
+        }
     }
 }
 

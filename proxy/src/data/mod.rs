@@ -1,6 +1,7 @@
 //! The data plane: what happens to each client request. Classification, the caller's credential,
-//! the controller pools with their health, the pingora hooks that tie them together, and the
-//! connection loop that parks idle clients cheaply between requests.
+//! the controller pools with their health, switchyard's own client to the controllers, the
+//! per-request flow that ties them together, and the connection loop that parks idle clients
+//! cheaply between requests.
 
 pub mod classify;
 pub mod credential;
@@ -9,3 +10,4 @@ pub mod namespaces;
 pub mod pools;
 pub mod request_id;
 pub mod service;
+pub mod upstream;

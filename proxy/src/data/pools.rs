@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use switchyard_rules::Pool;
 
+use crate::data::upstream::pool::IdleConnections;
 use crate::ops::config::HealthConfig;
 use crate::ops::metrics::Metrics;
 
 pub struct Member {
     pub addr: SocketAddr,
+    /// Connections to it kept open between requests.
+    pub idle: IdleConnections,
     healthy: AtomicBool,
     failures: AtomicU32,
     successes: AtomicU32,
@@ -20,7 +23,13 @@ pub struct Member {
 impl Member {
     fn new(addr: SocketAddr) -> Member {
         // Optimistic until the first check, which runs before the proxy accepts traffic.
-        Member { addr, healthy: AtomicBool::new(true), failures: AtomicU32::new(0), successes: AtomicU32::new(0) }
+        Member {
+            addr,
+            idle: IdleConnections::default(),
+            healthy: AtomicBool::new(true),
+            failures: AtomicU32::new(0),
+            successes: AtomicU32::new(0),
+        }
     }
 
     pub fn is_healthy(&self) -> bool {

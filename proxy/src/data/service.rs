@@ -1,4 +1,12 @@
-//! The pingora service: classify, route by the rules, pick a controller, fall back, measure.
+//! The data plane's per-request flow: classify, route by the rules, pick a controller, forward,
+//! fall back, answer, measure. pingora reads and writes the client side (parsing, validation,
+//! keep-alive); the controller side is switchyard's own client (`upstream`), which sends each
+//! request in one write and skips pingora's per-request proxy machinery.
+//!
+//! The phases keep pingora's `ProxyHttp` vocabulary, each documented by when it runs:
+//! [`SwitchyardProxy::request_filter`] → [`SwitchyardProxy::forward`] (`upstream_peer`,
+//! connect, `fail_to_connect`, the request body, the answer and its body) →
+//! [`SwitchyardProxy::fail_to_proxy`] → [`SwitchyardProxy::logging`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,32 +14,46 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::prelude::*;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::{HttpPeer, Peer};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use pingora::{Error, ErrorType};
 use switchyard_rules::{Decision, DecisionReason, Invocation, Pool};
 use switchyard_shadow::{AnswerClass, SkipReason, CLASSIFY_PREFIX_BYTES};
 
 use crate::control::rules::ActiveRules;
 use crate::data::classify::{classify, RequestKind};
 use crate::data::credential::BasicCredential;
+use crate::data::pools::Member;
 use crate::data::request_id::{self, REQUEST_ID_HEADER};
+use crate::data::upstream::wire::{self, AnswerHead, RequestFraming};
+use crate::data::upstream::{Connection, Fault, Limits};
 use crate::lifecycle::InFlight;
 use crate::ops::config::TimeoutsConfig;
 use crate::ops::metrics::FallbackReason;
-use crate::shadow::tee::{sampled, Tee, SHADOW_HEADER};
+use crate::shadow::tee::{sampled, Tee};
 use crate::state::Shared;
 
 pub const POOL_HEADER: &str = "x-switchyard-pool";
 pub const RULES_VERSION_HEADER: &str = "x-switchyard-rules-version";
 
+/// How much of a request body is read before the request goes out: a body this size or smaller
+/// leaves in the same write as the head, and can be sent again on a fresh connection when a kept
+/// one turns out closed. A larger body streams on after it.
+pub const BUFFERED_BODY: usize = 64 * 1024;
+
+/// How long a client may pause while sending its request body or reading its answer (the same
+/// bound pingora gives an idle connection).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub struct SwitchyardProxy {
-    pub shared: Arc<Shared>,
-    pub timeouts: TimeoutsConfig,
+    shared: Arc<Shared>,
+    limits: Limits,
+    idle: Duration,
 }
 
-/// Per-request state, created by pingora for each request.
+/// Per-request state, created once the request head was read.
 pub struct RequestCtx {
     started: Instant,
     kind: RequestKind,
@@ -59,23 +81,52 @@ pub struct RequestCtx {
     _in_flight: InFlight,
 }
 
-impl SwitchyardProxy {
-    fn peer(&self, addr: SocketAddr) -> Box<HttpPeer> {
-        let mut peer = HttpPeer::new(addr, false, String::new());
-        let o = &mut peer.options;
-        o.connection_timeout = Some(self.timeouts.connect());
-        o.read_timeout = Some(Duration::from_millis(self.timeouts.read_ms));
-        o.write_timeout = Some(Duration::from_millis(self.timeouts.write_ms));
-        o.idle_timeout = Some(Duration::from_millis(self.timeouts.idle_ms));
-        Box::new(peer)
+/// Why a request was not answered by a controller.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Between switchyard and the controller.
+    #[error(transparent)]
+    Upstream(#[from] Fault),
+    /// Reading from or writing to the client.
+    #[error("client: {0}")]
+    Client(Box<Error>),
+    /// An answer switchyard could not put together (never expected).
+    #[error("internal: {0}")]
+    Internal(Box<Error>),
+}
+
+impl Failure {
+    /// The status switchyard answers with (0: none, the client is gone), and the message.
+    fn answer(&self) -> (u16, &'static str) {
+        match self {
+            Failure::Upstream(f) if f.is_timeout() && !f.before_delivery() => {
+                (504, "The controller did not answer in time.")
+            }
+            Failure::Upstream(Fault::ConnectTimeout) => (504, "No controller of either pool answered in time."),
+            Failure::Upstream(Fault::Connect(_)) => (502, "No controller of either pool could be reached."),
+            Failure::Upstream(_) => (502, "The controller failed the request before its whole answer."),
+            Failure::Client(e) => match e.etype() {
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => (0, ""),
+                ErrorType::ReadTimedout => (408, "The request was not received in time."),
+                _ => (400, "The request could not be read."),
+            },
+            Failure::Internal(_) => (500, "The proxy failed to forward the request."),
+        }
     }
 
-    /// Counts a failure of the request's controller against its health.
-    fn answer_failed(&self, ctx: &RequestCtx) {
-        let pools = &self.shared.pools;
-        let Some(m) = ctx.member.and_then(|addr| pools.get(ctx.pool).member(addr)) else { return };
-        if m.answer_failed(&pools.health) {
-            tracing::warn!(pool = %ctx.pool, member = %m.addr, "controller failed requests after accepting them; out of rotation until its health check passes");
+    /// The controller accepted the connection, then failed the request: reset, closed, timed out
+    /// or garbled before its whole answer (a refused connection is handled when connecting).
+    fn failed_mid_answer(&self) -> bool {
+        matches!(self, Failure::Upstream(f) if !f.before_delivery())
+    }
+}
+
+impl From<&TimeoutsConfig> for Limits {
+    fn from(t: &TimeoutsConfig) -> Limits {
+        Limits {
+            connect: Duration::from_millis(t.connect_ms),
+            read: Duration::from_millis(t.read_ms),
+            write: Duration::from_millis(t.write_ms),
         }
     }
 }
@@ -85,9 +136,18 @@ fn is_blocking(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|pair| pair.eq_ignore_ascii_case("blocking=true")))
 }
 
-#[async_trait]
-impl ProxyHttp for SwitchyardProxy {
-    type CTX = RequestCtx;
+/// The request body read before the request goes out (see [`BUFFERED_BODY`]).
+struct Body {
+    pieces: Vec<Bytes>,
+    len: usize,
+    /// All of it was read.
+    complete: bool,
+}
+
+impl SwitchyardProxy {
+    pub fn new(shared: Arc<Shared>, timeouts: &TimeoutsConfig) -> SwitchyardProxy {
+        SwitchyardProxy { shared, limits: Limits::from(timeouts), idle: Duration::from_millis(timeouts.idle_ms) }
+    }
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
@@ -108,11 +168,11 @@ impl ProxyHttp for SwitchyardProxy {
         }
     }
 
-    /// Runs first for every request: takes the rules snapshot, classifies the request, resolves a
-    /// `_` namespace (waiting at most `namespaces.wait_ms`, usually answered from the cache), decides
-    /// the pool and whether to mirror, and settles the `X-Request-ID`. Returns `Ok(false)`: the
-    /// request always proceeds.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    /// Runs first for every request, once its head was read: takes the rules snapshot, classifies
+    /// the request, resolves a `_` namespace (waiting at most `namespaces.wait_ms`, usually
+    /// answered from the cache), decides the pool and whether to mirror, and settles the
+    /// `X-Request-ID`.
+    async fn request_filter(&self, session: &ServerSession, ctx: &mut RequestCtx) {
         let active = self.shared.rules.snapshot();
         let req = session.req_header();
         let class = classify(req.method.as_str(), req.uri.path());
@@ -190,34 +250,17 @@ impl ProxyHttp for SwitchyardProxy {
         self.shared.metrics.decision(ctx.chosen, ctx.reason);
         ctx.rules = Some(active);
 
-        ctx.request_id = session
-            .req_header()
+        ctx.request_id = req
             .headers
             .get(REQUEST_ID_HEADER)
             .and_then(|v| request_id::accept(v.as_bytes()))
             .unwrap_or_else(request_id::generate);
-        Ok(false)
-    }
-
-    /// Runs on the request header just before it goes to a controller (after pingora removed the
-    /// hop-by-hop headers, which a client can extend with `Connection: ..., X-Request-ID`): sets
-    /// the request id the client will see, and removes a shadow marker the client sent, which
-    /// would make the controller's logs count the call as a shadow copy.
-    async fn upstream_request_filter(
-        &self,
-        _session: &mut Session,
-        upstream_request: &mut RequestHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        upstream_request.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
-        upstream_request.remove_header(SHADOW_HEADER);
-        Ok(())
     }
 
     /// Runs before each connection attempt (again after a connect failure): picks a healthy
     /// member of the current pool, moving to the other pool only if this one has none, so a
     /// dead controller does not move its share of the canary to the other path.
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    fn upstream_peer<'a>(&'a self, ctx: &mut RequestCtx) -> &'a Member {
         let pools = &self.shared.pools;
         let member = match pools.get(ctx.pool).pick_healthy() {
             Some(m) => m,
@@ -238,75 +281,194 @@ impl ProxyHttp for SwitchyardProxy {
             },
         };
         ctx.member = Some(member.addr);
-        Ok(self.peer(member.addr))
+        member
     }
 
     /// Runs when connecting failed. The request was never delivered, so it is safe to try again:
     /// the failed member leaves rotation until its health check passes, and the next attempt goes
     /// to another member (of the other pool when this one has none left). At most one attempt
-    /// per controller of both pools.
-    fn fail_to_connect(
-        &self,
-        _session: &mut Session,
-        peer: &HttpPeer,
-        ctx: &mut RequestCtx,
-        mut e: Box<Error>,
-    ) -> Box<Error> {
-        if let Some(addr) = peer.address().as_inet() {
-            if let Some(m) = self.shared.pools.get(ctx.pool).member(*addr) {
-                m.mark_unreachable();
-            }
-        }
+    /// per controller of both pools; false when none is left.
+    fn fail_to_connect(&self, member: &Member, ctx: &mut RequestCtx) -> bool {
+        member.mark_unreachable();
         ctx.connect_failures += 1;
         let members: usize = self.shared.pools.all().iter().map(|p| p.members.len()).sum();
-        e.set_retry(ctx.connect_failures < members);
-        e
+        ctx.connect_failures < members
+    }
+
+    /// Reads the request body up to [`BUFFERED_BODY`] (answering `Expect: 100-continue` first),
+    /// keeping a copy for the mirror.
+    async fn request_body(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<Body, Failure> {
+        let mut body = Body { pieces: Vec::new(), len: 0, complete: false };
+        if session.is_body_empty() {
+            body.complete = true;
+            return Ok(body);
+        }
+        // switchyard reads the body itself, so it answers the client's wait; the controller gets
+        // no `Expect` (see `wire::request_head`).
+        if session
+            .req_header()
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        {
+            session.write_continue_response().await.map_err(Failure::Client)?;
+        }
+        while body.len <= BUFFERED_BODY {
+            match self.request_chunk(session, ctx).await? {
+                Some(chunk) => {
+                    body.len += chunk.len();
+                    body.pieces.push(chunk);
+                }
+                None => {
+                    body.complete = true;
+                    break;
+                }
+            }
+        }
+        Ok(body)
     }
 
     /// Runs for each request body chunk on its way to the controller: keeps a copy for the mirror.
-    async fn request_body_filter(
-        &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        _end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        if let (Some(tee), Some(chunk)) = (ctx.shadow.as_mut(), body.as_ref()) {
+    async fn request_chunk(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<Option<Bytes>, Failure> {
+        let chunk = session.read_request_body().await.map_err(Failure::Client)?;
+        if let (Some(tee), Some(chunk)) = (ctx.shadow.as_mut(), chunk.as_ref()) {
             tee.request_chunk(chunk);
+        }
+        Ok(chunk)
+    }
+
+    /// Sends the request to a controller and relays its answer to the client.
+    async fn forward(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<(), Failure> {
+        let mut body = self.request_body(session, ctx).await?;
+        let (conn, member, answer) = self.send_request(session, ctx, &mut body).await?;
+        self.relay_answer(session, ctx, conn, member, answer).await
+    }
+
+    /// Writes the head and the buffered body in one write, streams the rest of a large body, and
+    /// reads the answer head. Connects again after a refused or timed-out connect (to another
+    /// member), and when a kept connection turns out closed before any answer byte while the
+    /// whole body is still at hand (a fresh connection).
+    async fn send_request<'a>(
+        &'a self,
+        session: &mut ServerSession,
+        ctx: &mut RequestCtx,
+        body: &mut Body,
+    ) -> Result<(Connection, &'a Member, AnswerHead), Failure> {
+        let req = session.req_header();
+        let head_request = req.method == http::Method::HEAD;
+        let framing = RequestFraming::for_request(req, body.complete.then_some(body.len));
+        let mut fresh_only = false;
+        loop {
+            let member = self.upstream_peer(ctx);
+            let kept = if fresh_only { None } else { member.idle.take(self.idle, !body.complete) };
+            let reused = kept.is_some();
+            let mut conn = match kept {
+                Some(conn) => conn,
+                None => match Connection::open(member.addr, &self.limits).await {
+                    Ok(conn) => conn,
+                    Err(fault) if self.fail_to_connect(member, ctx) => {
+                        tracing::debug!(member = %member.addr, error = %fault, "connect failed; trying another controller");
+                        continue;
+                    }
+                    Err(fault) => return Err(fault.into()),
+                },
+            };
+            conn.out.clear();
+            wire::request_head(session.req_header(), &ctx.request_id, member.addr, framing, &mut conn.out);
+            for piece in &body.pieces {
+                framing.put_body(&mut conn.out, piece);
+            }
+            let sent = conn.send(&self.limits).await;
+            if sent.is_ok() && !body.complete {
+                // Past the buffer the body streams; it cannot be sent again.
+                body.pieces = Vec::new();
+                self.stream_body(session, ctx, &mut conn, framing).await?;
+            }
+            let answer = match sent {
+                Ok(()) => conn.read_head(head_request, &self.limits).await,
+                Err(fault) => Err(fault),
+            };
+            match answer {
+                Ok(answer) => return Ok((conn, member, answer)),
+                // A kept connection the controller closed while it idled: nothing was delivered.
+                Err(Fault::Write(_) | Fault::Read(_) | Fault::Closed)
+                    if reused && !conn.answered() && body.complete =>
+                {
+                    fresh_only = true;
+                }
+                Err(fault) => return Err(fault.into()),
+            }
+        }
+    }
+
+    /// Relays the answer: its head with the body read along with it in one write when that is the
+    /// whole body (the usual case), else the body streamed on as the controller sends it. The
+    /// connection is kept when the answer was read whole and the controller keeps it open.
+    async fn relay_answer(
+        &self,
+        session: &mut ServerSession,
+        ctx: &mut RequestCtx,
+        mut conn: Connection,
+        member: &Member,
+        answer: AnswerHead,
+    ) -> Result<(), Failure> {
+        let (mut header, mut framing) = (answer.header, answer.body);
+        let (pieces, done) = conn.buffered_body(&mut framing)?;
+        let whole = done.then(|| pieces.iter().map(Bytes::len).sum());
+        let req = session.req_header();
+        client_framing(&mut header, whole, req.method == http::Method::HEAD, req.version).map_err(Failure::Internal)?;
+        self.response_filter(&mut header, ctx).map_err(Failure::Internal)?;
+        for piece in &pieces {
+            self.response_chunk(piece, ctx);
+        }
+        session.write_response_header(Box::new(header)).await.map_err(Failure::Client)?;
+        let first = match pieces.len() {
+            0 => Bytes::new(),
+            1 => pieces.into_iter().next().unwrap_or_default(),
+            _ => pieces.concat().into(),
+        };
+        session.write_response_body(first, done).await.map_err(Failure::Client)?;
+        if !done {
+            while let Some(piece) = conn.read_body(&mut framing, &self.limits).await? {
+                self.response_chunk(&piece, ctx);
+                session.write_response_body(piece, false).await.map_err(Failure::Client)?;
+            }
+            session.write_response_body(Bytes::new(), true).await.map_err(Failure::Client)?;
+        }
+        if conn.reusable(answer.keep_alive, &framing) {
+            member.idle.put(conn, self.idle);
         }
         Ok(())
     }
 
-    /// Runs for each response body chunk on its way to the client: keeps a copy for the comparison.
-    fn response_body_filter(
+    /// The part of a large request body past [`BUFFERED_BODY`], chunk by chunk as the client sends it.
+    async fn stream_body(
         &self,
-        _session: &mut Session,
-        body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        session: &mut ServerSession,
         ctx: &mut RequestCtx,
-    ) -> Result<Option<Duration>> {
-        if let Some(chunk) = body.as_ref() {
-            if let Some(tee) = ctx.shadow.as_mut() {
-                tee.response_chunk(chunk);
+        conn: &mut Connection,
+        framing: RequestFraming,
+    ) -> Result<(), Failure> {
+        loop {
+            let chunk = self.request_chunk(session, ctx).await?;
+            conn.out.clear();
+            match &chunk {
+                Some(c) => framing.put_body(&mut conn.out, c),
+                None => framing.put_end(&mut conn.out),
             }
-            if let Some(prefix) = ctx.error_prefix.as_mut() {
-                // One byte past the bound is enough to know the body is longer.
-                let room = (CLASSIFY_PREFIX_BYTES + 1).saturating_sub(prefix.len());
-                prefix.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if !conn.out.is_empty() {
+                conn.send(&self.limits).await?;
+            }
+            if chunk.is_none() {
+                return Ok(());
             }
         }
-        Ok(None)
     }
 
-    /// Runs on the response header before it goes to the client: says which pool and which rules
+    /// Runs on the answer head before it goes to the client: says which pool and which rules
     /// version served it, keeps the request id visible, and starts keeping the prefix of an
     /// invocation's 502 for its classification.
-    async fn response_filter(
-        &self,
-        _session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
+    fn response_filter(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
         if let Some(tee) = ctx.shadow.as_mut() {
             tee.response_status = Some(resp.status.as_u16());
             tee.response_transaction_id =
@@ -327,94 +489,168 @@ impl ProxyHttp for SwitchyardProxy {
         Ok(())
     }
 
-    /// Runs when the request failed for good: answers in OpenWhisk's error shape
-    /// (`{"error": ..., "code": <request id>}`) instead of pingora's HTML page.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-        let code = match e.etype() {
-            ErrorType::HTTPStatus(code) => *code,
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
-            _ => match e.esource() {
-                ErrorSource::Upstream => 502,
-                ErrorSource::Downstream => match e.etype() {
-                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
-                    _ => 400,
-                },
-                ErrorSource::Internal | ErrorSource::Unset => 500,
-            },
-        };
-        if code > 0 {
-            let message = match code {
-                502 => "No controller of either pool could be reached.",
-                504 => "The controller did not answer in time.",
-                400 => "The request could not be read.",
-                _ => "The proxy failed to forward the request.",
-            };
-            let body = Bytes::from(
-                serde_json::to_vec(&serde_json::json!({"error": message, "code": ctx.request_id})).unwrap_or_default(),
-            );
-            if let Ok(mut resp) = ResponseHeader::build(code, Some(6)) {
-                let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
-                let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len());
-                let _ = resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str());
-                if self.shared.pool_header {
-                    let _ = resp.insert_header(POOL_HEADER, ctx.pool.as_str());
-                }
-                if let Err(err) = session.write_error_response(resp, body).await {
-                    tracing::debug!(error = %err, "could not send the error response");
-                }
-            }
+    /// Runs for each answer body chunk on its way to the client: keeps a copy for the comparison
+    /// and the prefix of an invocation's 502.
+    fn response_chunk(&self, chunk: &Bytes, ctx: &mut RequestCtx) {
+        if let Some(tee) = ctx.shadow.as_mut() {
+            tee.response_chunk(chunk);
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        if let Some(prefix) = ctx.error_prefix.as_mut() {
+            // One byte past the bound is enough to know the body is longer.
+            let room = (CLASSIFY_PREFIX_BYTES + 1).saturating_sub(prefix.len());
+            prefix.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
     }
 
-    /// Runs last for every request, after the response went out or failed: records metrics.
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    /// Runs when the request failed for good, unless the answer had already started: answers in
+    /// OpenWhisk's error shape (`{"error": ..., "code": <request id>}`).
+    async fn fail_to_proxy(&self, session: &mut ServerSession, failure: &Failure, ctx: &RequestCtx) {
+        let (code, message) = failure.answer();
+        if code == 0 || session.response_written().is_some() {
+            return;
+        }
+        let body = Bytes::from(
+            serde_json::to_vec(&serde_json::json!({"error": message, "code": ctx.request_id})).unwrap_or_default(),
+        );
+        if let Ok(mut resp) = ResponseHeader::build(code, Some(6)) {
+            let _ = resp.insert_header(http::header::CONTENT_TYPE, "application/json");
+            let _ = resp.insert_header(http::header::CONTENT_LENGTH, body.len());
+            let _ = resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str());
+            if self.shared.pool_header {
+                let _ = resp.insert_header(POOL_HEADER, ctx.pool.as_str());
+            }
+            if let Err(err) = session.write_error_response(resp, body).await {
+                tracing::debug!(error = %err, "could not send the error response");
+            }
+        }
+    }
+
+    /// Runs last for every request, after the answer went out or failed: records metrics, counts
+    /// a controller's failure against its health, hands the mirror job to the shadow queue.
+    fn logging(&self, session: &ServerSession, failure: Option<&Failure>, ctx: &mut RequestCtx) {
         let status = session.response_written().map(|r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         self.shared.metrics.request(ctx.pool, ctx.kind, status, elapsed.as_secs_f64());
         // A client that went away says nothing about the path; any other failure means the pool
         // gave no usable answer, whatever error page the proxy then wrote.
-        let client_gone = e.is_some_and(|e| *e.esource() == ErrorSource::Downstream);
+        let client_gone = matches!(failure, Some(Failure::Client(_)));
         if ctx.kind.is_invocation() && !(client_gone && status.is_none()) {
-            let answered = if e.is_some() && !client_gone { None } else { status };
+            let answered = if failure.is_some() && !client_gone { None } else { status };
             let class = AnswerClass::of(answered, ctx.blocking, ctx.error_prefix.as_deref().unwrap_or_default());
             self.shared.metrics.invocation(ctx.pool, ctx.kind, class);
             self.shared.live.answer(ctx.pool, class, elapsed.as_secs_f64());
         }
-        if let Some(e) = e {
-            tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %e, "request failed");
-            if failed_mid_answer(e) {
+        if let Some(failure) = failure {
+            tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %failure, "request failed");
+            if failure.failed_mid_answer() {
                 self.answer_failed(ctx);
             }
         }
         if let Some(mut tee) = ctx.shadow.take() {
-            if e.is_some() {
+            if failure.is_some() {
                 tee.give_up(SkipReason::PrimaryFailed);
             }
             self.shared.shadow.submit(tee, ctx.pool, std::mem::take(&mut ctx.request_id), elapsed);
         }
     }
 
-    /// Errors are logged by `logging` with the request id; pingora's own line would repeat them.
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
-        true
+    /// Counts a failure of the request's controller against its health.
+    fn answer_failed(&self, ctx: &RequestCtx) {
+        let pools = &self.shared.pools;
+        let Some(m) = ctx.member.and_then(|addr| pools.get(ctx.pool).member(addr)) else { return };
+        if m.answer_failed(&pools.health) {
+            tracing::warn!(pool = %ctx.pool, member = %m.addr, "controller failed requests after accepting them; out of rotation until its health check passes");
+        }
     }
 }
 
-/// The controller accepted the connection, then failed the request: reset, closed, timed out or
-/// garbled before its whole answer (a refused connection is handled when connecting).
-fn failed_mid_answer(e: &Error) -> bool {
-    *e.esource() == ErrorSource::Upstream
-        && matches!(
-            e.etype(),
-            ErrorType::ReadError
-                | ErrorType::WriteError
-                | ErrorType::ReadTimedout
-                | ErrorType::WriteTimedout
-                | ErrorType::ConnectionClosed
-                | ErrorType::H1Error
-                | ErrorType::InvalidHTTPHeader
-        )
+/// Frames the answer for the client (pingora's writer follows the fields): a body read whole with
+/// the head gets its length, so it goes out in the same write; one still streaming keeps the
+/// controller's length, or is chunked (HTTP/1.0 clients: delimited by the close). An answer
+/// without a body by its status or the request's method keeps its fields as the controller wrote
+/// them (a HEAD's length describes what a GET would get).
+fn client_framing(
+    header: &mut ResponseHeader,
+    whole: Option<usize>,
+    head_request: bool,
+    client: http::Version,
+) -> pingora::Result<()> {
+    if head_request
+        || matches!(header.status.as_u16(), 204 | 304)
+        || header.headers.contains_key(http::header::CONTENT_LENGTH)
+    {
+        return Ok(());
+    }
+    match whole {
+        Some(len) => header.insert_header(http::header::CONTENT_LENGTH, len),
+        None if client == http::Version::HTTP_11 => header.insert_header(http::header::TRANSFER_ENCODING, "chunked"),
+        None => Ok(()),
+    }
+}
+
+/// Reads the next request head. False: the client closed or sent garbage (answered 400), or the
+/// service is stopping and no request had started.
+async fn read_request(session: &mut ServerSession, shutdown: &ShutdownWatch) -> bool {
+    let mut stopping = shutdown.clone();
+    let read = tokio::select! {
+        // A request already buffered is served even when a stop begins.
+        biased;
+        read = session.read_request() => read,
+        _ = stopping.wait_for(|stop| *stop) => return false,
+    };
+    match read {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
+                let _ = session.respond_error(400).await;
+            }
+            session.shutdown().await;
+            return false;
+        }
+    }
+    // As pingora's proxy: a CONNECT tunnel is not an API call.
+    if session.req_header().method == http::Method::CONNECT {
+        let _ = session.respond_error(405).await;
+        session.shutdown().await;
+        return false;
+    }
+    true
+}
+
+#[async_trait]
+impl HttpServerApp for SwitchyardProxy {
+    /// Runs for each request on a client connection (the connection loop is `idle::Parked`):
+    /// the phases in order, then the connection goes back to the loop if it can be kept.
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !read_request(&mut session, shutdown).await {
+            return None;
+        }
+        if *shutdown.borrow() {
+            // Stopping: answer this request, then close.
+            session.set_keepalive(None);
+        }
+        session.set_read_timeout(Some(CLIENT_TIMEOUT));
+        session.set_write_timeout(Some(CLIENT_TIMEOUT));
+        let mut ctx = self.new_ctx();
+        self.request_filter(&session, &mut ctx).await;
+        let result = self.forward(&mut session, &mut ctx).await;
+        if let Err(failure) = &result {
+            self.fail_to_proxy(&mut session, failure, &ctx).await;
+        }
+        self.logging(&session, result.as_ref().err(), &mut ctx);
+        if result.is_err() {
+            // What the connection carries next is unknown (an unread body, a cut answer).
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        let reusable = session.finish().await.ok().flatten()?;
+        Some(ReusedHttpStream::from_reusable_stream(reusable, settings))
+    }
 }
 
 #[cfg(test)]

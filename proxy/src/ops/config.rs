@@ -4,7 +4,6 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
@@ -469,12 +468,6 @@ impl ServerConfig {
             namespaces: NamespacesConfig::default(),
             kafka: KafkaConfig::default(),
         }
-    }
-}
-
-impl TimeoutsConfig {
-    pub fn connect(&self) -> Duration {
-        Duration::from_millis(self.connect_ms)
     }
 }
 
