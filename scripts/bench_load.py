@@ -7,7 +7,9 @@ split_clients as a proxy. wrk, 1 thread, 64 connections, blocking POST invokes o
 every proxy on one worker thread. Prints req/s, p50/p99, CPU microseconds per request (the proxy
 process and its children) and each row's ratio to switchyard, as medians of the rounds; then the
 resident memory of switchyard and bare pingora holding 10,000 idle keep-alive client connections,
-and after each of them made one request.
+and after each of them made one request. Last, when valgrind is installed, the instructions each
+proxy runs per request under callgrind (a count, not a time: the same on a busy or an idle machine),
+from two runs of sequential requests whose difference leaves start-up and shutdown out.
 """
 
 import os
@@ -22,10 +24,12 @@ import sys
 import tempfile
 import time
 
-ROUNDS = int(os.environ.get("ROUNDS", "3"))  # 0: the memory figures only
+ROUNDS = int(os.environ.get("ROUNDS", "5"))  # 0: the memory figures only
 SECONDS = int(os.environ.get("SECONDS_PER_RUN", "10"))
 CONNECTIONS = 64
 IDLE_CLIENTS = int(os.environ.get("IDLE_CLIENTS", "10000"))
+COUNTED = (300, 1800)  # requests in the two callgrind runs
+RULES = 'version = "bench"\nscheduler_share = 25\n'
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/switchyard-target"))
 BODY = '{"activationId":"0123456789ab"}'
 GUEST = "Basic MjNiYzQ2YjEtNzFmNi00ZWQ1LThjNTQtODE2YWE0ZjhjNTAyOjEyM3pPM3haQ0xyTU42djJCS0sxZFhZRnBYbFBrY2NPRnFtMTJDZEFzTWdSVTRWck5aOWx5R1ZDR3VNREdJd1A="
@@ -160,6 +164,73 @@ def hold_clients(port, n, one_request):
     return socks
 
 
+def switchyard_conf(d, name, rules, port, up, stop_at_once=False):
+    """Writes a switchyard config (and its rules) in front of the upstream; returns its path."""
+    with open(os.path.join(d, f"{name}-rules.toml"), "w") as f:
+        f.write(rules)
+    conf = os.path.join(d, f"{name}.toml")
+    # Under valgrind the process should stop as soon as it is told to.
+    stop = "grace_period_s = 0\ndrain_timeout_s = 1\n" if stop_at_once else ""
+    with open(conf, "w") as f:
+        f.write(f"""listen = "127.0.0.1:{port}"
+rules = "{name}-rules.toml"
+threads = 1
+work_stealing = false
+[admin]
+listen = "127.0.0.1:{free_port()}"
+[pools.legacy]
+members = ["127.0.0.1:{up}"]
+[pools.scheduler]
+members = ["127.0.0.1:{up}"]
+[shutdown]
+{stop}upgrade_sock = "{d}/{name}-upgrade.sock"
+[shadow]
+records_file = "{d}/{name}-records.jsonl"
+""")
+    return conf
+
+
+def sequential_requests(port, n, connections=8):
+    """n blocking invokes over `connections` keep-alive connections, one at a time; each must be a 200."""
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+    for i in range(n):
+        s = socks[i % connections]
+        s.sendall((f"POST /api/v1/namespaces/guest/actions/a-{i % 300}?blocking=true HTTP/1.1\r\nHost: x\r\n"
+                   f"Content-Type: application/json\r\nAuthorization: {GUEST}\r\nContent-Length: 2\r\n\r\n{{}}").encode())
+        buf = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                sys.exit(f"the proxy on {port} closed the connection")
+            buf += data
+            head, sep, body = buf.partition(b"\r\n\r\n")
+            lengths = [int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            if sep and lengths and len(body) >= lengths[0]:
+                break
+        if not head.startswith(b"HTTP/1.1 200"):
+            sys.exit(f"the proxy on {port} answered {head[:40]!r}")
+    for s in socks:
+        s.close()
+
+
+def instructions(cmd, port, n, d, name):
+    """Instructions callgrind counts for the whole life of `cmd` serving n sequential requests."""
+    out = os.path.join(d, f"{name}-{n}.callgrind")
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + cmd, cwd=d,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
+    wait_port(port, proc, f"{name} under valgrind")
+    time.sleep(1)
+    sequential_requests(port, n)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    totals = [line for line in open(out) if line.startswith(("summary:", "totals:"))]
+    return int(totals[-1].split()[1])
+
+
 def main():
     raise_fd_limit()
     d = tempfile.mkdtemp(prefix="switchyard-bench-")
@@ -175,30 +246,12 @@ def main():
                            bare, "bare pingora"))
 
         def switchyard(name, rules):
-            port, admin = free_port(), free_port()
-            with open(os.path.join(d, f"{name}-rules.toml"), "w") as f:
-                f.write(rules)
-            conf = os.path.join(d, f"{name}.toml")
-            with open(conf, "w") as f:
-                f.write(f"""listen = "127.0.0.1:{port}"
-rules = "{name}-rules.toml"
-threads = 1
-work_stealing = false
-[admin]
-listen = "127.0.0.1:{admin}"
-[pools.legacy]
-members = ["127.0.0.1:{up}"]
-[pools.scheduler]
-members = ["127.0.0.1:{up}"]
-[shutdown]
-upgrade_sock = "{d}/{name}-upgrade.sock"
-[shadow]
-records_file = "{d}/{name}-records.jsonl"
-""")
+            port = free_port()
+            conf = switchyard_conf(d, name, rules, port, up)
             procs.append(start([f"{TARGET}/release/switchyard", "run", "--config", conf], port, name, cwd=d))
             return port
 
-        sy = switchyard("switchyard", 'version = "bench"\nscheduler_share = 25\n')
+        sy = switchyard("switchyard", RULES)
         sy_shadow = switchyard("switchyard-shadow", 'version = "bench-shadow"\nscheduler_share = 25\n'
                                '[[overrides]]\nnamespace = "guest"\naction = "a-*"\nshare = 25\nshadow = { sample = 10 }\n')
         split = free_port()
@@ -248,6 +301,26 @@ records_file = "{d}/{name}-records.jsonl"
             for s in socks:
                 s.close()
             print(f"| {name} | {before:.0f} MB | {idle:.0f} MB | {used:.0f} MB |")
+
+        if shutil.which("valgrind"):
+            counted = []
+            bare_cg = free_port()
+            counted.append(("bare pingora", [f"{TARGET}/release/examples/bare_pingora", f"127.0.0.1:{bare_cg}",
+                                             f"127.0.0.1:{up}", "1"], bare_cg))
+            counted_port = free_port()
+            conf = switchyard_conf(d, "switchyard-counted", RULES, counted_port, up, stop_at_once=True)
+            counted.append(("switchyard", [f"{TARGET}/release/switchyard", "run", "--config", conf], counted_port))
+            per_request = {}
+            for name, cmd, port in counted:
+                few = instructions(cmd, port, COUNTED[0], d, name.replace(" ", "-"))
+                many = instructions(cmd, port, COUNTED[1], d, name.replace(" ", "-"))
+                per_request[name] = (many - few) / (COUNTED[1] - COUNTED[0])
+            base = per_request["switchyard"]
+            print(f"\ninstructions per request in user space (callgrind, {COUNTED[1]} minus {COUNTED[0]} sequential requests)")
+            print("| | instructions per request | ratio to switchyard |")
+            print("|---|---|---|")
+            for name, value in per_request.items():
+                print(f"| {name} | {value:,.0f} | {value / base:.2f}× |")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
