@@ -3,10 +3,10 @@
 //! results, and hot-swaps its rules.
 //!
 //! The modules follow the design: the **data plane** (`data`: classification, credentials, pools
-//! and health, the per-request flow, the client to the controllers), the **control plane** (`control`: rule control and its sources),
-//! the **shadow pipeline** (`shadow`), **Kafka** (`kafka`), **operations** (`ops`: config, logging,
-//! metrics), and the process around them (`server` starts an instance, `cli` and `demo` are the
-//! binary's commands).
+//! and health, the per-request flow, the client to the controllers), the **control plane**
+//! (`control`: rule control and its sources), the **shadow pipeline** (`shadow`), **Kafka**
+//! (`kafka`), **operations** (`ops`: config, logging, metrics), and the process around them
+//! (`server` starts an instance, `cli` and `demo` are the binary's commands).
 #![forbid(unsafe_code)]
 
 pub mod cli;

@@ -65,8 +65,9 @@ impl<A> Drop for Admitted<'_, A> {
     }
 }
 
-/// Waits until the client sends its next request. False: idle past the timeout. During a
-/// shutdown pingora decides what an idle connection gets, so it is handed over at once.
+/// Waits until the client sends its next request. False: idle past the timeout, or the read
+/// failed. During a shutdown pingora decides what an idle connection gets, so it is handed over at
+/// once.
 ///
 /// The wait is a read of nothing: through the stream's read buffer it returns once that buffer
 /// holds the request's first bytes (or the client closed, which the session then sees) and takes
