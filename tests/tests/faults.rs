@@ -251,13 +251,17 @@ fn slow_clients_on_both_ports() {
     std::thread::sleep(SETTLE);
     let attack_at = load.elapsed();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The scrapes start once every slow connection is open: a scrape sent in the middle of the
+    // burst of 200 can be displaced before its header is read by the newer ones behind it.
+    let in_place = std::sync::Arc::new(std::sync::Barrier::new(3));
     let attackers: Vec<_> = [(proxy, 1000usize), (admin, 200)]
         .into_iter()
         .map(|(addr, n)| {
-            let stop = stop.clone();
-            std::thread::spawn(move || slowloris(addr, n, &stop))
+            let (stop, in_place) = (stop.clone(), in_place.clone());
+            std::thread::spawn(move || slowloris(addr, n, &stop, &in_place))
         })
         .collect();
+    in_place.wait();
     // Meanwhile, the admin port keeps answering (its header deadline frees a slot in 5 s).
     let (mut scrapes, mut scraped) = (0, 0);
     let until = Instant::now() + Duration::from_secs(6);
@@ -286,15 +290,16 @@ fn slow_clients_on_both_ports() {
     assert_eq!(scraped, scrapes, "a newcomer takes a slow client's admin slot: every scrape is answered");
 }
 
-/// Opens `n` connections to `addr` and sends a request header one byte every 500 ms on each until
-/// `stop`; returns how many connections opened.
-fn slowloris(addr: SocketAddr, n: usize, stop: &std::sync::atomic::AtomicBool) -> usize {
+/// Opens `n` connections to `addr`, waits at `in_place`, then sends a request header one byte
+/// every 500 ms on each until `stop`; returns how many connections opened.
+fn slowloris(addr: SocketAddr, n: usize, stop: &std::sync::atomic::AtomicBool, in_place: &std::sync::Barrier) -> usize {
     use std::io::Write;
     let header =
         b"POST /api/v1/namespaces/guest/actions/slow HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let mut conns: Vec<(TcpStream, usize)> =
         (0..n).filter_map(|_| TcpStream::connect(addr).ok()).map(|s| (s, 0)).collect();
     let opened = conns.len();
+    in_place.wait();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         for (s, sent) in &mut conns {
             if s.write_all(&header[*sent % header.len()..][..1]).is_ok() {
