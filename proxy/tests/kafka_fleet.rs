@@ -117,6 +117,36 @@ print(json.dumps({{"records": seen, "instances": sorted(instances)}}))
     assert_eq!(summary["instances"], serde_json::json!(["replica-a", "replica-b"]));
 }
 
+/// A replica's producer batches records: when the last batch on a partition holds several, the
+/// reader must still read every one. (tansu answers a `Latest` offset query with the last batch's
+/// first offset + 1, so a reader that stops at the queried end would miss the rest of that batch;
+/// it must stop where the fetch itself says the partition ends.)
+#[test]
+fn a_topic_whose_last_batch_holds_many_records_is_read_to_its_end() {
+    let tansu = Tansu::start(&["batched"]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", &tansu.brokers).set("linger.ms", "500").create().unwrap();
+    rt.block_on(async {
+        let payloads: Vec<String> = (0..10).map(|i| format!("record-{i}")).collect();
+        let sends = payloads
+            .iter()
+            .map(|p| producer.send(FutureRecord::to("batched").key("k").payload(p), Duration::from_secs(10)));
+        let offsets: Vec<i64> =
+            futures::future::join_all(sends).await.into_iter().map(|r| r.map_err(|(e, _)| e).unwrap().offset).collect();
+        assert_eq!(offsets, (0..10).collect::<Vec<_>>(), "one batch of ten");
+    });
+    let config = switchyard::kafka::config::KafkaConfig { brokers: tansu.brokers.clone(), ..Default::default() };
+    let mut reported = (0, 0);
+    let read = switchyard::kafka::reader::read_to_end(&config.client_config(), "batched", |read, total| {
+        reported = (read, total)
+    })
+    .unwrap();
+    let payloads: Vec<String> = read.iter().map(|m| String::from_utf8_lossy(&m.payload).into_owned()).collect();
+    assert_eq!(payloads, (0..10).map(|i| format!("record-{i}")).collect::<Vec<_>>());
+    assert_eq!(reported.0, 10, "progress counts every record read");
+}
+
 fn status(fleet: &LocalFleet, rt: &tokio::runtime::Runtime) -> Value {
     rt.block_on(async {
         reqwest::get(format!("{}/rules/status", fleet.admin_url())).await.unwrap().json().await.unwrap()

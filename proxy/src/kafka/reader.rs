@@ -1,7 +1,7 @@
 //! Reading a topic to its end: the fleet-wide report (`switchyard report --from kafka://...`) and
 //! the rules follower's catch-up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -54,9 +54,14 @@ impl TopicMessage {
     }
 }
 
-/// Reads a topic from the beginning to its current end (the high watermarks when reading
-/// starts), in order within each partition. `progress(read, total)` is called as it goes.
-/// Returns each message with its headers as a map.
+/// Reads a topic from the beginning to its current end, in order within each partition.
+/// `progress(read, total)` is called as it goes (`total` from the offsets queried at the start, at
+/// least what was read). Returns each message with its headers as a map.
+///
+/// A partition ends where a fetch finds nothing more (the consumer's end-of-partition event, from
+/// the high watermark the fetch answer carries), not at the offset queried at the start: a broker
+/// may answer that query with less than the end (tansu gives the first offset of the last batch,
+/// plus one), and stopping there would lose the rest of that batch.
 pub fn read_to_end(
     config: &ClientConfig,
     topic: &str,
@@ -67,7 +72,7 @@ pub fn read_to_end(
     config
         .set("group.id", format!("switchyard-reader-{}-{}", std::process::id(), rand_suffix()))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "true");
     let consumer: BaseConsumer = config.create()?;
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let Some(t) = metadata
@@ -78,33 +83,33 @@ pub fn read_to_end(
     else {
         return Err(TopicReadError::NoTopic(topic.to_string()));
     };
-    let mut ends = HashMap::new();
+    let mut reading = HashSet::new();
     let mut assignment = TopicPartitionList::new();
     let mut total = 0u64;
     for p in t.partitions() {
         let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
         if high > low {
-            ends.insert(p.id(), high);
+            reading.insert(p.id());
             total += (high - low) as u64;
             assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
         }
     }
     let mut out = Vec::new();
-    if ends.is_empty() {
+    if reading.is_empty() {
         return Ok(out);
     }
     consumer.assign(&assignment)?;
     let stall = Duration::from_secs(30);
     let mut last_progress = Instant::now();
-    while !ends.is_empty() {
+    while !reading.is_empty() {
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(m)) => {
                 last_progress = Instant::now();
                 out.push(TopicMessage::from_message(&m));
-                if ends.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
-                    ends.remove(&m.partition());
-                }
-                progress(out.len() as u64, total);
+                progress(out.len() as u64, total.max(out.len() as u64));
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                reading.remove(&partition);
             }
             Some(Err(e)) => return Err(e.into()),
             None if last_progress.elapsed() > stall => return Err(TopicReadError::Stalled(stall, topic.to_string())),
