@@ -27,6 +27,7 @@ use crate::kafka::sink::KafkaSink;
 use crate::lifecycle::{Lifecycle, Stop};
 use crate::ops::config::{Resolved, ShutdownConfig};
 use crate::ops::metrics::Metrics;
+use crate::ops::panics;
 use crate::state::Shared;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,10 @@ pub enum StartError {
     Kafka(rdkafka::error::KafkaError),
     #[error("the proxy did not start accepting connections on {0} within 10 s")]
     NotAccepting(SocketAddr),
+    /// Building pingora's runtime or binding its listener failed (at the descriptor limit, for
+    /// example): pingora panics on its own thread, and this carries its message.
+    #[error("the data plane stopped while starting: {0}")]
+    DataPlaneStopped(String),
 }
 
 /// Hands pingora our stop request instead of letting it install its own signal handlers.
@@ -141,9 +146,17 @@ fn start_instance(resolved: Resolved, upgrade: bool) -> Result<RunningProxy, Sta
         data_plane: Some(data_plane),
         shutdown: resolved.config.shutdown.clone(),
     };
+    let threads = DataPlaneThreads::of(proxy_addr);
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&proxy_addr, Duration::from_millis(200)).is_err() {
-        if Instant::now() > deadline || running.data_plane.as_ref().is_some_and(|t| t.is_finished()) {
+        let finished = running.data_plane.as_ref().is_some_and(|t| t.is_finished());
+        if let Some(why) = panics::on_threads(&threads.names()) {
+            return Err(StartError::DataPlaneStopped(why));
+        }
+        if finished {
+            return Err(StartError::DataPlaneStopped("pingora's server returned".into()));
+        }
+        if Instant::now() > deadline {
             return Err(StartError::NotAccepting(proxy_addr));
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -269,7 +282,10 @@ fn start_data_plane(
     server.bootstrap();
     let proxy = SwitchyardProxy::new(Arc::clone(shared), &config.timeouts);
     let parked = Parked::new(proxy, config.max_client_connections, Arc::clone(&shared.metrics));
-    let mut service = Service::new("switchyard".to_string(), parked);
+    let threads = DataPlaneThreads::of(proxy_addr);
+    panics::remember();
+    panics::forget(&threads.names());
+    let mut service = Service::new(threads.service, parked);
     let buffers = L4BufferSettings::default().read(config.read_buffer_bytes).write(config.write_buffer_bytes);
     service.add_listener(ListenerConfig::tcp(proxy_addr.to_string()).l4_buffer(buffers));
     server.add_service(service);
@@ -293,10 +309,29 @@ fn start_data_plane(
         grace: Duration::from_secs(config.shutdown.grace_period_s),
     };
     let data_plane = std::thread::Builder::new()
-        .name("switchyard-proxy".into())
+        .name(threads.server)
         .spawn(move || server.run(RunArgs { shutdown_signal: Box::new(watch) }))
         .map_err(StartError::Runtime)?;
     Ok((proxy_addr, stop, data_plane))
+}
+
+/// The names of the data plane's threads, which carry its address so that a start can tell its
+/// own panics from another instance's in the same process.
+struct DataPlaneThreads {
+    /// pingora names its runtime's threads after the service.
+    service: String,
+    /// The thread `Server::run` blocks.
+    server: String,
+}
+
+impl DataPlaneThreads {
+    fn of(addr: SocketAddr) -> DataPlaneThreads {
+        DataPlaneThreads { service: format!("switchyard {addr}"), server: format!("switchyard-proxy {addr}") }
+    }
+
+    fn names(&self) -> [&str; 2] {
+        [&self.service, &self.server]
+    }
 }
 
 /// Health checks every interval; each round also closes the controller connections idle past

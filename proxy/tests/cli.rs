@@ -157,34 +157,50 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// At the descriptor limit `accept` fails at once, again and again: the admin listener pauses
 /// instead of spinning on the control thread, and serves again once descriptors are free.
-#[test]
-fn the_admin_listener_does_not_spin_at_the_descriptor_limit() {
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let legacy = Simulator::start(SimConfig::default(), loopback).unwrap();
-    let scheduler = Simulator::start(SimConfig::default(), loopback).unwrap();
+/// `switchyard run` under `ulimit -n limit` (controllers at `members`), its stderr to `stderr`;
+/// with the proxy and admin ports.
+fn run_with_descriptor_limit(limit: u32, members: [SocketAddr; 2], stderr: Stdio) -> (std::process::Child, u16, u16) {
     let rules = scratch("fd-rules.toml", "version = \"fd\"\n");
     let (port, admin_port) = (free_port(), free_port());
     let config = scratch(
-        "fd.toml",
+        &format!("fd-{port}.toml"),
         &format!(
             "rules = \"{}\"\nlisten = \"127.0.0.1:{port}\"\nthreads = 1\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\
              [shadow]\nrecords_file = \"\"\n[shutdown]\ngrace_period_s = 0\ndrain_timeout_s = 1\n\
              [pools.legacy]\nmembers = [\"{}\"]\n[pools.scheduler]\nmembers = [\"{}\"]\n",
             rules.display(),
-            legacy.addr(),
-            scheduler.addr()
+            members[0],
+            members[1]
         ),
     );
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -n 64 && exec {} run --config {}", env!("CARGO_BIN_EXE_switchyard"), config.display()))
+        .arg(format!(
+            "ulimit -n {limit} && exec {} run --config {}",
+            env!("CARGO_BIN_EXE_switchyard"),
+            config.display()
+        ))
         .env("SWITCHYARD_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
+    (child, port, admin_port)
+}
+
+#[test]
+fn the_admin_listener_does_not_spin_at_the_descriptor_limit() {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let legacy = Simulator::start(SimConfig::default(), loopback).unwrap();
+    let scheduler = Simulator::start(SimConfig::default(), loopback).unwrap();
+    let (mut child, port, admin_port) = run_with_descriptor_limit(64, [legacy.addr(), scheduler.addr()], Stdio::null());
     let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
     wait_accepting(admin, || "switchyard did not start under ulimit -n 64".into());
+    // The admin port opens before the data plane has built its runtime (which needs descriptors
+    // of its own): the limit is reached only once both serve.
+    wait_accepting(SocketAddr::from(([127, 0, 0, 1], port)), || {
+        "the proxy port did not open under ulimit -n 64".into()
+    });
     // More idle connections than descriptors: the process reaches its limit.
     let hogs: Vec<TcpStream> = (0..80).filter_map(|_| TcpStream::connect(admin).ok()).collect();
     std::thread::sleep(Duration::from_millis(500));
@@ -211,6 +227,49 @@ fn the_admin_listener_does_not_spin_at_the_descriptor_limit() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Too few descriptors to start is a startup error that names its cause, at once: whatever the
+/// limit, the process either serves or exits non-zero with one `switchyard: ...` line, never
+/// after waiting out the 10 s start timeout with the admin port half-open (its details may
+/// follow on more lines). Limits from 8 to 24
+/// cross every start step that needs descriptors (the rules watch, the admin listener, pingora's
+/// runtime and listener).
+#[test]
+fn too_few_descriptors_to_start_is_a_clear_error() {
+    let members = [SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port()))];
+    let mut causes = Vec::new();
+    for limit in 8..=24 {
+        let (mut child, port, _) = run_with_descriptor_limit(limit, members, Stdio::piped());
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
+                break None;
+            }
+            assert!(started.elapsed() < Duration::from_secs(8), "ulimit -n {limit}: neither serving nor exited");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let Some(status) = status else { continue };
+        assert_eq!(status.code(), Some(1), "ulimit -n {limit}: {stderr}");
+        // The error and its details: from the last line that starts with `switchyard: `.
+        let from =
+            stderr.match_indices("switchyard: ").map(|(i, _)| i).filter(|&i| i == 0 || stderr[..i].ends_with('\n'));
+        let cause = from.last().map(|i| stderr[i..].to_string()).unwrap_or_default();
+        assert!(cause.contains("Too many open files"), "ulimit -n {limit}: the cause is not named: {stderr}");
+        assert!(!cause.contains("within 10 s"), "ulimit -n {limit}: {cause}");
+        causes.push(cause);
+    }
+    assert!(
+        causes.iter().any(|c| c.contains("the data plane stopped while starting")),
+        "no limit reached the data plane's start: {causes:#?}"
+    );
 }
 
 #[test]

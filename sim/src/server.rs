@@ -1,8 +1,9 @@
 //! The HTTP/1.1 server around the API, on a runtime of its own.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -25,7 +26,8 @@ pub struct SimHandle {
     addr: SocketAddr,
     state: Arc<SimState>,
     stop: watch::Sender<bool>,
-    thread: Option<JoinHandle<()>>,
+    /// Taken by the first `stop()` (or the drop), which joins it.
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Simulator {
@@ -43,9 +45,11 @@ impl Simulator {
         let served = Arc::clone(&state);
         let thread = std::thread::Builder::new().name(format!("whisk-sim-{}", addr.port())).spawn(move || {
             runtime.block_on(serve(listener, served, stopped));
-            runtime.shutdown_background();
+            // Waits for the workers to drop every connection task (closing its socket); an
+            // action still sleeping is dropped with its task.
+            runtime.shutdown_timeout(Duration::from_secs(5));
         })?;
-        Ok(SimHandle { addr, state, stop, thread: Some(thread) })
+        Ok(SimHandle { addr, state, stop, thread: Mutex::new(Some(thread)) })
     }
 }
 
@@ -70,15 +74,21 @@ impl SimHandle {
         self.state.capacity.set_outage(outage);
     }
 
-    /// Stops serving: the listener closes and open connections are dropped, as when a controller
-    /// process dies. Counters stay readable.
+    /// Stops serving, as when a controller process dies: returns once the listener is closed
+    /// (a connect is refused) and every open connection is dropped. Counters stay readable.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+        self.join();
     }
 
     /// Blocks until the server stops (for the binary).
-    pub fn wait(mut self) {
-        if let Some(t) = self.thread.take() {
+    pub fn wait(self) {
+        self.join();
+    }
+
+    fn join(&self) {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
             let _ = t.join();
         }
     }
@@ -86,10 +96,7 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 

@@ -511,3 +511,24 @@ fn sequences_chain_their_components() {
         assert_eq!(first["name"], "echo");
     });
 }
+
+/// `stop()` is a controller process dying: when it returns, the listener refuses and every open
+/// connection is closed, so a caller that goes on at once never reaches a half-stopped server
+/// (a connect the backlog still took, then reset after the request was sent).
+#[test]
+fn stop_returns_once_the_listener_and_every_connection_are_closed() {
+    use std::io::{Read, Write};
+    let sim = start(SimConfig::default());
+    let addr = sim.addr();
+    let mut kept = std::net::TcpStream::connect(addr).unwrap();
+    kept.write_all(b"GET /ping HTTP/1.1\r\nhost: sim\r\n\r\n").unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = [0u8; 512];
+    assert!(kept.read(&mut answer).unwrap() > 0, "the kept connection was served");
+    sim.stop();
+    let refused = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    assert!(refused.is_err(), "a connect right after stop() must be refused");
+    let closed = kept.read(&mut answer);
+    assert!(matches!(closed, Ok(0)) || closed.is_err(), "the kept connection must be closed: {closed:?}");
+    assert_eq!(sim.stats().total, 1, "counters stay readable");
+}

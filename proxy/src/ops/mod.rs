@@ -1,6 +1,8 @@
-//! Operations: the static config, logging, the metrics catalogue and process metrics.
+//! Operations: the static config, logging, the metrics catalogue, process metrics, and the
+//! panics a start reads its failure from.
 
 pub mod config;
 pub mod logging;
 pub mod metrics;
+pub mod panics;
 pub mod process;
