@@ -149,6 +149,7 @@ fn start_instance(resolved: Resolved, upgrade: bool) -> Result<RunningProxy, Sta
     let threads = DataPlaneThreads::of(proxy_addr);
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&proxy_addr, Duration::from_millis(200)).is_err() {
+        // Read before the panics: a thread that ended in a panic recorded it before it finished.
         let finished = running.data_plane.as_ref().is_some_and(|t| t.is_finished());
         if let Some(why) = panics::on_threads(&threads.names()) {
             return Err(StartError::DataPlaneStopped(why));
