@@ -155,8 +155,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
 }
 
-/// At the descriptor limit `accept` fails at once, again and again: the admin listener pauses
-/// instead of spinning on the control thread, and serves again once descriptors are free.
 /// `switchyard run` under `ulimit -n limit` (controllers at `members`), its stderr to `stderr`;
 /// with the proxy and admin ports.
 fn run_with_descriptor_limit(limit: u32, members: [SocketAddr; 2], stderr: Stdio) -> (std::process::Child, u16, u16) {
@@ -188,6 +186,8 @@ fn run_with_descriptor_limit(limit: u32, members: [SocketAddr; 2], stderr: Stdio
     (child, port, admin_port)
 }
 
+/// At the descriptor limit `accept` fails at once, again and again: the admin listener pauses
+/// instead of spinning on the control thread, and serves again once descriptors are free.
 #[test]
 fn the_admin_listener_does_not_spin_at_the_descriptor_limit() {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -230,11 +230,10 @@ fn the_admin_listener_does_not_spin_at_the_descriptor_limit() {
 }
 
 /// Too few descriptors to start is a startup error that names its cause, at once: whatever the
-/// limit, the process either serves or exits non-zero with one `switchyard: ...` line, never
-/// after waiting out the 10 s start timeout with the admin port half-open (its details may
-/// follow on more lines). Limits from 8 to 24
-/// cross every start step that needs descriptors (the rules watch, the admin listener, pingora's
-/// runtime and listener).
+/// limit, the process either serves or exits 1 with a `switchyard: ...` error (its details may
+/// follow on more lines), never after waiting out the 10 s start timeout with the admin port
+/// half-open. Limits from 8 to 24 cross every start step that needs descriptors (the rules watch,
+/// the admin listener, pingora's runtime and listener).
 #[test]
 fn too_few_descriptors_to_start_is_a_clear_error() {
     let members = [SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port()))];
@@ -259,9 +258,9 @@ fn too_few_descriptors_to_start_is_a_clear_error() {
         let Some(status) = status else { continue };
         assert_eq!(status.code(), Some(1), "ulimit -n {limit}: {stderr}");
         // The error and its details: from the last line that starts with `switchyard: `.
-        let from =
-            stderr.match_indices("switchyard: ").map(|(i, _)| i).filter(|&i| i == 0 || stderr[..i].ends_with('\n'));
-        let cause = from.last().map(|i| stderr[i..].to_string()).unwrap_or_default();
+        let lines: Vec<&str> = stderr.lines().collect();
+        let from = lines.iter().rposition(|l| l.starts_with("switchyard: ")).unwrap_or(lines.len());
+        let cause = lines[from..].join("\n");
         assert!(cause.contains("Too many open files"), "ulimit -n {limit}: the cause is not named: {stderr}");
         assert!(!cause.contains("within 10 s"), "ulimit -n {limit}: {cause}");
         causes.push(cause);
