@@ -3,10 +3,8 @@
 //! in `src/bin/` call them; the tests below replay the committed corpora and every past finding
 //! through them without AFL++.
 
-use bytes::BytesMut;
 use serde_json::Value;
 use switchyard::data::classify::{classify as classify_request, RequestKind};
-use switchyard::data::upstream::wire::{parse_answer, Framing, Step, MAX_ANSWER_HEAD};
 use switchyard_rules::{parse_rules, RulesFormat, MAX_ERRORS, MAX_ERROR_TEXT};
 use switchyard_shadow::{compare, diff_json, normalize, AnswerClass, Observed, Outcome, Redactor, SECRET_FIELDS};
 
@@ -118,57 +116,12 @@ fn clean(v: &Value) -> Result<(), String> {
     }
 }
 
-/// A controller's answer as the proxy reads it (first byte: whether the request was a HEAD, and
-/// the size of the pieces the rest arrives in). Parsing never panics and reads no further than its
-/// head bound; the body decodes to the same bytes however it is split, and never to more bytes
-/// than arrived.
-pub fn answer(data: &[u8]) {
-    let Some((&pick, wire)) = data.split_first() else { return };
-    let (head_request, piece) = (pick & 1 == 1, usize::from(pick >> 1) + 1);
-    let mut rest = wire;
-    let head = loop {
-        match parse_answer(rest, head_request) {
-            Ok(Some((len, Some(head)))) => break (&rest[len..], head.body),
-            Ok(Some((len, None))) => {
-                assert!(len > 0 && len <= rest.len());
-                rest = &rest[len..];
-            }
-            Ok(None) => {
-                assert!(rest.len() < MAX_ANSWER_HEAD, "an unbounded head");
-                return;
-            }
-            Err(_) => return,
-        }
-    };
-    let (body, framing) = head;
-    let decode = |piece: usize| {
-        let (mut framing, mut buf, mut out) = (framing, BytesMut::new(), Vec::new());
-        for chunk in body.chunks(piece) {
-            buf.extend_from_slice(chunk);
-            loop {
-                match framing.decode(&mut buf) {
-                    Ok(Step::Data(d)) => out.extend_from_slice(&d),
-                    Ok(Step::NeedMore) => break,
-                    Ok(Step::Done) => return Ok((out, true)),
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok((out, framing == Framing::Done))
-    };
-    let (at_once, in_pieces) = (decode(body.len().max(1)), decode(piece));
-    if let (Ok(a), Ok(b)) = (&at_once, &in_pieces) {
-        assert_eq!(a, b, "the split changed the body");
-        assert!(a.0.len() <= body.len(), "decoded more than arrived");
-    }
-}
-
 /// A fuzz target: panics on a finding.
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as `scripts/fuzz` and the corpus directories name them.
-pub const TARGETS: [(&str, Target); 5] =
-    [("classify", classify), ("rules", rules), ("diff", diff), ("redact", redact), ("answer", answer)];
+pub const TARGETS: [(&str, Target); 4] =
+    [("classify", classify), ("rules", rules), ("diff", diff), ("redact", redact)];
 
 #[cfg(test)]
 mod tests {

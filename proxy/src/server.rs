@@ -22,10 +22,11 @@ use crate::data::idle::Parked;
 use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::{self, Pools};
 use crate::data::service::SwitchyardProxy;
+use crate::data::upstream::{Client, Lane, Limits};
 use crate::kafka::health::KafkaHealth;
 use crate::kafka::sink::KafkaSink;
 use crate::lifecycle::{Lifecycle, Stop};
-use crate::ops::config::{Resolved, ShutdownConfig};
+use crate::ops::config::{Resolved, ServerConfig, ShutdownConfig};
 use crate::ops::metrics::Metrics;
 use crate::ops::panics;
 use crate::state::Shared;
@@ -183,8 +184,12 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     } else {
         None
     };
+    let limits = Limits::from(&config.timeouts);
+    let idle = Duration::from_millis(config.timeouts.idle_ms);
     let shadow = crate::shadow::pipeline::start(
         &config.shadow,
+        limits,
+        idle,
         records_sink,
         Arc::clone(&pools),
         Arc::clone(&metrics),
@@ -192,8 +197,12 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     )
     .map_err(StartError::Shadow)?;
     let lifecycle = Arc::new(Lifecycle::default());
-    let namespaces =
-        Arc::new(NamespaceResolver::new(Arc::clone(&pools), config.namespaces.clone(), Arc::clone(&metrics)));
+    let namespaces = Arc::new(NamespaceResolver::new(
+        Arc::clone(&pools),
+        config.namespaces.clone(),
+        Client::new(Lane::Control, limits, idle, Arc::clone(&metrics)),
+        Arc::clone(&metrics),
+    ));
     Ok(Arc::new(Shared {
         rules,
         pools,
@@ -240,8 +249,12 @@ fn start_control_plane(
             .map_err(StartError::Watch)?;
     }
     // One health round before taking traffic, so the first requests avoid dead controllers.
-    control.block_on(pools::check_all(&shared.pools, &pools::health_client(), &shared.metrics));
-    control.spawn(health_loop(Arc::clone(shared), Duration::from_millis(config.timeouts.idle_ms)));
+    control.block_on(pools::check_all(&shared.pools, &health_client(config, shared), &shared.metrics));
+    control.spawn(health_loop(
+        Arc::clone(shared),
+        health_client(config, shared),
+        Duration::from_millis(config.timeouts.idle_ms),
+    ));
     let metrics = Arc::clone(&shared.metrics);
     control.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -335,10 +348,16 @@ impl DataPlaneThreads {
     }
 }
 
+/// The client of the health checks: a check that cannot connect within its timeout fails.
+fn health_client(config: &ServerConfig, shared: &Shared) -> Client {
+    let mut limits = Limits::from(&config.timeouts);
+    limits.connect = limits.connect.min(Duration::from_millis(config.health.timeout_ms));
+    Client::new(Lane::Control, limits, Duration::from_millis(config.timeouts.idle_ms), Arc::clone(&shared.metrics))
+}
+
 /// Health checks every interval; each round also closes the controller connections idle past
 /// `idle` (a pool without traffic would otherwise keep them until its next request).
-async fn health_loop(shared: Arc<Shared>, idle: Duration) {
-    let client = pools::health_client();
+async fn health_loop(shared: Arc<Shared>, client: Client, idle: Duration) {
     let mut tick = tokio::time::interval(Duration::from_millis(shared.pools.health.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -346,7 +365,9 @@ async fn health_loop(shared: Arc<Shared>, idle: Duration) {
         tick.tick().await;
         pools::check_all(&shared.pools, &client, &shared.metrics).await;
         for member in shared.pools.all().iter().flat_map(|p| &p.members) {
-            member.idle.sweep(idle);
+            for lane in Lane::ALL {
+                member.idle(lane).sweep(idle);
+            }
         }
     }
 }

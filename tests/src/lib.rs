@@ -13,6 +13,7 @@ use whisk_sim::{Flavor, SimConfig, SimFleet};
 
 pub mod broker;
 pub mod chaos;
+pub mod scripted;
 
 /// A switchyard in front of two simulated fleets, on free loopback ports. The simulated fleets
 /// (`legacy`, `scheduler`, `dir`) are reached through it as through a [`SimFleet`].

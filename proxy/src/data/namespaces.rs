@@ -17,6 +17,7 @@ use switchyard_rules::Pool;
 use tokio::sync::watch;
 
 use crate::data::pools::Pools;
+use crate::data::upstream::{self, Client};
 use crate::ops::config::NamespacesConfig;
 use crate::ops::metrics::{Metrics, NamespaceLookup};
 use crate::sync::lock;
@@ -31,6 +32,9 @@ enum Found {
     Failed,
 }
 
+/// The largest namespace list read (a subject has one namespace; the list is a few bytes).
+const MAX_ANSWER: usize = 64 * 1024;
+
 #[derive(Default)]
 struct Cache {
     entries: HashMap<u64, (Arc<str>, Instant)>,
@@ -42,7 +46,7 @@ struct Cache {
 
 pub struct NamespaceResolver {
     pools: Arc<Pools>,
-    client: reqwest::Client,
+    client: Client,
     config: NamespacesConfig,
     /// Keys the cache, so the hash of a credential cannot be matched against precomputed ones.
     seed: u64,
@@ -51,12 +55,12 @@ pub struct NamespaceResolver {
 }
 
 impl NamespaceResolver {
-    pub fn new(pools: Arc<Pools>, config: NamespacesConfig, metrics: Arc<Metrics>) -> NamespaceResolver {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.lookup_timeout_ms))
-            .pool_max_idle_per_host(4)
-            .build()
-            .expect("a plain HTTP client builds");
+    pub fn new(
+        pools: Arc<Pools>,
+        config: NamespacesConfig,
+        client: Client,
+        metrics: Arc<Metrics>,
+    ) -> NamespaceResolver {
         NamespaceResolver { pools, client, config, seed: rand::random(), cache: Mutex::default(), metrics }
     }
 
@@ -125,14 +129,15 @@ impl NamespaceResolver {
             return Found::Failed;
         };
         let Ok(header) = http::HeaderValue::from_bytes(credential) else { return Found::Failed };
-        let request = self
-            .client
-            .get(format!("http://{}/api/v1/namespaces", member.addr))
-            .header(http::header::AUTHORIZATION, header);
-        let Ok(resp) = request.send().await else { return Found::Failed };
-        match resp.status().as_u16() {
+        let mut request = upstream::get("/api/v1/namespaces", member.addr);
+        request.headers_mut().insert(http::header::AUTHORIZATION, header);
+        let timeout = Duration::from_millis(self.config.lookup_timeout_ms);
+        let Ok((head, body)) = self.client.exchange(member, request, MAX_ANSWER, timeout).await else {
+            return Found::Failed;
+        };
+        match head.status.as_u16() {
             401 | 403 => Found::Unauthorized,
-            200 => match resp.json::<Vec<String>>().await {
+            200 => match serde_json::from_slice::<Vec<String>>(body.as_deref().unwrap_or_default()) {
                 Ok(names) => match names.into_iter().next() {
                     Some(ns) if !ns.is_empty() && ns != "_" => Found::Namespace(Arc::from(ns)),
                     _ => Found::Failed,

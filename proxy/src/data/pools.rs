@@ -8,13 +8,17 @@ use std::time::Duration;
 use switchyard_rules::Pool;
 
 use crate::data::upstream::pool::IdleConnections;
+use crate::data::upstream::{self, Client, Lane};
 use crate::ops::config::HealthConfig;
 use crate::ops::metrics::Metrics;
 
+/// The largest `/ping` answer read (a controller answers `pong`).
+const PING_ANSWER: usize = 4 * 1024;
+
 pub struct Member {
     pub addr: SocketAddr,
-    /// Connections to it kept open between requests.
-    pub idle: IdleConnections,
+    /// Connections to it kept open between requests, per [`Lane`].
+    idle: [IdleConnections; 2],
     healthy: AtomicBool,
     failures: AtomicU32,
     successes: AtomicU32,
@@ -25,11 +29,15 @@ impl Member {
         // Optimistic until the first check, which runs before the proxy accepts traffic.
         Member {
             addr,
-            idle: IdleConnections::default(),
+            idle: Default::default(),
             healthy: AtomicBool::new(true),
             failures: AtomicU32::new(0),
             successes: AtomicU32::new(0),
         }
+    }
+
+    pub fn idle(&self, lane: Lane) -> &IdleConnections {
+        &self.idle[lane as usize]
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -117,12 +125,12 @@ impl Pools {
 }
 
 /// Checks every member once, concurrently; updates health and the pool gauges.
-pub async fn check_all(pools: &Pools, client: &reqwest::Client, metrics: &Metrics) {
+pub async fn check_all(pools: &Pools, client: &Client, metrics: &Metrics) {
     let health = &pools.health;
     let timeout = Duration::from_millis(health.timeout_ms);
     let checks = pools.all().iter().flat_map(|p| p.members.iter().map(move |m| (p.pool, m))).map(|(pool, m)| async move {
-        let ok = match client.get(format!("http://{}/ping", m.addr)).timeout(timeout).send().await {
-            Ok(resp) => resp.status().is_success(),
+        let ok = match client.exchange(m, upstream::get("/ping", m.addr), PING_ANSWER, timeout).await {
+            Ok((head, body)) => head.status.is_success() && body.is_some(),
             Err(_) => false,
         };
         if m.observe(ok, health) {
@@ -137,8 +145,4 @@ pub async fn check_all(pools: &Pools, client: &reqwest::Client, metrics: &Metric
     for p in pools.all() {
         metrics.pool_health(p.pool, p.members.len(), p.healthy_count());
     }
-}
-
-pub fn health_client() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("a plain HTTP client builds")
 }

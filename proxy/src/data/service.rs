@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
@@ -27,8 +28,8 @@ use crate::data::classify::{classify, RequestKind};
 use crate::data::credential::BasicCredential;
 use crate::data::pools::Member;
 use crate::data::request_id::{self, REQUEST_ID_HEADER};
-use crate::data::upstream::wire::{self, AnswerHead, RequestFraming};
-use crate::data::upstream::{Connection, Fault, Limits};
+use crate::data::upstream::fields::{self, Framing};
+use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody, RetryReason, Unsent};
 use crate::lifecycle::InFlight;
 use crate::ops::config::TimeoutsConfig;
 use crate::ops::metrics::FallbackReason;
@@ -47,10 +48,13 @@ pub const BUFFERED_BODY: usize = 64 * 1024;
 /// bound pingora gives an idle connection).
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// After an answer that came before the client finished its body: how long the rest of the body
+/// is read and dropped before the connection closes (see [`SwitchyardProxy::linger`]).
+pub const LINGER: Duration = Duration::from_secs(2);
+
 pub struct SwitchyardProxy {
     shared: Arc<Shared>,
-    limits: Limits,
-    idle: Duration,
+    client: Client,
 }
 
 /// Per-request state, created once the request head was read.
@@ -93,6 +97,15 @@ pub enum Failure {
     /// An answer switchyard could not put together (never expected).
     #[error("internal: {0}")]
     Internal(Box<Error>),
+    /// A `Transfer-Encoding` other than `chunked`: no controller could be sent the body.
+    #[error("the request's Transfer-Encoding is not chunked alone")]
+    UnsupportedCoding,
+}
+
+impl From<Unsent> for Failure {
+    fn from(unsent: Unsent) -> Failure {
+        Failure::Upstream(unsent.fault)
+    }
 }
 
 impl Failure {
@@ -111,6 +124,9 @@ impl Failure {
                 _ => (400, "The request could not be read."),
             },
             Failure::Internal(_) => (500, "The proxy failed to forward the request."),
+            Failure::UnsupportedCoding => {
+                (501, "The request's Transfer-Encoding is not supported: send it chunked or with a Content-Length.")
+            }
         }
     }
 
@@ -118,16 +134,6 @@ impl Failure {
     /// or garbled before its whole answer (a refused connection is handled when connecting).
     fn failed_mid_answer(&self) -> bool {
         matches!(self, Failure::Upstream(f) if !f.before_delivery())
-    }
-}
-
-impl From<&TimeoutsConfig> for Limits {
-    fn from(t: &TimeoutsConfig) -> Limits {
-        Limits {
-            connect: Duration::from_millis(t.connect_ms),
-            read: Duration::from_millis(t.read_ms),
-            write: Duration::from_millis(t.write_ms),
-        }
     }
 }
 
@@ -146,7 +152,13 @@ struct Body {
 
 impl SwitchyardProxy {
     pub fn new(shared: Arc<Shared>, timeouts: &TimeoutsConfig) -> SwitchyardProxy {
-        SwitchyardProxy { shared, limits: Limits::from(timeouts), idle: Duration::from_millis(timeouts.idle_ms) }
+        let client = Client::new(
+            Lane::Data,
+            Limits::from(timeouts),
+            Duration::from_millis(timeouts.idle_ms),
+            Arc::clone(&shared.metrics),
+        );
+        SwitchyardProxy { shared, client }
     }
 
     fn new_ctx(&self) -> RequestCtx {
@@ -232,13 +244,7 @@ impl SwitchyardProxy {
                     };
                     let path =
                         req.uri.path_and_query().map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string());
-                    let mut tee = Tee::new(policy.clone(), action, req.method.clone(), path, state.max_body);
-                    let header = |name| {
-                        req.headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok()).map(str::to_string)
-                    };
-                    tee.content_type = header(http::header::CONTENT_TYPE);
-                    tee.authorization = header(http::header::AUTHORIZATION);
-                    tee
+                    Tee::new(policy.clone(), action, req.method.clone(), path, state.max_body)
                 });
             }
         } else {
@@ -295,8 +301,9 @@ impl SwitchyardProxy {
         ctx.connect_failures < members
     }
 
-    /// Reads the request body up to [`BUFFERED_BODY`] (answering `Expect: 100-continue` first),
-    /// keeping a copy for the mirror.
+    /// Reads the request body up to [`BUFFERED_BODY`] (answering `Expect: 100-continue` first,
+    /// to HTTP/1.1 clients only: an HTTP/1.0 client does not know the interim answer), keeping a
+    /// copy for the mirror.
     async fn request_body(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<Body, Failure> {
         let mut body = Body { pieces: Vec::new(), len: 0, complete: false };
         if session.is_body_empty() {
@@ -304,17 +311,15 @@ impl SwitchyardProxy {
             return Ok(body);
         }
         // switchyard reads the body itself, so it answers the client's wait; the controller gets
-        // no `Expect` (see `wire::request_head`).
-        if session
-            .req_header()
-            .headers
-            .get(http::header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        // no `Expect` (see `fields::request_fields`).
+        let req = session.req_header();
+        if req.version == http::Version::HTTP_11
+            && req.headers.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
         {
             session.write_continue_response().await.map_err(Failure::Client)?;
         }
         while body.len <= BUFFERED_BODY {
-            match self.request_chunk(session, ctx).await? {
+            match request_chunk(session, &mut ctx.shadow).await? {
                 Some(chunk) => {
                     body.len += chunk.len();
                     body.pieces.push(chunk);
@@ -328,98 +333,159 @@ impl SwitchyardProxy {
         Ok(body)
     }
 
-    /// Runs for each request body chunk on its way to the controller: keeps a copy for the mirror.
-    async fn request_chunk(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<Option<Bytes>, Failure> {
-        let chunk = session.read_request_body().await.map_err(Failure::Client)?;
-        if let (Some(tee), Some(chunk)) = (ctx.shadow.as_mut(), chunk.as_ref()) {
-            tee.request_chunk(chunk);
-        }
-        Ok(chunk)
-    }
-
     /// Sends the request to a controller and relays its answer to the client.
     async fn forward(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<(), Failure> {
-        let mut body = self.request_body(session, ctx).await?;
-        let (conn, member, answer) = self.send_request(session, ctx, &mut body).await?;
-        self.relay_answer(session, ctx, conn, member, answer).await
+        if !fields::transfer_coding_supported(session.req_header()) {
+            return Err(Failure::UnsupportedCoding);
+        }
+        let body = self.request_body(session, ctx).await?;
+        let req = session.req_header();
+        let mut headers = fields::request_fields(req, &ctx.request_id, "");
+        if let Some(tee) = ctx.shadow.as_mut() {
+            // The copy is the primary's twin: the same end-to-end fields.
+            tee.fields = headers.clone();
+        }
+        Framing::for_request(req, body.complete.then_some(body.len)).apply(&mut headers);
+        let (request_body, sender) = if body.complete {
+            (RequestBody::whole(body.pieces), None)
+        } else {
+            let (request_body, sender) = RequestBody::streaming(body.pieces);
+            (request_body, Some(sender))
+        };
+        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut request = http::Request::new(request_body);
+        *request.method_mut() = req.method.clone();
+        *request.uri_mut() = http::Uri::try_from(path)
+            .map_err(|e| Failure::Internal(Error::because(ErrorType::InvalidHTTPHeader, "the request path", e)))?;
+        *request.headers_mut() = headers;
+        let mut tee = ctx.shadow.take();
+        let result = self.exchange(session, ctx, &mut tee, request, sender).await;
+        ctx.shadow = tee;
+        result
     }
 
-    /// Writes the head and the buffered body in one write, streams the rest of a large body, and
-    /// reads the answer head. Connects again after a refused or timed-out connect (to another
-    /// member), and when a kept connection turns out closed before any answer byte while the
-    /// whole body is still at hand (a fresh connection).
-    async fn send_request<'a>(
-        &'a self,
+    /// Sends the request (the rest of a large body streamed on as the client sends it) and
+    /// relays the answer. An answer that arrives before the body was sent whole is relayed at
+    /// once and the rest of the body is not sent (a `413` or `401` refusing the body).
+    async fn exchange(
+        &self,
         session: &mut ServerSession,
         ctx: &mut RequestCtx,
-        body: &mut Body,
-    ) -> Result<(Connection, &'a Member, AnswerHead), Failure> {
-        let req = session.req_header();
-        let head_request = req.method == http::Method::HEAD;
-        let framing = RequestFraming::for_request(req, body.complete.then_some(body.len));
-        let mut fresh_only = false;
+        tee: &mut Option<Tee>,
+        request: http::Request<RequestBody>,
+        sender: Option<BodySender>,
+    ) -> Result<(), Failure> {
+        let limits = *self.client.limits();
+        // Whether the body was handed over whole (or the connection ended first, in which case
+        // its failure or answer comes through `send`).
+        let mut body_sent = sender.is_none();
+        let answer = {
+            let mut send = std::pin::pin!(self.send_request(ctx, request));
+            let early_answer = if let Some(feed) = sender.as_ref() {
+                let feeding = async {
+                    while let Some(piece) = request_chunk(session, tee).await? {
+                        match pingora::time::timeout(limits.write, feed.send(piece)).await {
+                            Ok(true) => {}
+                            Ok(false) => return Ok::<(), Failure>(()),
+                            Err(_) => return Err(Fault::WriteTimeout.into()),
+                        }
+                    }
+                    match pingora::time::timeout(limits.write, feed.finish()).await {
+                        Ok(_) => Ok(()),
+                        Err(_) => Err(Fault::WriteTimeout.into()),
+                    }
+                };
+                // The answer is awaited while the body goes out: one that comes first ends the
+                // feeding at once (an early answer).
+                tokio::select! {
+                    biased;
+                    answer = &mut send => Some(answer),
+                    fed = feeding => {
+                        fed?;
+                        body_sent = true;
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            match early_answer {
+                Some(answer) => answer,
+                // The body is sent: the controller has `read` to answer.
+                None => match pingora::time::timeout(limits.read, &mut send).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(Fault::Timeout.into()),
+                },
+            }
+        };
+        let (response, lease) = answer?;
+        // The controller answered before the whole body: the sender is kept (and nothing more
+        // sent) until the answer was read, then dropped, which closes the connection.
+        let early = !body_sent;
+        let result = self.relay_answer(session, ctx, tee, response, lease, early).await;
+        if early {
+            drop(sender);
+            self.linger(session).await;
+        }
+        result
+    }
+
+    /// Picks a controller and hands it the request; connects again, to another controller, when a
+    /// connection could not be opened (the request was not delivered).
+    async fn send_request<'a>(
+        &'a self,
+        ctx: &mut RequestCtx,
+        mut request: http::Request<RequestBody>,
+    ) -> Result<(http::Response<hyper::body::Incoming>, Lease<'a>), Failure> {
+        let client_host = request.headers().contains_key(http::header::HOST);
         loop {
             let member = self.upstream_peer(ctx);
-            let kept = if fresh_only { None } else { member.idle.take(self.idle, !body.complete) };
-            let reused = kept.is_some();
-            let mut conn = match kept {
-                Some(conn) => conn,
-                None => match Connection::open(member.addr, &self.limits).await {
-                    Ok(conn) => conn,
-                    Err(fault) if self.fail_to_connect(member, ctx) => {
-                        tracing::debug!(member = %member.addr, error = %fault, "connect failed; trying another controller");
-                        continue;
-                    }
-                    Err(fault) => return Err(fault.into()),
-                },
-            };
-            conn.out.clear();
-            wire::request_head(session.req_header(), &ctx.request_id, member.addr, framing, &mut conn.out);
-            for piece in &body.pieces {
-                framing.put_body(&mut conn.out, piece);
-            }
-            let sent = conn.send(&self.limits).await;
-            if sent.is_ok() && !body.complete {
-                // Past the buffer the body streams; it cannot be sent again.
-                body.pieces = Vec::new();
-                self.stream_body(session, ctx, &mut conn, framing).await?;
-            }
-            let answer = match sent {
-                Ok(()) => conn.read_head(head_request, &self.limits).await,
-                Err(fault) => Err(fault),
-            };
-            match answer {
-                Ok(answer) => return Ok((conn, member, answer)),
-                // A kept connection the controller closed while it idled: nothing was delivered.
-                Err(Fault::Write(_) | Fault::Read(_) | Fault::Closed)
-                    if reused && !conn.answered() && body.complete =>
-                {
-                    fresh_only = true;
+            if !client_host {
+                if let Ok(host) = http::HeaderValue::from_str(&member.addr.to_string()) {
+                    request.headers_mut().insert(http::header::HOST, host);
                 }
-                Err(fault) => return Err(fault.into()),
+            }
+            match self.client.send(member, request).await {
+                Ok(answer) => return Ok(answer),
+                Err(unsent) => match unsent.request {
+                    Some(back) if unsent.fault.before_delivery() && self.fail_to_connect(member, ctx) => {
+                        tracing::debug!(member = %member.addr, error = %unsent.fault, "connect failed; trying another controller");
+                        self.client.retried(RetryReason::ConnectFailed);
+                        request = back;
+                    }
+                    _ => return Err(unsent.fault.into()),
+                },
             }
         }
     }
 
-    /// Relays the answer: its head with the body read along with it in one write when that is the
-    /// whole body (the usual case), else the body streamed on as the controller sends it. The
-    /// connection is kept when the answer was read whole and the controller keeps it open.
+    /// Relays the answer: its head with the body already read along with it in one write when
+    /// that is the whole body (the usual case), else the body streamed on as the controller sends
+    /// it. The connection is kept only when the answer was read to the end of its framing, the
+    /// controller keeps it open, and the request was sent whole.
     async fn relay_answer(
         &self,
         session: &mut ServerSession,
         ctx: &mut RequestCtx,
-        mut conn: Connection,
-        member: &Member,
-        answer: AnswerHead,
+        tee: &mut Option<Tee>,
+        response: http::Response<hyper::body::Incoming>,
+        lease: Lease<'_>,
+        early: bool,
     ) -> Result<(), Failure> {
-        let (mut header, mut framing) = (answer.header, answer.body);
-        let (pieces, done) = conn.buffered_body(&mut framing)?;
+        let (parts, mut body) = response.into_parts();
+        let read = self.client.limits().read;
+        let mut header = fields::answer_header(&parts).map_err(Failure::Internal)?;
+        let (pieces, done) = read_ready(&mut body).map_err(Fault::Exchange)?;
         let whole = done.then(|| pieces.iter().map(Bytes::len).sum());
         let req = session.req_header();
         client_framing(&mut header, whole, req.method == http::Method::HEAD, req.version).map_err(Failure::Internal)?;
-        self.response_filter(&mut header, ctx).map_err(Failure::Internal)?;
+        if early {
+            // The client is still sending a body no one will read: this connection ends here.
+            session.set_keepalive(None);
+        }
+        self.response_filter(&mut header, ctx, tee).map_err(Failure::Internal)?;
         for piece in &pieces {
-            self.response_chunk(piece, ctx);
+            self.response_chunk(piece, ctx, tee);
         }
         session.write_response_header(Box::new(header)).await.map_err(Failure::Client)?;
         let first = match pieces.len() {
@@ -429,47 +495,40 @@ impl SwitchyardProxy {
         };
         session.write_response_body(first, done).await.map_err(Failure::Client)?;
         if !done {
-            while let Some(piece) = conn.read_body(&mut framing, &self.limits).await? {
-                self.response_chunk(&piece, ctx);
+            loop {
+                let frame = match pingora::time::timeout(read, body.frame()).await {
+                    Ok(Some(frame)) => frame.map_err(Fault::Exchange)?,
+                    Ok(None) => break,
+                    Err(_) => return Err(Fault::Timeout.into()),
+                };
+                let Ok(piece) = frame.into_data() else { continue };
+                self.response_chunk(&piece, ctx, tee);
                 session.write_response_body(piece, false).await.map_err(Failure::Client)?;
             }
             session.write_response_body(Bytes::new(), true).await.map_err(Failure::Client)?;
         }
-        if conn.reusable(answer.keep_alive, &framing) {
-            member.idle.put(conn, self.idle);
-        }
+        lease.release(!early && fields::keeps_connection(parts.version, &parts.headers));
         Ok(())
     }
 
-    /// The part of a large request body past [`BUFFERED_BODY`], chunk by chunk as the client sends it.
-    async fn stream_body(
-        &self,
-        session: &mut ServerSession,
-        ctx: &mut RequestCtx,
-        conn: &mut Connection,
-        framing: RequestFraming,
-    ) -> Result<(), Failure> {
-        loop {
-            let chunk = self.request_chunk(session, ctx).await?;
-            conn.out.clear();
-            match &chunk {
-                Some(c) => framing.put_body(&mut conn.out, c),
-                None => framing.put_end(&mut conn.out),
-            }
-            if !conn.out.is_empty() {
-                conn.send(&self.limits).await?;
-            }
-            if chunk.is_none() {
-                return Ok(());
-            }
-        }
+    /// After an early answer: reads and drops what the client still sends of its body, for at
+    /// most [`LINGER`], so closing does not reset the connection before the client read the
+    /// answer (a close with unread data sends a reset, which can discard the answer in flight).
+    async fn linger(&self, session: &mut ServerSession) {
+        let drain = async { while let Ok(Some(_)) = session.read_request_body().await {} };
+        let _ = pingora::time::timeout(LINGER, drain).await;
     }
 
     /// Runs on the answer head before it goes to the client: says which pool and which rules
     /// version served it, keeps the request id visible, and starts keeping the prefix of an
     /// invocation's 502 for its classification.
-    fn response_filter(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
-        if let Some(tee) = ctx.shadow.as_mut() {
+    fn response_filter(
+        &self,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+        tee: &mut Option<Tee>,
+    ) -> pingora::Result<()> {
+        if let Some(tee) = tee.as_mut() {
             tee.response_status = Some(resp.status.as_u16());
             tee.response_transaction_id =
                 resp.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -491,8 +550,8 @@ impl SwitchyardProxy {
 
     /// Runs for each answer body chunk on its way to the client: keeps a copy for the comparison
     /// and the prefix of an invocation's 502.
-    fn response_chunk(&self, chunk: &Bytes, ctx: &mut RequestCtx) {
-        if let Some(tee) = ctx.shadow.as_mut() {
+    fn response_chunk(&self, chunk: &Bytes, ctx: &mut RequestCtx, tee: &mut Option<Tee>) {
+        if let Some(tee) = tee.as_mut() {
             tee.response_chunk(chunk);
         }
         if let Some(prefix) = ctx.error_prefix.as_mut() {
@@ -560,6 +619,36 @@ impl SwitchyardProxy {
         let Some(m) = ctx.member.and_then(|addr| pools.get(ctx.pool).member(addr)) else { return };
         if m.answer_failed(&pools.health) {
             tracing::warn!(pool = %ctx.pool, member = %m.addr, "controller failed requests after accepting them; out of rotation until its health check passes");
+        }
+    }
+}
+
+/// Runs for each request body chunk on its way to the controller: keeps a copy for the mirror.
+async fn request_chunk(session: &mut ServerSession, tee: &mut Option<Tee>) -> Result<Option<Bytes>, Failure> {
+    let chunk = session.read_request_body().await.map_err(Failure::Client)?;
+    if let (Some(tee), Some(chunk)) = (tee.as_mut(), chunk.as_ref()) {
+        tee.request_chunk(chunk);
+    }
+    Ok(chunk)
+}
+
+/// The answer body hyper has already read, without waiting for more: its pieces, and whether
+/// they are the whole body.
+fn read_ready(body: &mut hyper::body::Incoming) -> Result<(Vec<Bytes>, bool), hyper::Error> {
+    use futures::FutureExt;
+    let mut pieces = Vec::new();
+    loop {
+        if hyper::body::Body::is_end_stream(body) {
+            return Ok((pieces, true));
+        }
+        match body.frame().now_or_never() {
+            Some(Some(frame)) => {
+                if let Ok(piece) = frame?.into_data() {
+                    pieces.push(piece);
+                }
+            }
+            Some(None) => return Ok((pieces, true)),
+            None => return Ok((pieces, false)),
         }
     }
 }

@@ -11,6 +11,7 @@ use switchyard_shadow::{AnswerClass, Outcome};
 
 use crate::control::source::{ReloadResult, ReloadSource};
 use crate::data::classify::RequestKind;
+use crate::data::upstream::RetryReason;
 use crate::kafka::sink::Delivery;
 
 pub const REQUESTS_TOTAL: &str = "switchyard_requests_total";
@@ -34,6 +35,7 @@ pub const CLIENT_CONNECTIONS: &str = "switchyard_client_connections";
 pub const CLIENT_CONNECTIONS_REFUSED: &str = "switchyard_client_connections_refused_total";
 pub const KAFKA_RECORDS: &str = "switchyard_kafka_records_total";
 pub const NAMESPACE_LOOKUPS: &str = "switchyard_namespace_lookups_total";
+pub const UPSTREAM_RETRIES: &str = "switchyard_upstream_retries_total";
 pub const RAMP_STEP: &str = "switchyard_ramp_step";
 pub const RAMP_ROLLED_BACK: &str = "switchyard_ramp_rolled_back";
 pub const RAMP_ROLLBACKS: &str = "switchyard_ramp_rollbacks_total";
@@ -152,6 +154,8 @@ pub struct Metrics {
     pub client_connections_refused: Counter,
     /// [`NamespaceLookup`] as index
     namespace_lookups: Vec<Counter>,
+    /// [`RetryReason`] as index
+    upstream_retries: Vec<Counter>,
     pub ramp_step: Gauge,
     pub ramp_rolled_back: Gauge,
     /// [`Gate`] as index
@@ -312,6 +316,10 @@ impl Metrics {
                 .iter()
                 .map(|r| counter(NAMESPACE_LOOKUPS, &[("result", r.as_str())]))
                 .collect(),
+            upstream_retries: RetryReason::ALL
+                .iter()
+                .map(|r| counter(UPSTREAM_RETRIES, &[("reason", r.as_str())]))
+                .collect(),
             handle,
             recorder,
         }
@@ -367,6 +375,10 @@ impl Metrics {
 
     pub fn namespace_lookup(&self, result: NamespaceLookup) {
         self.namespace_lookups[result as usize].increment(1);
+    }
+
+    pub fn upstream_retry(&self, reason: RetryReason) {
+        self.upstream_retries[reason as usize].increment(1);
     }
 
     pub fn pool_health(&self, pool: Pool, members: usize, healthy: usize) {
@@ -442,6 +454,11 @@ fn describe(r: &PrometheusRecorder) {
     c(KAFKA_RECORDS, None, "Comparison records sent to Kafka, by result (delivered, failed, dropped).");
     c(RAMP_ROLLBACKS, None, "Ramp rollbacks this replica decided, by the gate that failed.");
     c(NAMESPACE_LOOKUPS, None, "Resolutions of the `_` namespace to the caller's own, by result.");
+    c(
+        UPSTREAM_RETRIES,
+        None,
+        "Requests sent again on another connection, by reason; only ever when none of the request had reached a controller.",
+    );
     r.describe_histogram(
         KeyName::from_const_str(REQUEST_DURATION),
         Some(Unit::Seconds),

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use switchyard_rules::Pool;
 use switchyard_shadow::{
     compare, Comparison, ComparisonRecord, JsonLinesFile, Observed, Outcome, RecordContext, Redactor, Report,
@@ -20,6 +20,8 @@ use crate::control::ramp::window::LiveCounters;
 use crate::data::credential::secret_forms;
 use crate::data::pools::Pools;
 use crate::data::request_id::REQUEST_ID_HEADER;
+use crate::data::upstream::fields::Framing;
+use crate::data::upstream::{Client, Fault, Lane, Limits, RequestBody};
 use crate::kafka::sink::KafkaSink;
 use crate::ops::config::ShadowConfig;
 use crate::ops::metrics::Metrics;
@@ -89,7 +91,8 @@ impl ShadowState {
 struct Worker {
     /// The copies go to the healthy members of the other pool.
     pools: Arc<Pools>,
-    client: reqwest::Client,
+    /// The same client as the primaries (and their kept connections).
+    client: Client,
     slots: Arc<Semaphore>,
     timeout: Duration,
     /// The largest answer read from a copy.
@@ -117,6 +120,8 @@ pub struct ShadowStartError {
 /// Creates the queue and starts the workers on the current runtime.
 pub fn start(
     config: &ShadowConfig,
+    limits: Limits,
+    idle: Duration,
     kafka: Option<KafkaSink>,
     pools: Arc<Pools>,
     metrics: Arc<Metrics>,
@@ -140,10 +145,7 @@ pub fn start(
     };
     let worker = Arc::new(Worker {
         pools,
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(config.max_in_flight)
-            .build()
-            .expect("a plain HTTP client builds"),
+        client: Client::new(Lane::Control, limits, idle, Arc::clone(&metrics)),
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
         timeout: Duration::from_millis(config.timeout_ms),
         max_body: config.max_body_bytes,
@@ -202,7 +204,7 @@ fn now_ms() -> u64 {
 impl Worker {
     async fn run(&self, job: Job) {
         let Job { tee, served_by, request_id, primary_latency } = job;
-        let forms = tee.authorization.as_deref().map(secret_forms).unwrap_or_default();
+        let forms = tee.authorization().map(secret_forms).unwrap_or_default();
         let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
         let redactor = Redactor::new(tee.policy.redact.clone()).with_fields(Arc::clone(&self.secret_fields));
         let ctx = RecordContext {
@@ -292,63 +294,40 @@ impl Worker {
         let Some(member) = self.pools.get(pool).pick_healthy() else {
             return Ok(failed(format!("no healthy controller in the {pool} pool"), false));
         };
-        let mut req = self
-            .client
-            .request(tee.method.clone(), format!("http://{}{}", member.addr, tee.path_and_query))
-            .timeout(self.timeout)
-            .header(REQUEST_ID_HEADER, request_id)
-            .header(SHADOW_HEADER, "1")
-            .body(body);
-        if let Some(ct) = &tee.content_type {
-            req = req.header(http::header::CONTENT_TYPE, ct);
-        }
-        if let Some(auth) = &tee.authorization {
-            req = req.header(http::header::AUTHORIZATION, auth);
-        }
-        let mut resp = match req.send().await {
-            Ok(resp) => resp,
-            Err(e) => return Ok(failed(describe(&e), e.is_timeout())),
-        };
-        let status = resp.status().as_u16();
-        let transaction_id = resp.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        if resp.content_length().is_some_and(|n| n > self.max_body as u64) {
-            return Err(SkipReason::ResponseTooLarge);
-        }
-        let mut body = BytesMut::new();
-        loop {
-            match tokio::time::timeout(self.timeout.saturating_sub(started.elapsed()), resp.chunk()).await {
-                Ok(Ok(Some(chunk))) if body.len() + chunk.len() > self.max_body => {
-                    return Err(SkipReason::ResponseTooLarge)
-                }
-                Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
-                Ok(Ok(None)) => break,
-                Ok(Err(e)) => return Ok(failed(format!("reading the answer: {}", describe(&e)), e.is_timeout())),
-                Err(_) => return Ok(failed("timeout".into(), true)),
+        let mut fields = tee.fields.clone();
+        if !fields.contains_key(http::header::HOST) {
+            if let Ok(host) = http::HeaderValue::from_str(&member.addr.to_string()) {
+                fields.insert(http::header::HOST, host);
             }
         }
+        if let Ok(id) = http::HeaderValue::from_str(request_id) {
+            fields.insert(REQUEST_ID_HEADER, id);
+        }
+        fields.insert(SHADOW_HEADER, http::HeaderValue::from_static("1"));
+        if !body.is_empty() || tee.method == http::Method::POST {
+            Framing::Length(body.len() as u64).apply(&mut fields);
+        }
+        let mut req = http::Request::new(RequestBody::whole([body]));
+        *req.method_mut() = tee.method.clone();
+        *req.uri_mut() = match http::Uri::try_from(tee.path_and_query.as_str()) {
+            Ok(uri) => uri,
+            Err(_) => return Ok(failed("request failed".into(), false)),
+        };
+        *req.headers_mut() = fields;
+        let (head, body) = match self.client.exchange(member, req, self.max_body, self.timeout).await {
+            Ok(answer) => answer,
+            Err(fault) => return Ok(failed(fault.cause().to_string(), matches!(fault, Fault::Timeout))),
+        };
+        let Some(body) = body else { return Err(SkipReason::ResponseTooLarge) };
         Ok(Answer {
-            status: Some(status),
-            body: body.freeze(),
+            status: Some(head.status.as_u16()),
+            body,
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             timed_out: false,
             error: None,
-            transaction_id,
+            transaction_id: head.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string),
         })
     }
-}
-
-/// A short cause for a failed copy; reqwest's own text would carry the URL and no value here.
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect failed"
-    } else if e.is_body() || e.is_decode() {
-        "bad answer body"
-    } else {
-        "request failed"
-    };
-    kind.to_string()
 }
 
 fn skipped_record(ctx: &RecordContext<'_>, reason: SkipReason) -> ComparisonRecord {

@@ -15,9 +15,11 @@ pub struct Tee {
     /// Invocations are POSTs; web actions may use any method.
     pub method: http::Method,
     pub path_and_query: String,
-    pub content_type: Option<String>,
-    /// Needed to run the copy as the same caller; never written anywhere.
-    pub authorization: Option<String>,
+    /// The end-to-end fields the primary carried (set when the request is forwarded): the copy
+    /// carries the same, so an action reading its headers sees the same input on both paths.
+    /// They include the caller's `Authorization`, needed to run the copy as the same caller and
+    /// never written anywhere.
+    pub fields: http::HeaderMap,
     request: Vec<Bytes>,
     request_bytes: usize,
     pub response_status: Option<u16>,
@@ -42,8 +44,7 @@ impl Tee {
             action,
             method,
             path_and_query,
-            content_type: None,
-            authorization: None,
+            fields: http::HeaderMap::new(),
             request: Vec::new(),
             request_bytes: 0,
             response_status: None,
@@ -76,6 +77,11 @@ impl Tee {
         } else {
             self.response.extend_from_slice(chunk);
         }
+    }
+
+    /// The caller's `Authorization` value, to redact in every form it may take.
+    pub fn authorization(&self) -> Option<&str> {
+        self.fields.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
     }
 
     /// The request body as sent to the primary.

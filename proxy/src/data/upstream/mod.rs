@@ -1,23 +1,40 @@
-//! switchyard's own HTTP/1.1 client to the controllers. pingora's proxy flow costs a body channel,
-//! a duplex task pair, timers and a header flush per request, and writes the request head and body
-//! in two sends; this client writes a request in one send, reads the answer into the connection's
-//! own reused buffer, and keeps idle connections per controller ([`pool`]).
+//! The one client for every exchange with a controller: primaries, shadow copies, `_` lookups and
+//! health checks. hyper's HTTP/1 connection (`hyper::client::conn::http1`) writes the requests and
+//! parses the answers; switchyard keeps the connections per controller ([`pool`]) and decides only
+//! policy: which fields cross ([`fields`]), when a connection may be kept, and when a request may
+//! be sent again.
+//!
+//! Two promises hold here. **A request reaches a controller once**: it goes again on another
+//! connection only when hyper hands it back unsent (none of it reached the wire), never once the
+//! controller may have read it. **An answer reaches the request that asked**: a connection goes
+//! back to the pool only when its answer ended exactly at its framing, and an idle connection that
+//! receives anything is closed by hyper at once.
 
+pub mod body;
+pub mod fields;
 pub mod pool;
-pub mod wire;
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{Builder, SendRequest};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use wire::{AnswerHead, Framing, Garbled, Step};
+pub use body::{BodySender, RequestBody};
 
-/// Room kept free in a connection's read buffer before each read.
-const READ_CHUNK: usize = 8 * 1024;
+use crate::data::pools::Member;
+use crate::ops::config::TimeoutsConfig;
+use crate::ops::metrics::Metrics;
+
+/// The largest answer head read from a controller, and the most header fields in it.
+pub const MAX_ANSWER_HEAD: usize = 64 * 1024;
+const MAX_ANSWER_FIELDS: usize = 128;
 
 /// What went wrong between switchyard and a controller.
 #[derive(Debug, thiserror::Error)]
@@ -26,159 +43,285 @@ pub enum Fault {
     Connect(io::Error),
     #[error("connecting to the controller timed out")]
     ConnectTimeout,
-    #[error("writing the request to the controller: {0}")]
-    Write(io::Error),
-    #[error("writing the request to the controller timed out")]
-    WriteTimeout,
-    #[error("reading the controller's answer: {0}")]
-    Read(io::Error),
+    /// The connection closed before any of the request was written.
+    #[error("the connection closed before the request was sent: {0}")]
+    NotSent(hyper::Error),
+    /// The exchange failed once the request may have reached the controller: a reset or close
+    /// before the whole answer, or an answer hyper could not parse.
+    #[error("the controller failed the exchange: {0}")]
+    Exchange(hyper::Error),
     #[error("the controller did not answer in time")]
-    ReadTimeout,
-    #[error("the controller closed the connection before its whole answer")]
-    Closed,
-    #[error("the controller's answer is garbled: {0}")]
-    Garbled(#[from] Garbled),
+    Timeout,
+    #[error("the controller did not take the request body in time")]
+    WriteTimeout,
+    #[error("the controller switched protocols, which switchyard never asks for")]
+    Upgrade,
 }
 
 impl Fault {
-    /// The connection never opened: the request was not delivered, so another controller may try.
+    /// None of the request reached the controller: another controller may be tried.
     pub fn before_delivery(&self) -> bool {
-        matches!(self, Fault::Connect(_) | Fault::ConnectTimeout)
+        matches!(self, Fault::Connect(_) | Fault::ConnectTimeout | Fault::NotSent(_))
     }
 
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Fault::ConnectTimeout | Fault::WriteTimeout | Fault::ReadTimeout)
+        matches!(self, Fault::ConnectTimeout | Fault::Timeout | Fault::WriteTimeout)
+    }
+
+    /// A short cause, for records and reports (no address, no value from the exchange).
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Fault::Connect(_) | Fault::ConnectTimeout | Fault::NotSent(_) => "connect failed",
+            Fault::Timeout | Fault::WriteTimeout => "timeout",
+            Fault::Exchange(e) if e.is_parse() => "bad answer",
+            Fault::Exchange(_) => "request failed",
+            Fault::Upgrade => "bad answer",
+        }
     }
 }
 
-/// The per-operation limits of an exchange (each read or write, not the whole answer).
+/// Why a request went again on another connection (the `reason` label of
+/// `switchyard_upstream_retries_total`). Both mean none of it had reached the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// A kept connection turned out closed; hyper handed the request back unwritten.
+    KeptConnectionClosed,
+    /// Connecting to a controller failed; the next attempt goes to another one.
+    ConnectFailed,
+}
+
+impl RetryReason {
+    pub const ALL: [RetryReason; 2] = [RetryReason::KeptConnectionClosed, RetryReason::ConnectFailed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::KeptConnectionClosed => "kept_connection_closed",
+            RetryReason::ConnectFailed => "connect_failed",
+        }
+    }
+}
+
+/// A request that got no answer, and the request itself when none of it reached the wire (it may
+/// then go to another controller).
+pub struct Unsent {
+    pub fault: Fault,
+    pub request: Option<Request<RequestBody>>,
+}
+
+impl From<Unsent> for Fault {
+    fn from(unsent: Unsent) -> Fault {
+        unsent.fault
+    }
+}
+
+/// Which of a controller's kept connections a client uses. The data plane's requests run on
+/// pingora's threads and the rest (copies, lookups, health checks) on the control runtime: each
+/// keeps its own, so a connection is driven by the runtime that uses it, and health checks never
+/// take a connection a request was about to reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Data,
+    Control,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Data, Lane::Control];
+}
+
+/// The per-operation limits of an exchange.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub connect: Duration,
+    /// The longest wait for the answer head once the request was sent, and for each piece of
+    /// the answer body.
     pub read: Duration,
+    /// The longest wait for the controller to take a piece of the request body.
     pub write: Duration,
 }
 
-/// One open connection to a controller.
-pub struct Connection {
-    stream: TcpStream,
-    /// Answer bytes read and not yet used; kept (with its allocation) while the connection idles.
-    buf: BytesMut,
-    /// Where the next request is put together before its one write (kept like `buf`).
-    pub out: BytesMut,
-    /// Whether any byte of the current answer has arrived (a reused connection that fails before
-    /// one did was most likely closed by the controller while idle).
-    answered: bool,
+impl From<&TimeoutsConfig> for Limits {
+    fn from(t: &TimeoutsConfig) -> Limits {
+        Limits {
+            connect: Duration::from_millis(t.connect_ms),
+            read: Duration::from_millis(t.read_ms),
+            write: Duration::from_millis(t.write_ms),
+        }
+    }
 }
 
-impl Connection {
-    pub async fn open(addr: SocketAddr, limits: &Limits) -> Result<Connection, Fault> {
-        let stream = match pingora::time::timeout(limits.connect, TcpStream::connect(addr)).await {
+/// One open connection to a controller: hyper's sender, and its connection task (aborted when
+/// the connection is dropped, so a connection not kept is closed at once).
+pub struct Conn {
+    sender: SendRequest<RequestBody>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr, connect: Duration) -> Result<Conn, Fault> {
+        let stream = match tokio::time::timeout(connect, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(Fault::Connect(e)),
             Err(_) => return Err(Fault::ConnectTimeout),
         };
-        // Requests go out whole in one write; Nagle would only delay the next one.
+        // A request goes out whole in one write; Nagle would only delay the next one.
         stream.set_nodelay(true).map_err(Fault::Connect)?;
-        Ok(Connection { stream, buf: BytesMut::with_capacity(READ_CHUNK), out: BytesMut::new(), answered: false })
-    }
-
-    /// Whether the connection can carry another request: nothing has arrived on it unasked (a
-    /// close, a reset or stray bytes). One non-blocking read, unless the runtime already knows the
-    /// socket is quiet.
-    fn is_quiet(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-    }
-
-    pub fn answered(&self) -> bool {
-        self.answered
-    }
-
-    /// Writes what was put together in [`Connection::out`] (one send, unless the socket's buffer
-    /// is full).
-    pub async fn send(&mut self, limits: &Limits) -> Result<(), Fault> {
-        match pingora::time::timeout(limits.write, self.stream.write_all(&self.out)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Fault::Write(e)),
-            Err(_) => Err(Fault::WriteTimeout),
-        }
-    }
-
-    /// Reads more of the answer into the buffer. `Ok(false)`: the controller closed the connection.
-    async fn fill(&mut self, limits: &Limits) -> Result<bool, Fault> {
-        self.buf.reserve(READ_CHUNK);
-        match pingora::time::timeout(limits.read, self.stream.read_buf(&mut self.buf)).await {
-            Ok(Ok(0)) => Ok(false),
-            Ok(Ok(_)) => {
-                self.answered = true;
-                Ok(true)
+        let (sender, connection) = Builder::new()
+            .max_headers(MAX_ANSWER_FIELDS)
+            .max_buf_size(MAX_ANSWER_HEAD.max(8 * 1024))
+            .allow_spaces_after_header_name_in_responses(true)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(Fault::NotSent)?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "controller connection ended");
             }
-            Ok(Err(e)) => Err(Fault::Read(e)),
-            Err(_) => Err(Fault::ReadTimeout),
-        }
+        })
+        .abort_handle();
+        Ok(Conn { sender, task })
     }
 
-    /// Reads the answer head, skipping informational (1xx) answers.
-    pub async fn read_head(&mut self, head_request: bool, limits: &Limits) -> Result<AnswerHead, Fault> {
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed()
+    }
+}
+
+/// A `GET` of `path` (origin form) for `member`: what the lookups and the health checks send.
+pub fn get(path: &'static str, member: SocketAddr) -> Request<RequestBody> {
+    let mut req = Request::new(RequestBody::empty());
+    *req.uri_mut() = http::Uri::from_static(path);
+    if let Ok(host) = http::HeaderValue::from_str(&member.to_string()) {
+        req.headers_mut().insert(http::header::HOST, host);
+    }
+    req
+}
+
+/// The connection an answer is being read from. [`Lease::release`] keeps it for the next request
+/// when the exchange ended cleanly; dropped otherwise, the connection closes.
+pub struct Lease<'m> {
+    conn: Conn,
+    member: &'m Member,
+    lane: Lane,
+    idle: Duration,
+}
+
+impl Lease<'_> {
+    pub fn member(&self) -> &Member {
+        self.member
+    }
+
+    /// Ends the exchange. `clean`: the request body was sent whole, the answer body was read to
+    /// the end of its framing, and the answer keeps the connection ([`fields::keeps_connection`]).
+    pub fn release(self, clean: bool) {
+        if clean && self.conn.is_open() {
+            self.member.idle(self.lane).put(self.conn, self.idle);
+        }
+    }
+}
+
+/// The client to the controllers. Cheap to hold per user (primaries, mirror, lookups, health):
+/// the connections themselves are kept per controller, in the pools' members.
+pub struct Client {
+    lane: Lane,
+    limits: Limits,
+    /// How long an idle connection is kept.
+    idle: Duration,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl Client {
+    pub fn new(lane: Lane, limits: Limits, idle: Duration, metrics: std::sync::Arc<Metrics>) -> Client {
+        Client { lane, limits, idle, metrics }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counts a request sent again on another connection.
+    pub fn retried(&self, reason: RetryReason) {
+        self.metrics.upstream_retry(reason);
+    }
+
+    /// Sends `req` to `member` on a kept connection when one is open, else on a new one, and
+    /// waits for the answer head (no time limit here: the caller bounds the wait, which for a
+    /// streaming body starts only once the body was sent). When hyper hands the request back
+    /// unwritten (the kept connection was closed), it goes once more on a new connection.
+    pub async fn send<'m>(
+        &self,
+        member: &'m Member,
+        mut req: Request<RequestBody>,
+    ) -> Result<(Response<Incoming>, Lease<'m>), Unsent> {
+        let pool = member.idle(self.lane);
+        let mut kept = pool.take(self.idle);
         loop {
-            match wire::parse_answer(&self.buf, head_request)? {
-                Some((len, Some(head))) => {
-                    let _ = self.buf.split_to(len);
-                    return Ok(head);
-                }
-                Some((len, None)) => {
-                    let _ = self.buf.split_to(len);
-                }
-                None => {
-                    if !self.fill(limits).await? {
-                        return Err(Fault::Closed);
+            let reused = kept.is_some();
+            let mut conn = match kept.take() {
+                Some(conn) => conn,
+                None => match Conn::open(member.addr, self.limits.connect).await {
+                    Ok(conn) => conn,
+                    Err(fault) => return Err(Unsent { fault, request: Some(req) }),
+                },
+            };
+            if reused {
+                // A kept connection is ready at once unless hyper is still finishing its last
+                // exchange; a closed one errs.
+                match tokio::time::timeout(self.limits.connect, conn.sender.ready()).await {
+                    Ok(Ok(())) => {}
+                    _ => {
+                        kept = pool.take(self.idle);
+                        continue;
                     }
                 }
             }
-        }
-    }
-
-    /// The next piece of the answer body, decoded already or after reading; `None` at its end.
-    pub async fn read_body(&mut self, framing: &mut Framing, limits: &Limits) -> Result<Option<Bytes>, Fault> {
-        loop {
-            match framing.decode(&mut self.buf)? {
-                Step::Data(data) => return Ok(Some(data)),
-                Step::Done => return Ok(None),
-                Step::NeedMore => {
-                    if !self.fill(limits).await? {
-                        return if framing.ends_at_close() {
-                            *framing = Framing::Done;
-                            Ok(None)
-                        } else {
-                            Err(Fault::Closed)
-                        };
-                    }
+            match conn.sender.try_send_request(req).await {
+                Ok(resp) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                    return Err(Unsent { fault: Fault::Upgrade, request: None })
                 }
+                Ok(resp) => return Ok((resp, Lease { conn, member, lane: self.lane, idle: self.idle })),
+                Err(mut e) => match e.take_message() {
+                    Some(back) if reused => {
+                        self.retried(RetryReason::KeptConnectionClosed);
+                        req = back;
+                    }
+                    Some(back) => return Err(Unsent { fault: Fault::NotSent(e.into_error()), request: Some(back) }),
+                    None => return Err(Unsent { fault: Fault::Exchange(e.into_error()), request: None }),
+                },
             }
         }
     }
 
-    /// The answer body already read with the head, without waiting for more: its pieces, and
-    /// whether they are the whole body.
-    pub fn buffered_body(&mut self, framing: &mut Framing) -> Result<(Vec<Bytes>, bool), Fault> {
-        let mut pieces = Vec::new();
-        loop {
-            match framing.decode(&mut self.buf)? {
-                Step::Data(data) => pieces.push(data),
-                Step::NeedMore => return Ok((pieces, false)),
-                Step::Done => return Ok((pieces, true)),
+    /// Sends a request without a streaming body and reads its whole answer, all within
+    /// `timeout`: for the mirror, the lookups and the health checks. `Ok((status, headers,
+    /// None))`: the answer body is larger than `max_body` (not read further, connection closed).
+    pub async fn exchange(
+        &self,
+        member: &Member,
+        req: Request<RequestBody>,
+        max_body: usize,
+        timeout: Duration,
+    ) -> Result<(http::response::Parts, Option<Bytes>), Fault> {
+        let run = async {
+            let (resp, lease) = self.send(member, req).await?;
+            let (parts, mut body) = resp.into_parts();
+            let keep = fields::keeps_connection(parts.version, &parts.headers);
+            let mut out = BytesMut::new();
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame.map_err(Fault::Exchange)?.into_data() else { continue };
+                if out.len() + data.len() > max_body {
+                    return Ok((parts, None));
+                }
+                out.extend_from_slice(&data);
             }
-        }
-    }
-
-    /// Whether the connection can be kept for another request after this answer.
-    pub fn reusable(&self, keep_alive: bool, framing: &Framing) -> bool {
-        keep_alive && *framing == Framing::Done && self.buf.is_empty()
-    }
-
-    /// Ends an exchange on a connection that is kept.
-    fn finish_exchange(&mut self) {
-        self.answered = false;
+            lease.release(keep);
+            Ok((parts, Some(out.freeze())))
+        };
+        tokio::time::timeout(timeout, run).await.unwrap_or(Err(Fault::Timeout))
     }
 }

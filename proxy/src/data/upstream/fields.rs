@@ -1,0 +1,247 @@
+//! Which header fields cross the proxy, both ways: the end-to-end ones, never the hop-by-hop ones
+//! (RFC 9110 §7.6.1), and the fields switchyard itself sets on the way to a controller (`Host`,
+//! the request id, the body's framing). Policy only: hyper writes and parses the messages.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Version;
+use pingora::http::{RequestHeader, ResponseHeader};
+
+use crate::data::request_id::REQUEST_ID_HEADER;
+use crate::shadow::tee::SHADOW_HEADER;
+
+/// Headers that belong to one connection: never forwarded.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// The tokens of a message's `Connection` fields.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether the message's `Connection` field lists `name` as hop-by-hop too.
+fn listed_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_str().as_bytes()))
+}
+
+/// The fields a request carries to a controller: the client's end-to-end fields (minus its
+/// framing, `Expect`, which switchyard answers itself, a request id and a shadow marker it may have
+/// sent), `Host` always (the client's, or the controller's address; a `Connection` field cannot
+/// remove it), and the request id. The framing is added once the body is known ([`Framing`]).
+pub fn request_fields(req: &RequestHeader, request_id: &str, authority: &str) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(req.headers.len() + 3);
+    let listed = req.headers.contains_key(header::CONNECTION);
+    for (name, value) in req.headers.iter() {
+        if name == header::HOST {
+            if !out.contains_key(header::HOST) {
+                out.insert(header::HOST, value.clone());
+            }
+            continue;
+        }
+        if is_hop_by_hop(name)
+            || name == header::CONTENT_LENGTH
+            || name == header::EXPECT
+            || name.as_str() == REQUEST_ID_HEADER
+            || name.as_str() == SHADOW_HEADER
+            || (listed && listed_in_connection(&req.headers, name))
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    if !out.contains_key(header::HOST) {
+        if let Ok(value) = HeaderValue::from_str(authority) {
+            out.insert(header::HOST, value);
+        }
+    }
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        out.insert(REQUEST_ID_HEADER, id);
+    }
+    out
+}
+
+/// Whether the client's `Transfer-Encoding` is one a controller can be sent: none, or exactly
+/// `chunked` (which the proxy decodes). Any other coding would reach the controller as a plain
+/// body it never declared, so the request is refused with 501 (RFC 9112 §6.1).
+pub fn transfer_coding_supported(req: &RequestHeader) -> bool {
+    let mut codings = req
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii);
+    match codings.next() {
+        None => true,
+        Some(first) => first.eq_ignore_ascii_case(b"chunked") && codings.next().is_none(),
+    }
+}
+
+/// How the request body reaches the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body and no length (a GET, or a request without either field).
+    None,
+    Length(u64),
+    Chunked,
+}
+
+impl Framing {
+    /// A body read whole (`whole`: its length) goes with its length; one still streaming keeps
+    /// the client's length, or is chunked; a request that sent neither field has none.
+    pub fn for_request(req: &RequestHeader, whole: Option<usize>) -> Framing {
+        let chunked = req.headers.contains_key(header::TRANSFER_ENCODING);
+        let length = req.headers.get(header::CONTENT_LENGTH);
+        match whole {
+            Some(0) if !chunked && length.is_none() => Framing::None,
+            Some(len) => Framing::Length(len as u64),
+            None => match length.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()) {
+                Some(len) if !chunked => Framing::Length(len),
+                _ => Framing::Chunked,
+            },
+        }
+    }
+
+    pub fn apply(self, headers: &mut HeaderMap) {
+        match self {
+            Framing::None => {}
+            Framing::Length(n) => {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
+            Framing::Chunked => {
+                headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            }
+        }
+    }
+}
+
+/// The controller's answer head as the client gets it: status and end-to-end fields (a length
+/// only when the controller sent one and no coding; the client's framing is set later).
+pub fn answer_header(head: &http::response::Parts) -> pingora::Result<ResponseHeader> {
+    let mut out = ResponseHeader::build_no_case(head.status, Some(head.headers.len() + 4))?;
+    let coded = head.headers.contains_key(header::TRANSFER_ENCODING);
+    let listed = head.headers.contains_key(header::CONNECTION);
+    for (name, value) in head.headers.iter() {
+        if is_hop_by_hop(name)
+            || (name == header::CONTENT_LENGTH && (coded || out.headers.contains_key(header::CONTENT_LENGTH)))
+            || (listed && listed_in_connection(&head.headers, name))
+        {
+            continue;
+        }
+        out.append_header(name.clone(), value.clone())?;
+    }
+    Ok(out)
+}
+
+/// Whether the connection may carry another request after this answer: HTTP/1.1 and no `close`
+/// among its `Connection` tokens, whatever else is listed (close wins, RFC 9112 §9.6). An HTTP/1.0
+/// answer is never kept, even one saying `keep-alive` (RFC 9112 §9.3 leaves it optional; a 1.0
+/// answer with `Transfer-Encoding` must be closed after, §6.1), nor one with both
+/// `Transfer-Encoding` and `Content-Length` (decoded by the former, but a sign of response
+/// splitting, RFC 9112 §6.3).
+pub fn keeps_connection(version: Version, headers: &HeaderMap) -> bool {
+    version == Version::HTTP_11
+        && !connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"close"))
+        && !(headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(fields: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("POST", b"/api/v1/namespaces/guest/actions/a?blocking=true", None).unwrap();
+        for (name, value) in fields {
+            req.append_header(name.to_string(), *value).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn a_request_loses_its_hop_by_hop_fields_and_gets_host_and_the_request_id() {
+        let req = request(&[
+            ("connection", "keep-alive, x-private, host"),
+            ("x-private", "p"),
+            ("host", "whisk.example"),
+            ("content-length", "2"),
+            ("expect", "100-continue"),
+            ("x-request-id", "client"),
+            ("x-switchyard-shadow", "1"),
+            ("authorization", "Basic abc"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        let out = request_fields(&req, "id-1", "127.0.0.1:9");
+        assert_eq!(out["host"], "whisk.example", "a Connection field cannot remove Host");
+        assert_eq!(out["x-request-id"], "id-1");
+        assert_eq!(out["authorization"], "Basic abc");
+        for gone in ["x-private", "connection", "expect", "x-switchyard-shadow", "content-length", "transfer-encoding"]
+        {
+            assert!(!out.contains_key(gone), "{gone}");
+        }
+        assert_eq!(request_fields(&request(&[]), "id", "127.0.0.1:9")["host"], "127.0.0.1:9");
+    }
+
+    #[test]
+    fn only_chunked_alone_is_a_coding_a_controller_can_be_sent() {
+        assert!(transfer_coding_supported(&request(&[])));
+        assert!(transfer_coding_supported(&request(&[("transfer-encoding", "Chunked")])));
+        for coding in ["gzip, chunked", "chunked, identity", "gzip", ""] {
+            assert!(!transfer_coding_supported(&request(&[("transfer-encoding", coding)])), "{coding}");
+        }
+    }
+
+    #[test]
+    fn the_framing_follows_the_body_read() {
+        let chunked = request(&[("transfer-encoding", "chunked")]);
+        assert_eq!(Framing::for_request(&chunked, Some(7)), Framing::Length(7));
+        assert_eq!(Framing::for_request(&chunked, None), Framing::Chunked);
+        let big = request(&[("content-length", "5000000")]);
+        assert_eq!(Framing::for_request(&big, None), Framing::Length(5_000_000));
+        assert_eq!(Framing::for_request(&request(&[]), Some(0)), Framing::None);
+    }
+
+    #[test]
+    fn close_wins_and_http_1_0_answers_are_never_kept() {
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert!(keeps_connection(Version::HTTP_11, &HeaderMap::new()));
+        assert!(!keeps_connection(Version::HTTP_11, &headers("close, keep-alive")));
+        assert!(!keeps_connection(Version::HTTP_11, &headers("keep-alive, Close")));
+        assert!(!keeps_connection(Version::HTTP_10, &headers("keep-alive")));
+        let mut both = HeaderMap::new();
+        both.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        both.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        assert!(!keeps_connection(Version::HTTP_11, &both));
+    }
+
+    #[test]
+    fn an_answer_loses_its_hop_by_hop_fields_and_keeps_one_length() {
+        let resp = http::Response::builder()
+            .header("connection", "keep-alive, x-hop")
+            .header("x-hop", "1")
+            .header("x-end", "2")
+            .header("keep-alive", "timeout=5")
+            .header("content-length", "2")
+            .header("content-length", "2")
+            .body(())
+            .unwrap();
+        let (parts, ()) = resp.into_parts();
+        let h = answer_header(&parts).unwrap().headers.clone();
+        assert_eq!(h["x-end"], "2");
+        assert_eq!(h.get_all("content-length").iter().count(), 1);
+        assert!(h.get("x-hop").is_none() && h.get("connection").is_none() && h.get("keep-alive").is_none());
+    }
+}
