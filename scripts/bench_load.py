@@ -9,7 +9,10 @@ process and its children) and each row's ratio to switchyard, as medians of the 
 resident memory of switchyard and bare pingora holding 10,000 idle keep-alive client connections,
 and after each of them made one request. Last, when valgrind is installed, the instructions each
 proxy runs per request under callgrind (a count, not a time: the same on a busy or an idle machine),
-from two runs of sequential requests whose difference leaves start-up and shutdown out.
+from two runs of sequential requests whose difference leaves start-up and shutdown out. With strace
+installed, the system calls each proxy makes per request (sends and receives on its sockets) during
+a short wrk run. From the rounds it also derives what one shadow copy costs the proxy: the extra CPU
+per request with 10 % mirrored, divided by 0.1, next to a primary's CPU per request.
 """
 
 import os
@@ -29,6 +32,7 @@ SECONDS = int(os.environ.get("SECONDS_PER_RUN", "10"))
 CONNECTIONS = 64
 IDLE_CLIENTS = int(os.environ.get("IDLE_CLIENTS", "10000"))
 COUNTED = (300, 1800)  # requests in the two callgrind runs
+SHADOWED = 0.1  # the share of requests mirrored in the shadowing row
 RULES = 'version = "bench"\nscheduler_share = 25\n'
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/switchyard-target"))
 BODY = '{"activationId":"0123456789ab"}'
@@ -213,6 +217,36 @@ def sequential_requests(port, n, connections=8):
         s.close()
 
 
+SENDS = {"sendto", "sendmsg", "write", "writev"}
+RECEIVES = {"recvfrom", "recvmsg", "read", "readv"}
+IGNORED = {"epoll_wait", "futex", "sched_yield", "restart_syscall", "clock_nanosleep", "nanosleep"}
+
+
+def syscalls_per_request(port, proc, d, seconds=3):
+    """System calls of the proxy (all its processes and threads) per request during a wrk run:
+    sends, receives, and the rest but waiting (epoll, futexes, sleeps)."""
+    out = os.path.join(d, f"strace-{port}.txt")
+    pids = descendants(proc.pid)
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out] + [a for p in pids for a in ("-p", str(p))],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    script = os.path.join(d, "post.lua")
+    run = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", script,
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True).stdout
+    total = int(re.search(r"(\d+) requests in", run).group(1))
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(timeout=30)
+    counts = {}
+    for line in open(out):
+        f = line.split()
+        if len(f) >= 5 and f[-1] not in ("total", "syscall") and f[3].isdigit():
+            counts[f[-1]] = int(f[3])
+    sends = sum(n for c, n in counts.items() if c in SENDS)
+    receives = sum(n for c, n in counts.items() if c in RECEIVES)
+    other = sum(n for c, n in counts.items() if c not in SENDS | RECEIVES | IGNORED)
+    return sends / total, receives / total, other / total
+
+
 def instructions(cmd, port, n, d, name):
     """Instructions callgrind counts for the whole life of `cmd` serving n sequential requests."""
     out = os.path.join(d, f"{name}-{n}.callgrind")
@@ -285,6 +319,10 @@ def main():
             for name, _, _ in rows:
                 rps, p50, p99, cpu, errors = med[name]
                 print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {cpu:.1f} | {errors:.0f} | {rps / base:.2f}× |")
+            primary = med["switchyard"][3]
+            copy = (med["switchyard with 10 % shadowing"][3] - primary) / SHADOWED
+            print(f"\none shadow copy: {copy:.1f} µs of proxy CPU, {copy / primary:.2f}× a primary ({primary:.1f} µs)"
+                  f" (CPU per request with {SHADOWED:.0%} mirrored minus without, divided by {SHADOWED})")
 
         print(f"\nresident memory with {IDLE_CLIENTS:,} keep-alive client connections")
         print("| | RSS before | idle connections | after one request each |")
@@ -301,6 +339,15 @@ def main():
             for s in socks:
                 s.close()
             print(f"| {name} | {before:.0f} MB | {idle:.0f} MB | {used:.0f} MB |")
+
+        if shutil.which("strace"):
+            print(f"\nsystem calls per proxied POST (strace -c, wrk -c{CONNECTIONS} for 3 s)")
+            print("| | sends | receives | other calls |")
+            print("|---|---|---|---|")
+            for name, port, proc in [("nginx split_clients", split, procs[4]),
+                                     ("bare pingora", bare, procs[1]), ("switchyard", sy, procs[2])]:
+                sends, receives, other = syscalls_per_request(port, proc, d)
+                print(f"| {name} | {sends:.2f} | {receives:.2f} | {other:.2f} |")
 
         if shutil.which("valgrind"):
             counted = []

@@ -137,7 +137,7 @@ impl Peer {
 
     /// The next request that is not a health check, read whole and recorded; `None` when the
     /// connection closed.
-    pub fn next(&mut self) -> Option<Head> {
+    pub fn next_request(&mut self) -> Option<Head> {
         loop {
             let head = self.head()?;
             let body = self.body(&head);
@@ -212,7 +212,7 @@ impl ScriptedController {
     /// Answers every request with [`answer_for`] its request id, keeping connections open.
     pub fn echo() -> ScriptedController {
         ScriptedController::start(|mut peer| {
-            while let Some(head) = peer.next() {
+            while let Some(head) = peer.next_request() {
                 peer.write(&answer_for(&head.request_id()));
             }
         })

@@ -86,7 +86,7 @@ fn an_invocation_the_controller_read_is_never_sent_again() {
     // The controller answers a connection's first request, then reads the second whole, works
     // 300 ms and closes without answering (a controller restarting mid-request).
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while let Some(head) = peer.next() {
+        while let Some(head) = peer.next_request() {
             if peer.requests == 1 {
                 peer.write(&answer_for(&head.request_id()));
             } else {
@@ -134,7 +134,7 @@ fn a_stray_answer_after_a_complete_one_never_reaches_the_next_client() {
     let stray_sent = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stray_sent);
     let controller = ScriptedController::start(move |mut peer: Peer| {
-        while let Some(head) = peer.next() {
+        while let Some(head) = peer.next_request() {
             peer.write(&answer_for(&head.request_id()));
             if !flag.swap(true, Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -160,7 +160,7 @@ fn a_stray_answer_after_a_complete_one_never_reaches_the_next_client() {
 fn stray_bytes_after_an_answer_do_not_fail_the_next_request() {
     // The answer and stray bytes after it leave in one write.
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while let Some(head) = peer.next() {
+        while let Some(head) = peer.next_request() {
             let mut bytes = answer_for(&head.request_id());
             bytes.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray");
             peer.write(&bytes);
@@ -181,7 +181,7 @@ fn stray_bytes_after_an_answer_do_not_fail_the_next_request() {
 fn a_late_body_after_a_204_or_a_head_answer_does_not_fail_the_next_request() {
     // A body arrives 50 ms after answers that have none by their status or the request's method.
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while let Some(head) = peer.next() {
+        while let Some(head) = peer.next_request() {
             if head.text.starts_with("head ") {
                 peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
             } else if head.request_id().ends_with("-204") {
@@ -212,7 +212,7 @@ fn a_late_body_after_a_204_or_a_head_answer_does_not_fail_the_next_request() {
 fn close_wins_over_keep_alive_in_an_answer() {
     // The controller says both and keeps the connection open: the proxy must not use it again.
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while let Some(head) = peer.next() {
+        while let Some(head) = peer.next_request() {
             let id = head.request_id();
             let body = format!("{{\"for\":\"{id}\"}}");
             peer.write(
@@ -236,7 +236,7 @@ fn close_wins_over_keep_alive_in_an_answer() {
 #[test]
 fn an_http_1_0_answer_is_never_kept_and_one_with_transfer_encoding_is_faulty() {
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while let Some(head) = peer.next() {
+        while let Some(head) = peer.next_request() {
             if head.request_id().starts_with("chunked") {
                 peer.write(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
             } else {
@@ -260,7 +260,7 @@ fn an_http_1_0_answer_is_never_kept_and_one_with_transfer_encoding_is_faulty() {
 #[test]
 fn a_chunk_size_with_leading_zeros_is_read() {
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while peer.next().is_some() {
+        while peer.next_request().is_some() {
             peer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000005\r\nhello\r\n0\r\n\r\n");
         }
     });
@@ -273,7 +273,7 @@ fn a_chunk_size_with_leading_zeros_is_read() {
 #[test]
 fn transfer_encoding_overrides_content_length_and_such_an_answer_is_not_kept() {
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while peer.next().is_some() {
+        while peer.next_request().is_some() {
             peer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
             );
@@ -298,7 +298,7 @@ fn transfer_encoding_overrides_content_length_and_such_an_answer_is_not_kept() {
 #[test]
 fn differing_content_lengths_are_a_502() {
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while peer.next().is_some() {
+        while peer.next_request().is_some() {
             peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x");
         }
     });
@@ -311,7 +311,7 @@ fn differing_content_lengths_are_a_502() {
 #[test]
 fn an_answer_without_length_is_read_until_close_and_not_kept() {
     let controller = ScriptedController::start(|mut peer: Peer| {
-        if peer.next().is_some() {
+        if peer.next_request().is_some() {
             peer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"until\":");
             std::thread::sleep(Duration::from_millis(30));
             peer.write(b"\"close\"}");
@@ -329,7 +329,7 @@ fn an_answer_without_length_is_read_until_close_and_not_kept() {
 #[test]
 fn an_answer_cut_short_reaches_the_client_cut_short() {
     let controller = ScriptedController::start(|mut peer: Peer| {
-        if peer.next().is_some() {
+        if peer.next_request().is_some() {
             peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"cut\":");
             std::thread::sleep(Duration::from_millis(30));
             peer.close();
@@ -346,7 +346,7 @@ fn an_answer_cut_short_reaches_the_client_cut_short() {
 fn a_kept_connection_the_controller_closes_while_idle_is_not_used() {
     // The controller answers, then closes the connection 100 ms later (its keep-alive timeout).
     let controller = ScriptedController::start(|mut peer: Peer| {
-        if let Some(head) = peer.next() {
+        if let Some(head) = peer.next_request() {
             peer.write(&answer_for(&head.request_id()));
             std::thread::sleep(Duration::from_millis(100));
             peer.close();
@@ -388,7 +388,7 @@ fn a_request_reaches_the_controller_in_one_write_on_a_kept_connection() {
 #[test]
 fn a_chunked_answer_streams_through_whole_and_the_connection_is_kept() {
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while peer.next().is_some() {
+        while peer.next_request().is_some() {
             peer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n{\"a\":1\r\n");
             std::thread::sleep(Duration::from_millis(20));
             peer.write(b"9\r\n,\"b\":\"xy\"\r\n");
@@ -410,7 +410,7 @@ fn a_chunked_answer_streams_through_whole_and_the_connection_is_kept() {
 #[test]
 fn hop_by_hop_fields_stop_at_the_proxy_both_ways() {
     let controller = ScriptedController::start(|mut peer: Peer| {
-        while peer.next().is_some() {
+        while peer.next_request().is_some() {
             peer.write(b"HTTP/1.1 200 OK\r\nConnection: x-private\r\nx-private: secret\r\nx-end: kept\r\nContent-Length: 2\r\n\r\n{}");
         }
     });
@@ -438,7 +438,7 @@ fn hop_by_hop_fields_stop_at_the_proxy_both_ways() {
 #[test]
 fn a_garbled_answer_is_an_openwhisk_shaped_502_and_counts_against_the_controller() {
     let controller = ScriptedController::start(|mut peer: Peer| {
-        if peer.next().is_some() {
+        if peer.next_request().is_some() {
             peer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n");
             peer.close();
         }

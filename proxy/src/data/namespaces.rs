@@ -129,7 +129,7 @@ impl NamespaceResolver {
             return Found::Failed;
         };
         let Ok(header) = http::HeaderValue::from_bytes(credential) else { return Found::Failed };
-        let mut request = upstream::get("/api/v1/namespaces", member.addr);
+        let mut request = upstream::get("/api/v1/namespaces");
         request.headers_mut().insert(http::header::AUTHORIZATION, header);
         let timeout = Duration::from_millis(self.config.lookup_timeout_ms);
         let Ok((head, body)) = self.client.exchange(member, request, MAX_ANSWER, timeout).await else {

@@ -129,7 +129,7 @@ pub async fn check_all(pools: &Pools, client: &Client, metrics: &Metrics) {
     let health = &pools.health;
     let timeout = Duration::from_millis(health.timeout_ms);
     let checks = pools.all().iter().flat_map(|p| p.members.iter().map(move |m| (p.pool, m))).map(|(pool, m)| async move {
-        let ok = match client.exchange(m, upstream::get("/ping", m.addr), PING_ANSWER, timeout).await {
+        let ok = match client.exchange(m, upstream::get("/ping"), PING_ANSWER, timeout).await {
             Ok((head, body)) => head.status.is_success() && body.is_some(),
             Err(_) => false,
         };

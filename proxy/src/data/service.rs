@@ -1,7 +1,8 @@
 //! The data plane's per-request flow: classify, route by the rules, pick a controller, forward,
 //! fall back, answer, measure. pingora reads and writes the client side (parsing, validation,
-//! keep-alive); the controller side is switchyard's own client (`upstream`), which sends each
-//! request in one write and skips pingora's per-request proxy machinery.
+//! keep-alive); the controller side is the one client to the controllers (`upstream`, on hyper's
+//! HTTP/1 connection), which sends each request in one write and skips pingora's per-request
+//! proxy machinery.
 //!
 //! The phases keep pingora's `ProxyHttp` vocabulary, each documented by when it runs:
 //! [`SwitchyardProxy::request_filter`] → [`SwitchyardProxy::forward`] (`upstream_peer`,
@@ -40,8 +41,7 @@ pub const POOL_HEADER: &str = "x-switchyard-pool";
 pub const RULES_VERSION_HEADER: &str = "x-switchyard-rules-version";
 
 /// How much of a request body is read before the request goes out: a body this size or smaller
-/// leaves in the same write as the head, and can be sent again on a fresh connection when a kept
-/// one turns out closed. A larger body streams on after it.
+/// leaves in the same write as the head. A larger body streams on after it.
 pub const BUFFERED_BODY: usize = 64 * 1024;
 
 /// How long a client may pause while sending its request body or reading its answer (the same
@@ -340,12 +340,12 @@ impl SwitchyardProxy {
         }
         let body = self.request_body(session, ctx).await?;
         let req = session.req_header();
-        let mut headers = fields::request_fields(req, &ctx.request_id, "");
+        let mut headers = fields::request_fields(req, &ctx.request_id);
+        Framing::for_request(req, body.complete.then_some(body.len)).apply(&mut headers);
         if let Some(tee) = ctx.shadow.as_mut() {
-            // The copy is the primary's twin: the same end-to-end fields.
+            // The copy is the primary's twin: the same fields.
             tee.fields = headers.clone();
         }
-        Framing::for_request(req, body.complete.then_some(body.len)).apply(&mut headers);
         let (request_body, sender) = if body.complete {
             (RequestBody::whole(body.pieces), None)
         } else {
@@ -376,24 +376,22 @@ impl SwitchyardProxy {
         sender: Option<BodySender>,
     ) -> Result<(), Failure> {
         let limits = *self.client.limits();
-        // Whether the body was handed over whole (or the connection ended first, in which case
-        // its failure or answer comes through `send`).
+        // Whether the body was handed over whole; when not, the client's connection cannot carry
+        // another request (the rest of its body is still on it).
         let mut body_sent = sender.is_none();
         let answer = {
             let mut send = std::pin::pin!(self.send_request(ctx, request));
             let early_answer = if let Some(feed) = sender.as_ref() {
+                // Ok(false): the connection ended first; its failure or answer comes through `send`.
                 let feeding = async {
                     while let Some(piece) = request_chunk(session, tee).await? {
                         match pingora::time::timeout(limits.write, feed.send(piece)).await {
                             Ok(true) => {}
-                            Ok(false) => return Ok::<(), Failure>(()),
+                            Ok(false) => return Ok::<bool, Failure>(false),
                             Err(_) => return Err(Fault::WriteTimeout.into()),
                         }
                     }
-                    match pingora::time::timeout(limits.write, feed.finish()).await {
-                        Ok(_) => Ok(()),
-                        Err(_) => Err(Fault::WriteTimeout.into()),
-                    }
+                    pingora::time::timeout(limits.write, feed.finish()).await.map_err(|_| Fault::WriteTimeout.into())
                 };
                 // The answer is awaited while the body goes out: one that comes first ends the
                 // feeding at once (an early answer).
@@ -401,8 +399,7 @@ impl SwitchyardProxy {
                     biased;
                     answer = &mut send => Some(answer),
                     fed = feeding => {
-                        fed?;
-                        body_sent = true;
+                        body_sent = fed?;
                         None
                     }
                 }
@@ -437,14 +434,8 @@ impl SwitchyardProxy {
         ctx: &mut RequestCtx,
         mut request: http::Request<RequestBody>,
     ) -> Result<(http::Response<hyper::body::Incoming>, Lease<'a>), Failure> {
-        let client_host = request.headers().contains_key(http::header::HOST);
         loop {
             let member = self.upstream_peer(ctx);
-            if !client_host {
-                if let Ok(host) = http::HeaderValue::from_str(&member.addr.to_string()) {
-                    request.headers_mut().insert(http::header::HOST, host);
-                }
-            }
             match self.client.send(member, request).await {
                 Ok(answer) => return Ok(answer),
                 Err(unsent) => match unsent.request {

@@ -225,7 +225,7 @@ impl Worker {
                 error: None,
                 transaction_id: tee.response_transaction_id.clone(),
             };
-            match self.compare_copies(&tee, served_by, &request_id, &primary).await {
+            match self.compare_copies(&tee, served_by, &primary).await {
                 Ok((comparison, control)) => {
                     ComparisonRecord::from_comparison(&ctx, comparison, control, &redactor, &secrets)
                 }
@@ -260,13 +260,12 @@ impl Worker {
         &self,
         tee: &Tee,
         served_by: Pool,
-        request_id: &str,
         primary: &Answer,
     ) -> Result<(Comparison, Option<Vec<String>>), SkipReason> {
         let body = tee.request_body();
-        let candidate = self.send(served_by.other(), tee, request_id, body.clone()).await?;
+        let candidate = self.send(served_by.other(), tee, body.clone()).await?;
         let control = if sampled(tee.policy.calibrate) {
-            let copy = self.send(served_by, tee, request_id, body).await?;
+            let copy = self.send(served_by, tee, body).await?;
             let c = compare(&primary.observed(), &copy.observed(), &tee.policy.ignore);
             let mut paths: Vec<String> = c.differences.into_iter().map(|d| d.path).collect();
             paths.dedup();
@@ -278,10 +277,10 @@ impl Worker {
         Ok((compare(&legacy.observed(), &scheduler.observed(), &tee.policy.ignore), control))
     }
 
-    /// Sends one copy of the request to a member of `pool`, with the same request id and the
-    /// shadow marker. Never retried: a copy runs the action again. An answer over
-    /// `max_body_bytes` is not read further.
-    async fn send(&self, pool: Pool, tee: &Tee, request_id: &str, body: Bytes) -> Result<Answer, SkipReason> {
+    /// Sends one copy of the request to a member of `pool`, with the primary's fields (the same
+    /// request id) and the shadow marker. Never sent again: a copy runs the action again. An
+    /// answer over `max_body_bytes` is not read further.
+    async fn send(&self, pool: Pool, tee: &Tee, body: Bytes) -> Result<Answer, SkipReason> {
         let started = Instant::now();
         let failed = |error: String, timed_out: bool| Answer {
             status: None,
@@ -294,17 +293,12 @@ impl Worker {
         let Some(member) = self.pools.get(pool).pick_healthy() else {
             return Ok(failed(format!("no healthy controller in the {pool} pool"), false));
         };
+        // The primary's fields (its request id among them); a body the primary sent with a length
+        // or chunked goes with its length, read whole.
         let mut fields = tee.fields.clone();
-        if !fields.contains_key(http::header::HOST) {
-            if let Ok(host) = http::HeaderValue::from_str(&member.addr.to_string()) {
-                fields.insert(http::header::HOST, host);
-            }
-        }
-        if let Ok(id) = http::HeaderValue::from_str(request_id) {
-            fields.insert(REQUEST_ID_HEADER, id);
-        }
         fields.insert(SHADOW_HEADER, http::HeaderValue::from_static("1"));
-        if !body.is_empty() || tee.method == http::Method::POST {
+        if fields.remove(http::header::TRANSFER_ENCODING).is_some() || fields.contains_key(http::header::CONTENT_LENGTH)
+        {
             Framing::Length(body.len() as u64).apply(&mut fields);
         }
         let mut req = http::Request::new(RequestBody::whole([body]));

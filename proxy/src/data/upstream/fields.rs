@@ -37,9 +37,10 @@ fn listed_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
 
 /// The fields a request carries to a controller: the client's end-to-end fields (minus its
 /// framing, `Expect`, which switchyard answers itself, a request id and a shadow marker it may have
-/// sent), `Host` always (the client's, or the controller's address; a `Connection` field cannot
-/// remove it), and the request id. The framing is added once the body is known ([`Framing`]).
-pub fn request_fields(req: &RequestHeader, request_id: &str, authority: &str) -> HeaderMap {
+/// sent), the client's `Host` always (a `Connection` field cannot remove it; a client without one
+/// gets the controller's address, set per attempt), and the request id. The framing is added once
+/// the body is known ([`Framing`]).
+pub fn request_fields(req: &RequestHeader, request_id: &str) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(req.headers.len() + 3);
     let listed = req.headers.contains_key(header::CONNECTION);
     for (name, value) in req.headers.iter() {
@@ -59,11 +60,6 @@ pub fn request_fields(req: &RequestHeader, request_id: &str, authority: &str) ->
             continue;
         }
         out.append(name.clone(), value.clone());
-    }
-    if !out.contains_key(header::HOST) {
-        if let Ok(value) = HeaderValue::from_str(authority) {
-            out.insert(header::HOST, value);
-        }
     }
     if let Ok(id) = HeaderValue::from_str(request_id) {
         out.insert(REQUEST_ID_HEADER, id);
@@ -180,7 +176,7 @@ mod tests {
             ("authorization", "Basic abc"),
             ("transfer-encoding", "chunked"),
         ]);
-        let out = request_fields(&req, "id-1", "127.0.0.1:9");
+        let out = request_fields(&req, "id-1");
         assert_eq!(out["host"], "whisk.example", "a Connection field cannot remove Host");
         assert_eq!(out["x-request-id"], "id-1");
         assert_eq!(out["authorization"], "Basic abc");
@@ -188,7 +184,6 @@ mod tests {
         {
             assert!(!out.contains_key(gone), "{gone}");
         }
-        assert_eq!(request_fields(&request(&[]), "id", "127.0.0.1:9")["host"], "127.0.0.1:9");
     }
 
     #[test]

@@ -192,13 +192,10 @@ impl Conn {
     }
 }
 
-/// A `GET` of `path` (origin form) for `member`: what the lookups and the health checks send.
-pub fn get(path: &'static str, member: SocketAddr) -> Request<RequestBody> {
+/// A `GET` of `path` (origin form): what the lookups and the health checks send.
+pub fn get(path: &'static str) -> Request<RequestBody> {
     let mut req = Request::new(RequestBody::empty());
     *req.uri_mut() = http::Uri::from_static(path);
-    if let Ok(host) = http::HeaderValue::from_str(&member.to_string()) {
-        req.headers_mut().insert(http::header::HOST, host);
-    }
     req
 }
 
@@ -252,12 +249,18 @@ impl Client {
     /// Sends `req` to `member` on a kept connection when one is open, else on a new one, and
     /// waits for the answer head (no time limit here: the caller bounds the wait, which for a
     /// streaming body starts only once the body was sent). When hyper hands the request back
-    /// unwritten (the kept connection was closed), it goes once more on a new connection.
+    /// unwritten (the kept connection was closed), it goes once more on a new connection. A
+    /// request without `Host` gets the controller's address (of the first controller tried).
     pub async fn send<'m>(
         &self,
         member: &'m Member,
         mut req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease<'m>), Unsent> {
+        if !req.headers().contains_key(http::header::HOST) {
+            if let Ok(host) = http::HeaderValue::from_str(&member.addr.to_string()) {
+                req.headers_mut().insert(http::header::HOST, host);
+            }
+        }
         let pool = member.idle(self.lane);
         let mut kept = pool.take(self.idle);
         loop {
