@@ -366,7 +366,7 @@ async fn health_loop(shared: Arc<Shared>, client: Client, idle: Duration) {
         pools::check_all(&shared.pools, &client, &shared.metrics).await;
         for member in shared.pools.all().iter().flat_map(|p| &p.members) {
             for lane in Lane::ALL {
-                member.idle(lane).sweep(idle);
+                member.endpoint.idle(lane).sweep(idle);
             }
         }
     }

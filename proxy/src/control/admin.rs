@@ -304,8 +304,11 @@ fn readiness(shared: &Shared) -> Reply {
         .all()
         .iter()
         .map(|p| {
-            let members: Vec<Value> =
-                p.members.iter().map(|m| json!({"address": m.addr.to_string(), "healthy": m.is_healthy()})).collect();
+            let members: Vec<Value> = p
+                .members
+                .iter()
+                .map(|m| json!({"address": m.endpoint.addr.to_string(), "healthy": m.is_healthy()}))
+                .collect();
             (p.pool.as_str().to_string(), json!({"healthy": p.healthy_count(), "members": members}))
         })
         .collect();

@@ -132,7 +132,7 @@ impl NamespaceResolver {
         let mut request = upstream::get("/api/v1/namespaces");
         request.headers_mut().insert(http::header::AUTHORIZATION, header);
         let timeout = Duration::from_millis(self.config.lookup_timeout_ms);
-        let Ok((head, body)) = self.client.exchange(member, request, MAX_ANSWER, timeout).await else {
+        let Ok((head, body)) = self.client.exchange(&member.endpoint, request, MAX_ANSWER, timeout).await else {
             return Found::Failed;
         };
         match head.status.as_u16() {

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use switchyard_rules::Pool;
 
-use crate::data::upstream::pool::IdleConnections;
-use crate::data::upstream::{self, Client, Lane};
+use crate::data::upstream::{self, Client, Endpoint};
 use crate::ops::config::HealthConfig;
 use crate::ops::metrics::Metrics;
 
@@ -16,9 +15,8 @@ use crate::ops::metrics::Metrics;
 const PING_ANSWER: usize = 4 * 1024;
 
 pub struct Member {
-    pub addr: SocketAddr,
-    /// Connections to it kept open between requests, per [`Lane`].
-    idle: [IdleConnections; 2],
+    /// Its address and the connections kept to it.
+    pub endpoint: Endpoint,
     healthy: AtomicBool,
     failures: AtomicU32,
     successes: AtomicU32,
@@ -28,16 +26,11 @@ impl Member {
     fn new(addr: SocketAddr) -> Member {
         // Optimistic until the first check, which runs before the proxy accepts traffic.
         Member {
-            addr,
-            idle: Default::default(),
+            endpoint: Endpoint::new(addr),
             healthy: AtomicBool::new(true),
             failures: AtomicU32::new(0),
             successes: AtomicU32::new(0),
         }
-    }
-
-    pub fn idle(&self, lane: Lane) -> &IdleConnections {
-        &self.idle[lane as usize]
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -100,7 +93,7 @@ impl PoolMembers {
     }
 
     pub fn member(&self, addr: SocketAddr) -> Option<&Member> {
-        self.members.iter().find(|m| m.addr == addr)
+        self.members.iter().find(|m| m.endpoint.addr == addr)
     }
 }
 
@@ -129,15 +122,15 @@ pub async fn check_all(pools: &Pools, client: &Client, metrics: &Metrics) {
     let health = &pools.health;
     let timeout = Duration::from_millis(health.timeout_ms);
     let checks = pools.all().iter().flat_map(|p| p.members.iter().map(move |m| (p.pool, m))).map(|(pool, m)| async move {
-        let ok = match client.exchange(m, upstream::get("/ping"), PING_ANSWER, timeout).await {
+        let ok = match client.exchange(&m.endpoint, upstream::get("/ping"), PING_ANSWER, timeout).await {
             Ok((head, body)) => head.status.is_success() && body.is_some(),
             Err(_) => false,
         };
         if m.observe(ok, health) {
             if ok {
-                tracing::info!(pool = %pool, member = %m.addr, "controller is healthy again");
+                tracing::info!(pool = %pool, member = %m.endpoint.addr, "controller is healthy again");
             } else {
-                tracing::warn!(pool = %pool, member = %m.addr, "controller failed its health check; out of rotation");
+                tracing::warn!(pool = %pool, member = %m.endpoint.addr, "controller failed its health check; out of rotation");
             }
         }
     });

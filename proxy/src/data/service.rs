@@ -286,7 +286,7 @@ impl SwitchyardProxy {
                 None => pools.get(ctx.pool).pick_any(),
             },
         };
-        ctx.member = Some(member.addr);
+        ctx.member = Some(member.endpoint.addr);
         member
     }
 
@@ -436,11 +436,11 @@ impl SwitchyardProxy {
     ) -> Result<(http::Response<hyper::body::Incoming>, Lease<'a>), Failure> {
         loop {
             let member = self.upstream_peer(ctx);
-            match self.client.send(member, request).await {
+            match self.client.send(&member.endpoint, request).await {
                 Ok(answer) => return Ok(answer),
                 Err(unsent) => match unsent.request {
                     Some(back) if unsent.fault.before_delivery() && self.fail_to_connect(member, ctx) => {
-                        tracing::debug!(member = %member.addr, error = %unsent.fault, "connect failed; trying another controller");
+                        tracing::debug!(member = %member.endpoint.addr, error = %unsent.fault, "connect failed; trying another controller");
                         self.client.retried(RetryReason::ConnectFailed);
                         request = back;
                     }
@@ -609,7 +609,7 @@ impl SwitchyardProxy {
         let pools = &self.shared.pools;
         let Some(m) = ctx.member.and_then(|addr| pools.get(ctx.pool).member(addr)) else { return };
         if m.answer_failed(&pools.health) {
-            tracing::warn!(pool = %ctx.pool, member = %m.addr, "controller failed requests after accepting them; out of rotation until its health check passes");
+            tracing::warn!(pool = %ctx.pool, member = %m.endpoint.addr, "controller failed requests after accepting them; out of rotation until its health check passes");
         }
     }
 }

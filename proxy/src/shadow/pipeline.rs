@@ -308,7 +308,7 @@ impl Worker {
             Err(_) => return Ok(failed("request failed".into(), false)),
         };
         *req.headers_mut() = fields;
-        let (head, body) = match self.client.exchange(member, req, self.max_body, self.timeout).await {
+        let (head, body) = match self.client.exchange(&member.endpoint, req, self.max_body, self.timeout).await {
             Ok(answer) => answer,
             Err(fault) => return Ok(failed(fault.cause().to_string(), matches!(fault, Fault::Timeout))),
         };

@@ -27,8 +27,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 pub use body::{BodySender, RequestBody};
+pub use pool::Endpoint;
 
-use crate::data::pools::Member;
 use crate::ops::config::TimeoutsConfig;
 use crate::ops::metrics::Metrics;
 
@@ -203,21 +203,17 @@ pub fn get(path: &'static str) -> Request<RequestBody> {
 /// when the exchange ended cleanly; dropped otherwise, the connection closes.
 pub struct Lease<'m> {
     conn: Conn,
-    member: &'m Member,
+    endpoint: &'m Endpoint,
     lane: Lane,
     idle: Duration,
 }
 
 impl Lease<'_> {
-    pub fn member(&self) -> &Member {
-        self.member
-    }
-
     /// Ends the exchange. `clean`: the request body was sent whole, the answer body was read to
     /// the end of its framing, and the answer keeps the connection ([`fields::keeps_connection`]).
     pub fn release(self, clean: bool) {
         if clean && self.conn.is_open() {
-            self.member.idle(self.lane).put(self.conn, self.idle);
+            self.endpoint.idle(self.lane).put(self.conn, self.idle);
         }
     }
 }
@@ -246,28 +242,28 @@ impl Client {
         self.metrics.upstream_retry(reason);
     }
 
-    /// Sends `req` to `member` on a kept connection when one is open, else on a new one, and
+    /// Sends `req` to the controller at `endpoint` on a kept connection when one is open, else on a new one, and
     /// waits for the answer head (no time limit here: the caller bounds the wait, which for a
     /// streaming body starts only once the body was sent). When hyper hands the request back
     /// unwritten (the kept connection was closed), it goes once more on a new connection. A
     /// request without `Host` gets the controller's address (of the first controller tried).
     pub async fn send<'m>(
         &self,
-        member: &'m Member,
+        endpoint: &'m Endpoint,
         mut req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Lease<'m>), Unsent> {
         if !req.headers().contains_key(http::header::HOST) {
-            if let Ok(host) = http::HeaderValue::from_str(&member.addr.to_string()) {
+            if let Ok(host) = http::HeaderValue::from_str(&endpoint.addr.to_string()) {
                 req.headers_mut().insert(http::header::HOST, host);
             }
         }
-        let pool = member.idle(self.lane);
+        let pool = endpoint.idle(self.lane);
         let mut kept = pool.take(self.idle);
         loop {
             let reused = kept.is_some();
             let mut conn = match kept.take() {
                 Some(conn) => conn,
-                None => match Conn::open(member.addr, self.limits.connect).await {
+                None => match Conn::open(endpoint.addr, self.limits.connect).await {
                     Ok(conn) => conn,
                     Err(fault) => return Err(Unsent { fault, request: Some(req) }),
                 },
@@ -287,7 +283,7 @@ impl Client {
                 Ok(resp) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
                     return Err(Unsent { fault: Fault::Upgrade, request: None })
                 }
-                Ok(resp) => return Ok((resp, Lease { conn, member, lane: self.lane, idle: self.idle })),
+                Ok(resp) => return Ok((resp, Lease { conn, endpoint, lane: self.lane, idle: self.idle })),
                 Err(mut e) => match e.take_message() {
                     Some(back) if reused => {
                         self.retried(RetryReason::KeptConnectionClosed);
@@ -305,13 +301,13 @@ impl Client {
     /// None))`: the answer body is larger than `max_body` (not read further, connection closed).
     pub async fn exchange(
         &self,
-        member: &Member,
+        endpoint: &Endpoint,
         req: Request<RequestBody>,
         max_body: usize,
         timeout: Duration,
     ) -> Result<(http::response::Parts, Option<Bytes>), Fault> {
         let run = async {
-            let (resp, lease) = self.send(member, req).await?;
+            let (resp, lease) = self.send(endpoint, req).await?;
             let (parts, mut body) = resp.into_parts();
             let keep = fields::keeps_connection(parts.version, &parts.headers);
             let mut out = BytesMut::new();

@@ -7,10 +7,27 @@
 //! answer can never be taken for the next request's.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::Conn;
+use super::{Conn, Lane};
+
+/// One controller as the client sees it: its address and the connections kept to it, per [`Lane`].
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    idle: [IdleConnections; 2],
+}
+
+impl Endpoint {
+    pub fn new(addr: SocketAddr) -> Endpoint {
+        Endpoint { addr, idle: Default::default() }
+    }
+
+    pub fn idle(&self, lane: Lane) -> &IdleConnections {
+        &self.idle[lane as usize]
+    }
+}
 
 /// The most idle connections kept per controller; past it the oldest is closed.
 pub const MAX_IDLE: usize = 256;
