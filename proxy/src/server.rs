@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::control::ramp::window::LiveCounters;
 use crate::control::rules::RuleControl;
 use crate::control::source::{FileTrigger, RuleSource};
-use crate::data::idle::Parked;
+use crate::data::idle::{ConnectionCaps, Parked};
 use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::{self, Pools};
 use crate::data::service::SwitchyardProxy;
@@ -295,7 +295,8 @@ fn start_data_plane(
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let proxy = SwitchyardProxy::new(Arc::clone(shared), &config.timeouts);
-    let parked = Parked::new(proxy, config.max_client_connections, Arc::clone(&shared.metrics));
+    let caps = ConnectionCaps { total: config.max_client_connections, per_ip: config.max_client_connections_per_ip };
+    let parked = Parked::new(proxy, caps, Arc::clone(&shared.metrics));
     let threads = DataPlaneThreads::of(proxy_addr);
     panics::remember();
     panics::forget(&threads.names());

@@ -352,3 +352,114 @@ fn ramp_shows_a_replicas_ramp() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the active rules have no ramp"));
 }
+
+/// One record line of `guest/{action}` with these latencies.
+fn record_line(action: &str, legacy_ms: &str, scheduler_ms: &str) -> String {
+    format!(
+        "{{\"schema\":1,\"time_ms\":0,\"instance\":\"t\",\"request_id\":\"r\",\"action\":\"guest/{action}\",\
+         \"served_by\":\"legacy\",\"outcome\":{{\"kind\":\"match\"}},\"legacy\":{{\"status\":200,\"latency_ms\":{legacy_ms}}},\
+         \"scheduler\":{{\"status\":200,\"latency_ms\":{scheduler_ms}}}}}\n"
+    )
+}
+
+/// `switchyard report --format json` under a virtual memory limit (KiB); the exit status, the
+/// report and standard error.
+fn report_within(limit_kib: u64, from: &Path) -> (Option<i32>, serde_json::Value, String) {
+    let script = format!(
+        "ulimit -v {limit_kib} && exec \"$0\" report --format json --from \"$1\"",
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_switchyard")])
+        .arg(from)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), report, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_bad_byte_or_an_impossible_latency_skips_that_record_not_the_report() {
+    let mut lines: String = (0..30).map(|i| record_line(&format!("a{i}"), "1.0", "2.0")).collect();
+    lines.push_str("{\"schema\":1,\"action\":\"\u{fffd}\"}\n");
+    lines.push_str(&record_line("negative", "-10", "-100"));
+    lines.push_str(&record_line("huge", "1e308", "1.0"));
+    let path = scratch("bad-byte.jsonl", &lines);
+    // A byte that is not UTF-8, in place of the replacement character.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(3).position(|w| w == "\u{fffd}".as_bytes()).unwrap();
+    bytes.splice(at..at + 3, [0xff]);
+    std::fs::write(&path, bytes).unwrap();
+    let out = switchyard().args(["report", "--format", "json", "--from"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["records"], 30);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 messages"), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = switchyard().args(["report", "--format", "html", "--from"]).arg(&path).output().unwrap();
+    assert!(!String::from_utf8_lossy(&html.stdout).contains("NaN"));
+}
+
+#[test]
+fn the_report_reads_a_1_gb_file_and_a_1_gib_line_within_a_1_gib_memory_limit() {
+    let dir = scratch("big", "").parent().unwrap().to_path_buf();
+    // A 1 GiB line (a sparse file: one line of zero bytes, no newline), then a record.
+    let long = dir.join("long-line.jsonl");
+    let file = std::fs::File::create(&long).unwrap();
+    file.set_len(1 << 30).unwrap();
+    drop(file);
+    let mut tail = std::fs::OpenOptions::new().append(true).open(&long).unwrap();
+    std::io::Write::write_all(&mut tail, format!("\n{}", record_line("after", "1.0", "1.0")).as_bytes()).unwrap();
+    let (code, report, err) = report_within(1 << 20, &long);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report["records"], 1, "{err}");
+    std::fs::remove_file(&long).unwrap();
+
+    // 1 GB of records (3 million lines over 1,000 actions): the memory is the report's.
+    let big = dir.join("big.jsonl");
+    let block: String = (0..1000).map(|i| record_line(&format!("a{i}"), "1.5", "2.5")).collect();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+    let mut written = 0;
+    while written < 1_000_000_000 {
+        std::io::Write::write_all(&mut out, block.as_bytes()).unwrap();
+        written += block.len();
+    }
+    drop(out);
+    let (code, report, err) = report_within(1 << 20, &big);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report["records"].as_u64().unwrap() as usize, written / block.len() * 1000, "{err}");
+    std::fs::remove_file(&big).unwrap();
+}
+
+#[test]
+fn files_that_are_not_regular_are_refused_not_read() {
+    let dir = scratch("special", "").parent().unwrap().to_path_buf();
+    let zero = dir.join("zero.toml");
+    let _ = std::fs::remove_file(&zero);
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let fifo = dir.join("fifo.toml");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for path in [&zero, &fifo] {
+        let started = Instant::now();
+        let out = switchyard().args(["check", "--rules"]).arg(path).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    let zero_records = dir.join("zero.jsonl");
+    let _ = std::fs::remove_file(&zero_records);
+    std::os::unix::fs::symlink("/dev/zero", &zero_records).unwrap();
+    let (code, _, err) = report_within(1 << 20, &zero_records);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    // The base of a rules change too.
+    let records = scratch("base-records.jsonl", &record_line("a", "1.0", "1.0"));
+    let out = switchyard()
+        .args(["report", "--format", "rules", "--from"])
+        .arg(&records)
+        .arg("--base")
+        .arg(&zero)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+}

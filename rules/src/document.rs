@@ -196,8 +196,8 @@ impl FieldType for Version {
         let t = text(v, path, c)?;
         let problem = if t.trim().is_empty() {
             Some("must not be empty")
-        } else if t.len() > 128 {
-            Some("longer than 128 characters")
+        } else if t.len() > crate::MAX_VERSION_BYTES {
+            Some("longer than 128 bytes")
         } else if t.chars().any(char::is_control) {
             Some("contains control characters (a version is short printable text)")
         } else {

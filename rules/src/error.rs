@@ -67,19 +67,29 @@ impl RulesRejected {
 /// characters, and shows control characters escaped, so an error cannot be turned into a huge or
 /// forged log line.
 pub(crate) fn cut(text: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_ERROR_TEXT {
-            out.push('…');
-            break;
-        }
+    match text.char_indices().nth(MAX_ERROR_TEXT) {
+        Some((end, _)) => format!("{}…", escape_controls(&text[..end])),
+        None => escape_controls(text).into_owned(),
+    }
+}
+
+/// Text from outside (a rule document, a record, a file name) as it may be written into a log
+/// line or an error: every control character shown escaped (`\n`, `\u{1b}`), so the text can
+/// neither start a forged line nor carry terminal escapes. The one helper for it: every value from
+/// outside that reaches a text log goes through here.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Collects errors while a document is read: the first [`MAX_ERRORS`] in full, the rest counted.

@@ -13,6 +13,7 @@ mod decide;
 mod diff;
 mod document;
 mod error;
+mod file;
 mod glob;
 mod load;
 mod matcher;
@@ -24,7 +25,8 @@ mod share;
 pub use bucket::{bucket_of, sticky_bucket, BUCKETS};
 pub use decide::{Decision, DecisionReason, HeaderLookup, Invocation};
 pub use diff::RulesDiff;
-pub use error::{RuleError, RulesRejected, MAX_ERRORS, MAX_ERROR_TEXT};
+pub use error::{escape_controls, RuleError, RulesRejected, MAX_ERRORS, MAX_ERROR_TEXT};
+pub use file::{open_regular, read_capped, read_capped_text, FileError};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_RULES_BYTES, MAX_YAML_ALIASES};
 pub use model::{Override, Pool, ShadowPolicy, StickyKey, MIRROR_METHODS};
@@ -33,4 +35,7 @@ pub use ramp::{
     Step, Transition, Verdict,
 };
 pub use ruleset::RuleSet;
+
+/// The longest rules version, in bytes (it goes into logs, headers and metric labels as it is).
+pub const MAX_VERSION_BYTES: usize = 128;
 pub use share::Share;

@@ -113,12 +113,13 @@ pub fn load_rules_file(path: &Path) -> Result<RuleSet, RulesRejected> {
     let format = RulesFormat::from_path(path).ok_or_else(|| {
         RulesRejected::single(&source, "", "unknown file extension (expected .toml, .yaml, .yml or .json)")
     })?;
-    let size =
-        std::fs::metadata(path).map_err(|e| RulesRejected::single(&source, "", format!("cannot read: {e}")))?.len();
-    if size > MAX_RULES_BYTES as u64 {
-        return Err(too_large(&source, size));
-    }
-    let bytes = std::fs::read(path).map_err(|e| RulesRejected::single(&source, "", format!("cannot read: {e}")))?;
+    let bytes = match crate::file::read_capped(path, MAX_RULES_BYTES) {
+        Ok(bytes) => bytes,
+        Err(crate::FileError::TooLarge(_)) => {
+            return Err(RulesRejected::single(&source, "", format!("document is larger than {MAX_RULES_BYTES} bytes, the limit")))
+        }
+        Err(e) => return Err(RulesRejected::single(&source, "", e.to_string())),
+    };
     parse_rules(&bytes, format, &source)
 }
 
@@ -202,7 +203,17 @@ fn compile_ramp(r: &RampDocument, before: Share, c: &mut Collector<'_>) -> Optio
         if items.len() > Ramp::MAX_STEPS {
             c.error("ramp.steps", format!("{} steps; the limit is {}", items.len(), Ramp::MAX_STEPS));
         }
-        for item in items {
+        for (i, item) in items.iter().enumerate() {
+            if let Some(StepDocument { hold_s: Field::Value(hold_s), .. }) = item {
+                if *hold_s > Ramp::MAX_HOLD_S {
+                    c.error(
+                        &format!("ramp.steps[{i}].hold_s"),
+                        format!("{hold_s} s is longer than the limit, {} s (366 days)", Ramp::MAX_HOLD_S),
+                    );
+                    complete = false;
+                    continue;
+                }
+            }
             match item {
                 Some(StepDocument { share: Field::Value(share), hold_s: Field::Value(hold_s), min_invocations })
                     if !min_invocations.is_invalid() =>
@@ -712,6 +723,26 @@ mod tests {
         ] {
             assert!(err.contains(e), "{e:?} not in {err}");
         }
+    }
+
+    #[test]
+    fn an_absurd_hold_or_a_start_the_canonical_form_cannot_write_is_rejected() {
+        let err = toml(
+            "version = \"h\"\n[ramp]\nstart = 1800000000\nsteps = [{ share = 5, hold_s = 9223372036854775807 }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ramp.steps[0].hold_s: 9223372036854775807 s is longer than the limit"), "{err}");
+        for start in ["\"9999-12-31T23:59:59-99:00\"", "\"2026-02-31T00:00:00Z\"", "\"2026-01-01T00:00:00+99999999999999:00\""] {
+            let err = toml(&format!("version = \"s\"\n[ramp]\nstart = {start}\nsteps = [{{ share = 5, hold_s = 1 }}]\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("ramp.start:"), "{start}: {err}");
+        }
+        // Whatever is accepted is written back in a form that is accepted again.
+        let ok = toml("version = \"s\"\n[ramp]\nstart = \"9999-12-31T23:59:59+23:59\"\nsteps = [{ share = 5, hold_s = 31622400 }]\n").unwrap();
+        let again = serde_json::to_vec(&ok.to_document()).unwrap();
+        assert!(parse_rules(&again, RulesFormat::Json, "again").is_ok());
     }
 
     #[test]

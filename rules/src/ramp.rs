@@ -283,6 +283,10 @@ impl Ramp {
     pub const DEFAULT_WINDOW_S: u64 = 60;
     pub const MAX_WINDOW_S: u64 = 3600;
     pub const MAX_STEPS: usize = 100;
+    /// The longest a step may be held: 366 days. A longer hold is a mistake (or a wish for a
+    /// pause, which the ramp's `rolled_back` or a new version says better), and every time the
+    /// ramp computes from it stays far from overflowing.
+    pub const MAX_HOLD_S: u64 = 366 * 86_400;
 
     /// In a few words: its steps, its start, and whether it rolled back.
     pub fn summary(&self) -> String {
@@ -389,14 +393,25 @@ impl Position {
     }
 }
 
+/// The latest instant a ramp's start may name: the end of year 9999 (UTC), the last one its
+/// canonical form (a four-digit year) can write back.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
 /// Unix milliseconds of an RFC 3339 timestamp (`2026-11-30T10:00:00Z`, fractions and `±HH:MM`
-/// offsets allowed).
+/// offsets allowed). Only what the canonical form can write back is accepted: a date that exists,
+/// an offset within ±23:59, and an instant from 1970 to the end of 9999 in UTC.
 pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
-    let bad = || format!("`{text}` is not an RFC 3339 time (like 2026-11-30T10:00:00Z)");
+    let bad = || format!("`{text}` is not an RFC 3339 time (like 2026-11-30T10:00:00Z) from 1970 to 9999");
+    // A field of exactly `n` ASCII digits.
+    let digits = |s: &str, n: usize| {
+        (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<i64>().ok()).flatten().ok_or_else(bad)
+    };
     let t = text.trim();
     let (date, rest) = t.split_once(['T', 't', ' ']).ok_or_else(bad)?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().map_err(|_| bad()));
-    let (y, mo, da) = (d.next().ok_or_else(bad)??, d.next().ok_or_else(bad)??, d.next().ok_or_else(bad)??);
+    let mut d = date.splitn(3, '-');
+    let y = digits(d.next().unwrap_or_default(), 4)?;
+    let mo = digits(d.next().unwrap_or_default(), 2)?;
+    let da = digits(d.next().unwrap_or_default(), 2)?;
     let (clock, offset_s) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
         (c, 0)
     } else {
@@ -404,15 +419,26 @@ pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
         let (c, off) = rest.split_at(at);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (h, m) = off[1..].split_once(':').ok_or_else(bad)?;
-        let (h, m) = (h.parse::<i64>().map_err(|_| bad())?, m.parse::<i64>().map_err(|_| bad())?);
+        let (h, m) = (digits(h, 2)?, digits(m, 2)?);
+        if h > 23 || m > 59 {
+            return Err(bad());
+        }
         (c, sign * (h * 3600 + m * 60))
     };
     let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut c = hms.splitn(3, ':').map(|p| p.parse::<i64>().map_err(|_| bad()));
-    let (h, mi, s) = (c.next().ok_or_else(bad)??, c.next().ok_or_else(bad)??, c.next().ok_or_else(bad)??);
-    let valid = (1970..=9999).contains(&y)
-        && (1..=12).contains(&mo)
-        && (1..=31).contains(&da)
+    let mut c = hms.splitn(3, ':');
+    let h = digits(c.next().unwrap_or_default(), 2)?;
+    let mi = digits(c.next().unwrap_or_default(), 2)?;
+    let s = digits(c.next().unwrap_or_default(), 2)?;
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let valid = (1..=12).contains(&mo)
+        && (1..=month_days).contains(&da)
         && (0..24).contains(&h)
         && (0..60).contains(&mi)
         && (0..=60).contains(&s)
@@ -429,7 +455,7 @@ pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset_s;
-    u64::try_from(secs * 1000 + millis).map_err(|_| bad())
+    u64::try_from(secs * 1000 + millis).ok().filter(|ms| *ms <= MAX_TIME_MS).ok_or_else(bad)
 }
 
 /// RFC 3339 (UTC, milliseconds) of unix milliseconds: how a ramp's start is written back.
@@ -568,6 +594,35 @@ mod tests {
         }
         for bad in ["2026-13-01T00:00:00Z", "yesterday", "2026-11-30", "2026-11-30T25:00:00Z"] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_start_is_only_accepted_when_its_canonical_form_can_write_it_back() {
+        for bad in [
+            "9999-12-31T23:59:59-99:00",
+            "2026-01-01T00:00:00+99999999999999:00",
+            "2026-01-01T00:00:00+99:00",
+            "2026-01-01T00:00:00-9999:00",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01T00:00:00+01:60",
+            "2026-02-31T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "9999-12-31T23:59:59-00:01",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:30:00+01:00",
+            "+2026-01-01T00:00:00Z",
+            "26-01-01T00:00:00Z",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad} was accepted");
+        }
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z").unwrap(), 1_709_164_800_000);
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59.999Z").unwrap(), MAX_TIME_MS);
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59+23:59").unwrap(), MAX_TIME_MS - 999 - 86_340_000);
+        // Whatever is accepted is written back as the same instant, and read again unchanged.
+        for ok in ["2026-11-30T11:00:00.5+01:00", "9999-12-31T23:59:59.999Z", "2000-02-29T12:00:00-05:30"] {
+            let ms = parse_rfc3339(ok).unwrap();
+            assert_eq!(parse_rfc3339(&format_rfc3339(ms)).unwrap(), ms, "{ok}");
         }
     }
 }

@@ -38,6 +38,22 @@ pub struct ComparisonRecord {
     pub control_differences: Option<Vec<String>>,
 }
 
+/// The longest latency a record may carry: one day. OpenWhisk's blocking wait is 60 s and an
+/// action's limit minutes; a record saying more (or a negative or non-finite time) was not written
+/// by switchyard and would only distort the latency figures.
+pub const MAX_LATENCY_MS: f64 = 86_400_000.0;
+
+impl ComparisonRecord {
+    /// Reads one record (a line of a record file, a message of the records topic). `None` for what
+    /// is not a record this reader can use: not JSON of the record's shape, or a latency that
+    /// cannot be (negative, not finite, over [`MAX_LATENCY_MS`]).
+    pub fn parse(bytes: &[u8]) -> Option<ComparisonRecord> {
+        let record: ComparisonRecord = serde_json::from_slice(bytes).ok()?;
+        let plausible = |ms: f64| ms.is_finite() && (0.0..=MAX_LATENCY_MS).contains(&ms);
+        (plausible(record.legacy.latency_ms) && plausible(record.scheduler.latency_ms)).then_some(record)
+    }
+}
+
 /// Per-record bounds, so one odd response cannot make a huge record.
 pub const MAX_DIFFERENCES: usize = 50;
 pub const MAX_EXAMPLE_CHARS: usize = 256;

@@ -2,7 +2,7 @@
 //! action to the scheduler, validated as `switchyard check` validates a file.
 
 use serde_json::Value;
-use switchyard_rules::{RuleSet, RulesFormat};
+use switchyard_rules::{RuleSet, RulesFormat, MAX_VERSION_BYTES};
 
 use crate::readiness::{ReadyOverride, Verdict};
 use crate::report::Report;
@@ -33,7 +33,14 @@ pub fn next_rules(report: &Report, base: &RuleSet, base_name: &str) -> Result<St
         }
         moved += 1;
     }
-    let version = format!("{}+ready-{moved}", base.version.split("+ready-").next().unwrap_or(&base.version));
+    // The base's version with the suffix, cut so that the whole stays within the version limit.
+    let suffix = format!("+ready-{moved}");
+    let stem = base.version.split("+ready-").next().unwrap_or(&base.version);
+    let mut end = stem.len().min(MAX_VERSION_BYTES - suffix.len());
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    let version = format!("{}{suffix}", &stem[..end]);
     doc["version"] = Value::from(version);
     // Validated as `check` validates a file, then written in the format operators edit.
     let json = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;

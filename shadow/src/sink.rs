@@ -13,6 +13,8 @@ use crate::record::ComparisonRecord;
 pub enum SinkError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Read { path: PathBuf, reason: String },
 }
 
 pub struct JsonLinesFile {
@@ -97,33 +99,83 @@ fn open_appending(path: &Path) -> Result<(File, (u64, u64), u64), SinkError> {
     Ok((file, (meta.dev(), meta.ino()), meta.len()))
 }
 
-/// Reads every record from `path` and its rotated files, oldest first. Returns the records and
-/// the number of lines that were not records.
-pub fn read_records(path: &Path) -> Result<(Vec<ComparisonRecord>, usize), SinkError> {
+/// The longest line read as a record; a longer one is skipped (counted as not a record) without
+/// being held in memory. A record is bounded (50 differences of at most 256-character examples),
+/// so a real one is far shorter.
+pub const MAX_RECORD_LINE: usize = 1024 * 1024;
+
+/// Calls `each` with every record of `path` and its rotated files, oldest first, as they are read:
+/// the memory this takes is one line (at most [`MAX_RECORD_LINE`]), whatever the files' sizes.
+/// Returns the number of lines that were not records (not JSON of the record's shape, not UTF-8,
+/// longer than the bound, or with impossible values: see [`ComparisonRecord::parse`]). Only
+/// regular files are read.
+pub fn for_each_record(path: &Path, mut each: impl FnMut(ComparisonRecord)) -> Result<usize, SinkError> {
     let mut files: Vec<PathBuf> = (1..1000).map(|n| rotated(path, n)).take_while(|p| p.exists()).collect();
     files.reverse();
     files.push(path.to_path_buf());
-    let mut records = Vec::new();
+    if !path.exists() && files.len() == 1 {
+        return Err(SinkError::Io { path: path.to_path_buf(), source: std::io::ErrorKind::NotFound.into() });
+    }
     let mut bad = 0;
+    let mut line = Vec::new();
     for file in files.iter().filter(|f| f.exists()) {
-        let reader = BufReader::new(File::open(file).map_err(io(file))?);
-        for line in reader.lines() {
-            let line = line.map_err(io(file))?;
-            if line.trim().is_empty() {
-                continue;
+        let opened = switchyard_rules::open_regular(file).map_err(|e| SinkError::Read { path: file.clone(), reason: e.to_string() })?;
+        let mut reader = BufReader::new(opened);
+        loop {
+            let (complete, over) = read_line_capped(&mut reader, &mut line, MAX_RECORD_LINE).map_err(io(file))?;
+            if line.is_empty() && !complete {
+                break;
             }
-            match serde_json::from_str::<ComparisonRecord>(&line) {
-                Ok(r) => records.push(r),
-                Err(_) => bad += 1,
+            if over {
+                bad += 1;
+            } else if !line.trim_ascii().is_empty() {
+                match ComparisonRecord::parse(&line) {
+                    Some(record) => each(record),
+                    None => bad += 1,
+                }
+            }
+            if !complete {
+                break;
             }
         }
     }
-    if !path.exists() && files.len() == 1 {
-        return Err(SinkError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
+    Ok(bad)
+}
+
+/// Reads one line (without its newline) into `line`, keeping at most `max` bytes of it and
+/// dropping the rest as it streams by. Returns whether a newline ended it (false at the end of the
+/// input) and whether it was longer than `max`.
+fn read_line_capped(reader: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<(bool, bool)> {
+    line.clear();
+    let mut over = false;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((false, over));
+        }
+        let (piece, newline) = match buf.iter().position(|b| *b == b'\n') {
+            Some(at) => (&buf[..at], Some(at)),
+            None => (buf, None),
+        };
+        if !over && line.len() + piece.len() <= max {
+            line.extend_from_slice(piece);
+        } else {
+            over = true;
+            line.clear();
+        }
+        let used = newline.map_or(buf.len(), |at| at + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok((true, over));
+        }
     }
+}
+
+/// Every record of `path` and its rotated files (see [`for_each_record`]), with the number of
+/// lines that were not records. Holds them all: for small files (tests); the report streams.
+pub fn read_records(path: &Path) -> Result<(Vec<ComparisonRecord>, usize), SinkError> {
+    let mut records = Vec::new();
+    let bad = for_each_record(path, |r| records.push(r))?;
     Ok((records, bad))
 }
 

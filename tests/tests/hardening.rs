@@ -272,3 +272,87 @@ fn client_connections_past_the_cap_are_closed_and_counted() {
         assert_eq!(resp.status(), 200, "served again below the cap");
     });
 }
+
+/// Opens a connection to `addr` from the loopback address `from` (127.0.0.x: every one of them is
+/// this machine, so each stands for another client).
+fn connect_from(from: [u8; 4], addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::from((from, 0)))?;
+        socket.connect(addr).await?.into_std()
+    })?;
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// One address that opens as many slow connections as it may cannot take the slots of others.
+#[test]
+fn one_client_cannot_hold_every_connection_slot() {
+    let mut spec = FleetSpec::new("version = \"per-ip\"\n");
+    spec.tweak = Some(Box::new(|c| {
+        c.max_client_connections = 50;
+        c.max_client_connections_per_ip = 25;
+    }));
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let addr = fleet.proxy.proxy_addr;
+    // The hostile client: 50 connections, each sending one byte of a request and then nothing.
+    let hostile: Vec<TcpStream> = (0..50)
+        .filter_map(|_| {
+            let mut s = connect_from([127, 0, 0, 2], addr).ok()?;
+            let _ = s.write_all(b"P");
+            Some(s)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let text = block_on(metrics_text(&fleet.admin_url()));
+    assert_eq!(metric(&text, "switchyard_client_connections", &[]), 25.0, "{text}");
+    assert!(metric(&text, "switchyard_client_connections_refused_total", &[("reason", "per_ip")]) >= 25.0);
+    // The others are served.
+    let auth = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(GUEST_KEY)
+    };
+    let mut served = 0;
+    for i in 0..20u8 {
+        let Ok(mut s) = connect_from([127, 0, 0, 3 + i % 5], addr) else { continue };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = write!(
+            s,
+            "POST /api/v1/namespaces/guest/actions/hello?blocking=true HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{{}}"
+        );
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        if answer.starts_with("HTTP/1.1 200") {
+            served += 1;
+        }
+    }
+    assert_eq!(served, 20, "clients from other addresses were shut out");
+    drop(hostile);
+}
+
+/// Slow authorised calls that change something cannot shut out the scrapes.
+#[test]
+fn slow_authorised_writes_leave_slots_for_scrapes() {
+    let fleet = fleet_with_token("version = \"slots\"\n");
+    let admin = fleet.proxy.admin_addr;
+    // 64 PUTs with the token, each sending its header and then its body a byte at a time.
+    let slow: Vec<TcpStream> = (0..64)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(admin).ok()?;
+            let _ = write!(
+                s,
+                "PUT /rules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/toml\r\nContent-Length: 1000\r\n\r\nv"
+            );
+            Some(s)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    block_on(async {
+        for _ in 0..5 {
+            let resp = client().get(format!("{}/metrics", fleet.admin_url())).send().await.expect("a scrape got in");
+            assert_eq!(resp.status(), 200);
+        }
+    });
+    drop(slow);
+}

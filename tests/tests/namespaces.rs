@@ -180,3 +180,54 @@ fn every_spelling_obeys_a_pin() {
         assert_eq!(pool_for("/api/v1/namespaces/other/actions/pay"), "scheduler", "the check can fail");
     }
 }
+
+/// Many new credentials at once while the controller takes 3 s to name their namespaces: the
+/// lookups in flight stop at `namespaces.max_in_flight`; the rest go to legacy at once, counted.
+#[test]
+fn lookups_in_flight_are_capped() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use switchyard_tests::scripted::{answer_for, Peer, ScriptedController};
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, m) = (Arc::clone(&now), Arc::clone(&most));
+    let controller = ScriptedController::start(move |mut peer: Peer| {
+        while let Some(head) = peer.next_request() {
+            if head.text.starts_with("get /api/v1/namespaces ") {
+                let at_once = n.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(at_once, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_secs(3));
+                n.fetch_sub(1, Ordering::SeqCst);
+                peer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n[\"guest\"]");
+            } else {
+                peer.write(&answer_for(&head.request_id()));
+            }
+        }
+    });
+    let mut spec = FleetSpec::new("version = \"busy\"\nscheduler_share = 0\n");
+    let member = controller.addr.to_string();
+    spec.tweak = Some(Box::new(move |c| {
+        c.pools.legacy.members = vec![member];
+        c.namespaces.max_in_flight = 16;
+        c.namespaces.wait_ms = 100;
+        c.namespaces.lookup_timeout_ms = 5_000;
+    }));
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let base = fleet.proxy_url();
+    block_on(async {
+        let c = client();
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..300 {
+            let (c, base) = (c.clone(), base.clone());
+            calls.spawn(async move {
+                let user = format!("user-{i:04}");
+                invoke_as(&c, &base, "_", "hello", (&user, "key")).send().await.map(|r| r.status().as_u16())
+            });
+        }
+        while let Some(status) = calls.join_next().await {
+            assert!(matches!(status, Ok(Ok(200))), "a call was not answered: {status:?}");
+        }
+        let text = metrics_text(&fleet.admin_url()).await;
+        assert!(metric(&text, "switchyard_namespace_lookups_total", &[("result", "busy")]) >= 100.0, "{text}");
+    });
+    assert!(most.load(Ordering::SeqCst) <= 16, "{} lookups at once", most.load(Ordering::SeqCst));
+}

@@ -180,6 +180,13 @@ fn the_rules_output_moves_exactly_the_ready_actions_and_passes_check() {
         vec![("pure-2".into(), "100%".into()), ("pure-1".into(), "100%".into()), ("pure-3".into(), "100%".into())],
         "the existing pure-2 override is raised, pure-1 and pure-3 added, pure-0 (a real difference) left alone"
     );
+    // A base whose version is as long as a version may be: the suffix still fits.
+    let longest = "v".repeat(switchyard_rules::MAX_VERSION_BYTES);
+    std::fs::write(&base, format!("version = \"{longest}\"\nscheduler_share = 5\n")).unwrap();
+    let text = switchyard::cli::report::next_rules(&report, &base).expect("a rules change from the longest version");
+    let rules = switchyard_rules::parse_rules(text.as_bytes(), RulesFormat::Toml, "next").expect("valid");
+    assert_eq!(rules.version.len(), switchyard_rules::MAX_VERSION_BYTES);
+    assert!(rules.version.ends_with("+ready-3"), "{}", rules.version);
     let err = switchyard::cli::report::next_rules(&report, &dir.join("missing.toml")).unwrap_err();
     assert!(err.starts_with("the base rules are invalid"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -64,19 +64,16 @@ pub fn report(args: &ReportArgs) -> ExitCode {
     if args.format == ReportFormat::Rules && args.base.is_none() {
         return fail("--format rules needs --base RULES_FILE: the rules the change starts from");
     }
-    let (records, bad) = match load(from, since, args.kafka_config.as_deref()) {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
-    if bad > 0 {
-        eprintln!("switchyard: {bad} messages of {from} were not comparison records and were left out");
-    }
     let limits = ReportLimits { max_actions: args.max_actions, max_paths: args.max_paths };
     let readiness =
         ReadinessRules { min_samples: args.ready_min_samples, max_latency_factor: args.ready_latency_factor };
     let mut report = Report::new(Default::default(), limits).with_readiness(readiness);
-    for r in &records {
-        report.add(r);
+    let bad = match load(from, since, args.kafka_config.as_deref(), &mut report) {
+        Ok(bad) => bad,
+        Err(e) => return fail(&e),
+    };
+    if bad > 0 {
+        eprintln!("switchyard: {bad} messages of {from} were not comparison records and were left out");
     }
     let text = match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&report.to_json()).unwrap_or_default() + "\n",
@@ -105,12 +102,17 @@ pub fn next_rules(report: &Report, base_path: &Path) -> Result<String, String> {
     switchyard_shadow::next_rules(report, &base, &base_path.display().to_string())
 }
 
-/// Records from `kafka://HOST:PORT/TOPIC` (all replicas) or a record file (and its rotated files),
-/// with the count of messages that were not records.
-fn load(from: &str, since: Option<u64>, kafka_config: Option<&Path>) -> Result<(Vec<ComparisonRecord>, usize), String> {
+/// Adds the records from `kafka://HOST:PORT/TOPIC` (all replicas) or a record file (and its
+/// rotated files) to the report; returns the count of messages that were not records. A file is
+/// read as a stream: the memory is the report's (bounded by its limits), not the file's.
+fn load(from: &str, since: Option<u64>, kafka_config: Option<&Path>, report: &mut Report) -> Result<usize, String> {
     let Some(rest) = from.strip_prefix("kafka://") else {
-        let (records, bad) = switchyard_shadow::read_records(Path::new(from)).map_err(|e| e.to_string())?;
-        return Ok((records.into_iter().filter(|r| since.is_none_or(|s| r.time_ms >= s)).collect(), bad));
+        return switchyard_shadow::for_each_record(Path::new(from), |r| {
+            if since.is_none_or(|s| r.time_ms >= s) {
+                report.add(&r);
+            }
+        })
+        .map_err(|e| e.to_string());
     };
     let Some((brokers, topic)) = rest.split_once('/').filter(|(b, t)| !b.is_empty() && !t.is_empty()) else {
         return Err("--from kafka://HOST:PORT/TOPIC".into());
@@ -126,7 +128,11 @@ fn load(from: &str, since: Option<u64>, kafka_config: Option<&Path>) -> Result<(
         bar.set_position(read);
     });
     bar.finish_and_clear();
-    result.map_err(|e| e.to_string())
+    let (records, bad) = result.map_err(|e| e.to_string())?;
+    for r in &records {
+        report.add(r);
+    }
+    Ok(bad)
 }
 
 fn now_secs() -> u64 {

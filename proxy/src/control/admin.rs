@@ -87,7 +87,7 @@ impl AdminToken {
         match self {
             AdminToken::None => Ok(None),
             AdminToken::Fixed(t) => Ok(Some(Arc::clone(t))),
-            AdminToken::File(path) => match std::fs::read_to_string(path) {
+            AdminToken::File(path) => match switchyard_rules::read_capped_text(path, crate::ops::config::MAX_SECRET_FILE_BYTES) {
                 Ok(t) if t.trim().len() >= 16 => Ok(Some(Arc::from(t.trim()))),
                 Ok(_) => Err(format!("{} holds fewer than 16 characters", path.display())),
                 Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -122,14 +122,23 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: AdminToken
         };
         // Every slot busy answering: close the newcomer rather than queue it unbounded.
         let Some(slot) = slots.admit() else { continue };
-        let admin = Arc::clone(&admin);
+        let (admin, slots) = (Arc::clone(&admin), Arc::clone(&slots));
         tokio::spawn(async move {
             let conn = Arc::clone(&slot.conn);
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: Request<Incoming>| {
                 let (admin, serving) = (Arc::clone(&admin), conn.serving());
+                // A call that changes something needs leave, so reads always find a slot.
+                let reads = matches!(*req.method(), Method::GET | Method::HEAD);
+                let permit = (!reads).then(|| slots.write_permit());
                 async move {
-                    let reply = admin.route(req).await;
-                    drop(serving);
+                    let reply = match permit {
+                        Some(None) => error_reply(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "too many calls that change something are in progress; try again",
+                        ),
+                        _ => admin.route(req).await,
+                    };
+                    drop((serving, permit));
                     Ok::<_, std::convert::Infallible>(reply)
                 }
             });

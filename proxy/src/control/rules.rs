@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use switchyard_rules::{Pool, Position, RuleSet, RulesRejected, Signals, Transition};
+use switchyard_rules::{escape_controls, Pool, Position, RuleSet, RulesRejected, Signals, Transition};
 
 use crate::control::ramp::window::LiveCounters;
 use crate::control::ramp::{self, RampTrack};
@@ -135,7 +135,7 @@ impl RuleControl {
         let active = control.active.load_full();
         control.publish(&active);
         control.metrics.reload(active.source.label(), ReloadResult::Accepted);
-        tracing::info!(version = %active.rules.version, source = %active.source, share = %active.rules.scheduler_share,
+        tracing::info!(version = %active.rules.version, source = %escape_controls(&active.source.to_string()), share = %active.rules.scheduler_share,
             overrides = active.rules.overrides.len(), kill_switch = active.rules.kill_switch, "rules loaded");
         control
     }
@@ -174,8 +174,9 @@ impl RuleControl {
                 state.ramp = ramp_track(&next, &self.live);
                 state.accepted = Arc::new(ActiveRules::new(next, source.clone()));
                 self.install(state.effective());
-                tracing::info!(target: "switchyard::audit", old_version = %previous, new_version = %version, source = %source,
-                    kill_latch = state.kill_latch.is_some(), changes = %summary, "rules changed");
+                tracing::info!(target: "switchyard::audit", old_version = %previous, new_version = %version,
+                    source = %escape_controls(&source.to_string()), kill_latch = state.kill_latch.is_some(),
+                    changes = %escape_controls(&summary), "rules changed");
                 self.metrics.reload(source.label(), ReloadResult::Accepted);
                 Ok(Applied::Accepted { version, previous, summary })
             }
@@ -225,7 +226,7 @@ impl RuleControl {
         self.metrics.ramp_position(track.step(), matches!(track.position, Position::RolledBack { .. }));
         let said = ramp::describe(&transition, ramp)?;
         self.install(state.effective());
-        tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, change = %said, "ramp");
+        tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, change = %escape_controls(&said), "ramp");
         let Transition::RolledBack { reason } = transition else { return None };
         if let Some(gate) = RampTrack::failed_gate(&reason) {
             self.metrics.ramp_rollback(gate);
@@ -352,6 +353,43 @@ mod tests {
             (0u64..30_000, 0u64..200).prop_map(|(ms, failures)| Change::RampTick { ms, failures }),
             Just(Change::Snapshot),
         ]
+    }
+
+    /// Every line a closure logs (text format, as an operator's terminal gets it).
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                lock(&self.0).extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8_lossy(&lock(&buf.0)).into_owned();
+        text
+    }
+
+    #[test]
+    fn rule_text_cannot_forge_a_log_line_or_carry_terminal_escapes() {
+        let forged = "x\nFORGED-LINE switchyard::audit: rules changed old_version=evil\u001b[31m";
+        let control = RuleControl::new(rules(0, 0, false), RuleSource::AdminApi, Arc::new(Metrics::new()), Arc::default());
+        let doc = format!(
+            "version = \"forged\"\nscheduler_share = 0\n[[overrides]]\nname = \"{forged}\"\nnamespace = \"guest\"\nshare = 50\n"
+        );
+        let text = logged(|| {
+            let applied = control.offer(parse_rules(doc.as_bytes(), RulesFormat::Toml, "put"), RuleSource::AdminApi);
+            assert!(matches!(applied, Ok(Applied::Accepted { .. })), "{applied:?}");
+        });
+        assert!(text.contains("rules changed"), "{text}");
+        assert!(text.lines().all(|l| !l.starts_with("FORGED-LINE")), "a forged line: {text}");
+        assert!(!text.contains('\u{1b}'), "a raw escape reached the log: {text:?}");
     }
 
     fn rules(version: u8, share: u8, with_ramp: bool) -> RuleSet {

@@ -2,17 +2,23 @@
 //! client takes the slot of the oldest connection that is not serving a request (idle between
 //! requests, or still sending its header). So slow or idle clients can hold every slot only until
 //! someone else connects: a Prometheus scrape or an operator's `curl` always gets in, unless every
-//! slot is busy answering.
+//! slot is busy answering. And calls that change something (`PUT`, `POST`) may keep at most all
+//! but [`RESERVED_FOR_READS`] slots busy: slow authorised writes cannot shut out the scrapes.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
+/// Slots that calls that change something can never all take: kept for reads (scrapes, health).
+pub const RESERVED_FOR_READS: usize = 8;
+
 pub struct Slots {
     max: usize,
     next_id: AtomicU64,
+    /// Calls that change something being served now.
+    writing: AtomicUsize,
     /// Open connections, oldest first.
     open: Mutex<VecDeque<(u64, Arc<Conn>)>>,
 }
@@ -33,7 +39,15 @@ pub struct Slot {
 
 impl Slots {
     pub fn new(max: usize) -> Arc<Slots> {
-        Arc::new(Slots { max, next_id: AtomicU64::new(0), open: Mutex::new(VecDeque::new()) })
+        Arc::new(Slots { max, next_id: AtomicU64::new(0), writing: AtomicUsize::new(0), open: Mutex::new(VecDeque::new()) })
+    }
+
+    /// Leave to serve a call that changes something; `None` when all but [`RESERVED_FOR_READS`]
+    /// slots are already busy with such calls (the call is then refused at once).
+    pub fn write_permit(self: &Arc<Slots>) -> Option<WritePermit> {
+        let limit = self.max.saturating_sub(RESERVED_FOR_READS).max(1);
+        self.writing.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).ok()?;
+        Some(WritePermit(Arc::clone(self)))
     }
 
     /// A slot for a new connection, evicting the oldest one not serving a request when all are
@@ -81,6 +95,15 @@ impl Drop for Serving {
     }
 }
 
+/// A call that changes something, counted until dropped.
+pub struct WritePermit(Arc<Slots>);
+
+impl Drop for WritePermit {
+    fn drop(&mut self) {
+        self.0.writing.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.slots.release(self.id);
@@ -104,5 +127,14 @@ mod tests {
         assert!(slots.admit().is_none(), "every slot busy: the newcomer is refused");
         drop(busy);
         assert!(slots.admit().is_some(), "the first is idle again");
+    }
+
+    #[test]
+    fn writes_never_take_the_slots_kept_for_reads() {
+        let slots = Slots::new(10);
+        let held: Vec<WritePermit> = (0..10 - RESERVED_FOR_READS).map(|_| slots.write_permit().unwrap()).collect();
+        assert!(slots.write_permit().is_none(), "a write past the share was let in");
+        drop(held);
+        assert!(slots.write_permit().is_some());
     }
 }

@@ -25,14 +25,10 @@ pub struct WatchError {
     source: notify::Error,
 }
 
-/// A digest of the file's content, or `None` when it cannot be read. Oversized files are not
-/// read: their size stands for the content (the reload then rejects them).
+/// A digest of the file's content, or `None` when it cannot be read (oversized, not a regular
+/// file: the reload then rejects it with the reason).
 fn content_digest(path: &Path) -> Option<u64> {
-    let size = std::fs::metadata(path).ok()?.len();
-    if size > switchyard_rules::MAX_RULES_BYTES as u64 {
-        return Some(size);
-    }
-    std::fs::read(path).ok().map(|bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
+    switchyard_rules::read_capped(path, switchyard_rules::MAX_RULES_BYTES).ok().map(|bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
 /// Starts watching `path`; changes are offered to rule control on the current tokio runtime.

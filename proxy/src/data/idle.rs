@@ -6,16 +6,19 @@
 //! bytes before starting the proxy's: an idle client costs its socket and buffers (about 5 KB).
 //!
 //! Seeing every connection first, it also caps how many are open at once: past
-//! `max_client_connections` a new one is closed at once and counted, so a flood of idle or slow
-//! clients has a bounded cost.
+//! `max_client_connections` in all, or `max_client_connections_per_ip` from one address, a new one
+//! is closed at once and counted, so a flood of idle or slow clients has a bounded cost and one
+//! client cannot hold every slot.
 //!
 //! Only what the proxy listener uses is handled: plain-text HTTP/1 (no TLS, no h2c, pipelining
 //! not enabled), exactly as pingora's own loop does it otherwise.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,43 +28,86 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncReadExt;
 
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{Metrics, Refusal};
+use crate::sync::lock;
 
 /// How long a connection may wait for its next request: pingora's own keep-alive and first-read
 /// timeouts (60 s), so parking changes no client-visible limit.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How many client connections may be open at once.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionCaps {
+    pub total: usize,
+    /// From one client address.
+    pub per_ip: usize,
+}
+
 pub struct Parked<A> {
     app: Arc<A>,
     open: AtomicUsize,
-    max: usize,
+    /// Connections open per client address (only addresses with one open). The lock is taken
+    /// when a connection opens and when it closes, never per request.
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    caps: ConnectionCaps,
     metrics: Arc<Metrics>,
 }
 
 impl<A> Parked<A> {
-    pub fn new(app: A, max_connections: usize, metrics: Arc<Metrics>) -> Parked<A> {
-        Parked { app: Arc::new(app), open: AtomicUsize::new(0), max: max_connections, metrics }
+    pub fn new(app: A, caps: ConnectionCaps, metrics: Arc<Metrics>) -> Parked<A> {
+        Parked { app: Arc::new(app), open: AtomicUsize::new(0), per_ip: Mutex::default(), caps, metrics }
     }
 
-    /// Counts a new connection in, unless `max` are open.
-    fn admit(&self) -> Option<Admitted<'_, A>> {
-        let admitted = self.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1));
-        if admitted.is_err() {
-            self.metrics.client_connections_refused.increment(1);
+    /// Counts a new connection from `peer` in, unless the caps are reached.
+    fn admit(&self, peer: Option<IpAddr>) -> Option<Admitted<'_, A>> {
+        let total = self.caps.total;
+        if self.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < total).then_some(n + 1)).is_err() {
+            self.metrics.client_connection_refused(Refusal::Total);
             return None;
         }
+        // Counted in from here: dropped on the way out, the guard gives the slot back.
+        let mut admitted = Admitted { parked: self, peer: None, counted: false };
+        if let Some(ip) = peer {
+            let mut per_ip = lock(&self.per_ip);
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n >= self.caps.per_ip {
+                drop(per_ip);
+                self.metrics.client_connection_refused(Refusal::PerIp);
+                return None;
+            }
+            *n += 1;
+            admitted.peer = Some(ip);
+        }
         self.metrics.client_connections.increment(1.0);
-        Some(Admitted(self))
+        admitted.counted = true;
+        Some(admitted)
     }
 }
 
 /// An open connection, counted until dropped.
-struct Admitted<'a, A>(&'a Parked<A>);
+struct Admitted<'a, A> {
+    parked: &'a Parked<A>,
+    /// The client address it is counted under.
+    peer: Option<IpAddr>,
+    /// Counted in the open connections gauge (it was admitted, not refused on the way).
+    counted: bool,
+}
 
 impl<A> Drop for Admitted<'_, A> {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::AcqRel);
-        self.0.metrics.client_connections.decrement(1.0);
+        self.parked.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some(ip) = self.peer {
+            let mut per_ip = lock(&self.parked.per_ip);
+            if let Some(n) = per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
+        if self.counted {
+            self.parked.metrics.client_connections.decrement(1.0);
+        }
     }
 }
 
@@ -111,8 +157,9 @@ impl<A: HttpServerApp> Parked<A> {
 #[async_trait]
 impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Parked<A> {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        // Past the cap the connection is dropped here, before any of it is read.
-        let _admitted = self.admit()?;
+        // Past a cap the connection is dropped here, before any of it is read.
+        let peer = stream.get_socket_digest().and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let _admitted = self.admit(peer)?;
         let (mut first, mut settings) = (true, None);
         loop {
             if !next_request(&mut stream, shutdown).await {
@@ -150,7 +197,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
-        let parked = Arc::new(Parked::new(Closes, 10, Arc::new(Metrics::default())));
+        let caps = ConnectionCaps { total: 10, per_ip: 10 };
+        let parked = Arc::new(Parked::new(Closes, caps, Arc::new(Metrics::default())));
         let connection = parked.process_new(Box::new(L4Stream::from(client)), &shutdown);
         let size = std::mem::size_of_val(&*connection);
         assert!(size <= 512, "a parked connection's state is {size} bytes");

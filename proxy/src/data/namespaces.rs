@@ -82,6 +82,10 @@ impl NamespaceResolver {
             }
             match cache.pending.get(&key) {
                 Some(rx) => rx.clone(),
+                None if cache.pending.len() >= self.config.max_in_flight => {
+                    self.metrics.namespace_lookup(NamespaceLookup::Busy);
+                    return None;
+                }
                 None => {
                     let (tx, rx) = watch::channel(None);
                     cache.pending.insert(key, rx.clone());

@@ -134,10 +134,10 @@ pub fn read_records_from_topic(
     let mut records = Vec::new();
     let mut bad = 0;
     for message in read_to_end(config, topic, progress)? {
-        match serde_json::from_slice::<ComparisonRecord>(&message.payload) {
-            Ok(r) if since_ms.is_none_or(|s| r.time_ms >= s) => records.push(r),
-            Ok(_) => {}
-            Err(_) => bad += 1,
+        match ComparisonRecord::parse(&message.payload) {
+            Some(r) if since_ms.is_none_or(|s| r.time_ms >= s) => records.push(r),
+            Some(_) => {}
+            None => bad += 1,
         }
     }
     Ok((records, bad))

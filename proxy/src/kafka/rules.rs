@@ -163,7 +163,8 @@ pub async fn publish(
 ) -> Result<String, String> {
     let rules = switchyard_rules::load_rules_file(path).map_err(|e: RulesRejected| format!("not published: {e}"))?;
     let media = RulesFormat::from_path(path).unwrap_or(RulesFormat::Toml).media_type();
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = switchyard_rules::read_capped(path, switchyard_rules::MAX_RULES_BYTES)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     send(config, &rules.version, media, &bytes, sign_key).await
 }
 

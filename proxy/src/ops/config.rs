@@ -24,6 +24,11 @@ pub enum ConfigError {
 /// `SWITCHYARD_*` variables that are not config overrides.
 const NOT_CONFIG_VARS: &[&str] = &["SWITCHYARD_LOG"];
 
+/// The largest static config file read.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// The largest token, password or key file read.
+pub const MAX_SECRET_FILE_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -59,6 +64,11 @@ pub struct ServerConfig {
     /// once (counted), so a flood of idle or slow clients has a bounded cost.
     #[serde(default = "default_max_client_connections")]
     pub max_client_connections: usize,
+    /// Client connections open at once from one address: one client cannot hold every slot.
+    /// Behind a load balancer or ingress that does not keep the client's address, raise it to
+    /// `max_client_connections`.
+    #[serde(default = "default_max_client_connections_per_ip")]
+    pub max_client_connections_per_ip: usize,
     #[serde(default)]
     pub admin: AdminConfig,
     pub pools: PoolsConfig,
@@ -136,11 +146,15 @@ pub struct NamespacesConfig {
     pub wait_ms: u64,
     /// How long one lookup may take (it goes on after the request stopped waiting).
     pub lookup_timeout_ms: u64,
+    /// Lookups in flight toward the controllers at once; a request whose credential would need
+    /// one more is routed to legacy (counted as `busy`), so a flood of new credentials cannot
+    /// turn into a flood of calls to the controllers.
+    pub max_in_flight: usize,
 }
 
 impl Default for NamespacesConfig {
     fn default() -> Self {
-        NamespacesConfig { cache_entries: 10_000, ttl_s: 300, wait_ms: 500, lookup_timeout_ms: 2_000 }
+        NamespacesConfig { cache_entries: 10_000, ttl_s: 300, wait_ms: 500, lookup_timeout_ms: 2_000, max_in_flight: 64 }
     }
 }
 
@@ -288,9 +302,9 @@ impl ServerConfig {
                 })
             }
         };
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Load {
+        let text = switchyard_rules::read_capped_text(path, MAX_CONFIG_BYTES).map_err(|e| ConfigError::Load {
             source_name: source_name.clone(),
-            message: format!("cannot read: {e}"),
+            message: e.to_string(),
         })?;
         let mut config = Self::from_layers(&text, format, &source_name)?;
         if let Some(dir) = path.parent() {
@@ -384,6 +398,9 @@ impl ServerConfig {
         if self.max_client_connections == 0 {
             problems.push("max_client_connections: must be at least 1".into());
         }
+        if self.max_client_connections_per_ip == 0 {
+            problems.push("max_client_connections_per_ip: must be at least 1".into());
+        }
         if self.admin.token.as_deref().is_some_and(|t| t.trim().len() < 16) {
             problems.push("admin.token: shorter than 16 characters; use a long random value".into());
         }
@@ -391,7 +408,7 @@ impl ServerConfig {
             if self.admin.token.is_some() {
                 problems.push("admin.token_file: set either admin.token or admin.token_file, not both".into());
             }
-            match std::fs::read_to_string(file) {
+            match switchyard_rules::read_capped_text(file, MAX_SECRET_FILE_BYTES) {
                 Ok(t) if t.trim().len() >= 16 => {}
                 Ok(_) => problems.push(format!("admin.token_file: {} holds fewer than 16 characters", file.display())),
                 Err(e) => problems.push(format!("admin.token_file: cannot read {}: {e}", file.display())),
@@ -432,6 +449,10 @@ fn default_max_client_connections() -> usize {
     50_000
 }
 
+fn default_max_client_connections_per_ip() -> usize {
+    10_000
+}
+
 impl ServerConfig {
     /// A config for a proxy in front of two local controllers, as the demo and the tests run it:
     /// free loopback ports, fast health checks, a short shutdown, records next to the rules file.
@@ -446,6 +467,7 @@ impl ServerConfig {
             read_buffer_bytes: default_read_buffer(),
             write_buffer_bytes: default_write_buffer(),
             max_client_connections: default_max_client_connections(),
+            max_client_connections_per_ip: default_max_client_connections_per_ip(),
             admin: AdminConfig { listen: "127.0.0.1:0".into(), token: None, token_file: None },
             watch_rules: true,
             pools: PoolsConfig {

@@ -81,6 +81,27 @@ impl FallbackReason {
     }
 }
 
+/// Why a client connection was closed at once (the `reason` label of
+/// `switchyard_client_connections_refused_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_client_connections` were open.
+    Total,
+    /// `max_client_connections_per_ip` were open from the same address.
+    PerIp,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 2] = [Refusal::Total, Refusal::PerIp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Total => "total",
+            Refusal::PerIp => "per_ip",
+        }
+    }
+}
+
 /// How resolving `_` for a request went (the `result` label of `switchyard_namespace_lookups_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NamespaceLookup {
@@ -96,16 +117,19 @@ pub enum NamespaceLookup {
     Timeout,
     /// No credential to resolve with; routed to legacy.
     Anonymous,
+    /// `namespaces.max_in_flight` lookups were already in flight; routed to legacy, not looked up.
+    Busy,
 }
 
 impl NamespaceLookup {
-    pub const ALL: [NamespaceLookup; 6] = [
+    pub const ALL: [NamespaceLookup; 7] = [
         NamespaceLookup::Cached,
         NamespaceLookup::Resolved,
         NamespaceLookup::Unauthorized,
         NamespaceLookup::Failed,
         NamespaceLookup::Timeout,
         NamespaceLookup::Anonymous,
+        NamespaceLookup::Busy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +140,7 @@ impl NamespaceLookup {
             NamespaceLookup::Failed => "failed",
             NamespaceLookup::Timeout => "timeout",
             NamespaceLookup::Anonymous => "anonymous",
+            NamespaceLookup::Busy => "busy",
         }
     }
 }
@@ -151,7 +176,8 @@ pub struct Metrics {
     pub shadow_queued: Gauge,
     pub shadow_record_errors: Counter,
     pub client_connections: Gauge,
-    pub client_connections_refused: Counter,
+    /// [`Refusal`] as index
+    client_connections_refused: Vec<Counter>,
     /// [`NamespaceLookup`] as index
     namespace_lookups: Vec<Counter>,
     /// [`RetryReason`] as index
@@ -289,7 +315,10 @@ impl Metrics {
             shadow_queued: gauge(SHADOW_QUEUED, &[]),
             shadow_record_errors: counter(SHADOW_RECORD_ERRORS, &[]),
             client_connections: gauge(CLIENT_CONNECTIONS, &[]),
-            client_connections_refused: counter(CLIENT_CONNECTIONS_REFUSED, &[]),
+            client_connections_refused: Refusal::ALL
+                .iter()
+                .map(|r| counter(CLIENT_CONNECTIONS_REFUSED, &[("reason", r.as_str())]))
+                .collect(),
             reloads,
             requests,
             invocations,
@@ -373,6 +402,10 @@ impl Metrics {
         self.ramp_rollbacks[gate.index()].increment(1);
     }
 
+    pub fn client_connection_refused(&self, reason: Refusal) {
+        self.client_connections_refused[reason as usize].increment(1);
+    }
+
     pub fn namespace_lookup(&self, result: NamespaceLookup) {
         self.namespace_lookups[result as usize].increment(1);
     }
@@ -449,7 +482,7 @@ fn describe(r: &PrometheusRecorder) {
     c(
         CLIENT_CONNECTIONS_REFUSED,
         None,
-        "Client connections closed at once because `max_client_connections` were open.",
+        "Client connections closed at once, by reason: `max_client_connections` were open (total), or `max_client_connections_per_ip` from the same address (per_ip).",
     );
     c(KAFKA_RECORDS, None, "Comparison records sent to Kafka, by result (delivered, failed, dropped).");
     c(RAMP_ROLLBACKS, None, "Ramp rollbacks this replica decided, by the gate that failed.");
