@@ -365,14 +365,8 @@ fn record_line(action: &str, legacy_ms: &str, scheduler_ms: &str) -> String {
 /// `switchyard report --format json` under a virtual memory limit (KiB); the exit status, the
 /// report and standard error.
 fn report_within(limit_kib: u64, from: &Path) -> (Option<i32>, serde_json::Value, String) {
-    let script = format!(
-        "ulimit -v {limit_kib} && exec \"$0\" report --format json --from \"$1\"",
-    );
-    let out = Command::new("sh")
-        .args(["-c", &script, env!("CARGO_BIN_EXE_switchyard")])
-        .arg(from)
-        .output()
-        .unwrap();
+    let script = format!("ulimit -v {limit_kib} && exec \"$0\" report --format json --from \"$1\"",);
+    let out = Command::new("sh").args(["-c", &script, env!("CARGO_BIN_EXE_switchyard")]).arg(from).output().unwrap();
     let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     (out.status.code(), report, String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -442,7 +436,11 @@ fn files_that_are_not_regular_are_refused_not_read() {
         let started = Instant::now();
         let out = switchyard().args(["check", "--rules"]).arg(path).output().unwrap();
         assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(started.elapsed() < Duration::from_secs(10));
     }
     let zero_records = dir.join("zero.jsonl");

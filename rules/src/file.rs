@@ -7,6 +7,11 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+/// The largest static config file read.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// The largest token, password or key file read.
+pub const MAX_SECRET_FILE_BYTES: usize = 64 * 1024;
+
 /// Why a file was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {

@@ -26,7 +26,7 @@ pub use bucket::{bucket_of, sticky_bucket, BUCKETS};
 pub use decide::{Decision, DecisionReason, HeaderLookup, Invocation};
 pub use diff::RulesDiff;
 pub use error::{escape_controls, RuleError, RulesRejected, MAX_ERRORS, MAX_ERROR_TEXT};
-pub use file::{open_regular, read_capped, read_capped_text, FileError};
+pub use file::{open_regular, read_capped, read_capped_text, FileError, MAX_CONFIG_BYTES, MAX_SECRET_FILE_BYTES};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_RULES_BYTES, MAX_YAML_ALIASES};
 pub use model::{Override, Pool, ShadowPolicy, StickyKey, MIRROR_METHODS};

@@ -116,7 +116,11 @@ pub fn load_rules_file(path: &Path) -> Result<RuleSet, RulesRejected> {
     let bytes = match crate::file::read_capped(path, MAX_RULES_BYTES) {
         Ok(bytes) => bytes,
         Err(crate::FileError::TooLarge(_)) => {
-            return Err(RulesRejected::single(&source, "", format!("document is larger than {MAX_RULES_BYTES} bytes, the limit")))
+            return Err(RulesRejected::single(
+                &source,
+                "",
+                format!("document is larger than {MAX_RULES_BYTES} bytes, the limit"),
+            ))
         }
         Err(e) => return Err(RulesRejected::single(&source, "", e.to_string())),
     };
@@ -733,10 +737,13 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("ramp.steps[0].hold_s: 9223372036854775807 s is longer than the limit"), "{err}");
-        for start in ["\"9999-12-31T23:59:59-99:00\"", "\"2026-02-31T00:00:00Z\"", "\"2026-01-01T00:00:00+99999999999999:00\""] {
-            let err = toml(&format!("version = \"s\"\n[ramp]\nstart = {start}\nsteps = [{{ share = 5, hold_s = 1 }}]\n"))
-                .unwrap_err()
-                .to_string();
+        for start in
+            ["\"9999-12-31T23:59:59-99:00\"", "\"2026-02-31T00:00:00Z\"", "\"2026-01-01T00:00:00+99999999999999:00\""]
+        {
+            let err =
+                toml(&format!("version = \"s\"\n[ramp]\nstart = {start}\nsteps = [{{ share = 5, hold_s = 1 }}]\n"))
+                    .unwrap_err()
+                    .to_string();
             assert!(err.contains("ramp.start:"), "{start}: {err}");
         }
         // Whatever is accepted is written back in a form that is accepted again.

@@ -119,7 +119,8 @@ pub fn for_each_record(path: &Path, mut each: impl FnMut(ComparisonRecord)) -> R
     let mut bad = 0;
     let mut line = Vec::new();
     for file in files.iter().filter(|f| f.exists()) {
-        let opened = switchyard_rules::open_regular(file).map_err(|e| SinkError::Read { path: file.clone(), reason: e.to_string() })?;
+        let opened = switchyard_rules::open_regular(file)
+            .map_err(|e| SinkError::Read { path: file.clone(), reason: e.to_string() })?;
         let mut reader = BufReader::new(opened);
         loop {
             let (complete, over) = read_line_capped(&mut reader, &mut line, MAX_RECORD_LINE).map_err(io(file))?;

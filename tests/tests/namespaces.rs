@@ -197,7 +197,9 @@ fn lookups_in_flight_are_capped() {
                 m.fetch_max(at_once, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_secs(3));
                 n.fetch_sub(1, Ordering::SeqCst);
-                peer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n[\"guest\"]");
+                peer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n[\"guest\"]",
+                );
             } else {
                 peer.write(&answer_for(&head.request_id()));
             }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use std::path::PathBuf;
 
-use switchyard_shadow::{ComparisonRecord, ReadinessRules, Report, ReportLimits};
+use switchyard_shadow::{ReadinessRules, Report, ReportLimits};
 
 use crate::cli::fail;
 

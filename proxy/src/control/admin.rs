@@ -87,11 +87,13 @@ impl AdminToken {
         match self {
             AdminToken::None => Ok(None),
             AdminToken::Fixed(t) => Ok(Some(Arc::clone(t))),
-            AdminToken::File(path) => match switchyard_rules::read_capped_text(path, crate::ops::config::MAX_SECRET_FILE_BYTES) {
-                Ok(t) if t.trim().len() >= 16 => Ok(Some(Arc::from(t.trim()))),
-                Ok(_) => Err(format!("{} holds fewer than 16 characters", path.display())),
-                Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-            },
+            AdminToken::File(path) => {
+                match switchyard_rules::read_capped_text(path, switchyard_rules::MAX_SECRET_FILE_BYTES) {
+                    Ok(t) if t.trim().len() >= 16 => Ok(Some(Arc::from(t.trim()))),
+                    Ok(_) => Err(format!("{} holds fewer than 16 characters", path.display())),
+                    Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+                }
+            }
         }
     }
 }

@@ -378,8 +378,10 @@ mod tests {
 
     #[test]
     fn rule_text_cannot_forge_a_log_line_or_carry_terminal_escapes() {
-        let forged = "x\nFORGED-LINE switchyard::audit: rules changed old_version=evil\u001b[31m";
-        let control = RuleControl::new(rules(0, 0, false), RuleSource::AdminApi, Arc::new(Metrics::new()), Arc::default());
+        // TOML escapes: the name holds a real line break and a real ESC.
+        let forged = r"x\nFORGED-LINE switchyard::audit: rules changed old_version=evil\u001b[31m";
+        let control =
+            RuleControl::new(rules(0, 0, false), RuleSource::AdminApi, Arc::new(Metrics::new()), Arc::default());
         let doc = format!(
             "version = \"forged\"\nscheduler_share = 0\n[[overrides]]\nname = \"{forged}\"\nnamespace = \"guest\"\nshare = 50\n"
         );

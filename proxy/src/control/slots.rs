@@ -39,7 +39,12 @@ pub struct Slot {
 
 impl Slots {
     pub fn new(max: usize) -> Arc<Slots> {
-        Arc::new(Slots { max, next_id: AtomicU64::new(0), writing: AtomicUsize::new(0), open: Mutex::new(VecDeque::new()) })
+        Arc::new(Slots {
+            max,
+            next_id: AtomicU64::new(0),
+            writing: AtomicUsize::new(0),
+            open: Mutex::new(VecDeque::new()),
+        })
     }
 
     /// Leave to serve a call that changes something; `None` when all but [`RESERVED_FOR_READS`]

@@ -28,7 +28,9 @@ pub struct WatchError {
 /// A digest of the file's content, or `None` when it cannot be read (oversized, not a regular
 /// file: the reload then rejects it with the reason).
 fn content_digest(path: &Path) -> Option<u64> {
-    switchyard_rules::read_capped(path, switchyard_rules::MAX_RULES_BYTES).ok().map(|bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
+    switchyard_rules::read_capped(path, switchyard_rules::MAX_RULES_BYTES)
+        .ok()
+        .map(|bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
 /// Starts watching `path`; changes are offered to rule control on the current tokio runtime.

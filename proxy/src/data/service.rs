@@ -30,10 +30,10 @@ use crate::data::credential::BasicCredential;
 use crate::data::pools::Member;
 use crate::data::request_id::{self, REQUEST_ID_HEADER};
 use crate::data::upstream::fields::{self, Framing};
-use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody, RetryReason, Unsent};
+use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody, Unsent};
 use crate::lifecycle::InFlight;
 use crate::ops::config::TimeoutsConfig;
-use crate::ops::metrics::FallbackReason;
+use crate::ops::metrics::{FallbackReason, RetryReason};
 use crate::shadow::tee::{sampled, Tee};
 use crate::state::Shared;
 

@@ -70,7 +70,7 @@ impl KafkaSasl {
     pub fn password(&self) -> Result<String, String> {
         match (&self.password_env, &self.password_file) {
             (Some(var), _) => std::env::var(var).map_err(|_| format!("the environment variable {var} is not set")),
-            (None, Some(file)) => switchyard_rules::read_capped_text(file, crate::ops::config::MAX_SECRET_FILE_BYTES)
+            (None, Some(file)) => switchyard_rules::read_capped_text(file, switchyard_rules::MAX_SECRET_FILE_BYTES)
                 .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
                 .map_err(|e| format!("cannot read {}: {e}", file.display())),
             (None, None) => Err("set kafka.sasl.password_env or kafka.sasl.password_file".into()),

@@ -68,7 +68,7 @@ pub fn verify_key(text: &str) -> Result<VerifyingKey, String> {
 
 /// Reads a secret key file (standard base64 of the 32-byte seed).
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, String> {
-    let text = switchyard_rules::read_capped_text(path, crate::ops::config::MAX_SECRET_FILE_BYTES)
+    let text = switchyard_rules::read_capped_text(path, switchyard_rules::MAX_SECRET_FILE_BYTES)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let seed: [u8; 32] = BASE64
         .decode(text.trim())

@@ -24,11 +24,6 @@ pub enum ConfigError {
 /// `SWITCHYARD_*` variables that are not config overrides.
 const NOT_CONFIG_VARS: &[&str] = &["SWITCHYARD_LOG"];
 
-/// The largest static config file read.
-pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
-/// The largest token, password or key file read.
-pub const MAX_SECRET_FILE_BYTES: usize = 64 * 1024;
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -154,7 +149,13 @@ pub struct NamespacesConfig {
 
 impl Default for NamespacesConfig {
     fn default() -> Self {
-        NamespacesConfig { cache_entries: 10_000, ttl_s: 300, wait_ms: 500, lookup_timeout_ms: 2_000, max_in_flight: 64 }
+        NamespacesConfig {
+            cache_entries: 10_000,
+            ttl_s: 300,
+            wait_ms: 500,
+            lookup_timeout_ms: 2_000,
+            max_in_flight: 64,
+        }
     }
 }
 
@@ -302,10 +303,8 @@ impl ServerConfig {
                 })
             }
         };
-        let text = switchyard_rules::read_capped_text(path, MAX_CONFIG_BYTES).map_err(|e| ConfigError::Load {
-            source_name: source_name.clone(),
-            message: e.to_string(),
-        })?;
+        let text = switchyard_rules::read_capped_text(path, switchyard_rules::MAX_CONFIG_BYTES)
+            .map_err(|e| ConfigError::Load { source_name: source_name.clone(), message: e.to_string() })?;
         let mut config = Self::from_layers(&text, format, &source_name)?;
         if let Some(dir) = path.parent() {
             let tls = &mut config.kafka.tls;
@@ -408,7 +407,7 @@ impl ServerConfig {
             if self.admin.token.is_some() {
                 problems.push("admin.token_file: set either admin.token or admin.token_file, not both".into());
             }
-            match switchyard_rules::read_capped_text(file, MAX_SECRET_FILE_BYTES) {
+            match switchyard_rules::read_capped_text(file, switchyard_rules::MAX_SECRET_FILE_BYTES) {
                 Ok(t) if t.trim().len() >= 16 => {}
                 Ok(_) => problems.push(format!("admin.token_file: {} holds fewer than 16 characters", file.display())),
                 Err(e) => problems.push(format!("admin.token_file: cannot read {}: {e}", file.display())),

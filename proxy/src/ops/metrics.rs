@@ -11,7 +11,6 @@ use switchyard_shadow::{AnswerClass, Outcome};
 
 use crate::control::source::{ReloadResult, ReloadSource};
 use crate::data::classify::RequestKind;
-use crate::data::upstream::RetryReason;
 use crate::kafka::sink::Delivery;
 
 pub const REQUESTS_TOTAL: &str = "switchyard_requests_total";
@@ -98,6 +97,27 @@ impl Refusal {
         match self {
             Refusal::Total => "total",
             Refusal::PerIp => "per_ip",
+        }
+    }
+}
+
+/// Why a request went again on another connection (the `reason` label of
+/// `switchyard_upstream_retries_total`). Both mean none of it had reached the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// A kept connection turned out closed; hyper handed the request back unwritten.
+    KeptConnectionClosed,
+    /// Connecting to a controller failed; the next attempt goes to another one.
+    ConnectFailed,
+}
+
+impl RetryReason {
+    pub const ALL: [RetryReason; 2] = [RetryReason::KeptConnectionClosed, RetryReason::ConnectFailed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::KeptConnectionClosed => "kept_connection_closed",
+            RetryReason::ConnectFailed => "connect_failed",
         }
     }
 }

@@ -30,7 +30,7 @@ pub use body::{BodySender, RequestBody};
 pub use pool::Endpoint;
 
 use crate::ops::config::TimeoutsConfig;
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{Metrics, RetryReason};
 
 /// The largest answer head read from a controller, and the most header fields in it.
 pub const MAX_ANSWER_HEAD: usize = 64 * 1024;
@@ -76,27 +76,6 @@ impl Fault {
             Fault::Exchange(e) if e.is_parse() => "bad answer",
             Fault::Exchange(_) => "request failed",
             Fault::Upgrade => "bad answer",
-        }
-    }
-}
-
-/// Why a request went again on another connection (the `reason` label of
-/// `switchyard_upstream_retries_total`). Both mean none of it had reached the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryReason {
-    /// A kept connection turned out closed; hyper handed the request back unwritten.
-    KeptConnectionClosed,
-    /// Connecting to a controller failed; the next attempt goes to another one.
-    ConnectFailed,
-}
-
-impl RetryReason {
-    pub const ALL: [RetryReason; 2] = [RetryReason::KeptConnectionClosed, RetryReason::ConnectFailed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RetryReason::KeptConnectionClosed => "kept_connection_closed",
-            RetryReason::ConnectFailed => "connect_failed",
         }
     }
 }

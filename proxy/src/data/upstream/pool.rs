@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Conn, Lane};
+use super::Conn;
+use super::Lane;
 
 /// One controller as the client sees it: its address and the connections kept to it, per [`Lane`].
 pub struct Endpoint {
