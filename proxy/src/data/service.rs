@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use http_body_util::BodyExt;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::http::ResponseHeader;
@@ -30,7 +31,7 @@ use crate::data::credential::BasicCredential;
 use crate::data::pools::Member;
 use crate::data::request_id::{self, REQUEST_ID_HEADER};
 use crate::data::upstream::fields::{self, Framing};
-use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody, Unsent};
+use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody};
 use crate::lifecycle::InFlight;
 use crate::ops::config::TimeoutsConfig;
 use crate::ops::metrics::{FallbackReason, RetryReason};
@@ -39,6 +40,13 @@ use crate::state::Shared;
 
 pub const POOL_HEADER: &str = "x-switchyard-pool";
 pub const RULES_VERSION_HEADER: &str = "x-switchyard-rules-version";
+
+/// The fields switchyard adds to answers, made once (not parsed per request).
+const POOL_FIELD: HeaderName = HeaderName::from_static(POOL_HEADER);
+const RULES_VERSION_FIELD: HeaderName = HeaderName::from_static(RULES_VERSION_HEADER);
+const REQUEST_ID_FIELD: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+/// `x-switchyard-pool`'s values, by [`Pool::index`].
+const POOL_VALUES: [HeaderValue; 2] = [HeaderValue::from_static("legacy"), HeaderValue::from_static("scheduler")];
 
 /// How much of a request body is read before the request goes out: a body this size or smaller
 /// leaves in the same write as the head. A larger body streams on after it.
@@ -100,12 +108,6 @@ pub enum Failure {
     /// A `Transfer-Encoding` other than `chunked`: no controller could be sent the body.
     #[error("the request's Transfer-Encoding is not chunked alone")]
     UnsupportedCoding,
-}
-
-impl From<Unsent> for Failure {
-    fn from(unsent: Unsent) -> Failure {
-        Failure::Upstream(unsent.fault)
-    }
 }
 
 impl Failure {
@@ -352,11 +354,14 @@ impl SwitchyardProxy {
             let (request_body, sender) = RequestBody::streaming(body.pieces);
             (request_body, Some(sender))
         };
-        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut request = http::Request::new(request_body);
         *request.method_mut() = req.method.clone();
-        *request.uri_mut() = http::Uri::try_from(path)
-            .map_err(|e| Failure::Internal(Error::because(ErrorType::InvalidHTTPHeader, "the request path", e)))?;
+        // Origin form, as the client sent it (an absolute-form target loses its scheme and host).
+        *request.uri_mut() = match req.uri.path_and_query() {
+            Some(_) if req.uri.scheme().is_none() => req.uri.clone(),
+            Some(path) => http::Uri::from(path.clone()),
+            None => http::Uri::from_static("/"),
+        };
         *request.headers_mut() = headers;
         let mut tee = ctx.shadow.take();
         let result = self.exchange(session, ctx, &mut tee, request, sender).await;
@@ -438,13 +443,14 @@ impl SwitchyardProxy {
             let member = self.upstream_peer(ctx);
             match self.client.send(&member.endpoint, request).await {
                 Ok(answer) => return Ok(answer),
-                Err(unsent) => match unsent.request {
-                    Some(back) if unsent.fault.before_delivery() && self.fail_to_connect(member, ctx) => {
-                        tracing::debug!(member = %member.endpoint.addr, error = %unsent.fault, "connect failed; trying another controller");
+                Err(no) => match no.unsent {
+                    // None of it reached the wire: another controller may be tried.
+                    Some(back) if self.fail_to_connect(member, ctx) => {
+                        tracing::debug!(member = %member.endpoint.addr, error = %no.fault, "connect failed; trying another controller");
                         self.client.retried(RetryReason::ConnectFailed);
                         request = back;
                     }
-                    _ => return Err(unsent.fault.into()),
+                    _ => return Err(no.fault.into()),
                 },
             }
         }
@@ -465,7 +471,8 @@ impl SwitchyardProxy {
     ) -> Result<(), Failure> {
         let (parts, mut body) = response.into_parts();
         let read = self.client.limits().read;
-        let mut header = fields::answer_header(&parts).map_err(Failure::Internal)?;
+        let keeps = fields::keeps_connection(parts.version, &parts.headers);
+        let mut header = fields::answer_header(parts);
         let (pieces, done) = read_ready(&mut body).map_err(Fault::Exchange)?;
         let whole = done.then(|| pieces.iter().map(Bytes::len).sum());
         let req = session.req_header();
@@ -498,7 +505,7 @@ impl SwitchyardProxy {
             }
             session.write_response_body(Bytes::new(), true).await.map_err(Failure::Client)?;
         }
-        lease.release(!early && fields::keeps_connection(parts.version, &parts.headers));
+        lease.release(!early && keeps);
         Ok(())
     }
 
@@ -528,13 +535,13 @@ impl SwitchyardProxy {
             ctx.error_prefix = Some(Vec::new());
         }
         if self.shared.pool_header {
-            resp.insert_header(POOL_HEADER, ctx.pool.as_str())?;
+            resp.insert_header(POOL_FIELD, POOL_VALUES[ctx.pool.index()].clone())?;
             if let Some(active) = &ctx.rules {
-                resp.insert_header(RULES_VERSION_HEADER, active.version_header.clone())?;
+                resp.insert_header(RULES_VERSION_FIELD, active.version_header.clone())?;
             }
         }
-        if resp.headers.get(REQUEST_ID_HEADER).is_none() {
-            resp.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
+        if !resp.headers.contains_key(REQUEST_ID_FIELD) {
+            resp.insert_header(REQUEST_ID_FIELD, ctx.request_id.as_str())?;
         }
         Ok(())
     }

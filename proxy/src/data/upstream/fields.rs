@@ -9,15 +9,21 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use crate::data::request_id::REQUEST_ID_HEADER;
 use crate::shadow::tee::SHADOW_HEADER;
 
+/// The hop-by-hop fields (RFC 9110 §7.6.1), by name; `Connection` first and `Transfer-Encoding`
+/// second ([`answer_header`] reads them by position).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
+
 /// Headers that belong to one connection: never forwarded.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TRANSFER_ENCODING
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::UPGRADE
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+    HOP_BY_HOP.contains(name)
 }
 
 /// The tokens of a message's `Connection` fields.
@@ -121,22 +127,47 @@ impl Framing {
     }
 }
 
-/// The controller's answer head as the client gets it: status and end-to-end fields (a length
-/// only when the controller sent one and no coding; the client's framing is set later).
-pub fn answer_header(head: &http::response::Parts) -> pingora::Result<ResponseHeader> {
-    let mut out = ResponseHeader::build_no_case(head.status, Some(head.headers.len() + 4))?;
-    let coded = head.headers.contains_key(header::TRANSFER_ENCODING);
-    let listed = head.headers.contains_key(header::CONNECTION);
-    for (name, value) in head.headers.iter() {
-        if is_hop_by_hop(name)
-            || (name == header::CONTENT_LENGTH && (coded || out.headers.contains_key(header::CONTENT_LENGTH)))
-            || (listed && listed_in_connection(&head.headers, name))
-        {
-            continue;
+/// The controller's answer head as the client gets it, moved (not copied) out of hyper's: status
+/// and end-to-end fields; a length only when the controller sent one and no coding (one value
+/// when it repeated it); the client's framing is set later.
+pub fn answer_header(mut head: http::response::Parts) -> ResponseHeader {
+    let headers = &mut head.headers;
+    // One pass over the fields (no hashing) finds what needs work; usually only `Connection`.
+    let (mut hop, mut lengths) = (0u8, 0);
+    for name in headers.iter().map(|(name, _)| name) {
+        if name == header::CONTENT_LENGTH {
+            lengths += 1;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            hop |= 1 << i;
         }
-        out.append_header(name.clone(), value.clone())?;
     }
-    Ok(out)
+    if hop & 1 != 0 {
+        // The fields the controller named as hop-by-hop too (`HOP_BY_HOP[0]` is `Connection`).
+        let listed: Vec<HeaderName> = connection_tokens(headers)
+            .filter(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if hop & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    // `HOP_BY_HOP[1]` is `Transfer-Encoding`: the coding, not a length, framed the body.
+    if hop & 2 != 0 {
+        headers.remove(header::CONTENT_LENGTH);
+    } else if lengths > 1 {
+        // Repeated, the values agree (hyper refused the answer otherwise): one says it.
+        if let header::Entry::Occupied(mut entry) = headers.entry(header::CONTENT_LENGTH) {
+            let first = entry.get().clone();
+            entry.insert(first);
+        }
+    }
+    head.version = Version::HTTP_11;
+    ResponseHeader::from(head)
 }
 
 /// Whether the connection may carry another request after this answer: HTTP/1.1 and no `close`
@@ -146,9 +177,17 @@ pub fn answer_header(head: &http::response::Parts) -> pingora::Result<ResponseHe
 /// `Transfer-Encoding` and `Content-Length` (decoded by the former, but a sign of response
 /// splitting, RFC 9112 §6.3).
 pub fn keeps_connection(version: Version, headers: &HeaderMap) -> bool {
-    version == Version::HTTP_11
-        && !connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"close"))
-        && !(headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH))
+    let (mut coded, mut length, mut close) = (false, false, false);
+    for (name, value) in headers.iter() {
+        if name == header::TRANSFER_ENCODING {
+            coded = true;
+        } else if name == header::CONTENT_LENGTH {
+            length = true;
+        } else if name == header::CONNECTION {
+            close |= value.as_bytes().split(|b| *b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+    }
+    version == Version::HTTP_11 && !close && !(coded && length)
 }
 
 #[cfg(test)]
@@ -234,7 +273,7 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, ()) = resp.into_parts();
-        let h = answer_header(&parts).unwrap().headers.clone();
+        let h = answer_header(parts).headers.clone();
         assert_eq!(h["x-end"], "2");
         assert_eq!(h.get_all("content-length").iter().count(), 1);
         assert!(h.get("x-hop").is_none() && h.get("connection").is_none() && h.get("keep-alive").is_none());

@@ -16,6 +16,7 @@ pub mod pool;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -32,9 +33,9 @@ pub use pool::Endpoint;
 use crate::ops::config::TimeoutsConfig;
 use crate::ops::metrics::{Metrics, RetryReason};
 
-/// The largest answer head read from a controller, and the most header fields in it.
+/// The largest answer head read from a controller (hyper's read buffer; the fields in it are
+/// hyper's default limit, 100).
 pub const MAX_ANSWER_HEAD: usize = 64 * 1024;
-const MAX_ANSWER_FIELDS: usize = 128;
 
 /// What went wrong between switchyard and a controller.
 #[derive(Debug, thiserror::Error)]
@@ -80,16 +81,16 @@ impl Fault {
     }
 }
 
-/// A request that got no answer, and the request itself when none of it reached the wire (it may
-/// then go to another controller).
-pub struct Unsent {
+/// A request that got no answer: why, and the request itself when none of it reached the wire
+/// (only then may it go to another controller).
+pub struct NoAnswer {
     pub fault: Fault,
-    pub request: Option<Request<RequestBody>>,
+    pub unsent: Option<Request<RequestBody>>,
 }
 
-impl From<Unsent> for Fault {
-    fn from(unsent: Unsent) -> Fault {
-        unsent.fault
+impl From<NoAnswer> for Fault {
+    fn from(no: NoAnswer) -> Fault {
+        no.fault
     }
 }
 
@@ -150,9 +151,9 @@ impl Conn {
         };
         // A request goes out whole in one write; Nagle would only delay the next one.
         stream.set_nodelay(true).map_err(Fault::Connect)?;
+        // hyper's own limit on the fields of an answer head (100) holds; it keeps them on the stack.
         let (sender, connection) = Builder::new()
-            .max_headers(MAX_ANSWER_FIELDS)
-            .max_buf_size(MAX_ANSWER_HEAD.max(8 * 1024))
+            .max_buf_size(MAX_ANSWER_HEAD)
             .allow_spaces_after_header_name_in_responses(true)
             .handshake(TokioIo::new(stream))
             .await
@@ -198,17 +199,17 @@ impl Lease<'_> {
 }
 
 /// The client to the controllers. Cheap to hold per user (primaries, mirror, lookups, health):
-/// the connections themselves are kept per controller, in the pools' members.
+/// the connections themselves are kept per controller, in its [`Endpoint`].
 pub struct Client {
     lane: Lane,
     limits: Limits,
     /// How long an idle connection is kept.
     idle: Duration,
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<Metrics>,
 }
 
 impl Client {
-    pub fn new(lane: Lane, limits: Limits, idle: Duration, metrics: std::sync::Arc<Metrics>) -> Client {
+    pub fn new(lane: Lane, limits: Limits, idle: Duration, metrics: Arc<Metrics>) -> Client {
         Client { lane, limits, idle, metrics }
     }
 
@@ -221,16 +222,16 @@ impl Client {
         self.metrics.upstream_retry(reason);
     }
 
-    /// Sends `req` to the controller at `endpoint` on a kept connection when one is open, else on a new one, and
-    /// waits for the answer head (no time limit here: the caller bounds the wait, which for a
-    /// streaming body starts only once the body was sent). When hyper hands the request back
-    /// unwritten (the kept connection was closed), it goes once more on a new connection. A
-    /// request without `Host` gets the controller's address (of the first controller tried).
+    /// Sends `req` to the controller at `endpoint`, on a kept connection when one is open, else on
+    /// a new one, and waits for the answer head (no time limit here: the caller bounds the wait,
+    /// which for a streaming body starts only once the body was sent). When hyper hands the
+    /// request back unwritten (the kept connection was closed), it goes once more on a new
+    /// connection. A request without `Host` gets the controller's address.
     pub async fn send<'m>(
         &self,
         endpoint: &'m Endpoint,
         mut req: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Lease<'m>), Unsent> {
+    ) -> Result<(Response<Incoming>, Lease<'m>), NoAnswer> {
         if !req.headers().contains_key(http::header::HOST) {
             if let Ok(host) = http::HeaderValue::from_str(&endpoint.addr.to_string()) {
                 req.headers_mut().insert(http::header::HOST, host);
@@ -244,23 +245,24 @@ impl Client {
                 Some(conn) => conn,
                 None => match Conn::open(endpoint.addr, self.limits.connect).await {
                     Ok(conn) => conn,
-                    Err(fault) => return Err(Unsent { fault, request: Some(req) }),
+                    Err(fault) => return Err(NoAnswer { fault, unsent: Some(req) }),
                 },
             };
             if reused {
                 // A kept connection is ready at once unless hyper is still finishing its last
-                // exchange; a closed one errs.
-                match tokio::time::timeout(self.limits.connect, conn.sender.ready()).await {
-                    Ok(Ok(())) => {}
-                    _ => {
-                        kept = pool.take(self.idle);
-                        continue;
-                    }
+                // exchange (then it soon is); a closed one errs.
+                let ready = match futures::FutureExt::now_or_never(conn.sender.ready()) {
+                    Some(ready) => ready.is_ok(),
+                    None => matches!(tokio::time::timeout(self.limits.connect, conn.sender.ready()).await, Ok(Ok(()))),
+                };
+                if !ready {
+                    kept = pool.take(self.idle);
+                    continue;
                 }
             }
             match conn.sender.try_send_request(req).await {
                 Ok(resp) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
-                    return Err(Unsent { fault: Fault::Upgrade, request: None })
+                    return Err(NoAnswer { fault: Fault::Upgrade, unsent: None })
                 }
                 Ok(resp) => return Ok((resp, Lease { conn, endpoint, lane: self.lane, idle: self.idle })),
                 Err(mut e) => match e.take_message() {
@@ -268,16 +270,16 @@ impl Client {
                         self.retried(RetryReason::KeptConnectionClosed);
                         req = back;
                     }
-                    Some(back) => return Err(Unsent { fault: Fault::NotSent(e.into_error()), request: Some(back) }),
-                    None => return Err(Unsent { fault: Fault::Exchange(e.into_error()), request: None }),
+                    Some(back) => return Err(NoAnswer { fault: Fault::NotSent(e.into_error()), unsent: Some(back) }),
+                    None => return Err(NoAnswer { fault: Fault::Exchange(e.into_error()), unsent: None }),
                 },
             }
         }
     }
 
     /// Sends a request without a streaming body and reads its whole answer, all within
-    /// `timeout`: for the mirror, the lookups and the health checks. `Ok((status, headers,
-    /// None))`: the answer body is larger than `max_body` (not read further, connection closed).
+    /// `timeout`: for the mirror, the lookups and the health checks. `Ok((head, None))`: the
+    /// answer body is larger than `max_body` (not read further; the connection is closed).
     pub async fn exchange(
         &self,
         endpoint: &Endpoint,
