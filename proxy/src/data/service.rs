@@ -30,7 +30,7 @@ use crate::data::classify::{classify, RequestKind};
 use crate::data::credential::BasicCredential;
 use crate::data::pools::Member;
 use crate::data::request_id::{self, REQUEST_ID_HEADER};
-use crate::data::upstream::fields::{self, Framing};
+use crate::data::upstream::fields::{self, ClientFraming, Framing};
 use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody};
 use crate::lifecycle::InFlight;
 use crate::ops::config::TimeoutsConfig;
@@ -337,13 +337,14 @@ impl SwitchyardProxy {
 
     /// Sends the request to a controller and relays its answer to the client.
     async fn forward(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<(), Failure> {
-        if !fields::transfer_coding_supported(session.req_header()) {
+        let client = ClientFraming::of(session.req_header());
+        if !client.supported() {
             return Err(Failure::UnsupportedCoding);
         }
         let body = self.request_body(session, ctx).await?;
         let req = session.req_header();
         let mut headers = fields::request_fields(req, &ctx.request_id);
-        Framing::for_request(req, body.complete.then_some(body.len)).apply(&mut headers);
+        Framing::for_request(client, body.complete.then_some(body.len)).apply(&mut headers);
         if let Some(tee) = ctx.shadow.as_mut() {
             // The copy is the primary's twin: the same fields.
             tee.fields = headers.clone();
@@ -388,7 +389,9 @@ impl SwitchyardProxy {
             let mut send = std::pin::pin!(self.send_request(ctx, request));
             let early_answer = if let Some(feed) = sender.as_ref() {
                 // Ok(false): the connection ended first; its failure or answer comes through `send`.
-                let feeding = async {
+                // Boxed: only a large body streams, and its state would otherwise make every
+                // request's future larger.
+                let feeding = Box::pin(async {
                     while let Some(piece) = request_chunk(session, tee).await? {
                         match pingora::time::timeout(limits.write, feed.send(piece)).await {
                             Ok(true) => {}
@@ -397,7 +400,7 @@ impl SwitchyardProxy {
                         }
                     }
                     pingora::time::timeout(limits.write, feed.finish()).await.map_err(|_| Fault::WriteTimeout.into())
-                };
+                });
                 // The answer is awaited while the body goes out: one that comes first ends the
                 // feeding at once (an early answer).
                 tokio::select! {

@@ -36,36 +36,40 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
-/// Whether the message's `Connection` field lists `name` as hop-by-hop too.
-fn listed_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
-    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_str().as_bytes()))
+/// The names a message's `Connection` fields list beside `keep-alive` and `close` (rare: only
+/// then is anything allocated).
+fn listed_names(headers: &HeaderMap) -> Vec<HeaderName> {
+    connection_tokens(headers)
+        .filter(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
+        .collect()
 }
 
 /// The fields a request carries to a controller: the client's end-to-end fields (minus its
 /// framing, `Expect`, which switchyard answers itself, a request id and a shadow marker it may have
 /// sent), the client's `Host` always (a `Connection` field cannot remove it; a client without one
-/// gets the controller's address, set per attempt), and the request id. The framing is added once
-/// the body is known ([`Framing`]).
+/// gets the controller's address, see `Client::send`), and the request id. The framing is added
+/// once the body is known ([`Framing`]).
 pub fn request_fields(req: &RequestHeader, request_id: &str) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(req.headers.len() + 3);
-    let listed = req.headers.contains_key(header::CONNECTION);
+    let mut connection = false;
+    // One pass over the client's fields; what `Connection` lists is removed after (rare).
     for (name, value) in req.headers.iter() {
-        if name == header::HOST {
-            if !out.contains_key(header::HOST) {
-                out.insert(header::HOST, value.clone());
-            }
-            continue;
-        }
         if is_hop_by_hop(name)
             || name == header::CONTENT_LENGTH
             || name == header::EXPECT
             || name.as_str() == REQUEST_ID_HEADER
             || name.as_str() == SHADOW_HEADER
-            || (listed && listed_in_connection(&req.headers, name))
         {
+            connection |= name == header::CONNECTION;
             continue;
         }
         out.append(name.clone(), value.clone());
+    }
+    if connection {
+        for name in listed_names(&req.headers).iter().filter(|n| **n != header::HOST) {
+            out.remove(name);
+        }
     }
     if let Ok(id) = HeaderValue::from_str(request_id) {
         out.insert(REQUEST_ID_HEADER, id);
@@ -73,19 +77,37 @@ pub fn request_fields(req: &RequestHeader, request_id: &str) -> HeaderMap {
     out
 }
 
-/// Whether the client's `Transfer-Encoding` is one a controller can be sent: none, or exactly
-/// `chunked` (which the proxy decodes). Any other coding would reach the controller as a plain
-/// body it never declared, so the request is refused with 501 (RFC 9112 §6.1).
-pub fn transfer_coding_supported(req: &RequestHeader) -> bool {
-    let mut codings = req
-        .headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii);
-    match codings.next() {
-        None => true,
-        Some(first) => first.eq_ignore_ascii_case(b"chunked") && codings.next().is_none(),
+/// What the client's framing fields say, read in one pass over its fields (no lookups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientFraming {
+    /// A `Transfer-Encoding` was sent.
+    coded: bool,
+    /// Its codings are `chunked` alone: a controller can be sent the body (pingora decodes it).
+    /// Any other coding would reach the controller as a plain body it never declared, so the
+    /// request is refused with 501 (RFC 9112 §6.1).
+    supported: bool,
+    length: Option<u64>,
+}
+
+impl ClientFraming {
+    pub fn of(req: &RequestHeader) -> ClientFraming {
+        let mut f = ClientFraming { coded: false, supported: true, length: None };
+        for (name, value) in req.headers.iter() {
+            if name == header::TRANSFER_ENCODING {
+                for coding in value.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                    f.supported &= !f.coded && coding.eq_ignore_ascii_case(b"chunked");
+                    f.coded = true;
+                }
+            } else if name == header::CONTENT_LENGTH {
+                f.length = value.to_str().ok().and_then(|v| v.trim().parse().ok());
+            }
+        }
+        f
+    }
+
+    /// Whether a controller can be sent this request's body.
+    pub fn supported(&self) -> bool {
+        self.supported
     }
 }
 
@@ -101,16 +123,12 @@ pub enum Framing {
 impl Framing {
     /// A body read whole (`whole`: its length) goes with its length; one still streaming keeps
     /// the client's length, or is chunked; a request that sent neither field has none.
-    pub fn for_request(req: &RequestHeader, whole: Option<usize>) -> Framing {
-        let chunked = req.headers.contains_key(header::TRANSFER_ENCODING);
-        let length = req.headers.get(header::CONTENT_LENGTH);
-        match whole {
-            Some(0) if !chunked && length.is_none() => Framing::None,
-            Some(len) => Framing::Length(len as u64),
-            None => match length.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()) {
-                Some(len) if !chunked => Framing::Length(len),
-                _ => Framing::Chunked,
-            },
+    pub fn for_request(client: ClientFraming, whole: Option<usize>) -> Framing {
+        match (whole, client.length) {
+            (Some(0), None) if !client.coded => Framing::None,
+            (Some(len), _) => Framing::Length(len as u64),
+            (None, Some(len)) if !client.coded => Framing::Length(len),
+            (None, _) => Framing::Chunked,
         }
     }
 
@@ -143,11 +161,7 @@ pub fn answer_header(mut head: http::response::Parts) -> ResponseHeader {
     }
     if hop & 1 != 0 {
         // The fields the controller named as hop-by-hop too (`HOP_BY_HOP[0]` is `Connection`).
-        let listed: Vec<HeaderName> = connection_tokens(headers)
-            .filter(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
-            .filter_map(|t| HeaderName::from_bytes(t).ok())
-            .collect();
-        for name in listed {
+        for name in listed_names(headers) {
             headers.remove(name);
         }
     }
@@ -227,21 +241,25 @@ mod tests {
 
     #[test]
     fn only_chunked_alone_is_a_coding_a_controller_can_be_sent() {
-        assert!(transfer_coding_supported(&request(&[])));
-        assert!(transfer_coding_supported(&request(&[("transfer-encoding", "Chunked")])));
+        let supported = |fields: &[(&str, &str)]| ClientFraming::of(&request(fields)).supported();
+        assert!(supported(&[]));
+        assert!(supported(&[("transfer-encoding", "Chunked")]));
         for coding in ["gzip, chunked", "chunked, identity", "gzip", ""] {
-            assert!(!transfer_coding_supported(&request(&[("transfer-encoding", coding)])), "{coding}");
+            assert!(!supported(&[("transfer-encoding", coding)]), "{coding}");
         }
+        assert!(!supported(&[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")]));
     }
 
     #[test]
     fn the_framing_follows_the_body_read() {
-        let chunked = request(&[("transfer-encoding", "chunked")]);
-        assert_eq!(Framing::for_request(&chunked, Some(7)), Framing::Length(7));
-        assert_eq!(Framing::for_request(&chunked, None), Framing::Chunked);
-        let big = request(&[("content-length", "5000000")]);
-        assert_eq!(Framing::for_request(&big, None), Framing::Length(5_000_000));
-        assert_eq!(Framing::for_request(&request(&[]), Some(0)), Framing::None);
+        let of = |fields: &[(&str, &str)]| ClientFraming::of(&request(fields));
+        let chunked = of(&[("transfer-encoding", "chunked")]);
+        assert_eq!(Framing::for_request(chunked, Some(7)), Framing::Length(7));
+        assert_eq!(Framing::for_request(chunked, None), Framing::Chunked);
+        let big = of(&[("content-length", "5000000")]);
+        assert_eq!(Framing::for_request(big, None), Framing::Length(5_000_000));
+        assert_eq!(Framing::for_request(of(&[]), Some(0)), Framing::None);
+        assert_eq!(Framing::for_request(of(&[("content-length", "0")]), Some(0)), Framing::Length(0));
     }
 
     #[test]

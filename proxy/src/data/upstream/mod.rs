@@ -243,7 +243,9 @@ impl Client {
             let reused = kept.is_some();
             let mut conn = match kept.take() {
                 Some(conn) => conn,
-                None => match Conn::open(endpoint.addr, self.limits.connect).await {
+                // Boxed: opening is rare next to reusing, and its state would otherwise make every
+                // request's future larger (moved by value, copied on each move).
+                None => match Box::pin(Conn::open(endpoint.addr, self.limits.connect)).await {
                     Ok(conn) => conn,
                     Err(fault) => return Err(NoAnswer { fault, unsent: Some(req) }),
                 },
@@ -253,7 +255,10 @@ impl Client {
                 // exchange (then it soon is); a closed one errs.
                 let ready = match futures::FutureExt::now_or_never(conn.sender.ready()) {
                     Some(ready) => ready.is_ok(),
-                    None => matches!(tokio::time::timeout(self.limits.connect, conn.sender.ready()).await, Ok(Ok(()))),
+                    None => {
+                        let wait = Box::pin(tokio::time::timeout(self.limits.connect, conn.sender.ready()));
+                        matches!(wait.await, Ok(Ok(())))
+                    }
                 };
                 if !ready {
                     kept = pool.take(self.idle);
