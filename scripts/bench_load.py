@@ -9,7 +9,9 @@ process and its children) and each row's ratio to switchyard, as medians of the 
 resident memory of switchyard and bare pingora holding 10,000 idle keep-alive client connections,
 and after each of them made one request. Last, when valgrind is installed, the instructions each
 proxy runs per request under callgrind (a count, not a time: the same on a busy or an idle machine),
-from two runs of sequential requests whose difference leaves start-up and shutdown out. With strace
+from two runs of sequential requests whose difference leaves start-up and shutdown out, on the
+thread serving the requests and on all threads, and what one shadow copy costs in instructions
+(switchyard mirroring every invocation minus switchyard, all threads). With strace
 installed, the system calls each proxy makes per request (sends and receives on its sockets) during
 a short wrk run. From the rounds it also derives what one shadow copy costs the proxy: the extra CPU
 per request with 10 % mirrored, divided by 0.1, next to a primary's CPU per request.
@@ -33,6 +35,9 @@ CONNECTIONS = 64
 IDLE_CLIENTS = int(os.environ.get("IDLE_CLIENTS", "10000"))
 COUNTED = (300, 1800)  # requests in the two callgrind runs
 SHADOWED = 0.1  # the share of requests mirrored in the shadowing row
+# Every invocation mirrored (the instruction count of one copy).
+MIRROR_ALL = ('version = "bench-mirror"\nscheduler_share = 25\n[[overrides]]\nnamespace = "guest"\naction = "a-*"\n'
+              'share = 25\nshadow = { sample = 100 }\n')
 RULES = 'version = "bench"\nscheduler_share = 25\n'
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/switchyard-target"))
 BODY = '{"activationId":"0123456789ab"}'
@@ -251,9 +256,10 @@ def syscalls_per_request(port, proc, d, seconds=3):
 
 
 def instructions(cmd, port, n, d, name):
-    """Instructions callgrind counts for the whole life of `cmd` serving n sequential requests, on
-    its busiest thread: the thread serving the requests (background threads, timers and health
-    checks, run in proportion to the run's length under valgrind, not to the requests)."""
+    """Instructions callgrind counts for the whole life of `cmd` serving n sequential requests:
+    (on the busiest thread, the one serving the requests; on all threads). Background work
+    (timers, health checks) runs in proportion to the run's length under valgrind, not to the
+    requests: the serving thread's count leaves it out."""
     out = os.path.join(d, f"{name}-{n}.callgrind")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}"]
                             + cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -261,6 +267,8 @@ def instructions(cmd, port, n, d, name):
     wait_port(port, proc, f"{name} under valgrind")
     time.sleep(1)
     sequential_requests(port, n)
+    # Shadow copies finish after their primaries: let them.
+    time.sleep(2)
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=120)
@@ -274,7 +282,15 @@ def instructions(cmd, port, n, d, name):
             if totals:
                 counts.append(int(totals[-1].split()[1]))
             os.remove(os.path.join(d, f))
-    return max(counts)
+    return max(counts), sum(counts)
+
+
+def per_request(cmd, port, d, name):
+    """Instructions per request (serving thread, all threads), from two runs whose difference
+    leaves start-up and shutdown out."""
+    few = instructions(cmd, port, COUNTED[0], d, name)
+    many = instructions(cmd, port, COUNTED[1], d, name)
+    return tuple((m - f) / (COUNTED[1] - COUNTED[0]) for f, m in zip(few, many))
 
 
 def main():
@@ -366,20 +382,20 @@ def main():
             bare_cg = free_port()
             counted.append(("bare pingora", [f"{TARGET}/release/examples/bare_pingora", f"127.0.0.1:{bare_cg}",
                                              f"127.0.0.1:{up}", "1"], bare_cg))
-            counted_port = free_port()
-            conf = switchyard_conf(d, "switchyard-counted", RULES, counted_port, up, stop_at_once=True)
-            counted.append(("switchyard", [f"{TARGET}/release/switchyard", "run", "--config", conf], counted_port))
-            per_request = {}
-            for name, cmd, port in counted:
-                few = instructions(cmd, port, COUNTED[0], d, name.replace(" ", "-"))
-                many = instructions(cmd, port, COUNTED[1], d, name.replace(" ", "-"))
-                per_request[name] = (many - few) / (COUNTED[1] - COUNTED[0])
-            base = per_request["switchyard"]
-            print(f"\ninstructions per request in user space on the serving thread (callgrind, {COUNTED[1]} minus {COUNTED[0]} sequential requests)")
-            print("| | instructions per request | ratio to switchyard |")
-            print("|---|---|---|")
-            for name, value in per_request.items():
-                print(f"| {name} | {value:,.0f} | {value / base:.2f}× |")
+            for name, rules in [("switchyard", RULES), ("switchyard mirroring every invocation", MIRROR_ALL)]:
+                port = free_port()
+                conf = switchyard_conf(d, name.replace(" ", "-"), rules, port, up, stop_at_once=True)
+                counted.append((name, [f"{TARGET}/release/switchyard", "run", "--config", conf], port))
+            counts = {name: per_request(cmd, port, d, name.replace(" ", "-")) for name, cmd, port in counted}
+            base = counts["switchyard"][0]
+            print(f"\ninstructions per request in user space (callgrind, {COUNTED[1]} minus {COUNTED[0]} sequential requests)")
+            print("| | on the serving thread | ratio to switchyard | on all threads |")
+            print("|---|---|---|---|")
+            for name, (serving, every) in counts.items():
+                print(f"| {name} | {serving:,.0f} | {serving / base:.2f}× | {every:,.0f} |")
+            copy = counts["switchyard mirroring every invocation"][1] - counts["switchyard"][1]
+            print(f"\none shadow copy: {copy:,.0f} instructions on all threads, {copy / counts['switchyard'][1]:.2f}× a primary"
+                  f" ({counts['switchyard'][1]:,.0f})")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -119,7 +119,7 @@ pub fn load_rules_file(path: &Path) -> Result<RuleSet, RulesRejected> {
             return Err(RulesRejected::single(
                 &source,
                 "",
-                format!("document is larger than {MAX_RULES_BYTES} bytes, the limit"),
+                format!("document is larger than allowed; the limit is {MAX_RULES_BYTES} bytes"),
             ))
         }
         Err(e) => return Err(RulesRejected::single(&source, "", e.to_string())),

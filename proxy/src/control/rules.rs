@@ -355,45 +355,6 @@ mod tests {
         ]
     }
 
-    /// Every line a closure logs (text format, as an operator's terminal gets it).
-    fn logged(f: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                lock(&self.0).extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
-        tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8_lossy(&lock(&buf.0)).into_owned();
-        text
-    }
-
-    #[test]
-    fn rule_text_cannot_forge_a_log_line_or_carry_terminal_escapes() {
-        // TOML escapes: the name holds a real line break and a real ESC.
-        let forged = r"x\nFORGED-LINE switchyard::audit: rules changed old_version=evil\u001b[31m";
-        let control =
-            RuleControl::new(rules(0, 0, false), RuleSource::AdminApi, Arc::new(Metrics::new()), Arc::default());
-        let doc = format!(
-            "version = \"forged\"\nscheduler_share = 0\n[[overrides]]\nname = \"{forged}\"\nnamespace = \"guest\"\nshare = 50\n"
-        );
-        let text = logged(|| {
-            let applied = control.offer(parse_rules(doc.as_bytes(), RulesFormat::Toml, "put"), RuleSource::AdminApi);
-            assert!(matches!(applied, Ok(Applied::Accepted { .. })), "{applied:?}");
-        });
-        assert!(text.contains("rules changed"), "{text}");
-        assert!(text.lines().all(|l| !l.starts_with("FORGED-LINE")), "a forged line: {text}");
-        assert!(!text.contains('\u{1b}'), "a raw escape reached the log: {text:?}");
-    }
-
     fn rules(version: u8, share: u8, with_ramp: bool) -> RuleSet {
         let ramp = if with_ramp {
             "[ramp]\nstart = 1800000000\nsteps = [{ share = 10, hold_s = 5 }, { share = 60, hold_s = 0 }]\n"
