@@ -97,6 +97,34 @@ pub fn wait_accepting(addr: SocketAddr, why: impl Fn() -> String) {
     }
 }
 
+/// Every log line of this test binary, in the text format an operator's terminal gets, at `level`
+/// (as `SWITCHYARD_LOG` says it). The first call in a test binary installs the capture, with the
+/// level it asks for; later calls share it.
+pub fn captured_logs(level: &str) -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&buf);
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(switchyard::ops::logging::filter(level))
+            .with_ansi(false)
+            .with_writer(move || Shared(Arc::clone(&writer)))
+            .try_init();
+        buf
+    })
+}
+
 /// A free loopback port (bound, then released; for servers that bind by themselves).
 pub fn free_port() -> u16 {
     closed_port().port()

@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -358,35 +357,10 @@ fn slow_authorised_writes_leave_slots_for_scrapes() {
     drop(slow);
 }
 
-/// Every log line of this test binary, in the text format an operator's terminal gets.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = Arc::clone(&buf);
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(switchyard::ops::logging::filter("info"))
-            .with_ansi(false)
-            .with_writer(move || Shared(Arc::clone(&writer)))
-            .try_init();
-        buf
-    })
-}
-
 /// Rule text reaches the audit log escaped: a name cannot start a forged line or carry a raw ESC.
 #[test]
 fn rule_text_cannot_forge_a_log_line_or_carry_terminal_escapes() {
-    let logs = captured_logs();
+    let logs = captured_logs("info");
     let fleet = fleet_with_token("version = \"clean\"\n");
     // TOML escapes: the name holds a real line break and a real ESC.
     let doc = "version = \"forged\"\n[[overrides]]\nname = \"x\\nFORGED-LINE switchyard::audit: rules changed old_version=evil\\u001b[31m\"\nnamespace = \"guest\"\nshare = 50\n";

@@ -1,8 +1,7 @@
 //! Shadow comparison end to end: mirrored copies, OpenWhisk-aware comparison, reports, bounds,
 //! and no secret in any record, report or log line.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -11,30 +10,10 @@ use whisk_sim::{ActionProfile, Flavor, Latency, RequestKind, ResultSpec, SimConf
 
 const RULES: &str = SHADOW_PURE;
 
-/// Every log line of this test binary, to search for secrets.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer = Arc::clone(&buf);
-        let _ = tracing_subscriber::fmt()
-            // What an operator gets with SWITCHYARD_LOG=debug.
-            .with_env_filter(switchyard::ops::logging::filter("debug"))
-            .with_writer(move || SharedWriter(Arc::clone(&writer)))
-            .try_init();
-        buf
-    })
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-impl Write for SharedWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// Every log line of this test binary, to search for secrets: what an operator gets with
+/// `SWITCHYARD_LOG=debug`.
+fn debug_logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    captured_logs("debug")
 }
 
 /// Two simulators of the same flavor: any difference must come from the profiles.
@@ -62,7 +41,7 @@ fn action<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn identical_paths_match_fully_despite_per_call_values() {
-    captured_logs();
+    debug_logs();
     let fleet = LocalFleet::start(identical_spec(RULES)).expect("fleet");
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
     let report = block_on(async {
@@ -92,7 +71,7 @@ fn identical_paths_match_fully_despite_per_call_values() {
 
 #[test]
 fn a_changed_result_field_is_named_exactly_and_others_stay_clean() {
-    captured_logs();
+    debug_logs();
     let mut spec = identical_spec(RULES);
     spec.scheduler.actions.insert(
         "guest/pure-2".into(),
@@ -120,7 +99,7 @@ fn a_changed_result_field_is_named_exactly_and_others_stay_clean() {
 
 #[test]
 fn actions_not_opted_in_are_never_mirrored() {
-    captured_logs();
+    debug_logs();
     let fleet = LocalFleet::start(identical_spec(RULES)).expect("fleet");
     let base = fleet.proxy_url();
     block_on(async {
@@ -137,7 +116,7 @@ fn actions_not_opted_in_are_never_mirrored() {
 
 #[test]
 fn a_slow_shadow_pool_never_slows_clients_and_stays_bounded() {
-    captured_logs();
+    debug_logs();
     let mut spec = FleetSpec::new(RULES);
     spec.legacy.wait_time_ms = Some([0, 0]);
     spec.scheduler.default_action = ActionProfile {
@@ -199,7 +178,7 @@ fn a_slow_shadow_pool_never_slows_clients_and_stays_bounded() {
 
 #[test]
 fn no_secret_reaches_records_reports_or_logs() {
-    let logs = captured_logs();
+    let logs = debug_logs();
     let mut spec = identical_spec(RULES);
     // The scheduler copy answers a different `who`: the difference carries the legacy value, which
     // is the caller's own key echoed back.
@@ -251,7 +230,7 @@ fn no_secret_reaches_records_reports_or_logs() {
 
 #[test]
 fn web_actions_are_mirrored_with_their_method() {
-    captured_logs();
+    debug_logs();
     let rules = "version = \"web\"\nscheduler_share = 0\n[[overrides]]\nnamespace = \"guest\"\naction = \"page\"\nshare = 0\nshadow = { sample = 100 }\n";
     let mut spec = identical_spec(rules);
     let page = ActionProfile { result: ResultSpec::Fixed(json!({"html": "<p>hello</p>"})), ..ActionProfile::default() };
