@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::Conn;
 use super::Lane;
+use crate::sync::lock;
 
 /// One controller as the client sees it: its address and the connections kept to it, per [`Lane`].
 pub struct Endpoint {
@@ -43,7 +44,7 @@ impl IdleConnections {
     /// The newest idle connection that is still open and younger than `max_idle`; older or
     /// closed ones met on the way are dropped (closed).
     pub fn take(&self, max_idle: Duration) -> Option<Conn> {
-        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conns = lock(&self.conns);
         while let Some((conn, since)) = conns.pop_back() {
             if since.elapsed() < max_idle && conn.is_open() {
                 return Some(conn);
@@ -55,7 +56,7 @@ impl IdleConnections {
     /// Keeps a connection whose last exchange ended cleanly.
     pub fn put(&self, conn: Conn, max_idle: Duration) {
         let now = Instant::now();
-        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conns = lock(&self.conns);
         if conns.len() >= MAX_IDLE {
             conns.pop_front();
         }
@@ -70,15 +71,7 @@ impl IdleConnections {
     /// Closes the connections idle longer than `max_idle` or closed by the controller (called by
     /// the health loop, so a pool with no traffic does not keep them either).
     pub fn sweep(&self, max_idle: Duration) {
-        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conns = lock(&self.conns);
         conns.retain(|(conn, since)| since.elapsed() < max_idle && conn.is_open());
-    }
-
-    pub fn len(&self) -> usize {
-        self.conns.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
