@@ -1,7 +1,8 @@
 //! The mirror's queue and workers. In `logging` the data plane hands a finished [`Tee`] to a
 //! bounded queue with `try_send`: a full queue drops the job (counted), so the client's response is
 //! never delayed by shadow work. Workers on the control runtime send the copy to the other pool
-//! with their own HTTP client, compare, redact, and write records (file, Kafka, live report).
+//! through the one client to the controllers (its control lane), compare, redact, and write
+//! records (file, Kafka, live report).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
