@@ -218,6 +218,15 @@ impl ScriptedController {
         })
     }
 
+    /// Answers every request with the same bytes, keeping connections open.
+    pub fn always(answer: &'static [u8]) -> ScriptedController {
+        ScriptedController::start(move |mut peer| {
+            while peer.next_request().is_some() {
+                peer.write(answer);
+            }
+        })
+    }
+
     /// The requests read so far (health checks excluded).
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()

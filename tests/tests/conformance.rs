@@ -25,12 +25,9 @@ use switchyard_tests::{
 
 /// A proxy whose legacy pool (where everything goes: share 0) is the scripted controller.
 fn fleet(controller: &ScriptedController) -> LocalFleet {
-    fleet_with(vec![controller.addr.to_string()])
-}
-
-fn fleet_with(members: Vec<String>) -> LocalFleet {
     let mut spec = FleetSpec::new("version = \"wire\"\nscheduler_share = 0\n");
-    spec.tweak = Some(Box::new(move |c| c.pools.legacy.members = members));
+    let member = controller.addr.to_string();
+    spec.tweak = Some(Box::new(move |c| c.pools.legacy.members = vec![member]));
     LocalFleet::start(spec).expect("fleet")
 }
 
@@ -46,7 +43,7 @@ fn fleet_without_health_rounds(controller: &ScriptedController) -> LocalFleet {
     LocalFleet::start(spec).expect("fleet")
 }
 
-/// Like [`fleet_with`], with health checks that never take a member out (so a dead one is met by
+/// Like [`fleet`], with several members and health checks that never take a member out (so a dead one is met by
 /// requests, not skipped).
 fn fleet_blind_to_health(members: Vec<String>) -> LocalFleet {
     let mut spec = FleetSpec::new("version = \"wire\"\nscheduler_share = 0\n");
@@ -271,11 +268,9 @@ fn an_http_1_0_answer_is_never_kept_and_one_with_transfer_encoding_is_faulty() {
 
 #[test]
 fn a_chunk_size_with_leading_zeros_is_read() {
-    let controller = ScriptedController::start(|mut peer: Peer| {
-        while peer.next_request().is_some() {
-            peer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000005\r\nhello\r\n0\r\n\r\n");
-        }
-    });
+    let controller = ScriptedController::always(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000005\r\nhello\r\n0\r\n\r\n",
+    );
     let fleet = fleet(&controller);
     block_on(async {
         assert_eq!(call(&fleet, "a", "zeros").await, (200, "hello".to_string()));
@@ -284,13 +279,9 @@ fn a_chunk_size_with_leading_zeros_is_read() {
 
 #[test]
 fn transfer_encoding_overrides_content_length_and_such_an_answer_is_not_kept() {
-    let controller = ScriptedController::start(|mut peer: Peer| {
-        while peer.next_request().is_some() {
-            peer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
-            );
-        }
-    });
+    let controller = ScriptedController::always(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    );
     let fleet = fleet(&controller);
     block_on(async {
         for i in 0..2 {
@@ -309,11 +300,8 @@ fn transfer_encoding_overrides_content_length_and_such_an_answer_is_not_kept() {
 
 #[test]
 fn differing_content_lengths_are_a_502() {
-    let controller = ScriptedController::start(|mut peer: Peer| {
-        while peer.next_request().is_some() {
-            peer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x");
-        }
-    });
+    let controller =
+        ScriptedController::always(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x");
     let fleet = fleet(&controller);
     block_on(async {
         assert_eq!(call(&fleet, "a", "lengths").await.0, 502);
@@ -421,11 +409,9 @@ fn a_chunked_answer_streams_through_whole_and_the_connection_is_kept() {
 
 #[test]
 fn hop_by_hop_fields_stop_at_the_proxy_both_ways() {
-    let controller = ScriptedController::start(|mut peer: Peer| {
-        while peer.next_request().is_some() {
-            peer.write(b"HTTP/1.1 200 OK\r\nConnection: x-private\r\nx-private: secret\r\nx-end: kept\r\nContent-Length: 2\r\n\r\n{}");
-        }
-    });
+    let controller = ScriptedController::always(
+        b"HTTP/1.1 200 OK\r\nConnection: x-private\r\nx-private: secret\r\nx-end: kept\r\nContent-Length: 2\r\n\r\n{}",
+    );
     let fleet = fleet(&controller);
     block_on(async {
         let resp = invoke(&client(), &fleet.proxy_url(), "a", json!({}))
