@@ -120,8 +120,7 @@ fn clean(v: &Value) -> Result<(), String> {
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as `scripts/fuzz` and the corpus directories name them.
-pub const TARGETS: [(&str, Target); 4] =
-    [("classify", classify), ("rules", rules), ("diff", diff), ("redact", redact)];
+pub const TARGETS: [(&str, Target); 4] = [("classify", classify), ("rules", rules), ("diff", diff), ("redact", redact)];
 
 #[cfg(test)]
 mod tests {
