@@ -32,4 +32,4 @@ pub use record::{ComparisonRecord, RecordContext, SCHEMA_VERSION};
 pub use redact::{Redactor, SECRET_FIELDS};
 pub use report::{ActionReport, Report, ReportLimits, Summary, OTHER_ACTIONS, OTHER_PATHS};
 pub use rules_change::next_rules;
-pub use sink::{for_each_record, read_records, JsonLinesFile, SinkError, MAX_RECORD_LINE};
+pub use sink::{for_each_record, read_records, JsonLinesFile, SinkError, WriteError, MAX_RECORD_LINE};

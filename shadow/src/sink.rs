@@ -17,6 +17,15 @@ pub enum SinkError {
     Read { path: PathBuf, reason: String },
 }
 
+/// A batch that was not (all) written: why, and how many of its records are missing.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct WriteError {
+    #[source]
+    pub source: SinkError,
+    pub unwritten: usize,
+}
+
 pub struct JsonLinesFile {
     path: PathBuf,
     max_bytes: u64,
@@ -45,19 +54,42 @@ impl JsonLinesFile {
         Ok(JsonLinesFile { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, identity, written })
     }
 
-    pub fn write(&mut self, record: &ComparisonRecord) -> Result<(), SinkError> {
-        let mut line = serde_json::to_vec(record).unwrap_or_default();
-        line.push(b'\n');
+    /// Appends `records`, one line each, in one `write` after one `stat` (a rotation between two
+    /// lines splits them in two). A file past `max_bytes` is rotated before the line that would
+    /// overflow it; a single line larger than that gets a file of its own.
+    pub fn write(&mut self, records: &[ComparisonRecord]) -> Result<(), WriteError> {
+        let mut done = 0;
+        let failed = |done: usize| move |source| WriteError { source, unwritten: records.len() - done };
         if !self.still_at_path() {
             // Removed or replaced under us: write to what the path names now (recreating the
             // directory), or fail and be counted, rather than write into an unlinked file.
-            (self.file, self.identity, self.written) = open_appending(&self.path)?;
+            (self.file, self.identity, self.written) = open_appending(&self.path).map_err(failed(0))?;
         }
-        if self.written > 0 && self.written + line.len() as u64 > self.max_bytes {
-            self.rotate()?;
+        let mut chunk = Vec::with_capacity(512 * records.len());
+        let mut in_chunk = 0;
+        for record in records {
+            let start = chunk.len();
+            if serde_json::to_writer(&mut chunk, record).is_err() {
+                chunk.truncate(start);
+            }
+            chunk.push(b'\n');
+            if self.written + start as u64 > 0 && self.written + chunk.len() as u64 > self.max_bytes {
+                self.append(&chunk[..start]).map_err(failed(done))?;
+                done += in_chunk;
+                self.rotate().map_err(failed(done))?;
+                chunk.drain(..start);
+                in_chunk = 0;
+            }
+            in_chunk += 1;
         }
-        self.file.write_all(&line).map_err(io(&self.path))?;
-        self.written += line.len() as u64;
+        self.append(&chunk).map_err(failed(done))
+    }
+
+    fn append(&mut self, lines: &[u8]) -> Result<(), SinkError> {
+        if !lines.is_empty() {
+            self.file.write_all(lines).map_err(io(&self.path))?;
+            self.written += lines.len() as u64;
+        }
         Ok(())
     }
 
@@ -209,8 +241,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("records.jsonl");
         let mut sink = JsonLinesFile::open(&path, 1_000, 3).unwrap();
-        for i in 0..40 {
-            sink.write(&rec(i)).unwrap();
+        // One record at a time, then batches that cross the rotation size.
+        for i in 0..20 {
+            sink.write(&[rec(i)]).unwrap();
+        }
+        for batch in (20..40).collect::<Vec<_>>().chunks(7) {
+            sink.write(&batch.iter().map(|&i| rec(i)).collect::<Vec<_>>()).unwrap();
         }
         sink.flush().unwrap();
         assert!(rotated(&path, 1).exists() && rotated(&path, 3).exists() && !rotated(&path, 4).exists());
@@ -231,20 +267,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shadow-sink-gone-{}", std::process::id()));
         let path = dir.join("records.jsonl");
         let mut sink = JsonLinesFile::open(&path, 1 << 20, 2).unwrap();
-        sink.write(&rec(1)).unwrap();
+        sink.write(&[rec(1)]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        sink.write(&rec(2)).unwrap();
+        sink.write(&[rec(2)]).unwrap();
         let (records, _) = read_records(&path).unwrap();
         assert_eq!(records.iter().map(|r| r.time_ms).collect::<Vec<_>>(), [2]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A full disk fails each write with the path named; the caller counts it.
+    /// A full disk fails each write with the path named and says how many records it lost;
+    /// the caller counts them.
     #[test]
     fn a_full_disk_fails_each_write() {
         let mut sink = JsonLinesFile::open(Path::new("/dev/full"), 1 << 20, 2).unwrap();
-        let e = sink.write(&rec(1)).unwrap_err().to_string();
+        let e = sink.write(&[rec(1)]).unwrap_err();
+        assert_eq!(e.unwritten, 1);
+        let e = e.to_string();
         assert!(e.starts_with("/dev/full: ") && e.contains("No space left"), "{e}");
-        assert!(sink.write(&rec(2)).is_err());
+        assert_eq!(sink.write(&[rec(2), rec(3), rec(4)]).unwrap_err().unwritten, 3);
     }
 }
