@@ -14,7 +14,10 @@ thread serving the requests and on all threads, and what one shadow copy costs i
 (switchyard mirroring every invocation minus switchyard, all threads). With strace
 installed, the system calls each proxy makes per request (sends and receives on its sockets) during
 a short wrk run. From the rounds it also derives what one shadow copy costs the proxy: the extra CPU
-per request with 10 % mirrored, divided by 0.1, next to a primary's CPU per request.
+per request with 10 % mirrored, divided by 0.1, next to a primary's CPU per request. The ratios that
+matter (switchyard to bare pingora, a copy to a primary) are also given per round, rows of a round
+running back to back, with their median: the machine's speed drifts between rounds, far less within
+one.
 """
 
 import os
@@ -347,10 +350,20 @@ def main():
             for name, _, _ in rows:
                 rps, p50, p99, cpu, errors = med[name]
                 print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {cpu:.1f} | {errors:.0f} | {rps / base:.2f}× |")
+            # The machine's speed drifts between rounds (a round of every row can come out 40 % slower
+            # than the next); within a round the rows run back to back, so each round's own ratio is
+            # the steadier figure, and the median of those is what the README quotes.
+            plain, pingora = results["switchyard"], results["bare pingora (same version, 1 thread)"]
+            shadowing = results["switchyard with 10 % shadowing"]
+            speed = [s[0] / b[0] for s, b in zip(plain, pingora)]
+            print(f"\nswitchyard against bare pingora, each round's ratio: "
+                  f"{', '.join(f'{x:.2f}×' for x in speed)}; median {statistics.median(speed):.2f}×")
+            copies = [(m[3] - s[3]) / SHADOWED / s[3] for s, m in zip(plain, shadowing)]
             primary = med["switchyard"][3]
             copy = (med["switchyard with 10 % shadowing"][3] - primary) / SHADOWED
-            print(f"\none shadow copy: {copy:.1f} µs of proxy CPU, {copy / primary:.2f}× a primary ({primary:.1f} µs)"
-                  f" (CPU per request with {SHADOWED:.0%} mirrored minus without, divided by {SHADOWED})")
+            print(f"one shadow copy: {copy:.1f} µs of proxy CPU, {copy / primary:.2f}× a primary ({primary:.1f} µs)"
+                  f" (CPU per request with {SHADOWED:.0%} mirrored minus without, divided by {SHADOWED});"
+                  f" each round's ratio: {', '.join(f'{x:.2f}×' for x in copies)}; median {statistics.median(copies):.2f}×")
 
         print(f"\nresident memory with {IDLE_CLIENTS:,} keep-alive client connections")
         print("| | RSS before | idle connections | after one request each |")

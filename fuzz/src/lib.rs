@@ -4,7 +4,7 @@
 //! through them without AFL++.
 
 use serde_json::Value;
-use switchyard::data::classify::{classify as classify_request, RequestKind};
+use switchyard::{classify as classify_request, RequestKind};
 use switchyard_rules::{parse_rules, RulesFormat, MAX_ERRORS, MAX_ERROR_TEXT};
 use switchyard_shadow::{compare, diff_json, normalize, AnswerClass, Observed, Outcome, Redactor, SECRET_FIELDS};
 
@@ -74,6 +74,7 @@ pub fn diff(data: &[u8]) {
         timed_out: false,
         error: None,
         transaction_id: Some("fuzz-txn"),
+        blocking: true,
     };
     let same = compare(&observed(legacy_status, a), &observed(legacy_status, a), &[]);
     assert!(same.differences.is_empty(), "an answer differs from itself: {:?}", same.differences);

@@ -7,19 +7,33 @@
 //! (`control`: rule control and its sources), the **shadow pipeline** (`shadow`), **Kafka**
 //! (`kafka`), **operations** (`ops`: config, logging, metrics), and the process around them
 //! (`server` starts an instance, `cli` and `demo` are the binary's commands).
+//!
+//! The modules are private; what the binary, the tests, the benches and the fuzz targets use is
+//! the list below (and the binary's commands in `cli`), so the compiler sees any code nothing uses.
 #![forbid(unsafe_code)]
 
 pub mod cli;
-pub mod control;
-pub mod data;
-pub mod demo;
-pub mod kafka;
-pub mod lifecycle;
-pub mod ops;
-pub mod server;
-pub mod shadow;
-pub mod state;
-pub mod sync;
+mod control;
+mod data;
+mod demo;
+mod kafka;
+mod lifecycle;
+mod ops;
+mod server;
+mod shadow;
+mod state;
+mod sync;
 
-pub use ops::config::{ConfigError, Resolved, ServerConfig};
+/// Classification of a request by its method and path (the fuzz targets drive it).
+pub use data::classify::{classify, RequestKind};
+/// The demo's scenarios and options (the binary's `demo` command).
+pub use demo::{DemoOptions, Scenario};
+/// Reading the records topic, and the Kafka settings it takes (tests read what replicas wrote).
+pub use kafka::config::KafkaConfig;
+pub use kafka::reader::{read_records_from_topic, read_to_end};
+/// The static config, read and resolved.
+pub use ops::config::{ConfigError, HealthConfig, Resolved, ServerConfig};
+/// Logging as the binary sets it up, and its level filter (the tests capture logs with it).
+pub use ops::logging::{filter as log_filter, init as init_logging};
+/// Starting an instance in-process, and the handle that stops it.
 pub use server::{start, RunningProxy, StartError};

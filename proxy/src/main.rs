@@ -77,7 +77,7 @@ enum Command {
     /// `demo ramp`: a self-driving ramp, a fault on the scheduler path, and the automatic rollback.
     Demo {
         #[arg(value_enum, default_value = "shadow")]
-        scenario: switchyard::demo::Scenario,
+        scenario: switchyard::Scenario,
         #[arg(long, default_value_t = 3000)]
         invocations: usize,
         #[arg(long, default_value_t = 300)]
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs at info; the one-shot commands only warn, so their own output stays readable.
     let level = if matches!(cli.command, Command::Run { .. }) { "info" } else { "warn" };
-    switchyard::ops::logging::init(cli.log_json, level);
+    switchyard::init_logging(cli.log_json, level);
     match cli.command {
         Command::Run { config, upgrade } => cli::run(&config, upgrade),
         Command::Check { rules, config } => cli::check(rules, config),
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
         Command::Rules { command: RulesCommand::Keygen { file } } => cli::keygen(&file),
         Command::Ramp { admin } => cli::ramp::show(&admin),
         Command::Demo { scenario, invocations, actions, concurrency, html_report } => {
-            let opts = switchyard::demo::DemoOptions {
+            let opts = switchyard::DemoOptions {
                 invocations,
                 actions: actions.max(1),
                 concurrency: concurrency.max(1),

@@ -13,6 +13,7 @@ use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
+use strum::IntoEnumIterator;
 use tokio::sync::watch;
 
 use crate::control::ramp::window::LiveCounters;
@@ -366,7 +367,7 @@ async fn health_loop(shared: Arc<Shared>, client: Client, idle: Duration) {
         tick.tick().await;
         pools::check_all(&shared.pools, &client, &shared.metrics).await;
         for member in shared.pools.all().iter().flat_map(|p| &p.members) {
-            for lane in Lane::ALL {
+            for lane in Lane::iter() {
                 member.endpoint.idle(lane).sweep(idle);
             }
         }

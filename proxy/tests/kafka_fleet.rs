@@ -136,12 +136,10 @@ fn a_topic_whose_last_batch_holds_many_records_is_read_to_its_end() {
             futures::future::join_all(sends).await.into_iter().map(|r| r.map_err(|(e, _)| e).unwrap().offset).collect();
         assert_eq!(offsets, (0..10).collect::<Vec<_>>(), "one batch of ten");
     });
-    let config = switchyard::kafka::config::KafkaConfig { brokers: tansu.brokers.clone(), ..Default::default() };
+    let config = switchyard::KafkaConfig { brokers: tansu.brokers.clone(), ..Default::default() };
     let mut reported = (0, 0);
-    let read = switchyard::kafka::reader::read_to_end(&config.client_config(), "batched", |read, total| {
-        reported = (read, total)
-    })
-    .unwrap();
+    let read =
+        switchyard::read_to_end(&config.client_config(), "batched", |read, total| reported = (read, total)).unwrap();
     let payloads: Vec<String> = read.iter().map(|m| String::from_utf8_lossy(&m.payload).into_owned()).collect();
     assert_eq!(payloads, (0..10).map(|i| format!("record-{i}")).collect::<Vec<_>>());
     assert_eq!(reported.0, 10, "progress counts every record read");
@@ -308,10 +306,8 @@ fn replicas_with_verify_keys_apply_only_signed_records() {
 
     // Tampered with (same signature, other payload) and replayed (an older signed record produced
     // again after a newer one): both refused.
-    let consumer_config =
-        switchyard::kafka::config::KafkaConfig { brokers: tansu.brokers.clone(), ..Default::default() };
-    let records =
-        switchyard::kafka::reader::read_to_end(&consumer_config.client_config(), "signed-rules", |_, _| {}).unwrap();
+    let consumer_config = switchyard::KafkaConfig { brokers: tansu.brokers.clone(), ..Default::default() };
+    let records = switchyard::read_to_end(&consumer_config.client_config(), "signed-rules", |_, _| {}).unwrap();
     let signed = records.iter().find(|m| m.headers.contains_key("signature")).expect("the signed record").clone();
     publish_to("signed2.toml", "version = \"signed-2\"\nscheduler_share = 60\n", true);
     while status(&replica, &rt)["active"]["version"] != "signed-2" {

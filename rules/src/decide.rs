@@ -25,7 +25,8 @@ pub struct Invocation<'a> {
     pub header: Option<&'a HeaderLookup<'a>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum DecisionReason {
     KillSwitch,
     /// The override at this index in `RuleSet::overrides` matched.
@@ -39,23 +40,9 @@ pub enum DecisionReason {
 }
 
 impl DecisionReason {
-    pub const ALL: [DecisionReason; 5] = [
-        DecisionReason::KillSwitch,
-        DecisionReason::Override(0),
-        DecisionReason::Global,
-        DecisionReason::DefaultPool,
-        DecisionReason::UnresolvedNamespace,
-    ];
-
     /// The `reason` label of `switchyard_decisions_total`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DecisionReason::KillSwitch => "kill_switch",
-            DecisionReason::Override(_) => "override",
-            DecisionReason::Global => "global",
-            DecisionReason::DefaultPool => "default_pool",
-            DecisionReason::UnresolvedNamespace => "unresolved_namespace",
-        }
+        self.into()
     }
 
     /// Dense index (0 ..= 3) for per-reason arrays; every override counts as one.

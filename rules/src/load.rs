@@ -36,7 +36,11 @@ pub enum RulesFormat {
 }
 
 impl RulesFormat {
-    /// By file extension: `.toml`, `.yaml`/`.yml`, `.json`.
+    /// What a file whose extension names no format is told.
+    pub const UNKNOWN_EXTENSION: &'static str = "unknown file extension (expected .toml, .yaml, .yml or .json)";
+
+    /// By file extension, in any case: `.toml`, `.yaml`/`.yml`, `.json`. The one reading of a
+    /// file's format: rules files and the static config both take it.
     pub fn from_path(path: &Path) -> Option<RulesFormat> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "toml" => Some(RulesFormat::Toml),
@@ -110,9 +114,8 @@ fn depth(doc: &Value) -> usize {
 /// Reads, parses and validates a rules file; the format comes from the extension.
 pub fn load_rules_file(path: &Path) -> Result<RuleSet, RulesRejected> {
     let source = path.display().to_string();
-    let format = RulesFormat::from_path(path).ok_or_else(|| {
-        RulesRejected::single(&source, "", "unknown file extension (expected .toml, .yaml, .yml or .json)")
-    })?;
+    let format = RulesFormat::from_path(path)
+        .ok_or_else(|| RulesRejected::single(&source, "", RulesFormat::UNKNOWN_EXTENSION))?;
     let bytes = match crate::file::read_capped(path, MAX_RULES_BYTES) {
         Ok(bytes) => bytes,
         Err(crate::FileError::TooLarge(_)) => {

@@ -4,7 +4,10 @@ use crate::glob::Glob;
 use crate::share::Share;
 
 /// One of the two controller fleets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Pool {
     /// Controllers with `ShardingContainerPoolBalancer` (the Kafka path).
     Legacy,
@@ -13,13 +16,8 @@ pub enum Pool {
 }
 
 impl Pool {
-    pub const ALL: [Pool; 2] = [Pool::Legacy, Pool::Scheduler];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Pool::Legacy => "legacy",
-            Pool::Scheduler => "scheduler",
-        }
+        self.into()
     }
 
     pub fn other(self) -> Pool {

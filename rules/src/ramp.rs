@@ -73,7 +73,10 @@ impl Default for Gates {
 }
 
 /// Which gate (a label: metrics, the audit log, `GET /ramp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Gate {
     /// Platform failures: 5xx, system-written records, capacity drops, no answer.
     PlatformFailure,
@@ -88,16 +91,8 @@ pub enum Gate {
 }
 
 impl Gate {
-    pub const ALL: [Gate; 5] = [Gate::PlatformFailure, Gate::Throttled, Gate::Queued, Gate::Mismatch, Gate::Latency];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Gate::PlatformFailure => "platform_failure",
-            Gate::Throttled => "throttled",
-            Gate::Queued => "queued",
-            Gate::Mismatch => "mismatch",
-            Gate::Latency => "latency",
-        }
+        self.into()
     }
 
     pub fn index(self) -> usize {
@@ -203,7 +198,7 @@ impl RatioGate {
 }
 
 impl Gates {
-    /// Every gate's reading, in [`Gate::ALL`] order (unset gates left out).
+    /// Every gate's reading, in declaration order (unset gates left out).
     pub fn read(&self, s: &Signals) -> Vec<Reading> {
         let mut out = vec![
             self.platform_failure.read(Gate::PlatformFailure, &s.platform_failures, s),

@@ -22,7 +22,15 @@ fn bench(c: &mut Criterion) {
     let same = record("0a1b2c3d4e5f60718293a4b5c6d7e8f9", 1_700_000_000_456, 4, 1);
     let different = record("0a1b2c3d4e5f60718293a4b5c6d7e8f9", 1_700_000_000_456, 4, 2);
     fn obs(body: &[u8]) -> Observed<'_> {
-        Observed { status: Some(200), body, latency_ms: 1.0, timed_out: false, error: None, transaction_id: None }
+        Observed {
+            status: Some(200),
+            body,
+            latency_ms: 1.0,
+            timed_out: false,
+            error: None,
+            transaction_id: None,
+            blocking: true,
+        }
     }
     let ignore: Vec<String> = Vec::new();
     c.bench_function("compare/activation_record/match", |b| {

@@ -17,7 +17,23 @@ pub const THROTTLE_DROP_MESSAGE: &str = "Too many concurrent requests in flight.
 /// than this is the action's own result, so the action ran and failed.
 pub const CLASSIFY_PREFIX_BYTES: usize = 4096;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    strum::EnumIter,
+    strum::EnumCount,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AnswerClass {
     /// A result or record (2xx), an accepted non-blocking call or trigger fire.
     Ok,
@@ -40,28 +56,8 @@ pub enum AnswerClass {
 }
 
 impl AnswerClass {
-    pub const ALL: [AnswerClass; 8] = [
-        AnswerClass::Ok,
-        AnswerClass::Queued,
-        AnswerClass::Throttled,
-        AnswerClass::ActionFailure,
-        AnswerClass::CapacityDrop,
-        AnswerClass::PlatformFailure,
-        AnswerClass::Refused,
-        AnswerClass::Other,
-    ];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            AnswerClass::Ok => "ok",
-            AnswerClass::Queued => "queued",
-            AnswerClass::Throttled => "throttled",
-            AnswerClass::ActionFailure => "action_failure",
-            AnswerClass::CapacityDrop => "capacity_drop",
-            AnswerClass::PlatformFailure => "platform_failure",
-            AnswerClass::Refused => "refused",
-            AnswerClass::Other => "other",
-        }
+        self.into()
     }
 
     pub fn index(self) -> usize {

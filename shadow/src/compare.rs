@@ -20,6 +20,8 @@ pub struct Observed<'a> {
     /// The answer's `X-Request-ID`: the controller's transaction id, which it also puts in the
     /// `code` of its own error bodies.
     pub transaction_id: Option<&'a str>,
+    /// Whether the caller waited for the result (a `202` then means the call was still queued).
+    pub blocking: bool,
 }
 
 /// The comparison of one request on both paths.
@@ -41,6 +43,7 @@ fn side(o: &Observed<'_>, n: Option<&Normalized>) -> SideReport {
         latency_ms: (o.latency_ms * 1000.0).round() / 1000.0,
         wait_time_ms: n.and_then(|n| n.wait_time_ms),
         error: if o.timed_out { Some("timeout".into()) } else { o.error.clone() },
+        class: Some(AnswerClass::of(o.status, o.blocking, o.body)),
     }
 }
 
@@ -66,7 +69,7 @@ pub fn compare(legacy: &Observed<'_>, scheduler: &Observed<'_>, ignore: &[String
     let (ls, ss) = (side(legacy, Some(&a)), side(scheduler, Some(&b)));
     // The paths count limits differently (per controller vs per container), so a throttled side
     // says nothing about whether the results agree.
-    let throttled = |o: &Observed<'_>| AnswerClass::of(o.status, true, o.body).is_throttling();
+    let throttled = |o: &Observed<'_>| AnswerClass::of(o.status, o.blocking, o.body).is_throttling();
     let not_compared = if throttled(legacy) || throttled(scheduler) {
         Some(Outcome::Throttled)
     } else {
@@ -123,6 +126,7 @@ mod tests {
             timed_out: false,
             error: None,
             transaction_id: Some("tid-1"),
+            blocking: true,
         };
         compare(&o(&a), &o(&b), ignore)
     }
@@ -196,6 +200,7 @@ mod tests {
             timed_out: false,
             error: None,
             transaction_id: None,
+            blocking: true,
         };
         let slow = Observed {
             status: None,
@@ -204,6 +209,7 @@ mod tests {
             timed_out: true,
             error: None,
             transaction_id: None,
+            blocking: true,
         };
         let refused = Observed {
             status: None,
@@ -212,6 +218,7 @@ mod tests {
             timed_out: false,
             error: Some("connection refused".into()),
             transaction_id: None,
+            blocking: true,
         };
         assert_eq!(compare(&ok, &slow, &[]).outcome, Outcome::Timeout);
         assert_eq!(compare(&refused, &ok, &[]).outcome, Outcome::Error);

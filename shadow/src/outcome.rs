@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::answer::AnswerClass;
+
 /// How the comparison of one request ended.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(tag = "kind", content = "reason", rename_all = "snake_case")]
@@ -101,6 +103,19 @@ pub struct SideReport {
     pub wait_time_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the answer says about the path, classified once when the record was made, with the
+    /// body at hand (a `502` is the action's failure or the scheduler's capacity drop by its body).
+    /// Records written before it was stored lack it: see [`SideReport::class`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<AnswerClass>,
+}
+
+impl SideReport {
+    /// The answer's class: the stored one, or for a record written without it, the class its
+    /// status alone gives (a `502` then counts as the action's failure).
+    pub fn class(&self) -> AnswerClass {
+        self.class.unwrap_or_else(|| AnswerClass::of(self.status, false, b""))
+    }
 }
 
 #[cfg(test)]

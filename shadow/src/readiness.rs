@@ -19,25 +19,36 @@ impl Default for ReadinessRules {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    strum::EnumIter,
+    strum::EnumCount,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// A real difference, a failure or timeout on the scheduler, or a slower scheduler.
+    #[strum(serialize = "needs a look")]
     NeedsLook,
     /// Enough compared samples, no real difference, no scheduler failure, latency within bounds.
+    #[strum(serialize = "ready")]
     Ready,
+    #[strum(serialize = "not enough data")]
     NotEnoughData,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 3] = [Verdict::NeedsLook, Verdict::Ready, Verdict::NotEnoughData];
-
+    /// The words the text report and the page use.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::NeedsLook => "needs a look",
-            Verdict::Ready => "ready",
-            Verdict::NotEnoughData => "not enough data",
-        }
+        self.into()
     }
 }
 
@@ -72,7 +83,7 @@ impl ReadinessRules {
         }
         let [legacy_failed, scheduler_failed] = a.failures;
         if scheduler_failed > 0 {
-            reasons.push(format!("{scheduler_failed} errors or timeouts on the scheduler"));
+            reasons.push(format!("{scheduler_failed} errors, timeouts or capacity drops on the scheduler"));
         }
         if let [Some(l), Some(s)] = a.p50_ms {
             if s > l * self.max_latency_factor {

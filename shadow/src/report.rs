@@ -7,12 +7,12 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use strum::IntoEnumIterator;
 
-use crate::answer::AnswerClass;
 use crate::diff::DiffKind;
 use crate::noise::{NoiseModel, NoiseThresholds};
 use crate::outcome::Outcome;
-use crate::readiness::{Evidence, Readiness, ReadinessRules};
+use crate::readiness::{Evidence, Readiness, ReadinessRules, Verdict};
 use crate::record::{ComparisonRecord, SCHEMA_VERSION};
 use crate::timeline::{Bucket, Timeline};
 
@@ -246,7 +246,7 @@ impl Report {
                 a.wait[i].push(w as f64);
                 self.wait[i].push(w as f64);
             }
-            if compared_answers && AnswerClass::of(side.status, false, b"").is_platform_failure() {
+            if compared_answers && side.class().is_platform_failure() {
                 a.failures[i] += 1;
             }
         }
@@ -448,9 +448,8 @@ impl Report {
             .collect();
         let clean = actions.iter().filter(|a| a.match_rate == Some(1.0) && other_outcomes(a).is_empty()).count();
         let _ = writeln!(out, "  {clean} actions match fully; {} need a look (below)", attention.len());
-        let verdicts: Vec<String> = crate::readiness::Verdict::ALL
-            .iter()
-            .map(|v| format!("{} {}", actions.iter().filter(|a| a.readiness.verdict == *v).count(), v.as_str()))
+        let verdicts: Vec<String> = Verdict::iter()
+            .map(|v| format!("{} {}", actions.iter().filter(|a| a.readiness.verdict == v).count(), v.as_str()))
             .collect();
         let _ = writeln!(
             out,
@@ -552,6 +551,7 @@ pub(crate) fn short(v: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::AnswerClass;
     use crate::diff::Difference;
     use crate::outcome::SideReport;
     use serde_json::json;
@@ -565,8 +565,8 @@ mod tests {
             action: action.into(),
             served_by: "legacy".into(),
             outcome,
-            legacy: SideReport { status: Some(200), latency_ms: 10.0, wait_time_ms: Some(50), error: None },
-            scheduler: SideReport { status: Some(200), latency_ms: 2.0, wait_time_ms: Some(3), error: None },
+            legacy: SideReport { status: Some(200), latency_ms: 10.0, wait_time_ms: Some(50), ..Default::default() },
+            scheduler: SideReport { status: Some(200), latency_ms: 2.0, wait_time_ms: Some(3), ..Default::default() },
             differences: diffs
                 .iter()
                 .map(|p| Difference {
@@ -606,6 +606,48 @@ mod tests {
         let html = crate::html::page(&r);
         assert!(html.starts_with("<!doctype html>") && !html.contains("http://") && !html.contains("https://"));
         assert_eq!(r.to_json()["actions"][1]["match_rate"], 1.0);
+    }
+
+    /// A `502` the scheduler's queue wrote when it dropped calls for the namespace's container
+    /// limit is the path's failure, not the action's: classified when the record was made (with
+    /// the body), it keeps the action from being called ready. A record written before the class
+    /// was stored is read by its status alone.
+    #[test]
+    fn a_capacity_drop_counts_against_the_scheduler_not_the_action() {
+        let drop = serde_json::to_vec(&json!({"error": crate::THROTTLE_DROP_MESSAGE})).unwrap();
+        let observed = |status, body: &'static [u8]| crate::Observed {
+            status: Some(status),
+            body,
+            latency_ms: 2.0,
+            timed_out: false,
+            error: None,
+            transaction_id: None,
+            blocking: true,
+        };
+        let comparison = crate::compare(&observed(200, b"{}"), &observed(502, drop.leak()), &[]);
+        assert_eq!(comparison.scheduler.class, Some(AnswerClass::CapacityDrop));
+        let mut r = Report::default();
+        for _ in 0..30 {
+            r.add(&rec("guest/fine", Outcome::Match, &[], None));
+            r.add(&ComparisonRecord {
+                outcome: comparison.outcome.clone(),
+                scheduler: comparison.scheduler.clone(),
+                ..rec("guest/dropped", Outcome::Match, &[], None)
+            });
+        }
+        let report = r.to_json();
+        let action = |name: &str| report["actions"].as_array().unwrap().iter().find(|a| a["action"] == name).unwrap();
+        assert_eq!(action("guest/dropped")["failures"]["scheduler"], 30, "{report}");
+        assert_eq!(action("guest/dropped")["readiness"]["verdict"], "needs_look", "{report}");
+        assert_eq!(action("guest/fine")["readiness"]["verdict"], "ready", "{report}");
+        // As an older replica wrote it: no class, so the status alone, and a 502 is the action's.
+        let old: ComparisonRecord = serde_json::from_value({
+            let mut v = serde_json::to_value(rec("guest/old", Outcome::Throttled, &[], None)).unwrap();
+            v["scheduler"] = json!({"status": 502, "latency_ms": 2.0});
+            v
+        })
+        .unwrap();
+        assert_eq!((old.scheduler.class, old.scheduler.class()), (None, AnswerClass::ActionFailure));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Flavor, SimConfig};
+use crate::config::SimConfig;
 use crate::server::{SimHandle, Simulator};
 
 pub struct SimFleet {
@@ -16,11 +16,6 @@ pub struct SimFleet {
 }
 
 impl SimFleet {
-    /// Both simulators with their path's flavor and default profiles.
-    pub fn start_default() -> std::io::Result<SimFleet> {
-        SimFleet::start(SimConfig::with_flavor(Flavor::Legacy), SimConfig::with_flavor(Flavor::Scheduler))
-    }
-
     /// Starts both simulators on free loopback ports and creates a fresh scratch directory.
     pub fn start(legacy: SimConfig, scheduler: SimConfig) -> std::io::Result<SimFleet> {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));

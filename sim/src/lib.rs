@@ -11,7 +11,7 @@ mod activation;
 mod api;
 mod capacity;
 mod config;
-pub mod fleet;
+mod fleet;
 mod server;
 mod state;
 mod sync;

@@ -117,7 +117,7 @@ pub fn captured_logs(level: &str) -> &'static std::sync::Arc<std::sync::Mutex<Ve
         let buf = Arc::new(Mutex::new(Vec::new()));
         let writer = Arc::clone(&buf);
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(switchyard::ops::logging::filter(level))
+            .with_env_filter(switchyard::log_filter(level))
             .with_ansi(false)
             .with_writer(move || Shared(Arc::clone(&writer)))
             .try_init();

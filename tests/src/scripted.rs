@@ -194,8 +194,16 @@ pub struct ScriptedController {
 
 impl ScriptedController {
     /// Listens on a free loopback port; each connection runs `script` on a thread of its own.
+    /// The accept queue holds 1,024 connections: a burst of a few hundred must not overflow it
+    /// (std's queue of 128 drops the excess, whose connects then wait a second for a retry).
     pub fn start(script: impl Fn(Peer) + Send + Sync + 'static) -> ScriptedController {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listener = {
+            use socket2::{Domain, Socket, Type};
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+            socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind");
+            socket.listen(1024).expect("listen");
+            TcpListener::from(socket)
+        };
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (record, script): (_, Script) = (Arc::clone(&seen), Arc::new(script));

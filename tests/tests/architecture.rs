@@ -157,3 +157,17 @@ fn the_fleet_fixture_is_not_in_the_proxy_library() {
     assert!(!lib.contains("mod fleet"), "the simulated fleets belong to the test kit");
     assert!(!workspace().join("proxy/src/fleet.rs").exists());
 }
+
+/// The proxy library's surface is one list: its modules are private (but `cli`, the binary's
+/// commands) and `lib.rs` re-exports what the binary, the tests, the benches and the fuzz targets
+/// use. So the compiler reports any code nothing uses.
+#[test]
+fn the_proxy_library_surface_is_the_list_in_lib_rs() {
+    let lib = std::fs::read_to_string(workspace().join("proxy/src/lib.rs")).unwrap();
+    let public: Vec<&str> =
+        lib.lines().filter_map(|l| l.strip_prefix("pub mod ")).map(|m| m.trim_end_matches(';')).collect();
+    assert_eq!(public, ["cli"], "only the binary's commands are a public module");
+    let private = lib.lines().filter(|l| l.starts_with("mod ")).count();
+    assert!(private >= 10, "the other modules are declared private ({private} found)");
+    assert!(lib.lines().filter(|l| l.starts_with("pub use ")).count() >= 5, "the surface is re-exported");
+}

@@ -9,7 +9,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use switchyard::ops::config::HealthConfig;
+use switchyard::HealthConfig;
 use switchyard_tests::chaos::{ChaosController, Fault};
 use switchyard_tests::{block_on, client, fault_row, metric, metrics_text, Answer, FleetSpec, Load, LocalFleet};
 use whisk_sim::{ActionProfile, Flavor, Latency, SimConfig, SimHandle, Simulator};

@@ -22,7 +22,7 @@ fn rss_bytes() -> u64 {
 }
 
 fn record(action: &str, path: &str) -> ComparisonRecord {
-    let side = |latency_ms| SideReport { status: Some(200), latency_ms, wait_time_ms: Some(30), error: None };
+    let side = |latency_ms| SideReport { status: Some(200), latency_ms, wait_time_ms: Some(30), ..Default::default() };
     ComparisonRecord {
         schema: SCHEMA_VERSION,
         time_ms: 0,

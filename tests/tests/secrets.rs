@@ -123,10 +123,9 @@ fn nested_secrets_and_the_callers_credential_leave_no_trace() {
     // The Kafka records, as any consumer of the topic reads them.
     let deadline = Instant::now() + Duration::from_secs(20);
     let on_topic = loop {
-        let config = switchyard::kafka::config::KafkaConfig { brokers: brokers.clone(), ..Default::default() };
-        let (on_topic, _) =
-            switchyard::kafka::reader::read_records_from_topic(&config.client_config(), "records", None, |_, _| {})
-                .expect("read the topic");
+        let config = switchyard::KafkaConfig { brokers: brokers.clone(), ..Default::default() };
+        let (on_topic, _) = switchyard::read_records_from_topic(&config.client_config(), "records", None, |_, _| {})
+            .expect("read the topic");
         if on_topic.len() == 6 || Instant::now() > deadline {
             break on_topic;
         }

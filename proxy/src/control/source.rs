@@ -72,7 +72,8 @@ impl fmt::Display for RuleSource {
 }
 
 /// The `source` label of `switchyard_rules_reloads_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum ReloadSource {
     Start,
     File,
@@ -82,17 +83,8 @@ pub enum ReloadSource {
 }
 
 impl ReloadSource {
-    pub const ALL: [ReloadSource; 5] =
-        [ReloadSource::Start, ReloadSource::File, ReloadSource::Sighup, ReloadSource::Admin, ReloadSource::Kafka];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            ReloadSource::Start => "start",
-            ReloadSource::File => "file",
-            ReloadSource::Sighup => "sighup",
-            ReloadSource::Admin => "admin",
-            ReloadSource::Kafka => "kafka",
-        }
+        self.into()
     }
 
     pub fn index(self) -> usize {
@@ -101,7 +93,8 @@ impl ReloadSource {
 }
 
 /// The `result` label of `switchyard_rules_reloads_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum ReloadResult {
     Accepted,
     Rejected,
@@ -110,14 +103,8 @@ pub enum ReloadResult {
 }
 
 impl ReloadResult {
-    pub const ALL: [ReloadResult; 3] = [ReloadResult::Accepted, ReloadResult::Rejected, ReloadResult::Unchanged];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            ReloadResult::Accepted => "accepted",
-            ReloadResult::Rejected => "rejected",
-            ReloadResult::Unchanged => "unchanged",
-        }
+        self.into()
     }
 
     pub fn index(self) -> usize {

@@ -2,7 +2,8 @@
 
 use std::borrow::Cow;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RequestKind {
     /// `POST /api/v1/namespaces/{ns}/actions/[{pkg}/]{action}`
     Invoke,
@@ -17,23 +18,12 @@ pub enum RequestKind {
 }
 
 impl RequestKind {
-    pub const ALL: [RequestKind; 5] =
-        [RequestKind::Invoke, RequestKind::WebAction, RequestKind::TriggerFire, RequestKind::Api, RequestKind::Other];
-
-    /// The kinds that run an action, first in [`RequestKind::ALL`] so their index is also their
-    /// position here.
-    pub const INVOCATIONS: [RequestKind; 3] = [RequestKind::Invoke, RequestKind::WebAction, RequestKind::TriggerFire];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            RequestKind::Invoke => "invoke",
-            RequestKind::WebAction => "web_action",
-            RequestKind::TriggerFire => "trigger_fire",
-            RequestKind::Api => "api",
-            RequestKind::Other => "other",
-        }
+        self.into()
     }
 
+    /// Dense index for per-kind arrays. The kinds that run an action are declared first, so their
+    /// index is also their position among the invocations (the invocations metric keeps only those).
     pub fn index(self) -> usize {
         self as usize
     }

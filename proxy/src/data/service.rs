@@ -9,6 +9,7 @@
 //! connect, `fail_to_connect`, the request body, the answer and its body) →
 //! [`SwitchyardProxy::fail_to_proxy`] → [`SwitchyardProxy::logging`].
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,15 +19,15 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use http_body_util::BodyExt;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType};
-use switchyard_rules::{Decision, DecisionReason, Invocation, Pool};
+use switchyard_rules::{Decision, DecisionReason, Invocation, Pool, ShadowPolicy};
 use switchyard_shadow::{AnswerClass, SkipReason, CLASSIFY_PREFIX_BYTES};
 
 use crate::control::rules::ActiveRules;
-use crate::data::classify::{classify, RequestKind};
+use crate::data::classify::{classify, Classified, RequestKind};
 use crate::data::credential::BasicCredential;
 use crate::data::pools::Member;
 use crate::data::request_id::{self, REQUEST_ID_HEADER};
@@ -183,86 +184,79 @@ impl SwitchyardProxy {
     }
 
     /// Runs first for every request, once its head was read: takes the rules snapshot, classifies
-    /// the request, resolves a `_` namespace (waiting at most `namespaces.wait_ms`, usually
-    /// answered from the cache), decides the pool and whether to mirror, and settles the
-    /// `X-Request-ID`.
+    /// the request, routes it ([`Self::route`]), decides whether to mirror it ([`Self::mirror`])
+    /// and settles the `X-Request-ID`.
     async fn request_filter(&self, session: &ServerSession, ctx: &mut RequestCtx) {
         let active = self.shared.rules.snapshot();
         let req = session.req_header();
-        let class = classify(req.method.as_str(), req.uri.path());
+        let mut class = classify(req.method.as_str(), req.uri.path());
         ctx.kind = class.kind;
         ctx.blocking = class.kind == RequestKind::Invoke && is_blocking(req.uri.query());
-        if class.kind.is_invocation() {
-            // `_` is the caller's own namespace: resolved before routing, so a namespace pin holds
-            // for default-namespace callers; when it cannot be resolved, legacy (the safe side).
-            let resolved = if class.namespace == "_" && class.kind != RequestKind::WebAction {
-                let credential = req.headers.get(http::header::AUTHORIZATION).map(http::HeaderValue::as_bytes);
-                Some(self.shared.namespaces.resolve(credential).await)
-            } else {
-                None
-            };
-            let namespace: &str = match &resolved {
-                Some(Some(ns)) => ns,
-                _ => &class.namespace,
-            };
-            let subject = active
-                .uses_subject
-                .then(|| {
-                    req.headers.get(http::header::AUTHORIZATION).and_then(|v| BasicCredential::parse(v.as_bytes()))
-                })
-                .flatten()
-                .map(|c| c.user);
-            let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-            let decision = match resolved {
-                Some(None) => Decision::unresolved_namespace(),
-                _ => active.rules.decide(&Invocation {
-                    namespace,
-                    package: &class.package,
-                    action: &class.action,
-                    subject: subject.as_deref(),
-                    header: Some(&header),
-                }),
-            };
-            ctx.chosen = decision.pool;
-            ctx.reason = decision.reason;
-            // Trigger fires are not mirrored: their rule-driven invocations run on the controller's
-            // own path, and a 202 with an activation id is all there would be to compare.
-            if let (RequestKind::Invoke | RequestKind::WebAction, DecisionReason::Override(i)) =
-                (class.kind, decision.reason)
-            {
-                let state = &self.shared.shadow;
-                // Only what is safe to run twice, unless the policy lists more: blocking invokes, and
-                // GET and HEAD web actions.
-                let safe = |p: &switchyard_rules::ShadowPolicy| match class.kind {
-                    RequestKind::Invoke => p.mirrors_invoke(ctx.blocking),
-                    _ => p.mirrors_web_method(req.method.as_str()),
-                };
-                let policy = active.rules.overrides[i].shadow.as_ref().filter(|p| safe(p) && sampled(p.sample));
-                ctx.shadow = policy.map(|policy| {
-                    let action = if class.package.is_empty() {
-                        format!("{namespace}/{}", class.action)
-                    } else {
-                        format!("{namespace}/{}/{}", class.package, class.action)
-                    };
-                    let path =
-                        req.uri.path_and_query().map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string());
-                    Tee::new(policy.clone(), action, req.method.clone(), path, state.max_body)
-                });
-            }
+        let decision = if class.kind.is_invocation() {
+            let decision = self.route(req, &mut class, &active).await;
+            ctx.shadow = self.mirror(req, &class, decision.reason, &active, ctx.blocking);
+            decision
         } else {
-            let decision = active.rules.decide_default();
-            ctx.chosen = decision.pool;
-            ctx.reason = decision.reason;
-        }
-        ctx.pool = ctx.chosen;
+            active.rules.decide_default()
+        };
+        (ctx.chosen, ctx.pool, ctx.reason) = (decision.pool, decision.pool, decision.reason);
         self.shared.metrics.decision(ctx.chosen, ctx.reason);
         ctx.rules = Some(active);
-
         ctx.request_id = req
             .headers
             .get(REQUEST_ID_HEADER)
             .and_then(|v| request_id::accept(v.as_bytes()))
             .unwrap_or_else(request_id::generate);
+    }
+
+    /// Decides an invocation's pool by the rules. `_` is the caller's own namespace: resolved
+    /// first (waiting at most `namespaces.wait_ms`, usually answered from the cache) and written
+    /// into `class`, so a namespace pin holds for default-namespace callers; a `_` that cannot be
+    /// resolved goes to legacy, the safe side.
+    async fn route(&self, req: &RequestHeader, class: &mut Classified<'_>, active: &ActiveRules) -> Decision {
+        if class.namespace == "_" && class.kind != RequestKind::WebAction {
+            let credential = req.headers.get(http::header::AUTHORIZATION).map(http::HeaderValue::as_bytes);
+            match self.shared.namespaces.resolve(credential).await {
+                Some(namespace) => class.namespace = Cow::Owned(namespace.to_string()),
+                None => return Decision::unresolved_namespace(),
+            }
+        }
+        let subject = active
+            .uses_subject
+            .then(|| req.headers.get(http::header::AUTHORIZATION).and_then(|v| BasicCredential::parse(v.as_bytes())))
+            .flatten()
+            .map(|c| c.user);
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        active.rules.decide(&Invocation {
+            namespace: &class.namespace,
+            package: &class.package,
+            action: &class.action,
+            subject: subject.as_deref(),
+            header: Some(&header),
+        })
+    }
+
+    /// Whether an invocation is mirrored: its override has a shadow policy that allows this
+    /// call, and the sample picks it. Only what is safe to run twice unless the policy lists more:
+    /// blocking invokes, and GET and HEAD web actions. Trigger fires never: their rule-driven
+    /// invocations run on the controller's own path, and a 202 with an activation id is all there
+    /// would be to compare.
+    fn mirror(
+        &self,
+        req: &RequestHeader,
+        class: &Classified<'_>,
+        reason: DecisionReason,
+        active: &ActiveRules,
+        blocking: bool,
+    ) -> Option<Tee> {
+        let DecisionReason::Override(i) = reason else { return None };
+        let safe = |p: &ShadowPolicy| match class.kind {
+            RequestKind::Invoke => p.mirrors_invoke(blocking),
+            RequestKind::WebAction => p.mirrors_web_method(req.method.as_str()),
+            _ => false,
+        };
+        let policy = active.rules.overrides[i].shadow.as_ref().filter(|p| safe(p) && sampled(p.sample))?;
+        Some(Tee::for_request(policy.clone(), class, req, blocking, self.shared.shadow.max_body))
     }
 
     /// Runs before each connection attempt (again after a connect failure): picks a healthy

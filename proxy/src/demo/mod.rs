@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
+use strum::IntoEnumIterator;
 use switchyard_rules::Pool;
 use tokio::sync::Semaphore;
 use whisk_sim::{ActionProfile, Flavor, RequestKind, SimConfig, SimFleet};
@@ -205,7 +206,7 @@ fn report(sims: &SimFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed: Du
         opts.concurrency
     );
     println!("  {:<10} {:>8} {:>8} {:>10} {:>10} {:>10}", "pool", "requests", "actions", "p50", "p90", "p99");
-    for pool in Pool::ALL {
+    for pool in Pool::iter() {
         let mut lat = by_pool.remove(&pool).unwrap_or_default();
         lat.sort();
         let actions = pools_of_action.values().filter(|p| p.contains(&pool)).count();

@@ -30,7 +30,7 @@ pub struct KafkaHealthView {
 impl KafkaHealth {
     /// Counts each record's fate here and in `counters` (the metric's handles, by [`Delivery`]
     /// index).
-    pub fn delivery_callback(self: &Arc<Self>, counters: [Counter; 3]) -> DeliveryCallback {
+    pub fn delivery_callback(self: &Arc<Self>, counters: Vec<Counter>) -> DeliveryCallback {
         self.records_healthy.store(true, Relaxed);
         let health = Arc::clone(self);
         Arc::new(move |d: Delivery| {

@@ -14,7 +14,8 @@ use switchyard_shadow::{ComparisonRecord, SCHEMA_VERSION};
 use crate::kafka::config::KafkaConfig;
 
 /// What became of one record sent to Kafka.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Delivery {
     Delivered,
     /// The broker did not take it within the message timeout, or refused it.
@@ -24,15 +25,9 @@ pub enum Delivery {
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 3] = [Delivery::Delivered, Delivery::Failed, Delivery::Dropped];
-
     /// The `result` label of `switchyard_kafka_records_total`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Delivery::Delivered => "delivered",
-            Delivery::Failed => "failed",
-            Delivery::Dropped => "dropped",
-        }
+        self.into()
     }
 
     pub fn index(self) -> usize {
@@ -59,10 +54,6 @@ impl KafkaSink {
             instance: instance.to_string(),
             on_result,
         })
-    }
-
-    pub fn topic(&self) -> &str {
-        &self.topic
     }
 
     /// Enqueues a record without waiting. Must run inside a tokio runtime (delivery is awaited on a

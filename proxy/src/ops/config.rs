@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+use switchyard_rules::RulesFormat;
 use switchyard_shadow::{NoiseThresholds, ReportLimits};
 
 use crate::kafka::config::KafkaConfig;
@@ -292,16 +293,11 @@ impl ServerConfig {
     /// Loads a config file with `SWITCHYARD_*` environment variables layered on top.
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
         let source_name = path.display().to_string();
-        let format = match path.extension().and_then(|e| e.to_str()) {
-            Some("toml") => FileFormat::Toml,
-            Some("yaml" | "yml") => FileFormat::Yaml,
-            Some("json") => FileFormat::Json,
-            _ => {
-                return Err(ConfigError::Load {
-                    source_name,
-                    message: "unknown file extension (expected .toml, .yaml, .yml or .json)".into(),
-                })
-            }
+        let format = match RulesFormat::from_path(path) {
+            Some(RulesFormat::Toml) => FileFormat::Toml,
+            Some(RulesFormat::Yaml) => FileFormat::Yaml,
+            Some(RulesFormat::Json) => FileFormat::Json,
+            None => return Err(ConfigError::Load { source_name, message: RulesFormat::UNKNOWN_EXTENSION.into() }),
         };
         let text = switchyard_rules::read_capped_text(path, switchyard_rules::MAX_CONFIG_BYTES)
             .map_err(|e| ConfigError::Load { source_name: source_name.clone(), message: e.to_string() })?;
@@ -510,6 +506,20 @@ mod tests {
         assert_eq!(c.admin_listen, "127.0.0.1:9090".parse().unwrap());
         assert!(c.config.pool_header);
         assert_eq!(c.config.timeouts.read_ms, 70_000);
+    }
+
+    /// The format comes from the extension in any case, as for rules files; another extension
+    /// is refused with the formats it could have been.
+    #[test]
+    fn the_extension_names_the_format_in_any_case() {
+        let dir = std::env::temp_dir().join(format!("switchyard-config-ext-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("switchyard.TOML"), MINIMAL).unwrap();
+        std::fs::write(dir.join("switchyard.ini"), MINIMAL).unwrap();
+        assert!(ServerConfig::load(&dir.join("switchyard.TOML")).is_ok());
+        let err = ServerConfig::load(&dir.join("switchyard.ini")).unwrap_err().to_string();
+        assert!(err.contains(RulesFormat::UNKNOWN_EXTENSION), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use strum::IntoEnumIterator;
 use switchyard_rules::{DecisionReason, Gate, Pool, Reading};
 use switchyard_shadow::{AnswerClass, Outcome};
 
@@ -61,7 +62,8 @@ pub fn status_class_index(status: Option<u16>) -> usize {
 }
 
 /// Why a request went to the other pool than the rules chose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum FallbackReason {
     /// The chosen pool had no healthy member when the request arrived.
     NoHealthyMember,
@@ -70,19 +72,15 @@ pub enum FallbackReason {
 }
 
 impl FallbackReason {
-    pub const ALL: [FallbackReason; 2] = [FallbackReason::NoHealthyMember, FallbackReason::ConnectFailed];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            FallbackReason::NoHealthyMember => "no_healthy_member",
-            FallbackReason::ConnectFailed => "connect_failed",
-        }
+        self.into()
     }
 }
 
 /// Why a client connection was closed at once (the `reason` label of
 /// `switchyard_client_connections_refused_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Refusal {
     /// `max_client_connections` were open.
     Total,
@@ -91,19 +89,15 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 2] = [Refusal::Total, Refusal::PerIp];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::Total => "total",
-            Refusal::PerIp => "per_ip",
-        }
+        self.into()
     }
 }
 
 /// Why a request went again on another connection (the `reason` label of
 /// `switchyard_upstream_retries_total`). Both mean none of it had reached the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RetryReason {
     /// A kept connection turned out closed; hyper handed the request back unwritten.
     KeptConnectionClosed,
@@ -112,18 +106,14 @@ pub enum RetryReason {
 }
 
 impl RetryReason {
-    pub const ALL: [RetryReason; 2] = [RetryReason::KeptConnectionClosed, RetryReason::ConnectFailed];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            RetryReason::KeptConnectionClosed => "kept_connection_closed",
-            RetryReason::ConnectFailed => "connect_failed",
-        }
+        self.into()
     }
 }
 
 /// How resolving `_` for a request went (the `result` label of `switchyard_namespace_lookups_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum NamespaceLookup {
     /// Answered from the cache (no request to a controller).
     Cached,
@@ -142,26 +132,8 @@ pub enum NamespaceLookup {
 }
 
 impl NamespaceLookup {
-    pub const ALL: [NamespaceLookup; 7] = [
-        NamespaceLookup::Cached,
-        NamespaceLookup::Resolved,
-        NamespaceLookup::Unauthorized,
-        NamespaceLookup::Failed,
-        NamespaceLookup::Timeout,
-        NamespaceLookup::Anonymous,
-        NamespaceLookup::Busy,
-    ];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            NamespaceLookup::Cached => "cached",
-            NamespaceLookup::Resolved => "resolved",
-            NamespaceLookup::Unauthorized => "unauthorized",
-            NamespaceLookup::Failed => "failed",
-            NamespaceLookup::Timeout => "timeout",
-            NamespaceLookup::Anonymous => "anonymous",
-            NamespaceLookup::Busy => "busy",
-        }
+        self.into()
     }
 }
 
@@ -240,11 +212,9 @@ impl Metrics {
             |name, labels: &[(&'static str, &'static str)]| recorder.register_counter(&key(name, labels), &meta());
         let gauge =
             |name, labels: &[(&'static str, &'static str)]| recorder.register_gauge(&key(name, labels), &meta());
-        let requests = Pool::ALL
-            .iter()
+        let requests = Pool::iter()
             .map(|p| {
-                RequestKind::ALL
-                    .iter()
+                RequestKind::iter()
                     .map(|k| {
                         STATUS_CLASSES
                             .iter()
@@ -259,14 +229,12 @@ impl Metrics {
                     .collect()
             })
             .collect();
-        let invocations = Pool::ALL
-            .iter()
+        let invocations = Pool::iter()
             .map(|p| {
-                RequestKind::INVOCATIONS
-                    .iter()
+                RequestKind::iter()
+                    .filter(|k| k.is_invocation())
                     .map(|k| {
-                        AnswerClass::ALL
-                            .iter()
+                        AnswerClass::iter()
                             .map(|c| {
                                 counter(
                                     INVOCATIONS_TOTAL,
@@ -278,11 +246,9 @@ impl Metrics {
                     .collect()
             })
             .collect();
-        let durations = Pool::ALL
-            .iter()
+        let durations = Pool::iter()
             .map(|p| {
-                RequestKind::ALL
-                    .iter()
+                RequestKind::iter()
                     .map(|k| {
                         recorder.register_histogram(
                             &key(REQUEST_DURATION, &[("pool", p.as_str()), ("kind", k.as_str())]),
@@ -292,20 +258,16 @@ impl Metrics {
                     .collect()
             })
             .collect();
-        let decisions = Pool::ALL
-            .iter()
+        let decisions = Pool::iter()
             .map(|p| {
-                DecisionReason::ALL
-                    .iter()
+                DecisionReason::iter()
                     .map(|r| counter(DECISIONS_TOTAL, &[("pool", p.as_str()), ("reason", r.as_str())]))
                     .collect()
             })
             .collect();
-        let fallbacks = Pool::ALL
-            .iter()
+        let fallbacks = Pool::iter()
             .map(|from| {
-                FallbackReason::ALL
-                    .iter()
+                FallbackReason::iter()
                     .map(|r| {
                         counter(
                             FALLBACKS_TOTAL,
@@ -315,13 +277,11 @@ impl Metrics {
                     .collect()
             })
             .collect();
-        let pool_members = Pool::ALL.iter().map(|p| gauge(POOL_MEMBERS, &[("pool", p.as_str())])).collect();
-        let pool_healthy = Pool::ALL.iter().map(|p| gauge(POOL_HEALTHY_MEMBERS, &[("pool", p.as_str())])).collect();
-        let reloads = ReloadSource::ALL
-            .iter()
+        let pool_members = Pool::iter().map(|p| gauge(POOL_MEMBERS, &[("pool", p.as_str())])).collect();
+        let pool_healthy = Pool::iter().map(|p| gauge(POOL_HEALTHY_MEMBERS, &[("pool", p.as_str())])).collect();
+        let reloads = ReloadSource::iter()
             .map(|s| {
-                ReloadResult::ALL
-                    .iter()
+                ReloadResult::iter()
                     .map(|r| counter(RULES_RELOADS, &[("source", s.as_str()), ("result", r.as_str())]))
                     .collect()
             })
@@ -335,8 +295,7 @@ impl Metrics {
             shadow_queued: gauge(SHADOW_QUEUED, &[]),
             shadow_record_errors: counter(SHADOW_RECORD_ERRORS, &[]),
             client_connections: gauge(CLIENT_CONNECTIONS, &[]),
-            client_connections_refused: Refusal::ALL
-                .iter()
+            client_connections_refused: Refusal::iter()
                 .map(|r| counter(CLIENT_CONNECTIONS_REFUSED, &[("reason", r.as_str())]))
                 .collect(),
             reloads,
@@ -353,20 +312,17 @@ impl Metrics {
             rules_version: Default::default(),
             ramp_step: gauge(RAMP_STEP, &[]),
             ramp_rolled_back: gauge(RAMP_ROLLED_BACK, &[]),
-            ramp_rollbacks: Gate::ALL.iter().map(|g| counter(RAMP_ROLLBACKS, &[("gate", g.as_str())])).collect(),
-            ramp_gates: Gate::ALL
-                .iter()
+            ramp_rollbacks: Gate::iter().map(|g| counter(RAMP_ROLLBACKS, &[("gate", g.as_str())])).collect(),
+            ramp_gates: Gate::iter()
                 .map(|g| {
                     [RAMP_GATE_VALUE, RAMP_GATE_THRESHOLD, RAMP_GATE_SAMPLES]
                         .map(|name| gauge(name, &[("gate", g.as_str())]))
                 })
                 .collect(),
-            namespace_lookups: NamespaceLookup::ALL
-                .iter()
+            namespace_lookups: NamespaceLookup::iter()
                 .map(|r| counter(NAMESPACE_LOOKUPS, &[("result", r.as_str())]))
                 .collect(),
-            upstream_retries: RetryReason::ALL
-                .iter()
+            upstream_retries: RetryReason::iter()
                 .map(|r| counter(UPSTREAM_RETRIES, &[("reason", r.as_str())]))
                 .collect(),
             handle,
@@ -440,14 +396,16 @@ impl Metrics {
     }
 
     /// Handles for `switchyard_kafka_records_total{topic, result}` (registered once per topic).
-    pub fn kafka_records(&self, topic: &str) -> [Counter; 3] {
-        Delivery::ALL.map(|result| {
-            let k = Key::from_parts(
-                KAFKA_RECORDS,
-                vec![Label::new("topic", topic.to_string()), Label::new("result", result.as_str())],
-            );
-            self.recorder.register_counter(&k, &meta())
-        })
+    pub fn kafka_records(&self, topic: &str) -> Vec<Counter> {
+        Delivery::iter()
+            .map(|result| {
+                let k = Key::from_parts(
+                    KAFKA_RECORDS,
+                    vec![Label::new("topic", topic.to_string()), Label::new("result", result.as_str())],
+                );
+                self.recorder.register_counter(&k, &meta())
+            })
+            .collect()
     }
 
     /// Sets the active rules version. Only the active one is exported: a series per version
@@ -541,6 +499,42 @@ fn describe(r: &PrometheusRecorder) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::EnumCount;
+
+    /// Every label enum sizes a metric's handles by its variants (in declaration order) and picks
+    /// one by its index: the two must agree, and no two variants may share a label.
+    #[test]
+    fn label_enums_index_their_variants_in_declaration_order() {
+        fn check<E: IntoEnumIterator + EnumCount + Copy + std::fmt::Debug>(
+            index: impl Fn(E) -> usize,
+            label: impl Fn(E) -> &'static str,
+        ) {
+            assert_eq!(E::iter().count(), E::COUNT);
+            for (i, e) in E::iter().enumerate() {
+                assert_eq!(index(e), i, "{e:?}");
+            }
+            let mut labels: Vec<&str> = E::iter().map(label).collect();
+            labels.sort_unstable();
+            labels.dedup();
+            assert_eq!(labels.len(), E::COUNT, "{labels:?}");
+        }
+        check(Pool::index, Pool::as_str);
+        check(RequestKind::index, RequestKind::as_str);
+        check(AnswerClass::index, AnswerClass::as_str);
+        check(DecisionReason::index, DecisionReason::as_str);
+        check(Gate::index, Gate::as_str);
+        check(ReloadSource::index, ReloadSource::as_str);
+        check(ReloadResult::index, ReloadResult::as_str);
+        check(Delivery::index, Delivery::as_str);
+        check(|r: FallbackReason| r as usize, FallbackReason::as_str);
+        check(|r: Refusal| r as usize, Refusal::as_str);
+        check(|r: NamespaceLookup| r as usize, NamespaceLookup::as_str);
+        check(|r: RetryReason| r as usize, RetryReason::as_str);
+        check(|v: switchyard_shadow::Verdict| v as usize, switchyard_shadow::Verdict::as_str);
+        // The invocations metric keeps only the kinds that run an action: they come first.
+        let invocations = RequestKind::iter().filter(|k| k.is_invocation()).count();
+        assert!(RequestKind::iter().take(invocations).all(RequestKind::is_invocation));
+    }
 
     #[test]
     fn status_classes_keep_action_errors_apart() {

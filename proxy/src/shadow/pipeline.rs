@@ -26,7 +26,7 @@ use crate::data::upstream::{Client, Fault, Lane, Limits, RequestBody};
 use crate::kafka::sink::KafkaSink;
 use crate::ops::config::ShadowConfig;
 use crate::ops::metrics::Metrics;
-use crate::shadow::tee::{sampled, Tee, SHADOW_HEADER};
+use crate::shadow::tee::{sampled, Tee, SHADOW_FIELD};
 use crate::sync::lock;
 
 /// A finished primary exchange, ready to be mirrored.
@@ -243,7 +243,7 @@ struct Answer {
 }
 
 impl Answer {
-    fn observed(&self) -> Observed<'_> {
+    fn observed(&self, blocking: bool) -> Observed<'_> {
         Observed {
             status: self.status,
             body: &self.body,
@@ -251,6 +251,7 @@ impl Answer {
             timed_out: self.timed_out,
             error: self.error.clone(),
             transaction_id: self.transaction_id.as_deref(),
+            blocking,
         }
     }
 }
@@ -267,7 +268,9 @@ impl Worker {
         let worker = Arc::clone(self);
         tokio::spawn(async move {
             worker.metrics.shadow_in_flight.increment(1.0);
-            let record = worker.run(job).await;
+            // Boxed: the task then holds a pointer, not the whole exchange's state, which tokio
+            // would otherwise copy when it spawns the task and again when it completes.
+            let record = Box::pin(worker.run(job)).await;
             worker.metrics.shadow_in_flight.decrement(1.0);
             drop(slot);
             if worker.records.send(record).is_err() {
@@ -279,9 +282,6 @@ impl Worker {
 
     async fn run(&self, job: Job) -> ComparisonRecord {
         let Job { tee, served_by, request_id, primary_latency } = job;
-        let forms = tee.authorization().map(secret_forms).unwrap_or_default();
-        let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
-        let redactor = Redactor::new(tee.policy.redact.clone()).with_fields(Arc::clone(&self.secret_fields));
         let ctx = RecordContext {
             instance: &self.instance,
             request_id: &request_id,
@@ -302,6 +302,15 @@ impl Worker {
             };
             match self.compare_copies(&tee, served_by, &primary).await {
                 Ok((comparison, control)) => {
+                    // Only differences carry values of the answers, so only they need the caller's
+                    // credential in its every form to redact.
+                    let forms = match comparison.differences.is_empty() {
+                        true => Vec::new(),
+                        false => tee.authorization().map(secret_forms).unwrap_or_default(),
+                    };
+                    let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
+                    let redactor =
+                        Redactor::new(tee.policy.redact.clone()).with_fields(Arc::clone(&self.secret_fields));
                     ComparisonRecord::from_comparison(&ctx, comparison, control, &redactor, &secrets)
                 }
                 Err(reason) => skipped_record(&ctx, reason),
@@ -322,7 +331,7 @@ impl Worker {
         let candidate = self.send(served_by.other(), tee, body.clone()).await?;
         let control = if sampled(tee.policy.calibrate) {
             let copy = self.send(served_by, tee, body).await?;
-            let c = compare(&primary.observed(), &copy.observed(), &tee.policy.ignore);
+            let c = compare(&primary.observed(tee.blocking), &copy.observed(tee.blocking), &tee.policy.ignore);
             let mut paths: Vec<String> = c.differences.into_iter().map(|d| d.path).collect();
             paths.dedup();
             Some(paths)
@@ -330,7 +339,7 @@ impl Worker {
             None
         };
         let (legacy, scheduler) = if served_by == Pool::Legacy { (primary, &candidate) } else { (&candidate, primary) };
-        Ok((compare(&legacy.observed(), &scheduler.observed(), &tee.policy.ignore), control))
+        Ok((compare(&legacy.observed(tee.blocking), &scheduler.observed(tee.blocking), &tee.policy.ignore), control))
     }
 
     /// Sends one copy of the request to a member of `pool`, with the primary's fields (the same
@@ -352,7 +361,7 @@ impl Worker {
         // The primary's fields (its request id among them); a body the primary sent with a length
         // or chunked goes with its length, read whole.
         let mut fields = tee.fields.clone();
-        fields.insert(SHADOW_HEADER, http::HeaderValue::from_static("1"));
+        fields.insert(SHADOW_FIELD, http::HeaderValue::from_static("1"));
         if fields.remove(http::header::TRANSFER_ENCODING).is_some() || fields.contains_key(http::header::CONTENT_LENGTH)
         {
             Framing::Length(body.len() as u64).apply(&mut fields);

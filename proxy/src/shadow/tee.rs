@@ -2,11 +2,15 @@
 //! as they stream to the primary, and the primary's status and body (capped).
 
 use bytes::{Bytes, BytesMut};
+use pingora::http::RequestHeader;
 use switchyard_rules::ShadowPolicy;
 use switchyard_shadow::SkipReason;
 
+use crate::data::classify::Classified;
+
 /// Marks mirrored requests so controllers' logs can tell them apart.
 pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
+pub const SHADOW_FIELD: http::HeaderName = http::HeaderName::from_static(SHADOW_HEADER);
 
 /// What the data plane collects for one mirrored request.
 pub struct Tee {
@@ -15,6 +19,8 @@ pub struct Tee {
     /// Invocations are POSTs; web actions may use any method.
     pub method: http::Method,
     pub path_and_query: String,
+    /// The caller waits for the result (a `202` answer then means it was still queued).
+    pub blocking: bool,
     /// The end-to-end fields the primary carried (set when the request is forwarded): the copy
     /// carries the same, so an action reading its headers sees the same input on both paths.
     /// They include the caller's `Authorization`, needed to run the copy as the same caller and
@@ -32,18 +38,26 @@ pub struct Tee {
 }
 
 impl Tee {
-    pub fn new(
+    /// The tee of an invocation about to be forwarded: the action's full name, the method and
+    /// the path as the client sent them (the fields come when the request is forwarded).
+    pub fn for_request(
         policy: ShadowPolicy,
-        action: String,
-        method: http::Method,
-        path_and_query: String,
+        class: &Classified<'_>,
+        req: &RequestHeader,
+        blocking: bool,
         max_body: usize,
     ) -> Tee {
+        let action = if class.package.is_empty() {
+            format!("{}/{}", class.namespace, class.action)
+        } else {
+            format!("{}/{}/{}", class.namespace, class.package, class.action)
+        };
         Tee {
             policy,
             action,
-            method,
-            path_and_query,
+            method: req.method.clone(),
+            path_and_query: req.uri.path_and_query().map_or_else(|| req.uri.path().to_string(), |p| p.to_string()),
+            blocking,
             fields: http::HeaderMap::new(),
             request: Vec::new(),
             request_bytes: 0,

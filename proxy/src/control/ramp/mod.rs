@@ -9,6 +9,7 @@ pub mod window;
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
+use strum::IntoEnumIterator;
 use switchyard_rules::{format_rfc3339, Gate, Position, Ramp, Reading, RuleSet, Share, Transition};
 
 pub fn now_ms() -> u64 {
@@ -44,7 +45,7 @@ impl RampTrack {
 
     /// The gate whose failure rolled the ramp back (from its reason text).
     pub fn failed_gate(reason: &str) -> Option<Gate> {
-        Gate::ALL.into_iter().find(|g| reason.starts_with(&format!("gate {} ", g.as_str())))
+        Gate::iter().find(|g| reason.starts_with(&format!("gate {} ", g.as_str())))
     }
 
     /// `GET /ramp`.

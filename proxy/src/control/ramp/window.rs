@@ -8,12 +8,13 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use strum::{EnumCount, IntoEnumIterator};
 use switchyard_rules::{Pool, Signals};
 use switchyard_shadow::{AnswerClass, ComparisonRecord, Outcome, ANNOTATIONS_PATH};
 
 use crate::ops::metrics::LATENCY_BUCKETS;
 
-const CLASSES: usize = AnswerClass::ALL.len();
+const CLASSES: usize = AnswerClass::COUNT;
 /// One counter per latency bucket, and one for everything above the last.
 const LATENCY_SLOTS: usize = LATENCY_BUCKETS.len() + 1;
 
@@ -78,14 +79,13 @@ impl Totals {
     /// What happened between `older` and `self`, as the gates read it.
     pub fn since(&self, older: &Totals) -> Signals {
         let mut s = Signals::default();
-        for pool in Pool::ALL {
+        for pool in Pool::iter() {
             let p = pool.index();
             let delta =
                 |class: AnswerClass| self.answers[p][class.index()].saturating_sub(older.answers[p][class.index()]);
-            s.invocations[p] = AnswerClass::ALL.iter().map(|c| delta(*c)).sum();
-            s.platform_failures[p] =
-                AnswerClass::ALL.iter().filter(|c| c.is_platform_failure()).map(|c| delta(*c)).sum();
-            s.throttled[p] = AnswerClass::ALL.iter().filter(|c| c.is_throttling()).map(|c| delta(*c)).sum();
+            s.invocations[p] = AnswerClass::iter().map(delta).sum();
+            s.platform_failures[p] = AnswerClass::iter().filter(|c| c.is_platform_failure()).map(delta).sum();
+            s.throttled[p] = AnswerClass::iter().filter(|c| c.is_throttling()).map(delta).sum();
             s.queued[p] = delta(AnswerClass::Queued);
             let buckets: Vec<u64> =
                 (0..LATENCY_SLOTS).map(|i| self.latency[p][i].saturating_sub(older.latency[p][i])).collect();

@@ -98,14 +98,10 @@ impl From<NoAnswer> for Fault {
 /// pingora's threads and the rest (copies, lookups, health checks) on the control runtime: each
 /// keeps its own, so a connection is driven by the runtime that uses it, and health checks never
 /// take a connection a request was about to reuse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount)]
 pub enum Lane {
     Data,
     Control,
-}
-
-impl Lane {
-    pub const ALL: [Lane; 2] = [Lane::Data, Lane::Control];
 }
 
 /// The per-operation limits of an exchange.
