@@ -19,12 +19,12 @@ pub fn demo(scenario: crate::demo::Scenario, opts: &crate::demo::DemoOptions) ->
     };
     match ran {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("demo failed: {e}")),
+        Err(e) => fail(format!("demo failed: {e}")),
     }
 }
 
 /// Prints `switchyard: <message>` and fails.
-pub fn fail(message: &str) -> ExitCode {
+pub fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("switchyard: {message}");
     ExitCode::FAILURE
 }
@@ -45,7 +45,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
     let started = if upgrade { crate::server::take_over(resolved) } else { crate::server::start(resolved) };
     let proxy = match started {
         Ok(p) => p,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return fail(e),
     };
     proxy.spawn_control(crate::control::signals::reload_on_hangup(Arc::clone(&proxy.shared.rules), rules_path));
     proxy.spawn_control(crate::control::signals::stop_on_signal(proxy.stopper()));
@@ -128,14 +128,14 @@ pub fn publish_rules(
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return fail(e),
     };
     match runtime.block_on(crate::kafka::rules::publish(&config, file, sign_key)) {
         Ok(message) => {
             println!("{message}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(e),
     }
 }
 

@@ -87,7 +87,7 @@ pub fn report(args: &ReportArgs) -> ExitCode {
     match args.output.as_deref() {
         Some(path) => match std::fs::write(path, text) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&format!("{}: {e}", path.display())),
+            Err(e) => fail(format!("{}: {e}", path.display())),
         },
         None => {
             print!("{text}");

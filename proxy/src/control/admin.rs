@@ -207,7 +207,7 @@ impl Admin {
                     "/rules/unkill" => self.kill(false),
                     _ => match self.shared.rules.resume_ramp("admin API") {
                         Ok(share) => json_reply(StatusCode::OK, &json!({"resumed": true, "share": share})),
-                        Err(why) => error_reply(StatusCode::CONFLICT, &why),
+                        Err(why) => error_reply(StatusCode::CONFLICT, &why.to_string()),
                     },
                 }
             }

@@ -124,6 +124,15 @@ pub struct RuleControl {
     live: Arc<LiveCounters>,
 }
 
+/// Why a ramp could not be resumed.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ResumeError {
+    #[error("the active rules have no ramp")]
+    NoRamp,
+    #[error("version `{version}` says the ramp rolled back; publish a new version without `rolled_back` to resume")]
+    RolledBackInRules { version: String },
+}
+
 impl RuleControl {
     /// Starts with the rules read at start (counted as an accepted change from `source`).
     pub fn new(rules: RuleSet, source: RuleSource, metrics: Arc<Metrics>, live: Arc<LiveCounters>) -> RuleControl {
@@ -241,17 +250,14 @@ impl RuleControl {
 
     /// Clears this replica's own rollback: the ramp resumes where the schedule stands. Refused when
     /// the rules themselves say rolled back (publish a new version to resume every replica).
-    pub fn resume_ramp(&self, by: &str) -> Result<String, String> {
+    pub fn resume_ramp(&self, by: &str) -> Result<String, ResumeError> {
         let mut state = lock(&self.state);
         let accepted = Arc::clone(&state.accepted);
         let Some(ramp) = accepted.rules.ramp.as_ref() else {
-            return Err("the active rules have no ramp".into());
+            return Err(ResumeError::NoRamp);
         };
         if ramp.rolled_back.is_some() {
-            return Err(format!(
-                "version `{}` says the ramp rolled back; publish a new version without `rolled_back` to resume",
-                accepted.rules.version
-            ));
+            return Err(ResumeError::RolledBackInRules { version: accepted.rules.version.clone() });
         }
         let track = RampTrack::new(ramp, ramp::now_ms(), self.live.totals().invocations(Pool::Scheduler));
         let share = track.share(&accepted.rules).map(|s| s.to_string()).unwrap_or_default();

@@ -50,7 +50,7 @@ impl Follower {
                 content_type.unwrap_or(""),
                 &m.payload,
             )
-            .map_err(|e| RulesRejected::single(source_name, "signature", e))?;
+            .map_err(|e| RulesRejected::single(source_name, "signature", e.to_string()))?;
             if at <= self.newest_signed {
                 return Err(RulesRejected::single(
                     source_name,
@@ -154,24 +154,45 @@ async fn stream(
     }
 }
 
+/// Why a rule set was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("not published: {0}")]
+    Rejected(#[from] RulesRejected),
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: switchyard_rules::FileError,
+    },
+    #[error("cannot encode the rule set: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("cannot set up the Kafka producer: {0}")]
+    Producer(#[source] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Signing(#[from] signing::SigningError),
+    #[error("the broker did not take the rule set: {0}")]
+    NotTaken(#[source] rdkafka::error::KafkaError),
+}
+
 /// `switchyard rules publish`: validates, signs when given a key, then sends the rule set to the
 /// topic and waits for the broker's acknowledgement.
 pub async fn publish(
     config: &KafkaConfig,
     path: &std::path::Path,
     sign_key: Option<&std::path::Path>,
-) -> Result<String, String> {
-    let rules = switchyard_rules::load_rules_file(path).map_err(|e: RulesRejected| format!("not published: {e}"))?;
+) -> Result<String, PublishError> {
+    let rules = switchyard_rules::load_rules_file(path)?;
     let media = RulesFormat::from_path(path).unwrap_or(RulesFormat::Toml).media_type();
     let bytes = switchyard_rules::read_capped(path, switchyard_rules::MAX_RULES_BYTES)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|source| PublishError::Read { path: path.to_path_buf(), source })?;
     send(config, &rules.version, media, &bytes, sign_key).await
 }
 
 /// Publishes a rule set this replica derived (a ramp rollback), in its canonical JSON form, signed
 /// with `kafka.rules_sign_key` when that is set.
-pub async fn publish_rule_set(config: &KafkaConfig, rules: &RuleSet) -> Result<String, String> {
-    let bytes = serde_json::to_vec(&rules.to_document()).map_err(|e| e.to_string())?;
+pub async fn publish_rule_set(config: &KafkaConfig, rules: &RuleSet) -> Result<String, PublishError> {
+    let bytes = serde_json::to_vec(&rules.to_document())?;
     send(config, &rules.version, RulesFormat::Json.media_type(), &bytes, config.rules_sign_key.as_deref()).await
 }
 
@@ -181,8 +202,8 @@ async fn send(
     media: &str,
     bytes: &[u8],
     sign_key: Option<&std::path::Path>,
-) -> Result<String, String> {
-    let producer = config.producer().map_err(|e| e.to_string())?;
+) -> Result<String, PublishError> {
+    let producer = config.producer().map_err(PublishError::Producer)?;
     let mut headers = rdkafka::message::OwnedHeaders::new()
         .insert(rdkafka::message::Header { key: CONTENT_TYPE, value: Some(media) })
         .insert(rdkafka::message::Header { key: "version", value: Some(version) });
@@ -199,10 +220,7 @@ async fn send(
             .insert(rdkafka::message::Header { key: SIGNATURE_HEADER, value: Some(signature.as_str()) });
     }
     let record = FutureRecord::to(&config.rules_topic).key("rules").payload(bytes).headers(headers);
-    let delivered = producer
-        .send(record, Duration::from_secs(10))
-        .await
-        .map_err(|(e, _)| format!("the broker did not take the rule set: {e}"))?;
+    let delivered = producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| PublishError::NotTaken(e))?;
     Ok(format!(
         "published version {version} to {} (partition {}, offset {})",
         config.rules_topic, delivered.partition, delivered.offset

@@ -11,7 +11,7 @@
 //! Keys are 32 bytes, written in standard base64: the secret key file holds the seed, a verify
 //! key is the public key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -31,6 +31,36 @@ pub fn sign(key: &SigningKey, signed_at: u64, content_type: &str, payload: &[u8]
     BASE64.encode(key.sign(&message(signed_at, content_type, payload)).to_bytes())
 }
 
+/// Why a signed record, a key or a key file was refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum SigningError {
+    #[error("unsigned: replicas with verify keys need the `{}` and `{}` headers", SIGNATURE_HEADER, SIGNED_AT_HEADER)]
+    Unsigned,
+    #[error("`{}` is not unix milliseconds", SIGNED_AT_HEADER)]
+    SignedAtNotMillis,
+    #[error("the signature is not base64")]
+    SignatureNotBase64,
+    #[error("the signature is not 64 bytes")]
+    SignatureLength,
+    #[error("the signature does not verify with any configured key")]
+    NoKeyVerifies,
+    #[error("not the base64 of a 32-byte ed25519 public key")]
+    VerifyKeyEncoding,
+    #[error("not a valid ed25519 public key")]
+    VerifyKeyInvalid,
+    #[error("{}: not the base64 of a 32-byte ed25519 secret key", path.display())]
+    SecretKeyEncoding { path: PathBuf },
+    /// A key file that could not be read or written.
+    #[error("{}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+}
+
+impl SigningError {
+    fn file(path: &Path) -> impl FnOnce(&dyn std::fmt::Display) -> SigningError + '_ {
+        move |e| SigningError::File { path: path.to_path_buf(), reason: e.to_string() }
+    }
+}
+
 /// Checks a record's signature against the verify keys; returns its `signed-at`.
 pub fn verify(
     keys: &[VerifyingKey],
@@ -38,49 +68,43 @@ pub fn verify(
     signed_at: Option<&str>,
     content_type: &str,
     payload: &[u8],
-) -> Result<u64, String> {
+) -> Result<u64, SigningError> {
     let (Some(signature), Some(signed_at)) = (signature, signed_at) else {
-        return Err(format!(
-            "unsigned: replicas with verify keys need the `{SIGNATURE_HEADER}` and `{SIGNED_AT_HEADER}` headers"
-        ));
+        return Err(SigningError::Unsigned);
     };
-    let signed_at: u64 =
-        signed_at.trim().parse().map_err(|_| format!("`{SIGNED_AT_HEADER}` is not unix milliseconds"))?;
-    let bytes = BASE64.decode(signature.trim()).map_err(|_| "the signature is not base64".to_string())?;
-    let signature = Signature::from_slice(&bytes).map_err(|_| "the signature is not 64 bytes".to_string())?;
+    let signed_at: u64 = signed_at.trim().parse().map_err(|_| SigningError::SignedAtNotMillis)?;
+    let bytes = BASE64.decode(signature.trim()).map_err(|_| SigningError::SignatureNotBase64)?;
+    let signature = Signature::from_slice(&bytes).map_err(|_| SigningError::SignatureLength)?;
     let m = message(signed_at, content_type, payload);
     if keys.iter().any(|k| k.verify(&m, &signature).is_ok()) {
         Ok(signed_at)
     } else {
-        Err("the signature does not verify with any configured key".into())
+        Err(SigningError::NoKeyVerifies)
     }
 }
 
 /// Parses a verify key (standard base64 of 32 bytes).
-pub fn verify_key(text: &str) -> Result<VerifyingKey, String> {
-    let bytes: [u8; 32] = BASE64
-        .decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| "not the base64 of a 32-byte ed25519 public key".to_string())?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| "not a valid ed25519 public key".to_string())
+pub fn verify_key(text: &str) -> Result<VerifyingKey, SigningError> {
+    let bytes: [u8; 32] =
+        BASE64.decode(text.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SigningError::VerifyKeyEncoding)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| SigningError::VerifyKeyInvalid)
 }
 
 /// Reads a secret key file (standard base64 of the 32-byte seed).
-pub fn read_signing_key(path: &Path) -> Result<SigningKey, String> {
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, SigningError> {
     let text = switchyard_rules::read_capped_text(path, switchyard_rules::MAX_SECRET_FILE_BYTES)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| SigningError::file(path)(&e))?;
     let seed: [u8; 32] = BASE64
         .decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| format!("{}: not the base64 of a 32-byte ed25519 secret key", path.display()))?;
+        .ok_or_else(|| SigningError::SecretKeyEncoding { path: path.to_path_buf() })?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
 /// `switchyard rules keygen`: writes a new secret key to `path` (readable by its owner only) and
 /// its verify key to `path.pub`; returns the verify key.
-pub fn keygen(path: &Path) -> Result<String, String> {
+pub fn keygen(path: &Path) -> Result<String, SigningError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     // rand's thread generator is a CSPRNG seeded from the operating system.
@@ -90,11 +114,11 @@ pub fn keygen(path: &Path) -> Result<String, String> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(file, "{}", BASE64.encode(key.to_bytes())).map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| SigningError::file(path)(&e))?;
+    writeln!(file, "{}", BASE64.encode(key.to_bytes())).map_err(|e| SigningError::file(path)(&e))?;
     let public = BASE64.encode(key.verifying_key().to_bytes());
     let pub_path = path.with_extension("pub");
-    std::fs::write(&pub_path, format!("{public}\n")).map_err(|e| format!("{}: {e}", pub_path.display()))?;
+    std::fs::write(&pub_path, format!("{public}\n")).map_err(|e| SigningError::file(&pub_path)(&e))?;
     Ok(public)
 }
 
@@ -119,7 +143,8 @@ mod tests {
         assert!(
             verify(&[other.verifying_key()], Some(&sig), Some("1000"), "application/toml", b"version = \"a\"").is_err()
         );
-        assert!(verify(&keys, None, None, "", b"").unwrap_err().starts_with("unsigned"));
+        assert_eq!(verify(&keys, None, None, "", b""), Err(SigningError::Unsigned));
+        assert!(SigningError::Unsigned.to_string().starts_with("unsigned: "));
         assert!(verify_key(&BASE64.encode(key.verifying_key().to_bytes())).is_ok());
         assert!(verify_key("bm90IGEga2V5").is_err());
     }
