@@ -6,6 +6,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use strum::IntoEnumIterator;
+
+use crate::outcome::OutcomeKind;
 use crate::readiness::{ReadyOverride, Verdict};
 use crate::report::{short, ActionReport, Percentiles, Report};
 use crate::svg::{self, esc};
@@ -163,18 +166,17 @@ fn charts(out: &mut String, summary: &crate::report::Summary) {
         "ms",
         &percentile_groups(&summary.wait_time_ms),
     ));
-    let series: Vec<(&str, &str)> = crate::outcome::Outcome::KINDS
-        .iter()
+    let series: Vec<(&str, &str)> = OutcomeKind::iter()
         .map(|k| {
-            let colour = match *k {
-                "match" => "#34a853",
-                "mismatch" => "#ea4335",
-                "throttled" => "#fbbc04",
-                "queued" | "accepted" => "#9aa0a6",
-                "error" | "timeout" => "#a142f4",
-                _ => "#dadce0",
+            let colour = match k {
+                OutcomeKind::Match => "#34a853",
+                OutcomeKind::Mismatch => "#ea4335",
+                OutcomeKind::Throttled => "#fbbc04",
+                OutcomeKind::Queued | OutcomeKind::Accepted => "#9aa0a6",
+                OutcomeKind::Error | OutcomeKind::Timeout => "#a142f4",
+                OutcomeKind::Skipped => "#dadce0",
             };
-            (*k, colour)
+            (k.as_str(), colour)
         })
         .collect();
     let buckets: Vec<(u64, Vec<u64>)> = summary

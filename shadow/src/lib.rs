@@ -26,7 +26,7 @@ pub use compare::{compare, Comparison, Observed, ANNOTATIONS_PATH};
 pub use diff::{diff_json, DiffKind, Difference};
 pub use noise::{NoiseModel, NoiseThresholds};
 pub use normalize::{normalize, Normalized, PER_CALL_ANNOTATIONS};
-pub use outcome::{Outcome, SideReport, SkipReason};
+pub use outcome::{Outcome, OutcomeKind, SideReport, SkipReason};
 pub use readiness::{Readiness, ReadinessRules, ReadyOverride, Verdict};
 pub use record::{ComparisonRecord, RecordContext, SCHEMA_VERSION};
 pub use redact::{Redactor, SECRET_FIELDS};

@@ -6,9 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::answer::AnswerClass;
 
-/// How the comparison of one request ended.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+/// How the comparison of one request ended. Its kind ([`OutcomeKind`], a skip whatever its reason)
+/// is the `outcome` label of the comparison metric and a series of the report's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, strum::EnumDiscriminants)]
 #[serde(tag = "kind", content = "reason", rename_all = "snake_case")]
+#[strum_discriminants(
+    name(OutcomeKind),
+    derive(strum::EnumIter, strum::EnumCount, strum::IntoStaticStr),
+    strum(serialize_all = "snake_case")
+)]
 pub enum Outcome {
     /// Same status, same normalised body and annotations.
     Match,
@@ -31,27 +37,24 @@ pub enum Outcome {
     Skipped(SkipReason),
 }
 
-impl Outcome {
-    /// The outcome kinds, in the order of [`Outcome::kind_index`]: the `outcome` label of the
-    /// comparison metric (a skip counts as `skipped`, whatever its reason).
-    pub const KINDS: [&'static str; 8] =
-        ["match", "mismatch", "accepted", "queued", "throttled", "error", "timeout", "skipped"];
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 
+    /// Dense index for per-kind arrays, in declaration order.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl Outcome {
     pub fn kind_index(&self) -> usize {
-        match self {
-            Outcome::Match => 0,
-            Outcome::Mismatch => 1,
-            Outcome::Accepted => 2,
-            Outcome::Queued => 3,
-            Outcome::Throttled => 4,
-            Outcome::Error => 5,
-            Outcome::Timeout => 6,
-            Outcome::Skipped(_) => 7,
-        }
+        OutcomeKind::from(self).index()
     }
 
     pub fn kind(&self) -> &'static str {
-        Outcome::KINDS[self.kind_index()]
+        OutcomeKind::from(self).as_str()
     }
 
     /// Whether both answers were compared (the outcome is a match or a mismatch).

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::outcome::Outcome;
+use strum::{EnumCount, IntoEnumIterator};
+
+use crate::outcome::{Outcome, OutcomeKind};
 
 pub const MAX_BUCKETS: usize = 120;
-const KINDS: usize = Outcome::KINDS.len();
+const KINDS: usize = OutcomeKind::COUNT;
 
 #[derive(Debug, Clone)]
 pub struct Timeline {
@@ -28,7 +30,7 @@ impl Default for Timeline {
 pub struct Bucket {
     pub start_ms: u64,
     pub width_ms: u64,
-    /// By [`Outcome::KINDS`] name; kinds with no record are left out.
+    /// By [`OutcomeKind`] name; kinds with no record are left out.
     pub outcomes: BTreeMap<&'static str, u64>,
     /// Matches among the compared records of the bucket (before learned noise is applied).
     pub match_rate: Option<f64>,
@@ -58,7 +60,11 @@ impl Timeline {
             .map(|(start, counts)| Bucket {
                 start_ms: *start,
                 width_ms: self.width_ms,
-                outcomes: Outcome::KINDS.iter().zip(counts).filter(|(_, n)| **n > 0).map(|(k, n)| (*k, *n)).collect(),
+                outcomes: OutcomeKind::iter()
+                    .zip(counts)
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(k, n)| (k.as_str(), *n))
+                    .collect(),
                 match_rate: (counts[m] + counts[mm] > 0).then(|| counts[m] as f64 / (counts[m] + counts[mm]) as f64),
             })
             .collect()

@@ -87,10 +87,7 @@ impl RecordCounts {
             crate::client().get(format!("{admin}/readyz")).send().await.unwrap().json().await.unwrap();
         let r = &ready["kafka"]["records"];
         let metrics = crate::metrics_text(admin).await;
-        let compared: f64 = switchyard_shadow::Outcome::KINDS
-            .iter()
-            .map(|o| crate::metric(&metrics, "switchyard_shadow_comparisons_total", &[("outcome", o)]))
-            .sum();
+        let compared = crate::comparisons(&metrics);
         let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("readyz without kafka.records.{k}: {ready}"));
         RecordCounts {
             delivered: n("delivered"),

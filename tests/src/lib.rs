@@ -186,6 +186,13 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// Comparisons the proxy made, every outcome kind summed (`switchyard_shadow_comparisons_total`).
+pub fn comparisons(text: &str) -> f64 {
+    <switchyard_shadow::OutcomeKind as strum::IntoEnumIterator>::iter()
+        .map(|o| metric(text, "switchyard_shadow_comparisons_total", &[("outcome", o.as_str())]))
+        .sum()
+}
+
 /// One answer the background load got.
 #[derive(Debug, Clone)]
 pub struct Answer {

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use switchyard::HealthConfig;
 use switchyard_tests::chaos::{ChaosController, Fault};
-use switchyard_tests::{block_on, client, fault_row, metric, metrics_text, Answer, FleetSpec, Load, LocalFleet};
+use switchyard_tests::{
+    block_on, client, comparisons, fault_row, metric, metrics_text, Answer, FleetSpec, Load, LocalFleet,
+};
 use whisk_sim::{ActionProfile, Flavor, Latency, SimConfig, SimHandle, Simulator};
 
 const CLIENTS: usize = 16;
@@ -336,10 +338,7 @@ fn the_record_directory_removed_and_the_disk_full() {
         std::thread::sleep(SETTLE);
         let run = Run { answers: load.stop(), fault_at, back_after: None };
         let text = block_on(metrics_text(&fleet.admin_url()));
-        let compared: f64 = switchyard_shadow::Outcome::KINDS
-            .iter()
-            .map(|o| metric(&text, "switchyard_shadow_comparisons_total", &[("outcome", o)]))
-            .sum();
+        let compared = comparisons(&text);
         let failed_records = metric(&text, "switchyard_shadow_record_write_errors_total", &[]);
         let written = switchyard_shadow::read_records(&records).map(|(r, _)| r.len()).unwrap_or(0);
         drop(fleet);

@@ -12,12 +12,17 @@ use serde_json::{json, Value};
 use switchyard_rules::RulesFormat;
 use switchyard_shadow::{read_records, Report};
 use switchyard_tests::*;
-use whisk_sim::{ActionProfile, Flavor, SimConfig};
+use whisk_sim::{ActionProfile, Flavor, Latency, SimConfig};
 
 /// A fleet whose `pure-0` differs on the scheduler; `pure-1..3` agree: 25 calls each.
 fn fleet_with_records() -> LocalFleet {
     let mut spec = FleetSpec::new(SHADOW_PURE);
     spec.scheduler = SimConfig::with_flavor(Flavor::Legacy);
+    // Actions slow enough that the proxy's own milliseconds (a debug build on a busy machine) do
+    // not decide the latency check of the readiness verdict: both paths take 20 to 30 ms.
+    for sim in [&mut spec.legacy, &mut spec.scheduler] {
+        sim.default_action.latency = Latency { min_ms: 20.0, max_ms: 30.0, ..Latency::default() };
+    }
     spec.scheduler.actions.insert(
         "guest/pure-0".into(),
         ActionProfile { result_patch: Some(json!({"format": "webp"})), ..ActionProfile::default() },

@@ -8,7 +8,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, R
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use strum::IntoEnumIterator;
 use switchyard_rules::{DecisionReason, Gate, Pool, Reading};
-use switchyard_shadow::{AnswerClass, Outcome};
+use switchyard_shadow::{AnswerClass, Outcome, OutcomeKind};
 
 use crate::control::source::{ReloadResult, ReloadSource};
 use crate::data::classify::RequestKind;
@@ -286,7 +286,8 @@ impl Metrics {
                     .collect()
             })
             .collect();
-        let shadow_outcomes = Outcome::KINDS.iter().map(|o| counter(SHADOW_COMPARISONS, &[("outcome", o)])).collect();
+        let shadow_outcomes =
+            OutcomeKind::iter().map(|o| counter(SHADOW_COMPARISONS, &[("outcome", o.as_str())])).collect();
         Metrics {
             shadow_outcomes,
             shadow_dropped_queue_full: counter(SHADOW_DROPPED, &[("reason", "queue_full")]),
@@ -531,6 +532,7 @@ mod tests {
         check(|r: NamespaceLookup| r as usize, NamespaceLookup::as_str);
         check(|r: RetryReason| r as usize, RetryReason::as_str);
         check(|v: switchyard_shadow::Verdict| v as usize, switchyard_shadow::Verdict::as_str);
+        check(OutcomeKind::index, OutcomeKind::as_str);
         // The invocations metric keeps only the kinds that run an action: they come first.
         let invocations = RequestKind::iter().filter(|k| k.is_invocation()).count();
         assert!(RequestKind::iter().take(invocations).all(RequestKind::is_invocation));

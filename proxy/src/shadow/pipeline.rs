@@ -304,9 +304,10 @@ impl Worker {
                 Ok((comparison, control)) => {
                     // Only differences carry values of the answers, so only they need the caller's
                     // credential in its every form to redact.
-                    let forms = match comparison.differences.is_empty() {
-                        true => Vec::new(),
-                        false => tee.authorization().map(secret_forms).unwrap_or_default(),
+                    let forms = if comparison.differences.is_empty() {
+                        Vec::new()
+                    } else {
+                        tee.authorization().map(secret_forms).unwrap_or_default()
                     };
                     let secrets: Vec<&str> = forms.iter().map(String::as_str).collect();
                     let redactor =
