@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use crate::control::rules::{ActiveRules, Applied, RulesStatus};
 use crate::control::slots::Slots;
 use crate::control::source::RuleSource;
+use crate::ops::config::{read_token_file, TokenFileError};
 use crate::ops::metrics::unix_seconds;
 use crate::state::Shared;
 
@@ -83,17 +84,11 @@ impl AdminToken {
     }
 
     /// The token now; `Err` when the file cannot be read (no call is allowed then).
-    fn current(&self) -> Result<Option<Arc<str>>, String> {
+    fn current(&self) -> Result<Option<Arc<str>>, TokenFileError> {
         match self {
             AdminToken::None => Ok(None),
             AdminToken::Fixed(t) => Ok(Some(Arc::clone(t))),
-            AdminToken::File(path) => {
-                match switchyard_rules::read_capped_text(path, switchyard_rules::MAX_SECRET_FILE_BYTES) {
-                    Ok(t) if t.trim().len() >= 16 => Ok(Some(Arc::from(t.trim()))),
-                    Ok(_) => Err(format!("{} holds fewer than 16 characters", path.display())),
-                    Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-                }
-            }
+            AdminToken::File(path) => read_token_file(path).map(|t| Some(Arc::from(t))),
         }
     }
 }

@@ -65,15 +65,30 @@ pub struct KafkaSasl {
     pub password_file: Option<PathBuf>,
 }
 
+/// Why the SASL password could not be had (never the password itself).
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("the environment variable {0} is not set")]
+    Unset(String),
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: switchyard_rules::FileError,
+    },
+    #[error("set kafka.sasl.password_env or kafka.sasl.password_file")]
+    NoSource,
+}
+
 impl KafkaSasl {
     /// The password from its source.
-    pub fn password(&self) -> Result<String, String> {
+    pub fn password(&self) -> Result<String, PasswordError> {
         match (&self.password_env, &self.password_file) {
-            (Some(var), _) => std::env::var(var).map_err(|_| format!("the environment variable {var} is not set")),
+            (Some(var), _) => std::env::var(var).map_err(|_| PasswordError::Unset(var.clone())),
             (None, Some(file)) => switchyard_rules::read_capped_text(file, switchyard_rules::MAX_SECRET_FILE_BYTES)
                 .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
-                .map_err(|e| format!("cannot read {}: {e}", file.display())),
-            (None, None) => Err("set kafka.sasl.password_env or kafka.sasl.password_file".into()),
+                .map_err(|source| PasswordError::Unreadable { path: file.clone(), source }),
+            (None, None) => Err(PasswordError::NoSource),
         }
     }
 }

@@ -278,6 +278,31 @@ fn yes() -> bool {
     true
 }
 
+/// The fewest characters an admin token may have.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Why the admin token file cannot be used (never its content).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("{} holds fewer than {} characters", path.display(), MIN_ADMIN_TOKEN_CHARS)]
+    TooShort { path: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: switchyard_rules::FileError,
+    },
+}
+
+/// The admin token in `path` (trimmed), read anew at each call so a rotated secret takes effect.
+pub fn read_token_file(path: &Path) -> Result<String, TokenFileError> {
+    match switchyard_rules::read_capped_text(path, switchyard_rules::MAX_SECRET_FILE_BYTES) {
+        Ok(t) if t.trim().len() >= MIN_ADMIN_TOKEN_CHARS => Ok(t.trim().to_string()),
+        Ok(_) => Err(TokenFileError::TooShort { path: path.to_path_buf() }),
+        Err(source) => Err(TokenFileError::Unreadable { path: path.to_path_buf(), source }),
+    }
+}
+
 /// The config with every address resolved and every value checked.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -396,17 +421,16 @@ impl ServerConfig {
         if self.max_client_connections_per_ip == 0 {
             problems.push("max_client_connections_per_ip: must be at least 1".into());
         }
-        if self.admin.token.as_deref().is_some_and(|t| t.trim().len() < 16) {
-            problems.push("admin.token: shorter than 16 characters; use a long random value".into());
+        if self.admin.token.as_deref().is_some_and(|t| t.trim().len() < MIN_ADMIN_TOKEN_CHARS) {
+            problems
+                .push(format!("admin.token: shorter than {MIN_ADMIN_TOKEN_CHARS} characters; use a long random value"));
         }
         if let Some(file) = &self.admin.token_file {
             if self.admin.token.is_some() {
                 problems.push("admin.token_file: set either admin.token or admin.token_file, not both".into());
             }
-            match switchyard_rules::read_capped_text(file, switchyard_rules::MAX_SECRET_FILE_BYTES) {
-                Ok(t) if t.trim().len() >= 16 => {}
-                Ok(_) => problems.push(format!("admin.token_file: {} holds fewer than 16 characters", file.display())),
-                Err(e) => problems.push(format!("admin.token_file: cannot read {}: {e}", file.display())),
+            if let Err(e) = read_token_file(file) {
+                problems.push(format!("admin.token_file: {e}"));
             }
         }
         if self.rules.as_os_str().is_empty() {
