@@ -237,13 +237,13 @@ fn start_control_plane(
             config.kafka.clone(),
         ));
     }
-    let publish_rollbacks =
-        (config.kafka.enabled() && !config.kafka.rules_topic.is_empty()).then(|| config.kafka.clone());
-    control.spawn(crate::control::ramp::driver::drive(
-        Arc::clone(&shared.rules),
-        Arc::clone(&shared.live),
-        publish_rollbacks,
-    ));
+    // A ramp's rollback goes to the rules topic, when there is one, so every replica follows.
+    let rollbacks = (config.kafka.enabled() && !config.kafka.rules_topic.is_empty()).then(|| {
+        let (rollbacks, to_publish) = tokio::sync::mpsc::unbounded_channel();
+        control.spawn(crate::kafka::rules::publish_rollbacks(config.kafka.clone(), to_publish));
+        rollbacks
+    });
+    control.spawn(crate::control::ramp::driver::drive(Arc::clone(&shared.rules), Arc::clone(&shared.live), rollbacks));
     if config.watch_rules {
         let _guard = control.enter();
         crate::control::watch::spawn(Arc::clone(&shared.rules), resolved.rules_path.clone())

@@ -189,6 +189,18 @@ pub async fn publish(
     send(config, &rules.version, media, &bytes, sign_key).await
 }
 
+/// Publishes each rollback the ramp driver hands over, in turn.
+pub async fn publish_rollbacks(config: KafkaConfig, mut rollbacks: tokio::sync::mpsc::UnboundedReceiver<RuleSet>) {
+    while let Some(next) = rollbacks.recv().await {
+        match publish_rule_set(&config, &next).await {
+            Ok(done) => tracing::info!(target: "switchyard::audit", %done, "ramp rollback published"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the ramp rollback could not be published; this replica stays rolled back")
+            }
+        }
+    }
+}
+
 /// Publishes a rule set this replica derived (a ramp rollback), in its canonical JSON form, signed
 /// with `kafka.rules_sign_key` when that is set.
 pub async fn publish_rule_set(config: &KafkaConfig, rules: &RuleSet) -> Result<String, PublishError> {

@@ -1,22 +1,27 @@
 //! The task that runs the ramp: reads the gates every tick and hands the signals to rule control;
-//! publishes a rollback on the rules topic so every replica follows.
+//! hands a rollback to whoever publishes it (the server wires the rules topic in), so every replica
+//! follows.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_rules::{Pool, Ramp};
+use switchyard_rules::{Pool, Ramp, RuleSet};
+use tokio::sync::mpsc;
 
 use crate::control::ramp::now_ms;
 use crate::control::ramp::window::{LiveCounters, Window};
 use crate::control::rules::RuleControl;
-use crate::kafka::config::KafkaConfig;
 
 /// How often the gates are read and the position moves.
 pub const TICK: Duration = Duration::from_millis(250);
 
-/// Reads the gates every [`TICK`] and moves the ramp; publishes a rollback on the rules topic
-/// when one is configured (signed when `kafka.rules_sign_key` is set).
-pub async fn drive(rules: Arc<RuleControl>, live: Arc<LiveCounters>, kafka: Option<KafkaConfig>) {
+/// Reads the gates every [`TICK`] and moves the ramp; sends each rollback's rule set to
+/// `rollbacks` when there is a publisher (a replica without a rules topic keeps its rollback).
+pub async fn drive(
+    rules: Arc<RuleControl>,
+    live: Arc<LiveCounters>,
+    rollbacks: Option<mpsc::UnboundedSender<RuleSet>>,
+) {
     let mut window = Window::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -27,13 +32,9 @@ pub async fn drive(rules: Arc<RuleControl>, live: Arc<LiveCounters>, kafka: Opti
         let window_s = rules.snapshot().rules.ramp.as_ref().map_or(Ramp::DEFAULT_WINDOW_S, |r| r.window_s);
         let signals = window.push(now, totals.clone(), window_s);
         let rollback = rules.ramp_tick(now, totals.invocations(Pool::Scheduler), &signals);
-        if let (Some(config), Some(next)) = (&kafka, rollback) {
-            match crate::kafka::rules::publish_rule_set(config, &next).await {
-                Ok(done) => tracing::info!(target: "switchyard::audit", %done, "ramp rollback published"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the ramp rollback could not be published; this replica stays rolled back")
-                }
-            }
+        if let (Some(publisher), Some(next)) = (&rollbacks, rollback) {
+            // A publisher gone (the runtime stopping) leaves the rollback on this replica.
+            let _ = publisher.send(next);
         }
     }
 }
