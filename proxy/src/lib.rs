@@ -29,9 +29,9 @@ pub use data::classify::{classify, RequestKind};
 /// The demo's scenarios and options (the binary's `demo` command).
 pub use demo::{DemoOptions, Scenario};
 /// Reading the records topic, and the Kafka settings it takes (tests read what replicas wrote).
-pub use kafka::config::KafkaConfig;
 pub use kafka::reader::{read_records_from_topic, read_to_end};
 /// The static config, read and resolved.
+pub use ops::config::kafka::KafkaConfig;
 pub use ops::config::{ConfigError, HealthConfig, Resolved, ServerConfig};
 /// Logging as the binary sets it up, and its level filter (the tests capture logs with it).
 pub use ops::logging::{filter as log_filter, init as init_logging};

@@ -28,7 +28,7 @@ use crate::kafka::health::KafkaHealth;
 use crate::kafka::sink::KafkaSink;
 use crate::lifecycle::{Lifecycle, Stop};
 use crate::ops::config::{Resolved, ServerConfig, ShutdownConfig};
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{Counters, Metrics, KAFKA_RECORDS};
 use crate::ops::panics;
 use crate::state::Shared;
 
@@ -179,7 +179,12 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     let pools = Arc::new(Pools::new(&resolved.legacy, &resolved.scheduler, config.health.clone()));
     let kafka = Arc::new(KafkaHealth::default());
     let records_sink = if config.kafka.enabled() && !config.kafka.records_topic.is_empty() {
-        let on_result = kafka.delivery_callback(metrics.kafka_records(&config.kafka.records_topic));
+        let on_result = kafka.delivery_callback(Counters::new(
+            &metrics,
+            KAFKA_RECORDS,
+            &[("topic", &config.kafka.records_topic)],
+            "result",
+        ));
         // The producer connects lazily: an unreachable broker does not stop the start.
         Some(KafkaSink::new(&config.kafka, &config.shadow.instance_name(), on_result).map_err(StartError::Kafka)?)
     } else {
@@ -201,8 +206,8 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     let namespaces = Arc::new(NamespaceResolver::new(
         Arc::clone(&pools),
         config.namespaces.clone(),
-        Client::new(Lane::Control, limits, idle, Arc::clone(&metrics)),
-        Arc::clone(&metrics),
+        Client::new(Lane::Control, limits, idle, &metrics),
+        &metrics,
     ));
     Ok(Arc::new(Shared {
         rules,
@@ -354,7 +359,7 @@ impl DataPlaneThreads {
 fn health_client(config: &ServerConfig, shared: &Shared) -> Client {
     let mut limits = Limits::from(&config.timeouts);
     limits.connect = limits.connect.min(Duration::from_millis(config.health.timeout_ms));
-    Client::new(Lane::Control, limits, Duration::from_millis(config.timeouts.idle_ms), Arc::clone(&shared.metrics))
+    Client::new(Lane::Control, limits, Duration::from_millis(config.timeouts.idle_ms), &shared.metrics)
 }
 
 /// Health checks every interval; each round also closes the controller connections idle past

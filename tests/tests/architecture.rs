@@ -1,6 +1,7 @@
 //! The layout rules of the workspace, checked on the sources: no two modules of a crate use each
-//! other (directly or in a loop), the shadow library stays off the network, `main.rs` only wires,
-//! and the test kit is not part of the proxy's library.
+//! other (directly or in a loop), the proxy's folders only use the floors below them, the shadow
+//! library stays off the network, `main.rs` only wires, and the test kit is not part of the proxy's
+//! library.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -121,6 +122,47 @@ fn no_module_cycles_in_any_crate() {
             panic!("{krate}: modules use each other in a loop: {}", cycle.join(" → "));
         }
     }
+}
+
+/// The floors of `proxy/src`, lowest first (the README draws them). A module may use its own floor
+/// and the floors below; the request path and the control plane never reach up into the wiring.
+const PROXY_FLOORS: &[&[&str]] = &[
+    &["sync", "lifecycle"],
+    &["ops"],
+    &["control", "data", "kafka", "shadow", "state"],
+    &["server"],
+    &["demo"],
+    &["cli"],
+];
+
+fn floor_of(module: &[String]) -> usize {
+    let top = module.first().map(String::as_str).unwrap_or_default();
+    PROXY_FLOORS.iter().position(|f| f.contains(&top)).unwrap_or_else(|| panic!("`{top}` has no floor"))
+}
+
+/// Every use that reaches a higher floor, as `from → to`.
+fn upward_uses(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Vec<String> {
+    graph
+        .iter()
+        .filter(|(from, _)| !from.is_empty())
+        .flat_map(|(from, to)| to.iter().map(move |to| (from, to)))
+        .filter(|(from, to)| floor_of(to) > floor_of(from))
+        .map(|(from, to)| format!("{} → {}", from.join("::"), to.join("::")))
+        .collect()
+}
+
+#[test]
+fn the_proxy_folders_only_use_the_floors_below_them() {
+    let graph = module_graph("proxy");
+    let upward = upward_uses(&graph);
+    assert!(upward.is_empty(), "uses that reach up a floor:\n{}", upward.join("\n"));
+}
+
+#[test]
+fn the_floor_check_finds_a_use_that_reaches_up() {
+    let m = |s: &str| s.split("::").map(str::to_string).collect::<Vec<_>>();
+    let graph = BTreeMap::from([(m("ops::metrics"), BTreeSet::from([m("data::classify"), m("sync")]))]);
+    assert_eq!(upward_uses(&graph), ["ops::metrics → data::classify"]);
 }
 
 #[test]

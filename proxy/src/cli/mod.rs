@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::kafka::config::KafkaConfig;
+use crate::ops::config::kafka::KafkaConfig;
 use crate::ops::config::{Resolved, ServerConfig};
 
 /// `switchyard demo [shadow|ramp]`.

@@ -22,7 +22,7 @@ use switchyard_rules::{escape_controls, Pool, Position, RuleSet, RulesRejected, 
 
 use crate::control::ramp::window::LiveCounters;
 use crate::control::ramp::{self, RampTrack};
-use crate::control::source::{FileTrigger, ReloadResult, RuleSource};
+use crate::control::source::{FileTrigger, ReloadResult, Reloads, RuleSource};
 use crate::ops::metrics::Metrics;
 use crate::sync::lock;
 
@@ -120,6 +120,7 @@ pub struct RuleControl {
     /// Serialises rule changes from every source.
     state: Mutex<ControlState>,
     metrics: Arc<Metrics>,
+    reloads: Reloads,
     /// The counts the ramp's gates read (and the scheduler's invocations a step has seen).
     live: Arc<LiveCounters>,
 }
@@ -139,11 +140,16 @@ impl RuleControl {
         let ramp = ramp_track(&rules, &live);
         let accepted = Arc::new(ActiveRules::new(rules, source));
         let state = ControlState { accepted, kill_latch: None, last_rejected: None, ramp };
-        let control =
-            RuleControl { active: ArcSwap::new(Arc::new(state.effective())), state: Mutex::new(state), metrics, live };
+        let control = RuleControl {
+            active: ArcSwap::new(Arc::new(state.effective())),
+            state: Mutex::new(state),
+            reloads: Reloads::new(&metrics),
+            metrics,
+            live,
+        };
         let active = control.active.load_full();
         control.publish(&active);
-        control.metrics.reload(active.source.label(), ReloadResult::Accepted);
+        control.reloads.count(active.source.label(), ReloadResult::Accepted);
         tracing::info!(version = %active.rules.version, source = %escape_controls(&active.source.to_string()), share = %active.rules.scheduler_share,
             overrides = active.rules.overrides.len(), kill_switch = active.rules.kill_switch, "rules loaded");
         control
@@ -169,11 +175,11 @@ impl RuleControl {
                 tracing::warn!(source = ?source.to_string(), errors = ?rejected.to_string(), "rules rejected; the active rules keep serving");
                 state.last_rejected =
                     Some(Rejection { source: source.to_string(), at: SystemTime::now(), rejected: rejected.clone() });
-                self.metrics.reload(source.label(), ReloadResult::Rejected);
+                self.reloads.count(source.label(), ReloadResult::Rejected);
                 Err(rejected)
             }
             Ok(None) => {
-                self.metrics.reload(source.label(), ReloadResult::Unchanged);
+                self.reloads.count(source.label(), ReloadResult::Unchanged);
                 Ok(Applied::Unchanged { version: state.accepted.rules.version.clone() })
             }
             Ok(Some(next)) => {
@@ -186,7 +192,7 @@ impl RuleControl {
                 tracing::info!(target: "switchyard::audit", old_version = %previous, new_version = %version,
                     source = %escape_controls(&source.to_string()), kill_latch = state.kill_latch.is_some(),
                     changes = %escape_controls(&summary), "rules changed");
-                self.metrics.reload(source.label(), ReloadResult::Accepted);
+                self.reloads.count(source.label(), ReloadResult::Accepted);
                 Ok(Applied::Accepted { version, previous, summary })
             }
         }
@@ -214,7 +220,7 @@ impl RuleControl {
                 changes = if on { "kill switch latched on: everything to legacy" } else { "kill switch latch released" }, "rules changed");
         }
         let result = if was != on { ReloadResult::Accepted } else { ReloadResult::Unchanged };
-        self.metrics.reload(RuleSource::AdminApi.label(), result);
+        self.reloads.count(RuleSource::AdminApi.label(), result);
         version
     }
 

@@ -3,6 +3,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use strum::IntoEnumIterator;
+
+use crate::ops::metrics::{Counters, LabelEnum, Metrics, RULES_RELOADS};
+
 /// What made switchyard read the rules file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileTrigger {
@@ -86,10 +90,6 @@ impl ReloadSource {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// The `result` label of `switchyard_rules_reloads_total`.
@@ -106,8 +106,21 @@ impl ReloadResult {
     pub fn as_str(self) -> &'static str {
         self.into()
     }
+}
 
-    pub fn index(self) -> usize {
-        self as usize
+/// `switchyard_rules_reloads_total{source, result}`.
+pub struct Reloads(Vec<Counters<ReloadResult>>);
+
+impl Reloads {
+    pub fn new(metrics: &Metrics) -> Reloads {
+        Reloads(
+            ReloadSource::iter()
+                .map(|s| Counters::new(metrics, RULES_RELOADS, &[("source", s.as_str())], "result"))
+                .collect(),
+        )
+    }
+
+    pub fn count(&self, source: ReloadSource, result: ReloadResult) {
+        self.0[source.position()].count(result);
     }
 }

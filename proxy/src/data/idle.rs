@@ -28,7 +28,7 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncReadExt;
 
-use crate::ops::metrics::{Metrics, Refusal};
+use crate::ops::metrics::{Counters, Metrics, CLIENT_CONNECTIONS_REFUSED};
 use crate::sync::lock;
 
 /// How long a connection may wait for its next request: pingora's own keep-alive and first-read
@@ -43,6 +43,17 @@ pub struct ConnectionCaps {
     pub per_ip: usize,
 }
 
+/// Why a client connection was closed at once (the `reason` label of
+/// `switchyard_client_connections_refused_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Refusal {
+    /// `max_client_connections` were open.
+    Total,
+    /// `max_client_connections_per_ip` were open from the same address.
+    PerIp,
+}
+
 pub struct Parked<A> {
     app: Arc<A>,
     open: AtomicUsize,
@@ -51,18 +62,20 @@ pub struct Parked<A> {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     caps: ConnectionCaps,
     metrics: Arc<Metrics>,
+    refused: Counters<Refusal>,
 }
 
 impl<A> Parked<A> {
     pub fn new(app: A, caps: ConnectionCaps, metrics: Arc<Metrics>) -> Parked<A> {
-        Parked { app: Arc::new(app), open: AtomicUsize::new(0), per_ip: Mutex::default(), caps, metrics }
+        let refused = Counters::new(&metrics, CLIENT_CONNECTIONS_REFUSED, &[], "reason");
+        Parked { app: Arc::new(app), open: AtomicUsize::new(0), per_ip: Mutex::default(), caps, metrics, refused }
     }
 
     /// Counts a new connection from `peer` in, unless the caps are reached.
     fn admit(&self, peer: Option<IpAddr>) -> Option<Admitted<'_, A>> {
         let total = self.caps.total;
         if self.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < total).then_some(n + 1)).is_err() {
-            self.metrics.client_connection_refused(Refusal::Total);
+            self.refused.count(Refusal::Total);
             return None;
         }
         // Counted in from here: dropped on the way out, the guard gives the slot back.
@@ -72,7 +85,7 @@ impl<A> Parked<A> {
             let n = per_ip.entry(ip).or_insert(0);
             if *n >= self.caps.per_ip {
                 drop(per_ip);
-                self.metrics.client_connection_refused(Refusal::PerIp);
+                self.refused.count(Refusal::PerIp);
                 return None;
             }
             *n += 1;

@@ -10,4 +10,5 @@ pub mod namespaces;
 pub mod pools;
 pub mod request_id;
 pub mod service;
+pub mod traffic;
 pub mod upstream;

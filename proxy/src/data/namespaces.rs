@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::data::pools::Pools;
 use crate::data::upstream::{self, Client};
 use crate::ops::config::NamespacesConfig;
-use crate::ops::metrics::{Metrics, NamespaceLookup};
+use crate::ops::metrics::{Counters, Metrics, NAMESPACE_LOOKUPS};
 use crate::sync::lock;
 
 /// What one lookup found.
@@ -44,6 +44,26 @@ struct Cache {
     pending: HashMap<u64, watch::Receiver<Option<Found>>>,
 }
 
+/// How resolving `_` for a request went (the `result` label of `switchyard_namespace_lookups_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum NamespaceLookup {
+    /// Answered from the cache (no request to a controller).
+    Cached,
+    /// Looked up (or joined a lookup in flight) and resolved.
+    Resolved,
+    /// The controller refused the credential; routed to legacy, not cached.
+    Unauthorized,
+    /// No usable answer; routed to legacy.
+    Failed,
+    /// Not answered within `namespaces.wait_ms`; routed to legacy (the lookup goes on).
+    Timeout,
+    /// No credential to resolve with; routed to legacy.
+    Anonymous,
+    /// `namespaces.max_in_flight` lookups were already in flight; routed to legacy, not looked up.
+    Busy,
+}
+
 pub struct NamespaceResolver {
     pools: Arc<Pools>,
     client: Client,
@@ -51,24 +71,20 @@ pub struct NamespaceResolver {
     /// Keys the cache, so the hash of a credential cannot be matched against precomputed ones.
     seed: u64,
     cache: Mutex<Cache>,
-    metrics: Arc<Metrics>,
+    lookups: Counters<NamespaceLookup>,
 }
 
 impl NamespaceResolver {
-    pub fn new(
-        pools: Arc<Pools>,
-        config: NamespacesConfig,
-        client: Client,
-        metrics: Arc<Metrics>,
-    ) -> NamespaceResolver {
-        NamespaceResolver { pools, client, config, seed: rand::random(), cache: Mutex::default(), metrics }
+    pub fn new(pools: Arc<Pools>, config: NamespacesConfig, client: Client, metrics: &Metrics) -> NamespaceResolver {
+        let lookups = Counters::new(metrics, NAMESPACE_LOOKUPS, &[], "result");
+        NamespaceResolver { pools, client, config, seed: rand::random(), cache: Mutex::default(), lookups }
     }
 
     /// The caller's namespace for `_`, or `None` (anonymous, refused, failed, or not in time):
     /// the request is then routed by the safe policy (legacy).
     pub async fn resolve(self: &Arc<Self>, authorization: Option<&[u8]>) -> Option<Arc<str>> {
         let Some(credential) = authorization else {
-            self.metrics.namespace_lookup(NamespaceLookup::Anonymous);
+            self.lookups.count(NamespaceLookup::Anonymous);
             return None;
         };
         let key = xxhash_rust::xxh3::xxh3_64_with_seed(credential, self.seed);
@@ -76,14 +92,14 @@ impl NamespaceResolver {
             let mut cache = lock(&self.cache);
             if let Some((ns, at)) = cache.entries.get(&key) {
                 if at.elapsed() < Duration::from_secs(self.config.ttl_s) {
-                    self.metrics.namespace_lookup(NamespaceLookup::Cached);
+                    self.lookups.count(NamespaceLookup::Cached);
                     return Some(Arc::clone(ns));
                 }
             }
             match cache.pending.get(&key) {
                 Some(rx) => rx.clone(),
                 None if cache.pending.len() >= self.config.max_in_flight => {
-                    self.metrics.namespace_lookup(NamespaceLookup::Busy);
+                    self.lookups.count(NamespaceLookup::Busy);
                     return None;
                 }
                 None => {
@@ -105,21 +121,21 @@ impl NamespaceResolver {
             Ok(Ok(found)) => found.clone().unwrap_or(Found::Failed),
             Ok(Err(_)) => Found::Failed,
             Err(_) => {
-                self.metrics.namespace_lookup(NamespaceLookup::Timeout);
+                self.lookups.count(NamespaceLookup::Timeout);
                 return None;
             }
         };
         match found {
             Found::Namespace(ns) => {
-                self.metrics.namespace_lookup(NamespaceLookup::Resolved);
+                self.lookups.count(NamespaceLookup::Resolved);
                 Some(ns)
             }
             Found::Unauthorized => {
-                self.metrics.namespace_lookup(NamespaceLookup::Unauthorized);
+                self.lookups.count(NamespaceLookup::Unauthorized);
                 None
             }
             Found::Failed => {
-                self.metrics.namespace_lookup(NamespaceLookup::Failed);
+                self.lookups.count(NamespaceLookup::Failed);
                 None
             }
         }

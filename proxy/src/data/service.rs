@@ -31,11 +31,11 @@ use crate::data::classify::{classify, Classified, RequestKind};
 use crate::data::credential::BasicCredential;
 use crate::data::pools::Member;
 use crate::data::request_id::{self, REQUEST_ID_HEADER};
+use crate::data::traffic::{FallbackReason, Traffic};
 use crate::data::upstream::fields::{self, ClientFraming, Framing};
-use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody};
+use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody, RetryReason};
 use crate::lifecycle::InFlight;
 use crate::ops::config::TimeoutsConfig;
-use crate::ops::metrics::{FallbackReason, RetryReason};
 use crate::shadow::tee::{sampled, Tee};
 use crate::state::Shared;
 
@@ -64,6 +64,7 @@ pub const LINGER: Duration = Duration::from_secs(2);
 pub struct SwitchyardProxy {
     shared: Arc<Shared>,
     client: Client,
+    traffic: Traffic,
 }
 
 /// Per-request state, created once the request head was read.
@@ -155,13 +156,10 @@ struct Body {
 
 impl SwitchyardProxy {
     pub fn new(shared: Arc<Shared>, timeouts: &TimeoutsConfig) -> SwitchyardProxy {
-        let client = Client::new(
-            Lane::Data,
-            Limits::from(timeouts),
-            Duration::from_millis(timeouts.idle_ms),
-            Arc::clone(&shared.metrics),
-        );
-        SwitchyardProxy { shared, client }
+        let client =
+            Client::new(Lane::Data, Limits::from(timeouts), Duration::from_millis(timeouts.idle_ms), &shared.metrics);
+        let traffic = Traffic::new(&shared.metrics);
+        SwitchyardProxy { shared, client, traffic }
     }
 
     fn new_ctx(&self) -> RequestCtx {
@@ -273,7 +271,7 @@ impl SwitchyardProxy {
                     } else {
                         FallbackReason::NoHealthyMember
                     };
-                    self.shared.metrics.fallback(ctx.pool, reason);
+                    self.traffic.fallback(ctx.pool, reason);
                     ctx.fell_back = true;
                     ctx.pool = ctx.pool.other();
                     m
@@ -584,14 +582,14 @@ impl SwitchyardProxy {
     fn logging(&self, session: &ServerSession, failure: Option<&Failure>, ctx: &mut RequestCtx) {
         let status = session.response_written().map(|r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
-        self.shared.metrics.request(ctx.pool, ctx.kind, status, elapsed.as_secs_f64());
+        self.traffic.request(ctx.pool, ctx.kind, status, elapsed.as_secs_f64());
         // A client that went away says nothing about the path; any other failure means the pool
         // gave no usable answer, whatever error page the proxy then wrote.
         let client_gone = matches!(failure, Some(Failure::Client(_)));
         if ctx.kind.is_invocation() && !(client_gone && status.is_none()) {
             let answered = if failure.is_some() && !client_gone { None } else { status };
             let class = AnswerClass::of(answered, ctx.blocking, ctx.error_prefix.as_deref().unwrap_or_default());
-            self.shared.metrics.invocation(ctx.pool, ctx.kind, class);
+            self.traffic.invocation(ctx.pool, ctx.kind, class);
             self.shared.live.answer(ctx.pool, class, elapsed.as_secs_f64());
         }
         if let Some(failure) = failure {

@@ -4,9 +4,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use metrics::Counter;
-
 use crate::kafka::sink::{Delivery, DeliveryCallback};
+use crate::ops::metrics::{Counters, LabelEnum};
 use crate::sync::lock;
 
 #[derive(Default)]
@@ -28,14 +27,13 @@ pub struct KafkaHealthView {
 }
 
 impl KafkaHealth {
-    /// Counts each record's fate here and in `counters` (the metric's handles, by [`Delivery`]
-    /// index).
-    pub fn delivery_callback(self: &Arc<Self>, counters: Vec<Counter>) -> DeliveryCallback {
+    /// Counts each record's fate here and in `counters` (the metric's handles).
+    pub fn delivery_callback(self: &Arc<Self>, counters: Counters<Delivery>) -> DeliveryCallback {
         self.records_healthy.store(true, Relaxed);
         let health = Arc::clone(self);
         Arc::new(move |d: Delivery| {
-            counters[d.index()].increment(1);
-            health.records[d.index()].fetch_add(1, Relaxed);
+            counters.count(d);
+            health.records[d.position()].fetch_add(1, Relaxed);
             health.records_healthy.store(d == Delivery::Delivered, Relaxed);
         })
     }
@@ -46,7 +44,7 @@ impl KafkaHealth {
     }
 
     pub fn view(&self) -> KafkaHealthView {
-        let count = |d: Delivery| self.records[d.index()].load(Relaxed);
+        let count = |d: Delivery| self.records[d.position()].load(Relaxed);
         KafkaHealthView {
             records_healthy: self.records_healthy.load(Relaxed),
             delivered: count(Delivery::Delivered),

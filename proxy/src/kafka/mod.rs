@@ -2,7 +2,6 @@
 //! (followed by every replica, published to by `switchyard rules publish`), and reading a topic
 //! to its end (fleet-wide reports).
 
-pub mod config;
 pub mod health;
 pub mod reader;
 pub mod rules;

@@ -16,10 +16,10 @@ use switchyard_rules::{RuleSet, RulesFormat, RulesRejected};
 
 use crate::control::rules::RuleControl;
 use crate::control::source::RuleSource;
-use crate::kafka::config::KafkaConfig;
 use crate::kafka::health::KafkaHealth;
 use crate::kafka::reader::{read_to_end, TopicMessage};
 use crate::kafka::signing::{self, SIGNATURE_HEADER, SIGNED_AT_HEADER};
+use crate::ops::config::kafka::KafkaConfig;
 
 /// The header that says a record's format.
 const CONTENT_TYPE: &str = "content-type";
@@ -83,8 +83,7 @@ impl Follower {
 /// is down is retried; the proxy keeps serving its current rules meanwhile.
 pub async fn follow(rules: Arc<RuleControl>, health: Arc<KafkaHealth>, config: KafkaConfig) {
     let topic = config.rules_topic.clone();
-    // Checked when the config was resolved.
-    let keys = config.rules_verify_keys.iter().filter_map(|k| signing::verify_key(k).ok()).collect();
+    let keys = config.verify_keys();
     let mut follower = Follower { rules, topic: topic.clone(), keys, newest_signed: 0 };
     let mut backoff = Duration::from_secs(1);
     loop {

@@ -44,10 +44,6 @@ pub enum SigningError {
     SignatureLength,
     #[error("the signature does not verify with any configured key")]
     NoKeyVerifies,
-    #[error("not the base64 of a 32-byte ed25519 public key")]
-    VerifyKeyEncoding,
-    #[error("not a valid ed25519 public key")]
-    VerifyKeyInvalid,
     #[error("{}: not the base64 of a 32-byte ed25519 secret key", path.display())]
     SecretKeyEncoding { path: PathBuf },
     /// A key file that could not be read or written.
@@ -81,13 +77,6 @@ pub fn verify(
     } else {
         Err(SigningError::NoKeyVerifies)
     }
-}
-
-/// Parses a verify key (standard base64 of 32 bytes).
-pub fn verify_key(text: &str) -> Result<VerifyingKey, SigningError> {
-    let bytes: [u8; 32] =
-        BASE64.decode(text.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SigningError::VerifyKeyEncoding)?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| SigningError::VerifyKeyInvalid)
 }
 
 /// Reads a secret key file (standard base64 of the 32-byte seed).
@@ -145,7 +134,7 @@ mod tests {
         );
         assert_eq!(verify(&keys, None, None, "", b""), Err(SigningError::Unsigned));
         assert!(SigningError::Unsigned.to_string().starts_with("unsigned: "));
-        assert!(verify_key(&BASE64.encode(key.verifying_key().to_bytes())).is_ok());
-        assert!(verify_key("bm90IGEga2V5").is_err());
+        assert!(crate::ops::config::kafka::parse_verify_key(&BASE64.encode(key.verifying_key().to_bytes())).is_ok());
+        assert!(crate::ops::config::kafka::parse_verify_key("bm90IGEga2V5").is_err());
     }
 }

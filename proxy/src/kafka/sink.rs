@@ -11,9 +11,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use switchyard_shadow::{ComparisonRecord, SCHEMA_VERSION};
 
-use crate::kafka::config::KafkaConfig;
+use crate::ops::config::kafka::KafkaConfig;
 
-/// What became of one record sent to Kafka.
+/// What became of one record sent to Kafka (the `result` label of `switchyard_kafka_records_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
 pub enum Delivery {
@@ -22,17 +22,6 @@ pub enum Delivery {
     Failed,
     /// The local queue was full: never sent.
     Dropped,
-}
-
-impl Delivery {
-    /// The `result` label of `switchyard_kafka_records_total`.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
 }
 
 pub type DeliveryCallback = Arc<dyn Fn(Delivery) + Send + Sync>;

@@ -1,6 +1,8 @@
-//! The metrics catalogue: every metric switchyard exports is defined here, with its help text,
-//! labels and buckets. Handles are registered once at start, so the request path only bumps
-//! atomics: no name formatting, no label allocation, no registry lookup.
+//! The metrics catalogue: every metric switchyard exports is named here, with its help text and
+//! buckets. Handles are registered once at start, so the request path only bumps atomics: no name
+//! formatting, no label allocation, no registry lookup. A metric whose labels are the types of a
+//! module above this one (a request kind, a reload source) is registered by that module, through
+//! [`Metrics::counter`] or [`Counters`]: arrows between the floors point down only.
 
 use std::fmt::Write;
 
@@ -8,11 +10,7 @@ use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, R
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use strum::IntoEnumIterator;
 use switchyard_rules::{DecisionReason, Gate, Pool, Reading};
-use switchyard_shadow::{AnswerClass, Outcome, OutcomeKind};
-
-use crate::control::source::{ReloadResult, ReloadSource};
-use crate::data::classify::RequestKind;
-use crate::kafka::sink::Delivery;
+use switchyard_shadow::{Outcome, OutcomeKind};
 
 pub const REQUESTS_TOTAL: &str = "switchyard_requests_total";
 pub const INVOCATIONS_TOTAL: &str = "switchyard_invocations_total";
@@ -61,79 +59,40 @@ pub fn status_class_index(status: Option<u16>) -> usize {
     }
 }
 
-/// Why a request went to the other pool than the rules chose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
-pub enum FallbackReason {
-    /// The chosen pool had no healthy member when the request arrived.
-    NoHealthyMember,
-    /// Connecting to the chosen pool failed; the request had not been delivered.
-    ConnectFailed,
-}
-
-impl FallbackReason {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+/// A label whose values are the variants of an enum. The modules that produce a label own its
+/// enum and its handles ([`Counters`]); this module only registers them, so it imports nothing
+/// from the floors above it.
+pub trait LabelEnum: Copy + PartialEq + IntoEnumIterator + Into<&'static str> {
+    /// The value's position in declaration order: the index of its handle.
+    fn position(self) -> usize {
+        Self::iter().position(|v| v == self).expect("a variant is among its enum's variants")
     }
 }
 
-/// Why a client connection was closed at once (the `reason` label of
-/// `switchyard_client_connections_refused_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
-pub enum Refusal {
-    /// `max_client_connections` were open.
-    Total,
-    /// `max_client_connections_per_ip` were open from the same address.
-    PerIp,
+impl<T: Copy + PartialEq + IntoEnumIterator + Into<&'static str>> LabelEnum for T {}
+
+/// One counter per value of the label `L`, registered at start (each series reads 0 before its
+/// first event), picked by the value's position.
+pub struct Counters<L> {
+    handles: Vec<Counter>,
+    label: std::marker::PhantomData<fn(L)>,
 }
 
-impl Refusal {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+impl<L: LabelEnum> Counters<L> {
+    /// `name{fixed.., label=<each value of L>}`.
+    pub fn new(metrics: &Metrics, name: &'static str, fixed: &[(&'static str, &str)], label: &'static str) -> Self {
+        let handles = L::iter()
+            .map(|v| {
+                let labels = fixed.iter().map(|(k, v)| Label::new(*k, v.to_string()));
+                let key = Key::from_parts(name, labels.chain([Label::new(label, v.into())]).collect::<Vec<_>>());
+                metrics.recorder.register_counter(&key, &meta())
+            })
+            .collect();
+        Counters { handles, label: std::marker::PhantomData }
     }
-}
 
-/// Why a request went again on another connection (the `reason` label of
-/// `switchyard_upstream_retries_total`). Both mean none of it had reached the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
-pub enum RetryReason {
-    /// A kept connection turned out closed; hyper handed the request back unwritten.
-    KeptConnectionClosed,
-    /// Connecting to a controller failed; the next attempt goes to another one.
-    ConnectFailed,
-}
-
-impl RetryReason {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// How resolving `_` for a request went (the `result` label of `switchyard_namespace_lookups_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
-pub enum NamespaceLookup {
-    /// Answered from the cache (no request to a controller).
-    Cached,
-    /// Looked up (or joined a lookup in flight) and resolved.
-    Resolved,
-    /// The controller refused the credential; routed to legacy, not cached.
-    Unauthorized,
-    /// No usable answer; routed to legacy.
-    Failed,
-    /// Not answered within `namespaces.wait_ms`; routed to legacy (the lookup goes on).
-    Timeout,
-    /// No credential to resolve with; routed to legacy.
-    Anonymous,
-    /// `namespaces.max_in_flight` lookups were already in flight; routed to legacy, not looked up.
-    Busy,
-}
-
-impl NamespaceLookup {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+    pub fn count(&self, value: L) {
+        self.handles[value.position()].increment(1);
     }
 }
 
@@ -144,23 +103,13 @@ pub fn unix_seconds(t: std::time::SystemTime) -> f64 {
 /// Registered handles, indexed by dense label positions.
 pub struct Metrics {
     handle: PrometheusHandle,
-    /// [pool][kind][status class]
-    requests: Vec<Vec<Vec<Counter>>>,
-    /// [pool][invocation kind][answer class]
-    invocations: Vec<Vec<Vec<Counter>>>,
-    /// [pool][kind]
-    durations: Vec<Vec<Histogram>>,
     /// [pool][decision reason]
     decisions: Vec<Vec<Counter>>,
-    /// [from pool][reason]
-    fallbacks: Vec<Vec<Counter>>,
     pool_members: Vec<Gauge>,
     pool_healthy: Vec<Gauge>,
     pub scheduler_share: Gauge,
     pub kill_switch: Gauge,
     pub rules_loaded_at: Gauge,
-    /// [source][result]
-    reloads: Vec<Vec<Counter>>,
     shadow_outcomes: Vec<Counter>,
     pub shadow_dropped_queue_full: Counter,
     pub shadow_dropped_shutdown: Counter,
@@ -168,12 +117,6 @@ pub struct Metrics {
     pub shadow_queued: Gauge,
     pub shadow_record_errors: Counter,
     pub client_connections: Gauge,
-    /// [`Refusal`] as index
-    client_connections_refused: Vec<Counter>,
-    /// [`NamespaceLookup`] as index
-    namespace_lookups: Vec<Counter>,
-    /// [`RetryReason`] as index
-    upstream_retries: Vec<Counter>,
     pub ramp_step: Gauge,
     pub ramp_rolled_back: Gauge,
     /// [`Gate`] as index
@@ -212,52 +155,6 @@ impl Metrics {
             |name, labels: &[(&'static str, &'static str)]| recorder.register_counter(&key(name, labels), &meta());
         let gauge =
             |name, labels: &[(&'static str, &'static str)]| recorder.register_gauge(&key(name, labels), &meta());
-        let requests = Pool::iter()
-            .map(|p| {
-                RequestKind::iter()
-                    .map(|k| {
-                        STATUS_CLASSES
-                            .iter()
-                            .map(|c| {
-                                counter(
-                                    REQUESTS_TOTAL,
-                                    &[("pool", p.as_str()), ("kind", k.as_str()), ("status_class", c)],
-                                )
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
-        let invocations = Pool::iter()
-            .map(|p| {
-                RequestKind::iter()
-                    .filter(|k| k.is_invocation())
-                    .map(|k| {
-                        AnswerClass::iter()
-                            .map(|c| {
-                                counter(
-                                    INVOCATIONS_TOTAL,
-                                    &[("pool", p.as_str()), ("kind", k.as_str()), ("class", c.as_str())],
-                                )
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
-        let durations = Pool::iter()
-            .map(|p| {
-                RequestKind::iter()
-                    .map(|k| {
-                        recorder.register_histogram(
-                            &key(REQUEST_DURATION, &[("pool", p.as_str()), ("kind", k.as_str())]),
-                            &meta(),
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
         let decisions = Pool::iter()
             .map(|p| {
                 DecisionReason::iter()
@@ -265,27 +162,8 @@ impl Metrics {
                     .collect()
             })
             .collect();
-        let fallbacks = Pool::iter()
-            .map(|from| {
-                FallbackReason::iter()
-                    .map(|r| {
-                        counter(
-                            FALLBACKS_TOTAL,
-                            &[("from", from.as_str()), ("to", from.other().as_str()), ("reason", r.as_str())],
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
         let pool_members = Pool::iter().map(|p| gauge(POOL_MEMBERS, &[("pool", p.as_str())])).collect();
         let pool_healthy = Pool::iter().map(|p| gauge(POOL_HEALTHY_MEMBERS, &[("pool", p.as_str())])).collect();
-        let reloads = ReloadSource::iter()
-            .map(|s| {
-                ReloadResult::iter()
-                    .map(|r| counter(RULES_RELOADS, &[("source", s.as_str()), ("result", r.as_str())]))
-                    .collect()
-            })
-            .collect();
         let shadow_outcomes =
             OutcomeKind::iter().map(|o| counter(SHADOW_COMPARISONS, &[("outcome", o.as_str())])).collect();
         Metrics {
@@ -296,15 +174,7 @@ impl Metrics {
             shadow_queued: gauge(SHADOW_QUEUED, &[]),
             shadow_record_errors: counter(SHADOW_RECORD_ERRORS, &[]),
             client_connections: gauge(CLIENT_CONNECTIONS, &[]),
-            client_connections_refused: Refusal::iter()
-                .map(|r| counter(CLIENT_CONNECTIONS_REFUSED, &[("reason", r.as_str())]))
-                .collect(),
-            reloads,
-            requests,
-            invocations,
-            durations,
             decisions,
-            fallbacks,
             pool_members,
             pool_healthy,
             scheduler_share: gauge(SCHEDULER_SHARE, &[]),
@@ -320,39 +190,22 @@ impl Metrics {
                         .map(|name| gauge(name, &[("gate", g.as_str())]))
                 })
                 .collect(),
-            namespace_lookups: NamespaceLookup::iter()
-                .map(|r| counter(NAMESPACE_LOOKUPS, &[("result", r.as_str())]))
-                .collect(),
-            upstream_retries: RetryReason::iter()
-                .map(|r| counter(UPSTREAM_RETRIES, &[("reason", r.as_str())]))
-                .collect(),
             handle,
             recorder,
         }
     }
 
-    pub fn request(&self, pool: Pool, kind: RequestKind, status: Option<u16>, seconds: f64) {
-        self.requests[pool.index()][kind.index()][status_class_index(status)].increment(1);
-        self.durations[pool.index()][kind.index()].record(seconds);
+    /// Registers `name{labels}`; for the modules that own a metric's labels.
+    pub fn counter(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Counter {
+        self.recorder.register_counter(&key(name, labels), &meta())
     }
 
-    /// Counts what an invocation's answer says about the pool that served it.
-    /// `kind` must be an invocation kind.
-    pub fn invocation(&self, pool: Pool, kind: RequestKind, class: AnswerClass) {
-        self.invocations[pool.index()][kind.index()][class.index()].increment(1);
+    pub fn histogram(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Histogram {
+        self.recorder.register_histogram(&key(name, labels), &meta())
     }
 
     pub fn decision(&self, pool: Pool, reason: DecisionReason) {
         self.decisions[pool.index()][reason.index()].increment(1);
-    }
-
-    pub fn fallback(&self, from: Pool, reason: FallbackReason) {
-        self.fallbacks[from.index()][reason as usize].increment(1);
-    }
-
-    /// Counts one rule change attempt.
-    pub fn reload(&self, source: ReloadSource, result: ReloadResult) {
-        self.reloads[source.index()][result.index()].increment(1);
     }
 
     /// Counts one finished shadow comparison by outcome kind (a skip counts as `skipped`).
@@ -379,34 +232,9 @@ impl Metrics {
         self.ramp_rollbacks[gate.index()].increment(1);
     }
 
-    pub fn client_connection_refused(&self, reason: Refusal) {
-        self.client_connections_refused[reason as usize].increment(1);
-    }
-
-    pub fn namespace_lookup(&self, result: NamespaceLookup) {
-        self.namespace_lookups[result as usize].increment(1);
-    }
-
-    pub fn upstream_retry(&self, reason: RetryReason) {
-        self.upstream_retries[reason as usize].increment(1);
-    }
-
     pub fn pool_health(&self, pool: Pool, members: usize, healthy: usize) {
         self.pool_members[pool.index()].set(members as f64);
         self.pool_healthy[pool.index()].set(healthy as f64);
-    }
-
-    /// Handles for `switchyard_kafka_records_total{topic, result}` (registered once per topic).
-    pub fn kafka_records(&self, topic: &str) -> Vec<Counter> {
-        Delivery::iter()
-            .map(|result| {
-                let k = Key::from_parts(
-                    KAFKA_RECORDS,
-                    vec![Label::new("topic", topic.to_string()), Label::new("result", result.as_str())],
-                );
-                self.recorder.register_counter(&k, &meta())
-            })
-            .collect()
     }
 
     /// Sets the active rules version. Only the active one is exported: a series per version
@@ -502,6 +330,16 @@ mod tests {
     use super::*;
     use strum::EnumCount;
 
+    use switchyard_shadow::AnswerClass;
+
+    use crate::control::source::{ReloadResult, ReloadSource};
+    use crate::data::classify::RequestKind;
+    use crate::data::idle::Refusal;
+    use crate::data::namespaces::NamespaceLookup;
+    use crate::data::traffic::FallbackReason;
+    use crate::data::upstream::RetryReason;
+    use crate::kafka::sink::Delivery;
+
     /// Every label enum sizes a metric's handles by its variants (in declaration order) and picks
     /// one by its index: the two must agree, and no two variants may share a label.
     #[test]
@@ -524,15 +362,16 @@ mod tests {
         check(AnswerClass::index, AnswerClass::as_str);
         check(DecisionReason::index, DecisionReason::as_str);
         check(Gate::index, Gate::as_str);
-        check(ReloadSource::index, ReloadSource::as_str);
-        check(ReloadResult::index, ReloadResult::as_str);
-        check(Delivery::index, Delivery::as_str);
-        check(|r: FallbackReason| r as usize, FallbackReason::as_str);
-        check(|r: Refusal| r as usize, Refusal::as_str);
-        check(|r: NamespaceLookup| r as usize, NamespaceLookup::as_str);
-        check(|r: RetryReason| r as usize, RetryReason::as_str);
-        check(|v: switchyard_shadow::Verdict| v as usize, switchyard_shadow::Verdict::as_str);
         check(OutcomeKind::index, OutcomeKind::as_str);
+        check(|v: switchyard_shadow::Verdict| v as usize, switchyard_shadow::Verdict::as_str);
+        // The labels whose handles are [`Counters`], picked by position.
+        check(ReloadSource::position, ReloadSource::into);
+        check(ReloadResult::position, ReloadResult::into);
+        check(Delivery::position, Delivery::into);
+        check(FallbackReason::position, FallbackReason::into);
+        check(Refusal::position, Refusal::into);
+        check(NamespaceLookup::position, NamespaceLookup::into);
+        check(RetryReason::position, RetryReason::into);
         // The invocations metric keeps only the kinds that run an action: they come first.
         let invocations = RequestKind::iter().filter(|k| k.is_invocation()).count();
         assert!(RequestKind::iter().take(invocations).all(RequestKind::is_invocation));

@@ -208,7 +208,7 @@ pub fn start(
     tokio::spawn(writer.run(written));
     let worker = Arc::new(Worker {
         pools,
-        client: Client::new(Lane::Control, limits, idle, Arc::clone(&metrics)),
+        client: Client::new(Lane::Control, limits, idle, &metrics),
         slots: Arc::new(Semaphore::new(config.max_in_flight)),
         timeout: Duration::from_millis(config.timeout_ms),
         max_body: config.max_body_bytes,

@@ -16,7 +16,6 @@ pub mod pool;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -31,7 +30,7 @@ pub use body::{BodySender, RequestBody};
 pub use pool::Endpoint;
 
 use crate::ops::config::TimeoutsConfig;
-use crate::ops::metrics::{Metrics, RetryReason};
+use crate::ops::metrics::{Counters, Metrics, UPSTREAM_RETRIES};
 
 /// The largest answer head read from a controller (hyper's read buffer; the fields in it are
 /// hyper's default limit, 100).
@@ -194,6 +193,17 @@ impl Lease<'_> {
     }
 }
 
+/// Why a request went again on another connection (the `reason` label of
+/// `switchyard_upstream_retries_total`). Both mean none of it had reached the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum RetryReason {
+    /// A kept connection turned out closed; hyper handed the request back unwritten.
+    KeptConnectionClosed,
+    /// Connecting to a controller failed; the next attempt goes to another one.
+    ConnectFailed,
+}
+
 /// The client to the controllers. Cheap to hold per user (primaries, mirror, lookups, health):
 /// the connections themselves are kept per controller, in its [`Endpoint`].
 pub struct Client {
@@ -201,12 +211,12 @@ pub struct Client {
     limits: Limits,
     /// How long an idle connection is kept.
     idle: Duration,
-    metrics: Arc<Metrics>,
+    retries: Counters<RetryReason>,
 }
 
 impl Client {
-    pub fn new(lane: Lane, limits: Limits, idle: Duration, metrics: Arc<Metrics>) -> Client {
-        Client { lane, limits, idle, metrics }
+    pub fn new(lane: Lane, limits: Limits, idle: Duration, metrics: &Metrics) -> Client {
+        Client { lane, limits, idle, retries: Counters::new(metrics, UPSTREAM_RETRIES, &[], "reason") }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -215,7 +225,7 @@ impl Client {
 
     /// Counts a request sent again on another connection.
     pub fn retried(&self, reason: RetryReason) {
-        self.metrics.upstream_retry(reason);
+        self.retries.count(reason);
     }
 
     /// Sends `req` to the controller at `endpoint`, on a kept connection when one is open, else on

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use switchyard_rules::RulesFormat;
 use switchyard_shadow::{NoiseThresholds, ReportLimits};
 
-use crate::kafka::config::KafkaConfig;
+use crate::ops::config::kafka::KafkaConfig;
+
+pub mod kafka;
 
 /// Bad static config: what a person must fix, naming the field.
 #[derive(Debug, thiserror::Error)]
@@ -401,7 +403,7 @@ impl ServerConfig {
         }
         problems.extend(self.kafka.security_problems());
         for (i, key) in self.kafka.rules_verify_keys.iter().enumerate() {
-            if let Err(e) = crate::kafka::signing::verify_key(key) {
+            if let Err(e) = kafka::parse_verify_key(key) {
                 problems.push(format!("kafka.rules_verify_keys[{i}]: {e}"));
             }
         }

@@ -1,8 +1,12 @@
-//! The static `[kafka]` settings and the librdkafka clients built from them.
+//! The static `[kafka]` settings, the librdkafka clients built from them, and the verify keys
+//! signed rule records are checked with.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use ed25519_dalek::VerifyingKey;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
@@ -139,7 +143,30 @@ impl Default for KafkaConfig {
     }
 }
 
+/// Why a `kafka.rules_verify_keys` entry was refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum VerifyKeyError {
+    #[error("not the base64 of a 32-byte ed25519 public key")]
+    Encoding,
+    #[error("not a valid ed25519 public key")]
+    Invalid,
+}
+
+/// A verify key as the config writes it: the standard base64 of a 32-byte ed25519 public key
+/// (`switchyard rules keygen` prints one).
+pub fn parse_verify_key(text: &str) -> Result<VerifyingKey, VerifyKeyError> {
+    let bytes: [u8; 32] =
+        BASE64.decode(text.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(VerifyKeyError::Encoding)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| VerifyKeyError::Invalid)
+}
+
 impl KafkaConfig {
+    /// The verify keys signed rule records are checked with. Each was checked when the config was
+    /// resolved, so none is dropped here.
+    pub fn verify_keys(&self) -> Vec<VerifyingKey> {
+        self.rules_verify_keys.iter().filter_map(|k| parse_verify_key(k).ok()).collect()
+    }
+
     pub fn enabled(&self) -> bool {
         !self.brokers.trim().is_empty()
     }
