@@ -8,9 +8,10 @@
 use serde_json::{Map, Value};
 
 use crate::error::Collector;
+use crate::gates::GatesDocument;
 use crate::glob::Glob;
 use crate::model::{Override, Pool, StickyKey, MIRROR_METHODS};
-use crate::ramp::{Ramp, RatioGate};
+use crate::ramp::Ramp;
 use crate::share::Share;
 
 /// One field of a document.
@@ -428,51 +429,8 @@ document! {
     }
 }
 
-document! {
-    /// The gates (`ramp.gates`).
-    GatesDocument {
-        platform_failure: RatioGateDocument,
-        throttled: RatioGateDocument,
-        queued: RatioGateDocument,
-        mismatch: RateGateDocument,
-        latency: LatencyGateDocument,
-    }
-}
-
-document! {
-    /// A gate comparing the scheduler's ratio with legacy's: at most `legacy × factor + excess`.
-    RatioGateDocument {
-        factor: Number,
-        excess: Number,
-        min_samples: u64,
-    }
-}
-
-document! {
-    /// A gate on the shadow mismatch rate.
-    RateGateDocument {
-        max: Number => required "the highest mismatch rate that passes (0 to 1)",
-        min_samples: u64,
-    }
-}
-
-document! {
-    /// A gate on the scheduler's p99 latency.
-    LatencyGateDocument {
-        max_p99_ms: Number,
-        factor: Number,
-        min_samples: u64,
-    }
-}
-
 impl From<&Ramp> for RampDocument {
     fn from(r: &Ramp) -> RampDocument {
-        let ratio = |g: &RatioGate| RatioGateDocument {
-            factor: Field::Value(Number(g.factor)),
-            excess: Field::Value(Number(g.excess)),
-            min_samples: Field::Value(g.min_samples),
-        };
-        let opt = |v: Option<f64>| v.map_or(Field::Absent, |v| Field::Value(Number(v)));
         RampDocument {
             start: Field::Value(Timestamp(r.start_ms)),
             steps: Field::Value(Each(
@@ -490,24 +448,7 @@ impl From<&Ramp> for RampDocument {
             window_s: Field::Value(r.window_s),
             rollback_share: Field::Value(r.rollback_share),
             rolled_back: r.rolled_back.clone().map_or(Field::Absent, Field::Value),
-            gates: Field::Value(GatesDocument {
-                platform_failure: Field::Value(ratio(&r.gates.platform_failure)),
-                throttled: Field::Value(ratio(&r.gates.throttled)),
-                queued: Field::Value(ratio(&r.gates.queued)),
-                mismatch: r.gates.mismatch.map_or(Field::Absent, |g| {
-                    Field::Value(RateGateDocument {
-                        max: Field::Value(Number(g.max)),
-                        min_samples: Field::Value(g.min_samples),
-                    })
-                }),
-                latency: r.gates.latency.map_or(Field::Absent, |g| {
-                    Field::Value(LatencyGateDocument {
-                        max_p99_ms: opt(g.max_p99_ms),
-                        factor: opt(g.factor),
-                        min_samples: Field::Value(g.min_samples),
-                    })
-                }),
-            }),
+            gates: r.gates.document(),
         }
     }
 }

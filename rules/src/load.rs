@@ -11,13 +11,14 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::document::{
-    kind, Each, Field, FieldType, GatesDocument, Number, OverrideDocument, PackageGlob, Pointer, RampDocument,
-    RatioGateDocument, RulesDocument, ShadowDocument, StepDocument, Version,
+    kind, Each, Field, FieldType, OverrideDocument, PackageGlob, Pointer, RampDocument, RulesDocument, ShadowDocument,
+    StepDocument, Version,
 };
 use crate::error::{cut, Collector, RulesRejected};
+use crate::gates::Gates;
 use crate::glob::Glob;
 use crate::model::{Override, Pool, ShadowPolicy, StickyKey};
-use crate::ramp::{Gates, LatencyGate, Ramp, RateGate, RatioGate, Step};
+use crate::ramp::{Ramp, Step};
 use crate::ruleset::RuleSet;
 use crate::share::Share;
 
@@ -263,11 +264,7 @@ fn compile_ramp(r: &RampDocument, before: Share, c: &mut Collector<'_>) -> Optio
     if r.rolled_back.value().is_some_and(|t| t.len() > MAX_REASON) {
         c.error("ramp.rolled_back", format!("longer than {MAX_REASON} characters"));
     }
-    let gates = match &r.gates {
-        Field::Value(g) => compile_gates(g, c),
-        Field::Absent => Some(Gates::default()),
-        Field::Invalid => None,
-    };
+    let gates = Gates::compile(&r.gates, c);
     let invalid = r.window_s.is_invalid() || r.rollback_share.is_invalid() || r.rolled_back.is_invalid();
     if !complete || invalid || steps.is_empty() {
         return None;
@@ -279,66 +276,6 @@ fn compile_ramp(r: &RampDocument, before: Share, c: &mut Collector<'_>) -> Optio
         rollback_share,
         rolled_back: r.rolled_back.value().cloned(),
         gates: gates?,
-    })
-}
-
-fn compile_gates(g: &GatesDocument, c: &mut Collector<'_>) -> Option<Gates> {
-    fn number(f: &Field<Number>) -> Option<Option<f64>> {
-        match f {
-            Field::Invalid => None,
-            f => Some(f.value().map(|n| n.0)),
-        }
-    }
-    fn samples(f: &Field<u64>, default: u64) -> Option<u64> {
-        (!f.is_invalid()).then(|| f.value().copied().unwrap_or(default))
-    }
-    let mut ratio = |f: &Field<RatioGateDocument>, default: RatioGate, path: &str| -> Option<RatioGate> {
-        let d = match f {
-            Field::Absent => return Some(default),
-            Field::Invalid => return None,
-            Field::Value(d) => d,
-        };
-        let gate = RatioGate {
-            factor: number(&d.factor)?.unwrap_or(default.factor),
-            excess: number(&d.excess)?.unwrap_or(default.excess),
-            min_samples: samples(&d.min_samples, default.min_samples)?,
-        };
-        if gate.excess > 1.0 {
-            c.error(&format!("ramp.gates.{path}.excess"), "a ratio: 0 to 1");
-        }
-        Some(gate)
-    };
-    let platform_failure = ratio(&g.platform_failure, Gates::DEFAULT_PLATFORM_FAILURE, "platform_failure");
-    let throttled = ratio(&g.throttled, Gates::DEFAULT_THROTTLED, "throttled");
-    let queued = ratio(&g.queued, Gates::DEFAULT_QUEUED, "queued");
-    let mismatch = match &g.mismatch {
-        Field::Absent => Some(None),
-        Field::Invalid => None,
-        Field::Value(d) => {
-            let max = number(&d.max)?.unwrap_or(0.0);
-            if max > 1.0 {
-                c.error("ramp.gates.mismatch.max", "a rate: 0 to 1");
-            }
-            Some(Some(RateGate { max, min_samples: samples(&d.min_samples, 20)? }))
-        }
-    };
-    let latency = match &g.latency {
-        Field::Absent => Some(None),
-        Field::Invalid => None,
-        Field::Value(d) => {
-            let (max_p99_ms, factor) = (number(&d.max_p99_ms)?, number(&d.factor)?);
-            if max_p99_ms.is_none() && factor.is_none() {
-                c.error("ramp.gates.latency", "set max_p99_ms, factor (against legacy's p99), or both");
-            }
-            Some(Some(LatencyGate { max_p99_ms, factor, min_samples: samples(&d.min_samples, 50)? }))
-        }
-    };
-    Some(Gates {
-        platform_failure: platform_failure?,
-        throttled: throttled?,
-        queued: queued?,
-        mismatch: mismatch?,
-        latency: latency?,
     })
 }
 
