@@ -31,5 +31,5 @@ pub use readiness::{Readiness, ReadinessRules, ReadyOverride, Verdict};
 pub use record::{ComparisonRecord, RecordContext, SCHEMA_VERSION};
 pub use redact::{Redactor, SECRET_FIELDS};
 pub use report::{ActionReport, Report, ReportLimits, Summary, OTHER_ACTIONS, OTHER_PATHS};
-pub use rules_change::next_rules;
+pub use rules_change::{next_rules, NextRulesError};
 pub use sink::{for_each_record, read_records, JsonLinesFile, SinkError, WriteError, MAX_RECORD_LINE};

@@ -193,6 +193,6 @@ fn the_rules_output_moves_exactly_the_ready_actions_and_passes_check() {
     assert_eq!(rules.version.len(), switchyard_rules::MAX_VERSION_BYTES);
     assert!(rules.version.ends_with("+ready-3"), "{}", rules.version);
     let err = switchyard::cli::report::next_rules(&report, &dir.join("missing.toml")).unwrap_err();
-    assert!(err.starts_with("the base rules are invalid"), "{err}");
+    assert!(err.to_string().starts_with("the base rules are invalid"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::ops::config::kafka::KafkaConfig;
-use crate::ops::config::{Resolved, ServerConfig};
+use crate::ops::config::{ConfigError, Resolved, ServerConfig};
 
 /// `switchyard demo [shadow|ramp]`.
 pub fn demo(scenario: crate::demo::Scenario, opts: &crate::demo::DemoOptions) -> ExitCode {
@@ -29,8 +29,17 @@ pub fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn load_config(path: &Path) -> Result<Resolved, String> {
-    ServerConfig::load(path).and_then(|c| c.resolve(&path.display().to_string())).map_err(|e| e.to_string())
+fn load_config(path: &Path) -> Result<Resolved, ConfigError> {
+    ServerConfig::load(path).and_then(|c| c.resolve(&path.display().to_string()))
+}
+
+/// Why a one-shot command has no Kafka settings to work with.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSettingsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{}", .0.join("; "))]
+    Security(Vec<String>),
 }
 
 /// `switchyard run`: serves until SIGTERM or SIGINT (SIGHUP re-reads the rules file, SIGQUIT
@@ -39,7 +48,7 @@ fn load_config(path: &Path) -> Result<Resolved, String> {
 pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
     let resolved = match load_config(config_path) {
         Ok(r) => r,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(e),
     };
     let rules_path = resolved.rules_path.clone();
     let started = if upgrade { crate::server::take_over(resolved) } else { crate::server::start(resolved) };
@@ -99,9 +108,9 @@ pub fn check(rules: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
 
 /// Kafka settings for a one-shot command: the `[kafka]` of a static config (TLS, SASL, ...) when
 /// given, with `brokers` overriding its brokers.
-pub fn kafka_settings(config: Option<&Path>, brokers: Option<String>) -> Result<KafkaConfig, String> {
+pub fn kafka_settings(config: Option<&Path>, brokers: Option<String>) -> Result<KafkaConfig, KafkaSettingsError> {
     let mut kafka = match config {
-        Some(path) => ServerConfig::load(path).map_err(|e| e.to_string())?.kafka,
+        Some(path) => ServerConfig::load(path)?.kafka,
         None => KafkaConfig::default(),
     };
     if let Some(brokers) = brokers {
@@ -109,7 +118,7 @@ pub fn kafka_settings(config: Option<&Path>, brokers: Option<String>) -> Result<
     }
     let problems = kafka.security_problems();
     if !problems.is_empty() {
-        return Err(problems.join("; "));
+        return Err(KafkaSettingsError::Security(problems));
     }
     Ok(kafka)
 }
@@ -124,7 +133,7 @@ pub fn publish_rules(
 ) -> ExitCode {
     let config = match kafka_settings(kafka_config, brokers) {
         Ok(k) => KafkaConfig { rules_topic: topic, ..k },
-        Err(e) => return fail(&e),
+        Err(e) => return fail(e),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use std::path::PathBuf;
 
-use switchyard_shadow::{ReadinessRules, Report, ReportLimits};
+use switchyard_rules::RulesRejected;
+use switchyard_shadow::{NextRulesError, ReadinessRules, Report, ReportLimits, SinkError};
 
-use crate::cli::fail;
+use crate::cli::{fail, KafkaSettingsError};
+use crate::kafka::reader::TopicReadError;
 
 /// The report's output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,7 +61,7 @@ pub fn report(args: &ReportArgs) -> ExitCode {
     let from = args.from.as_str();
     let since = match args.since.as_deref().map(|s| since_ms(s, now_secs())).transpose() {
         Ok(s) => s,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(e),
     };
     if args.format == ReportFormat::Rules && args.base.is_none() {
         return fail("--format rules needs --base RULES_FILE: the rules the change starts from");
@@ -70,7 +72,7 @@ pub fn report(args: &ReportArgs) -> ExitCode {
     let mut report = Report::new(Default::default(), limits).with_readiness(readiness);
     let bad = match load(from, since, args.kafka_config.as_deref(), &mut report) {
         Ok(bad) => bad,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(e),
     };
     if bad > 0 {
         eprintln!("switchyard: {bad} messages of {from} were not comparison records and were left out");
@@ -81,7 +83,7 @@ pub fn report(args: &ReportArgs) -> ExitCode {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Rules => match next_rules(&report, args.base.as_deref().unwrap_or(Path::new(""))) {
             Ok(text) => text,
-            Err(e) => return fail(&e),
+            Err(e) => return fail(e),
         },
     };
     match args.output.as_deref() {
@@ -97,25 +99,49 @@ pub fn report(args: &ReportArgs) -> ExitCode {
 }
 
 /// `--format rules`: the next rules change from the base file (see `switchyard_shadow::next_rules`).
-pub fn next_rules(report: &Report, base_path: &Path) -> Result<String, String> {
-    let base = switchyard_rules::load_rules_file(base_path).map_err(|e| format!("the base rules are invalid: {e}"))?;
-    switchyard_shadow::next_rules(report, &base, &base_path.display().to_string())
+pub fn next_rules(report: &Report, base_path: &Path) -> Result<String, ReportError> {
+    let base = switchyard_rules::load_rules_file(base_path).map_err(ReportError::Base)?;
+    Ok(switchyard_shadow::next_rules(report, &base, &base_path.display().to_string())?)
+}
+
+/// Why `switchyard report` could not read its records or write its result.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("--since {0}: expected unix seconds or an age like 30m, 6h, 2d")]
+    Since(String),
+    #[error("--from kafka://HOST:PORT/TOPIC")]
+    KafkaAddress,
+    #[error(transparent)]
+    File(#[from] SinkError),
+    #[error(transparent)]
+    KafkaSettings(#[from] KafkaSettingsError),
+    #[error(transparent)]
+    Topic(#[from] TopicReadError),
+    #[error("the base rules are invalid: {0}")]
+    Base(RulesRejected),
+    #[error(transparent)]
+    NextRules(#[from] NextRulesError),
 }
 
 /// Adds the records from `kafka://HOST:PORT/TOPIC` (all replicas) or a record file (and its
 /// rotated files) to the report; returns the count of messages that were not records. A file is
 /// read as a stream: the memory is the report's (bounded by its limits), not the file's.
-fn load(from: &str, since: Option<u64>, kafka_config: Option<&Path>, report: &mut Report) -> Result<usize, String> {
+fn load(
+    from: &str,
+    since: Option<u64>,
+    kafka_config: Option<&Path>,
+    report: &mut Report,
+) -> Result<usize, ReportError> {
     let Some(rest) = from.strip_prefix("kafka://") else {
         return switchyard_shadow::for_each_record(Path::new(from), |r| {
             if since.is_none_or(|s| r.time_ms >= s) {
                 report.add(&r);
             }
         })
-        .map_err(|e| e.to_string());
+        .map_err(ReportError::File);
     };
     let Some((brokers, topic)) = rest.split_once('/').filter(|(b, t)| !b.is_empty() && !t.is_empty()) else {
-        return Err("--from kafka://HOST:PORT/TOPIC".into());
+        return Err(ReportError::KafkaAddress);
     };
     let config = crate::cli::kafka_settings(kafka_config, Some(brokers.to_string()))?;
     let bar = indicatif::ProgressBar::new(0);
@@ -128,7 +154,7 @@ fn load(from: &str, since: Option<u64>, kafka_config: Option<&Path>, report: &mu
         bar.set_position(read);
     });
     bar.finish_and_clear();
-    let (records, bad) = result.map_err(|e| e.to_string())?;
+    let (records, bad) = result?;
     for r in &records {
         report.add(r);
     }
@@ -141,8 +167,8 @@ fn now_secs() -> u64 {
 
 /// `--since`: unix seconds, or an age (`30m`, `6h`, `2d`) before `now` (unix seconds); in
 /// milliseconds.
-pub fn since_ms(text: &str, now: u64) -> Result<u64, String> {
-    let bad = || format!("--since {text}: expected unix seconds or an age like 30m, 6h, 2d");
+pub fn since_ms(text: &str, now: u64) -> Result<u64, ReportError> {
+    let bad = || ReportError::Since(text.to_string());
     let secs = match text.char_indices().last() {
         Some((i, unit @ ('s' | 'm' | 'h' | 'd'))) => {
             let n: u64 = text[..i].parse().map_err(|_| bad())?;
@@ -165,10 +191,10 @@ mod tests {
 
     #[test]
     fn since_takes_seconds_or_an_age() {
-        assert_eq!(since_ms("1700000000", 0), Ok(1_700_000_000_000));
-        assert_eq!(since_ms("30m", 10_000), Ok((10_000 - 1_800) * 1000));
-        assert_eq!(since_ms("2d", 1_000_000), Ok((1_000_000 - 172_800) * 1000));
-        assert_eq!(since_ms("99999999999d", 5), Ok(0), "an age before the epoch is the epoch");
+        assert_eq!(since_ms("1700000000", 0).ok(), Some(1_700_000_000_000));
+        assert_eq!(since_ms("30m", 10_000).ok(), Some((10_000 - 1_800) * 1000));
+        assert_eq!(since_ms("2d", 1_000_000).ok(), Some((1_000_000 - 172_800) * 1000));
+        assert_eq!(since_ms("99999999999d", 5).ok(), Some(0), "an age before the epoch is the epoch");
         assert!(since_ms("6x", 0).is_err());
         assert!(since_ms("h", 0).is_err());
     }

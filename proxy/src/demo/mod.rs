@@ -16,8 +16,9 @@ use tokio::sync::Semaphore;
 use whisk_sim::{ActionProfile, Flavor, RequestKind, SimConfig, SimFleet};
 
 use crate::data::service::POOL_HEADER;
+use crate::ops::config::ConfigError;
 use crate::ops::config::ServerConfig;
-use crate::server::RunningProxy;
+use crate::server::{RunningProxy, StartError};
 
 pub const DEMO_RULES: &str = r#"
 version = "demo-1"
@@ -83,7 +84,38 @@ struct Outcome {
     latency: Duration,
 }
 
-pub fn run(opts: &DemoOptions) -> Result<(), String> {
+/// Why a demo stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start a simulator: {0}")]
+    Simulator(std::io::Error),
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("cannot start the load runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("the load client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("a load task stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the shadow report is unavailable")]
+    ReportUnavailable,
+    #[error("the ramp is missing from the rules")]
+    NoRamp,
+    #[error("no rollback within {0:?}")]
+    NoRollback(Duration),
+}
+
+impl DemoError {
+    fn write(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DemoError + '_ {
+        move |source| DemoError::Write { path: path.to_path_buf(), source }
+    }
+}
+
+pub fn run(opts: &DemoOptions) -> Result<(), DemoError> {
     let (mut legacy, mut scheduler) =
         (SimConfig::with_flavor(Flavor::Legacy), SimConfig::with_flavor(Flavor::Scheduler));
     // The new path returns a different result for one action: the report must point at it.
@@ -94,11 +126,11 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
         );
     }
     // Declared before the proxy, so the proxy stops first.
-    let sims = SimFleet::start(legacy, scheduler).map_err(|e| format!("cannot start a simulator: {e}"))?;
-    let rules = sims.write("rules.toml", DEMO_RULES).map_err(|e| format!("cannot write the rules: {e}"))?;
+    let sims = SimFleet::start(legacy, scheduler).map_err(DemoError::Simulator)?;
+    let rules = sims.write("rules.toml", DEMO_RULES).map_err(DemoError::write("rules.toml".as_ref()))?;
     let config = ServerConfig::local(&rules, sims.legacy.addr(), sims.scheduler.addr());
     let records_file = config.shadow.records_file.clone();
-    let proxy = crate::server::start(config.resolve("demo").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let proxy = crate::server::start(config.resolve("demo")?)?;
     let proxy_url = format!("http://{}", proxy.proxy_addr);
     println!("switchyard demo: two simulated OpenWhisk controller fleets behind one switchyard\n");
     println!("  legacy controller (simulated, Kafka path)  http://{}", sims.legacy.addr());
@@ -112,7 +144,7 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(DemoError::Runtime)?;
     let started = Instant::now();
     let outcomes = runtime.block_on(drive(&proxy_url, opts))?;
     let elapsed = started.elapsed();
@@ -120,9 +152,8 @@ pub fn run(opts: &DemoOptions) -> Result<(), String> {
     shadow_report(&proxy, &records_file, opts)
 }
 
-async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
-    let client =
-        reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build().map_err(|e| e.to_string())?;
+async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, DemoError> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build()?;
     let (user, key) = whisk_sim::guest_credentials();
     let bar = ProgressBar::new(opts.invocations as u64);
     bar.set_style(
@@ -144,7 +175,7 @@ async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
         let url = format!("{base}/api/v1/namespaces/guest/actions/{path}?blocking=true");
         let request =
             client.post(url).basic_auth(user, Some(key)).json(&serde_json::json!({"name": format!("caller {n}")}));
-        let permit = Arc::clone(&limit).acquire_owned().await.map_err(|e| e.to_string())?;
+        let permit = Arc::clone(&limit).acquire_owned().await.expect("the demo never closes its semaphore");
         let bar = bar.clone();
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
@@ -164,7 +195,7 @@ async fn drive(base: &str, opts: &DemoOptions) -> Result<Vec<Outcome>, String> {
     }
     let mut outcomes = Vec::with_capacity(tasks.len());
     for t in tasks {
-        outcomes.push(t.await.map_err(|e| e.to_string())?);
+        outcomes.push(t.await?);
     }
     bar.finish_and_clear();
     Ok(outcomes)
@@ -252,7 +283,7 @@ fn report(sims: &SimFleet, opts: &DemoOptions, outcomes: &[Outcome], elapsed: Du
 }
 
 /// Waits for the mirrors in flight, then prints the shadow report and writes its HTML page.
-fn shadow_report(proxy: &RunningProxy, records_file: &std::path::Path, opts: &DemoOptions) -> Result<(), String> {
+fn shadow_report(proxy: &RunningProxy, records_file: &std::path::Path, opts: &DemoOptions) -> Result<(), DemoError> {
     let shadow = &proxy.shared.shadow;
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut last = u64::MAX;
@@ -265,15 +296,14 @@ fn shadow_report(proxy: &RunningProxy, records_file: &std::path::Path, opts: &De
         last = records;
         std::thread::sleep(Duration::from_millis(500));
     }
-    let report = shadow.report.lock().map_err(|_| "the shadow report is unavailable".to_string())?;
+    let report = shadow.report.lock().map_err(|_| DemoError::ReportUnavailable)?;
     println!("\n{}", report.to_text_brief());
     let html = opts.html_report.clone();
-    std::fs::write(&html, switchyard_shadow::html::page(&report))
-        .map_err(|e| format!("cannot write {}: {e}", html.display()))?;
+    std::fs::write(&html, switchyard_shadow::html::page(&report)).map_err(DemoError::write(&html))?;
     println!("  The same report as a page: {}", html.display());
     // The fleet's directory goes away with it; keep the records next to the page.
     let records = html.with_extension("jsonl");
-    std::fs::copy(records_file, &records).map_err(|e| format!("cannot write {}: {e}", records.display()))?;
+    std::fs::copy(records_file, &records).map_err(DemoError::write(&records))?;
     println!("  The records: {0} (`switchyard report --from {0}` rebuilds the report)", records.display());
     Ok(())
 }

@@ -13,12 +13,15 @@ use whisk_sim::{Fault, Flavor, SimConfig, SimFleet};
 
 use crate::control::ramp::now_ms;
 use crate::data::service::POOL_HEADER;
+use crate::demo::DemoError;
 use crate::ops::config::ServerConfig;
 
 /// When the scheduler fleet starts failing, after the simulators start.
 const FAULT_AFTER: Duration = Duration::from_secs(7);
 const FAULT_SHARE: f64 = 0.3;
 const WINDOW_S: u64 = 3;
+/// The demo gives up when the ramp has not rolled back by then.
+const ROLLBACK_WITHIN: Duration = Duration::from_secs(60);
 
 fn rules(start_ms: u64) -> String {
     format!(
@@ -41,18 +44,18 @@ queued = {{ min_samples = 20 }}
     )
 }
 
-pub fn run() -> Result<(), String> {
+pub fn run() -> Result<(), DemoError> {
     let legacy = SimConfig::with_flavor(Flavor::Legacy);
     let mut scheduler = SimConfig::with_flavor(Flavor::Scheduler);
     scheduler.faults =
         vec![Fault { after_ms: FAULT_AFTER.as_millis() as u64, for_ms: None, share: FAULT_SHARE, status: 503 }];
     let began = Instant::now();
-    let sims = SimFleet::start(legacy, scheduler).map_err(|e| format!("cannot start a simulator: {e}"))?;
+    let sims = SimFleet::start(legacy, scheduler).map_err(DemoError::Simulator)?;
     // The next whole second: the ramp's start is written in seconds.
     let start_ms = (now_ms() / 1000 + 1) * 1000;
-    let path = sims.write("rules.toml", &rules(start_ms)).map_err(|e| format!("cannot write the rules: {e}"))?;
+    let path = sims.write("rules.toml", &rules(start_ms)).map_err(DemoError::write("rules.toml".as_ref()))?;
     let config = ServerConfig::local(&path, sims.legacy.addr(), sims.scheduler.addr());
-    let proxy = crate::server::start(config.resolve("demo").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let proxy = crate::server::start(config.resolve("demo")?)?;
     println!("switchyard demo ramp: a self-driving ramp in front of two simulated OpenWhisk fleets\n");
     println!("  rules: steps 5 % → 25 % → 50 % → 100 %, 2 s each; gates over a {WINDOW_S} s window");
     println!(
@@ -65,7 +68,7 @@ pub fn run() -> Result<(), String> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(DemoError::Runtime)?;
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let load = runtime.spawn(drive(format!("http://{}", proxy.proxy_addr), Arc::clone(&stop), Arc::clone(&served)));
@@ -81,7 +84,7 @@ pub fn run() -> Result<(), String> {
             println!("  +{:5.1} s  the scheduler fleet starts failing", clock(now));
         }
         let Some(status) = proxy.shared.rules.ramp_status(now_ms()) else {
-            break Err("the ramp is missing from the rules".to_string());
+            break Err(DemoError::NoRamp);
         };
         let state = format!("{}/{}", status["state"], status["step"]["index"]);
         if state != last_state {
@@ -91,8 +94,8 @@ pub fn run() -> Result<(), String> {
                 break Ok(now);
             }
         }
-        if now.duration_since(began) > Duration::from_secs(60) {
-            break Err("no rollback within 60 s".to_string());
+        if now.duration_since(began) > ROLLBACK_WITHIN {
+            break Err(DemoError::NoRollback(ROLLBACK_WITHIN));
         }
     };
     stop.store(true, Relaxed);
