@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::control::ramp::window::LiveCounters;
 use crate::control::rules::RuleControl;
 use crate::control::source::{FileTrigger, RuleSource};
+use crate::data::dns::Follower;
 use crate::data::idle::{ConnectionCaps, Parked};
 use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::{self, Pools};
@@ -27,7 +28,7 @@ use crate::data::upstream::{Client, Lane, Limits};
 use crate::kafka::health::KafkaHealth;
 use crate::kafka::sink::KafkaSink;
 use crate::lifecycle::{Lifecycle, Stop};
-use crate::ops::config::{Resolved, ServerConfig, ShutdownConfig};
+use crate::ops::config::{Resolved, ShutdownConfig};
 use crate::ops::metrics::{Counters, Metrics, KAFKA_RECORDS};
 use crate::ops::panics;
 use crate::state::Shared;
@@ -46,6 +47,8 @@ pub enum StartError {
     Shadow(crate::shadow::pipeline::ShadowStartError),
     #[error("bad Kafka settings: {0}")]
     Kafka(rdkafka::error::KafkaError),
+    #[error("cannot read the system's DNS settings (set dns.nameservers): {0}")]
+    Dns(hickory_resolver::ResolveError),
     #[error("the proxy did not start accepting connections on {0} within 10 s")]
     NotAccepting(SocketAddr),
     /// Building pingora's runtime or binding its listener failed (at the descriptor limit, for
@@ -146,7 +149,7 @@ fn start_instance(resolved: Resolved, upgrade: bool) -> Result<RunningProxy, Sta
         control: Some(control),
         stop,
         data_plane: Some(data_plane),
-        shutdown: resolved.config.shutdown.clone(),
+        shutdown: resolved.shutdown.clone(),
     };
     let threads = DataPlaneThreads::of(proxy_addr);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -170,13 +173,13 @@ fn start_instance(resolved: Resolved, upgrade: bool) -> Result<RunningProxy, Sta
 
 /// Loads the rules and builds what the data plane and the admin API share.
 fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
-    let config = &resolved.config;
+    let config = resolved;
     let metrics = Arc::new(Metrics::new());
-    let rules = switchyard_rules::load_rules_file(&resolved.rules_path)?;
-    let source = RuleSource::File { path: resolved.rules_path.clone(), trigger: FileTrigger::Start };
+    let rules = switchyard_rules::load_rules_file(&resolved.rules)?;
+    let source = RuleSource::File { path: resolved.rules.clone(), trigger: FileTrigger::Start };
     let live = Arc::new(LiveCounters::default());
     let rules = Arc::new(RuleControl::new(rules, source, Arc::clone(&metrics), Arc::clone(&live)));
-    let pools = Arc::new(Pools::new(&resolved.legacy, &resolved.scheduler, config.health.clone()));
+    let pools = Arc::new(Pools::new(&resolved.members, config.health.clone()));
     let kafka = Arc::new(KafkaHealth::default());
     let records_sink = if config.kafka.enabled() && !config.kafka.records_topic.is_empty() {
         let on_result = kafka.delivery_callback(Counters::new(
@@ -229,12 +232,11 @@ fn start_control_plane(
     resolved: &Resolved,
     shared: &Arc<Shared>,
 ) -> Result<SocketAddr, StartError> {
-    let config = &resolved.config;
+    let config = resolved;
     let listen_error = |source| StartError::Listen { what: "admin", addr: resolved.admin_listen, source };
     let admin_listener = control.block_on(crate::control::admin::bind(resolved.admin_listen)).map_err(listen_error)?;
     let admin_addr = admin_listener.local_addr().map_err(listen_error)?;
-    let token = crate::control::admin::AdminToken::from_config(&config.admin);
-    control.spawn(crate::control::admin::serve(admin_listener, Arc::clone(shared), token));
+    control.spawn(crate::control::admin::serve(admin_listener, Arc::clone(shared), config.admin_token.clone()));
     if config.kafka.enabled() && !config.kafka.rules_topic.is_empty() {
         control.spawn(crate::kafka::rules::follow(
             Arc::clone(&shared.rules),
@@ -251,10 +253,20 @@ fn start_control_plane(
     control.spawn(crate::control::ramp::driver::drive(Arc::clone(&shared.rules), Arc::clone(&shared.live), rollbacks));
     if config.watch_rules {
         let _guard = control.enter();
-        crate::control::watch::spawn(Arc::clone(&shared.rules), resolved.rules_path.clone())
-            .map_err(StartError::Watch)?;
+        crate::control::watch::spawn(Arc::clone(&shared.rules), resolved.rules.clone()).map_err(StartError::Watch)?;
     }
-    // One health round before taking traffic, so the first requests avoid dead controllers.
+    // Names resolved, then one health round, before taking traffic: the first requests go to
+    // every controller there is, and avoid dead ones.
+    let follower = {
+        let _guard = control.enter();
+        Follower::new(&config.dns, &shared.pools, &shared.metrics).map_err(StartError::Dns)?
+    };
+    if let Some(mut follower) = follower {
+        let (next, _) = control.block_on(follower.refresh(&shared.pools));
+        let pools = Arc::clone(&shared.pools);
+        let metrics = Arc::clone(&shared.metrics);
+        control.spawn(crate::data::dns::follow(follower, next, pools, health_client(config, shared), metrics));
+    }
     control.block_on(pools::check_all(&shared.pools, &health_client(config, shared), &shared.metrics));
     control.spawn(health_loop(
         Arc::clone(shared),
@@ -279,7 +291,7 @@ fn start_data_plane(
     shared: &Arc<Shared>,
     upgrade: bool,
 ) -> Result<(SocketAddr, watch::Sender<Stop>, JoinHandle<()>), StartError> {
-    let config = &resolved.config;
+    let config = resolved;
     let proxy_addr = resolve_port(resolved.listen).map_err(|source| StartError::Listen {
         what: "proxy",
         addr: resolved.listen,
@@ -356,7 +368,7 @@ impl DataPlaneThreads {
 }
 
 /// The client of the health checks: a check that cannot connect within its timeout fails.
-fn health_client(config: &ServerConfig, shared: &Shared) -> Client {
+fn health_client(config: &Resolved, shared: &Shared) -> Client {
     let mut limits = Limits::from(&config.timeouts);
     limits.connect = limits.connect.min(Duration::from_millis(config.health.timeout_ms));
     Client::new(Lane::Control, limits, Duration::from_millis(config.timeouts.idle_ms), &shared.metrics)
@@ -371,9 +383,11 @@ async fn health_loop(shared: Arc<Shared>, client: Client, idle: Duration) {
     loop {
         tick.tick().await;
         pools::check_all(&shared.pools, &client, &shared.metrics).await;
-        for member in shared.pools.all().iter().flat_map(|p| &p.members) {
-            for lane in Lane::iter() {
-                member.endpoint.idle(lane).sweep(idle);
+        for pool in shared.pools.all() {
+            for member in pool.members().iter() {
+                for lane in Lane::iter() {
+                    member.endpoint.idle(lane).sweep(idle);
+                }
             }
         }
     }

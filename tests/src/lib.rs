@@ -13,6 +13,7 @@ use whisk_sim::{Flavor, SimConfig, SimFleet};
 
 pub mod broker;
 pub mod chaos;
+pub mod dns;
 pub mod scripted;
 
 /// A switchyard in front of two simulated fleets, on free loopback ports. The simulated fleets

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use switchyard_rules::Pool;
+
 use crate::ops::config::kafka::KafkaConfig;
 use crate::ops::config::{ConfigError, Resolved, ServerConfig};
 
@@ -50,7 +52,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let rules_path = resolved.rules_path.clone();
+    let rules_path = resolved.rules.clone();
     let started = if upgrade { crate::server::take_over(resolved) } else { crate::server::start(resolved) };
     let proxy = match started {
         Ok(p) => p,
@@ -70,14 +72,14 @@ pub fn check(rules: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
         (None, Some(c)) => match load_config(&c) {
             Ok(resolved) => {
                 println!(
-                    "{}: config OK (listen {}, admin {}, {} legacy and {} scheduler controllers)",
+                    "{}: config OK (listen {}, admin {}, {} legacy and {} scheduler members)",
                     c.display(),
                     resolved.listen,
                     resolved.admin_listen,
-                    resolved.legacy.len(),
-                    resolved.scheduler.len()
+                    resolved.members(Pool::Legacy).len(),
+                    resolved.members(Pool::Scheduler).len()
                 );
-                resolved.rules_path
+                resolved.rules
             }
             Err(e) => {
                 eprintln!("{e}");

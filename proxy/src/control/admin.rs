@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use crate::control::rules::{ActiveRules, Applied, RulesStatus};
 use crate::control::slots::Slots;
 use crate::control::source::RuleSource;
-use crate::ops::config::{read_token_file, TokenFileError};
+use crate::ops::config::AdminToken;
 use crate::ops::metrics::unix_seconds;
 use crate::state::Shared;
 
@@ -63,34 +63,6 @@ fn error_reply(status: StatusCode, message: &str) -> Reply {
 struct Admin {
     shared: Arc<Shared>,
     token: AdminToken,
-}
-
-/// Where the bearer token for mutating calls comes from.
-pub enum AdminToken {
-    /// None configured: mutating calls are refused.
-    None,
-    Fixed(Arc<str>),
-    /// Read at each mutating call (a mounted secret may be rotated).
-    File(std::path::PathBuf),
-}
-
-impl AdminToken {
-    pub fn from_config(admin: &crate::ops::config::AdminConfig) -> AdminToken {
-        match (&admin.token, &admin.token_file) {
-            (Some(t), _) => AdminToken::Fixed(Arc::from(t.trim())),
-            (None, Some(file)) => AdminToken::File(file.clone()),
-            (None, None) => AdminToken::None,
-        }
-    }
-
-    /// The token now; `Err` when the file cannot be read (no call is allowed then).
-    fn current(&self) -> Result<Option<Arc<str>>, TokenFileError> {
-        match self {
-            AdminToken::None => Ok(None),
-            AdminToken::Fixed(t) => Ok(Some(Arc::clone(t))),
-            AdminToken::File(path) => read_token_file(path).map(|t| Some(Arc::from(t))),
-        }
-    }
 }
 
 /// Admin connections open at once; past it a new client takes the slot of the oldest one not
@@ -311,7 +283,7 @@ fn readiness(shared: &Shared) -> Reply {
         .iter()
         .map(|p| {
             let members: Vec<Value> = p
-                .members
+                .members()
                 .iter()
                 .map(|m| json!({"address": m.endpoint.addr.to_string(), "healthy": m.is_healthy()}))
                 .collect();

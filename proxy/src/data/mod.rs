@@ -5,6 +5,7 @@
 
 pub mod classify;
 pub mod credential;
+pub mod dns;
 pub mod idle;
 pub mod namespaces;
 pub mod pools;

@@ -121,6 +121,9 @@ impl Failure {
             }
             Failure::Upstream(Fault::ConnectTimeout) => (504, "No controller of either pool answered in time."),
             Failure::Upstream(Fault::Connect(_)) => (502, "No controller of either pool could be reached."),
+            Failure::Upstream(Fault::NoMember) => {
+                (502, "No controller is known: the pools' names resolve to no address.")
+            }
             Failure::Upstream(_) => (502, "The controller failed the request before its whole answer."),
             Failure::Client(e) => match e.etype() {
                 ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => (0, ""),
@@ -260,7 +263,7 @@ impl SwitchyardProxy {
     /// Runs before each connection attempt (again after a connect failure): picks a healthy
     /// member of the current pool, moving to the other pool only if this one has none, so a
     /// dead controller does not move its share of the canary to the other path.
-    fn upstream_peer<'a>(&'a self, ctx: &mut RequestCtx) -> &'a Member {
+    fn upstream_peer(&self, ctx: &mut RequestCtx) -> Option<Arc<Member>> {
         let pools = &self.shared.pools;
         let member = match pools.get(ctx.pool).pick_healthy() {
             Some(m) => m,
@@ -277,11 +280,11 @@ impl SwitchyardProxy {
                     m
                 }
                 // Nothing is known healthy: health may lag reality, so try anyway.
-                None => pools.get(ctx.pool).pick_any(),
+                None => pools.get(ctx.pool).pick_any()?,
             },
         };
         ctx.member = Some(member.endpoint.addr);
-        member
+        Some(member)
     }
 
     /// Runs when connecting failed. The request was never delivered, so it is safe to try again:
@@ -291,8 +294,7 @@ impl SwitchyardProxy {
     fn fail_to_connect(&self, member: &Member, ctx: &mut RequestCtx) -> bool {
         member.mark_unreachable();
         ctx.connect_failures += 1;
-        let members: usize = self.shared.pools.all().iter().map(|p| p.members.len()).sum();
-        ctx.connect_failures < members
+        ctx.connect_failures < self.shared.pools.len()
     }
 
     /// Reads the request body up to [`BUFFERED_BODY`] (answering `Expect: 100-continue` first,
@@ -433,14 +435,16 @@ impl SwitchyardProxy {
         &'a self,
         ctx: &mut RequestCtx,
         mut request: http::Request<RequestBody>,
-    ) -> Result<(http::Response<hyper::body::Incoming>, Lease<'a>), Failure> {
+    ) -> Result<(http::Response<hyper::body::Incoming>, Lease), Failure> {
         loop {
-            let member = self.upstream_peer(ctx);
+            let Some(member) = self.upstream_peer(ctx) else {
+                return Err(Fault::NoMember.into());
+            };
             match self.client.send(&member.endpoint, request).await {
                 Ok(answer) => return Ok(answer),
                 Err(no) => match no.unsent {
                     // None of it reached the wire: another controller may be tried.
-                    Some(back) if self.fail_to_connect(member, ctx) => {
+                    Some(back) if self.fail_to_connect(&member, ctx) => {
                         tracing::debug!(member = %member.endpoint.addr, error = %no.fault, "connect failed; trying another controller");
                         self.client.retried(RetryReason::ConnectFailed);
                         request = back;
@@ -461,7 +465,7 @@ impl SwitchyardProxy {
         ctx: &mut RequestCtx,
         tee: &mut Option<Tee>,
         response: http::Response<hyper::body::Incoming>,
-        lease: Lease<'_>,
+        lease: Lease,
         early: bool,
     ) -> Result<(), Failure> {
         let (parts, mut body) = response.into_parts();

@@ -34,6 +34,7 @@ pub const CLIENT_CONNECTIONS_REFUSED: &str = "switchyard_client_connections_refu
 pub const KAFKA_RECORDS: &str = "switchyard_kafka_records_total";
 pub const NAMESPACE_LOOKUPS: &str = "switchyard_namespace_lookups_total";
 pub const UPSTREAM_RETRIES: &str = "switchyard_upstream_retries_total";
+pub const DNS_RESOLUTIONS: &str = "switchyard_dns_resolutions_total";
 pub const RAMP_STEP: &str = "switchyard_ramp_step";
 pub const RAMP_ROLLED_BACK: &str = "switchyard_ramp_rolled_back";
 pub const RAMP_ROLLBACKS: &str = "switchyard_ramp_rollbacks_total";
@@ -299,6 +300,11 @@ fn describe(r: &PrometheusRecorder) {
         None,
         "Requests sent again on another connection, by reason; only ever when none of the request had reached a controller.",
     );
+    c(
+        DNS_RESOLUTIONS,
+        None,
+        "Resolutions of pool members given as names, by pool and result (ok; empty or failed keep the last addresses).",
+    );
     r.describe_histogram(
         KeyName::from_const_str(REQUEST_DURATION),
         Some(Unit::Seconds),
@@ -307,7 +313,7 @@ fn describe(r: &PrometheusRecorder) {
     let g = |name: &'static str, help: &'static str| {
         r.describe_gauge(KeyName::from_const_str(name), None, SharedString::const_str(help))
     };
-    g(POOL_MEMBERS, "Controllers configured in each pool.");
+    g(POOL_MEMBERS, "Controllers in each pool now (names count as the addresses they resolve to).");
     g(SHADOW_IN_FLIGHT, "Shadow copies being sent or compared now.");
     g(SHADOW_QUEUED, "Shadow jobs waiting for a slot.");
     g(CLIENT_CONNECTIONS, "Client connections open on the proxy port.");

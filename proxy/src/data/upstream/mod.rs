@@ -16,6 +16,7 @@ pub mod pool;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -56,12 +57,15 @@ pub enum Fault {
     WriteTimeout,
     #[error("the controller switched protocols, which switchyard never asks for")]
     Upgrade,
+    /// Neither pool has a member: their names resolved to no address yet.
+    #[error("no controller is known (the pools' names resolve to no address)")]
+    NoMember,
 }
 
 impl Fault {
     /// None of the request reached the controller: another controller may be tried.
     pub fn before_delivery(&self) -> bool {
-        matches!(self, Fault::Connect(_) | Fault::ConnectTimeout | Fault::NotSent(_))
+        matches!(self, Fault::Connect(_) | Fault::ConnectTimeout | Fault::NotSent(_) | Fault::NoMember)
     }
 
     pub fn is_timeout(&self) -> bool {
@@ -71,7 +75,7 @@ impl Fault {
     /// A short cause, for records and reports (no address, no value from the exchange).
     pub fn cause(&self) -> &'static str {
         match self {
-            Fault::Connect(_) | Fault::ConnectTimeout | Fault::NotSent(_) => "connect failed",
+            Fault::Connect(_) | Fault::ConnectTimeout | Fault::NotSent(_) | Fault::NoMember => "connect failed",
             Fault::Timeout | Fault::WriteTimeout => "timeout",
             Fault::Exchange(e) if e.is_parse() => "bad answer",
             Fault::Exchange(_) => "request failed",
@@ -176,19 +180,20 @@ pub fn get(path: &'static str) -> Request<RequestBody> {
 
 /// The connection an answer is being read from. [`Lease::release`] keeps it for the next request
 /// when the exchange ended cleanly; dropped otherwise, the connection closes.
-pub struct Lease<'m> {
+pub struct Lease {
     conn: Conn,
-    endpoint: &'m Endpoint,
+    /// Owned: a member taken out of its pool meanwhile still gets its connection back (and closes it).
+    endpoint: Arc<Endpoint>,
     lane: Lane,
     idle: Duration,
 }
 
-impl Lease<'_> {
+impl Lease {
     /// Ends the exchange. `clean`: the request body was sent whole, the answer body was read to
     /// the end of its framing, and the answer keeps the connection ([`fields::keeps_connection`]).
     pub fn release(self, clean: bool) {
         if clean && self.conn.is_open() {
-            self.endpoint.idle(self.lane).put(self.conn, self.idle);
+            self.endpoint.keep(self.lane, self.conn, self.idle);
         }
     }
 }
@@ -233,11 +238,11 @@ impl Client {
     /// which for a streaming body starts only once the body was sent). When hyper hands the
     /// request back unwritten (the kept connection was closed), it goes once more on a new
     /// connection. A request without `Host` gets the controller's address.
-    pub async fn send<'m>(
+    pub async fn send(
         &self,
-        endpoint: &'m Endpoint,
+        endpoint: &Arc<Endpoint>,
         mut req: Request<RequestBody>,
-    ) -> Result<(Response<Incoming>, Lease<'m>), NoAnswer> {
+    ) -> Result<(Response<Incoming>, Lease), NoAnswer> {
         if !req.headers().contains_key(http::header::HOST) {
             if let Ok(host) = http::HeaderValue::from_str(&endpoint.addr.to_string()) {
                 req.headers_mut().insert(http::header::HOST, host);
@@ -275,7 +280,10 @@ impl Client {
                 Ok(resp) if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
                     return Err(NoAnswer { fault: Fault::Upgrade, unsent: None })
                 }
-                Ok(resp) => return Ok((resp, Lease { conn, endpoint, lane: self.lane, idle: self.idle })),
+                Ok(resp) => {
+                    let endpoint = Arc::clone(endpoint);
+                    return Ok((resp, Lease { conn, endpoint, lane: self.lane, idle: self.idle }));
+                }
                 Err(mut e) => match e.take_message() {
                     Some(back) if reused => {
                         self.retried(RetryReason::KeptConnectionClosed);
@@ -293,7 +301,7 @@ impl Client {
     /// answer body is larger than `max_body` (not read further; the connection is closed).
     pub async fn exchange(
         &self,
-        endpoint: &Endpoint,
+        endpoint: &Arc<Endpoint>,
         req: Request<RequestBody>,
         max_body: usize,
         timeout: Duration,

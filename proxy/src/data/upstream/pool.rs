@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,15 +20,33 @@ use crate::sync::lock;
 pub struct Endpoint {
     pub addr: SocketAddr,
     idle: [IdleConnections; 2],
+    /// Out of its pool (its name no longer resolves to it): no connection is kept any more.
+    retired: AtomicBool,
 }
 
 impl Endpoint {
     pub fn new(addr: SocketAddr) -> Endpoint {
-        Endpoint { addr, idle: Default::default() }
+        Endpoint { addr, idle: Default::default(), retired: AtomicBool::new(false) }
     }
 
     pub fn idle(&self, lane: Lane) -> &IdleConnections {
         &self.idle[lane as usize]
+    }
+
+    /// Keeps a connection whose last exchange ended cleanly, unless the endpoint was retired.
+    pub fn keep(&self, lane: Lane, conn: Conn, max_idle: Duration) {
+        if !self.retired.load(Relaxed) {
+            self.idle(lane).put(conn, max_idle);
+        }
+    }
+
+    /// Takes the endpoint out of service: its idle connections close now, and those of the
+    /// requests still in flight close when they end.
+    pub fn retire(&self) {
+        self.retired.store(true, Relaxed);
+        for idle in &self.idle {
+            idle.close_all();
+        }
     }
 }
 
@@ -66,6 +85,10 @@ impl IdleConnections {
             conns.pop_front();
         }
         conns.push_back((conn, now));
+    }
+
+    fn close_all(&self) {
+        lock(&self.conns).clear();
     }
 
     /// Closes the connections idle longer than `max_idle` or closed by the controller (called by

@@ -4,11 +4,13 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
-use switchyard_rules::RulesFormat;
+use switchyard_rules::{Pool, RulesFormat};
 use switchyard_shadow::{NoiseThresholds, ReportLimits};
 
 use crate::ops::config::kafka::KafkaConfig;
@@ -84,6 +86,27 @@ pub struct ServerConfig {
     /// Comparison records and rules distribution over Kafka (off unless `brokers` is set).
     #[serde(default)]
     pub kafka: KafkaConfig,
+    /// How pool members given as names are followed.
+    #[serde(default)]
+    pub dns: DnsConfig,
+}
+
+/// How pool members given as names are resolved and followed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Names are resolved again this often (sooner when their answer's TTL ends first).
+    pub refresh_s: u64,
+    /// DNS servers, `ip` or `ip:port`, asked instead of the system's (`/etc/resolv.conf`).
+    pub nameservers: Vec<String>,
+    /// How long one lookup may take.
+    pub timeout_ms: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig { refresh_s: 10, nameservers: Vec::new(), timeout_ms: 2_000 }
+    }
 }
 
 /// Global bounds of shadow comparison (which actions are mirrored is in the rules).
@@ -205,8 +228,45 @@ pub struct PoolsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Controller addresses, `host:port` (resolved once at start).
+    /// Controllers, `host:port` each: an address (IPv6 in brackets), or a name that stands for
+    /// every address it resolves to, followed as they change (see [`DnsConfig`]).
     pub members: Vec<String>,
+}
+
+/// Where a pool member is: an address as written, or a name followed through DNS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    Addr(SocketAddr),
+    Name { host: String, port: u16 },
+}
+
+impl Target {
+    /// `ip:port`, `[ipv6]:port`, or `name:port` with a DNS name (letters, digits, `-`, `_`, dots).
+    pub fn parse(text: &str) -> Result<Target, String> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(Target::Addr(addr));
+        }
+        let bad = |why: &str| format!("`{text}` is not a host:port address ({why})");
+        let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| bad("the port is not 1 to 65535"))?;
+        let name = host.strip_suffix('.').unwrap_or(host);
+        let label_ok = |l: &str| {
+            (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(bad("not an IP address nor a DNS name"));
+        }
+        Ok(Target::Name { host: host.to_string(), port })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Addr(a) => write!(f, "{a}"),
+            Target::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,15 +365,67 @@ pub fn read_token_file(path: &Path) -> Result<String, TokenFileError> {
     }
 }
 
-/// The config with every address resolved and every value checked.
+/// Where the bearer token for mutating admin calls comes from.
+#[derive(Debug, Clone)]
+pub enum AdminToken {
+    /// None configured: mutating calls are refused.
+    None,
+    Fixed(Arc<str>),
+    /// Read at each mutating call (a mounted secret may be rotated).
+    File(PathBuf),
+}
+
+impl AdminToken {
+    /// The token now; `Err` when the file cannot be read (no call is allowed then).
+    pub fn current(&self) -> Result<Option<Arc<str>>, TokenFileError> {
+        match self {
+            AdminToken::None => Ok(None),
+            AdminToken::Fixed(t) => Ok(Some(Arc::clone(t))),
+            AdminToken::File(path) => read_token_file(path).map(|t| Some(Arc::from(t))),
+        }
+    }
+}
+
+/// DNS settings as the resolver takes them.
+#[derive(Debug, Clone)]
+pub struct Dns {
+    pub refresh: Duration,
+    pub timeout: Duration,
+    /// Empty: the system's.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// The config as the proxy runs it, built only by [`ServerConfig::resolve`]: addresses parsed,
+/// members typed, paths absolute, every value checked. The text it came from is not kept.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub config: ServerConfig,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
-    pub legacy: Vec<SocketAddr>,
-    pub scheduler: Vec<SocketAddr>,
-    pub rules_path: PathBuf,
+    pub admin_token: AdminToken,
+    /// The members of each pool, indexed by `Pool::index`.
+    pub members: [Vec<Target>; 2],
+    pub dns: Dns,
+    pub rules: PathBuf,
+    pub watch_rules: bool,
+    pub pool_header: bool,
+    pub threads: usize,
+    pub work_stealing: bool,
+    pub read_buffer_bytes: usize,
+    pub write_buffer_bytes: usize,
+    pub max_client_connections: usize,
+    pub max_client_connections_per_ip: usize,
+    pub health: HealthConfig,
+    pub timeouts: TimeoutsConfig,
+    pub shutdown: ShutdownConfig,
+    pub shadow: ShadowConfig,
+    pub namespaces: NamespacesConfig,
+    pub kafka: KafkaConfig,
+}
+
+impl Resolved {
+    pub fn members(&self, pool: Pool) -> &[Target] {
+        &self.members[pool.index()]
+    }
 }
 
 impl ServerConfig {
@@ -359,6 +471,7 @@ impl ServerConfig {
             .list_separator(",")
             .with_list_parse_key("pools.legacy.members")
             .with_list_parse_key("pools.scheduler.members")
+            .with_list_parse_key("dns.nameservers")
             .try_parsing(true);
         Config::builder()
             .add_source(File::from_str(text, format))
@@ -382,11 +495,32 @@ impl ServerConfig {
         };
         let listen = addr("listen", &self.listen);
         let admin_listen = addr("admin.listen", &self.admin.listen);
-        let mut members = |field: &str, pool: &PoolConfig| -> Vec<SocketAddr> {
-            pool.members.iter().enumerate().filter_map(|(i, m)| addr(&format!("{field}.members[{i}]"), m)).collect()
+        let mut members = |field: &str, pool: &PoolConfig| -> Vec<Target> {
+            let targets = pool.members.iter().enumerate().map(|(i, m)| {
+                Target::parse(m.trim()).map_err(|e| problems.push(format!("{field}.members[{i}]: {e}"))).ok()
+            });
+            let mut targets: Vec<Target> = targets.flatten().collect();
+            // The same member written twice is one member.
+            let mut seen = std::collections::HashSet::new();
+            targets.retain(|t| seen.insert(t.clone()));
+            targets
         };
         let legacy = members("pools.legacy", &self.pools.legacy);
         let scheduler = members("pools.scheduler", &self.pools.scheduler);
+        let nameservers: Vec<SocketAddr> = self
+            .dns
+            .nameservers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let parsed =
+                    n.parse::<SocketAddr>().or_else(|_| n.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()));
+                parsed.map_err(|_| problems.push(format!("dns.nameservers[{i}]: `{n}` is not an ip or ip:port"))).ok()
+            })
+            .collect();
+        if self.dns.refresh_s == 0 || self.dns.timeout_ms == 0 {
+            problems.push("dns.refresh_s / dns.timeout_ms: must be above 0".into());
+        }
         for (field, pool) in [("pools.legacy", &self.pools.legacy), ("pools.scheduler", &self.pools.scheduler)] {
             if pool.members.is_empty() {
                 problems.push(format!("{field}.members: empty (each pool needs at least one controller)"));
@@ -438,12 +572,40 @@ impl ServerConfig {
         if self.rules.as_os_str().is_empty() {
             problems.push("rules: empty path".into());
         }
-        match (listen, admin_listen, problems.is_empty()) {
-            (Some(listen), Some(admin_listen), true) => {
-                Ok(Resolved { rules_path: self.rules.clone(), config: self, listen, admin_listen, legacy, scheduler })
-            }
-            _ => Err(ConfigError::Invalid { source_name: source_name.to_string(), problems }),
-        }
+        let (Some(listen), Some(admin_listen), true) = (listen, admin_listen, problems.is_empty()) else {
+            return Err(ConfigError::Invalid { source_name: source_name.to_string(), problems });
+        };
+        let admin_token = match (self.admin.token, self.admin.token_file) {
+            (Some(t), _) => AdminToken::Fixed(Arc::from(t.trim())),
+            (None, Some(file)) => AdminToken::File(file),
+            (None, None) => AdminToken::None,
+        };
+        Ok(Resolved {
+            listen,
+            admin_listen,
+            admin_token,
+            members: [legacy, scheduler],
+            dns: Dns {
+                refresh: Duration::from_secs(self.dns.refresh_s),
+                timeout: Duration::from_millis(self.dns.timeout_ms),
+                nameservers,
+            },
+            rules: self.rules,
+            watch_rules: self.watch_rules,
+            pool_header: self.pool_header,
+            threads: self.threads,
+            work_stealing: self.work_stealing,
+            read_buffer_bytes: self.read_buffer_bytes,
+            write_buffer_bytes: self.write_buffer_bytes,
+            max_client_connections: self.max_client_connections,
+            max_client_connections_per_ip: self.max_client_connections_per_ip,
+            health: self.health,
+            timeouts: self.timeouts,
+            shutdown: self.shutdown,
+            shadow: self.shadow,
+            namespaces: self.namespaces,
+            kafka: self.kafka,
+        })
     }
 }
 
@@ -510,6 +672,7 @@ impl ServerConfig {
             },
             namespaces: NamespacesConfig::default(),
             kafka: KafkaConfig::default(),
+            dns: DnsConfig::default(),
         }
     }
 }
@@ -530,8 +693,8 @@ mod tests {
     fn defaults_fill_the_rest() {
         let c = ServerConfig::from_layers(MINIMAL, FileFormat::Toml, "t").unwrap().resolve("t").unwrap();
         assert_eq!(c.admin_listen, "127.0.0.1:9090".parse().unwrap());
-        assert!(c.config.pool_header);
-        assert_eq!(c.config.timeouts.read_ms, 70_000);
+        assert!(c.pool_header);
+        assert_eq!(c.timeouts.read_ms, 70_000);
     }
 
     /// The format comes from the extension in any case, as for rules files; another extension
@@ -576,5 +739,46 @@ mod tests {
         for field in ["listen:", "pools.legacy.members: empty", "pools.scheduler.members[0]"] {
             assert!(err.contains(field), "{field} missing in {err}");
         }
+    }
+
+    #[test]
+    fn a_member_is_an_address_or_a_name_to_follow() {
+        let addr = |s: &str| Target::Addr(s.parse().unwrap());
+        let name = |h: &str, port| Target::Name { host: h.to_string(), port };
+        assert_eq!(Target::parse("10.0.0.1:3233"), Ok(addr("10.0.0.1:3233")));
+        assert_eq!(Target::parse("[::1]:3233"), Ok(addr("[::1]:3233")));
+        assert_eq!(
+            Target::parse("owdev-controller.openwhisk.svc.cluster.local:8080"),
+            Ok(name("owdev-controller.openwhisk.svc.cluster.local", 8080))
+        );
+        assert_eq!(Target::parse("controller.:80"), Ok(name("controller.", 80)));
+        for bad in ["bad address:80", "controller", "controller:0", "controller:65536", "a..b:1", ":80", "::1:80x"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Target::parse(&format!("{}:1", "a".repeat(64))).is_err(), "a label of 64 characters");
+    }
+
+    #[test]
+    fn members_written_twice_are_one_and_dns_settings_are_checked() {
+        let text = r#"
+            rules = "r.toml"
+            [pools.legacy]
+            members = ["controller:8080", "controller:8080", "10.0.0.1:1"]
+            [pools.scheduler]
+            members = ["10.0.0.2:1"]
+            [dns]
+            nameservers = ["127.0.0.1:5353", "::1", "resolver"]
+            refresh_s = 0
+        "#;
+        let config = ServerConfig::from_layers(text, FileFormat::Toml, "c.toml").unwrap();
+        let err = config.clone().resolve("c.toml").unwrap_err().to_string();
+        for field in ["dns.nameservers[2]: `resolver`", "dns.refresh_s"] {
+            assert!(err.contains(field), "{field} missing in {err}");
+        }
+        let mut config = config;
+        config.dns = DnsConfig { nameservers: vec!["127.0.0.1:5353".into(), "::1".into()], ..DnsConfig::default() };
+        let resolved = config.resolve("c.toml").unwrap();
+        assert_eq!(resolved.members(Pool::Legacy).len(), 2);
+        assert_eq!(resolved.dns.nameservers, ["127.0.0.1:5353".parse().unwrap(), "[::1]:53".parse().unwrap()]);
     }
 }
