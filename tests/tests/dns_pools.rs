@@ -32,8 +32,12 @@ fn controllers_on_one_port() -> (SimHandle, SimHandle) {
 
 /// A switchyard whose legacy pool is `NAME:port`, resolved through `dns` every second.
 fn fleet(dns: &LocalDns, port: u16) -> LocalFleet {
+    fleet_with(dns, port, ALL_LEGACY)
+}
+
+fn fleet_with(dns: &LocalDns, port: u16, rules: &str) -> LocalFleet {
     let (nameserver, member) = (dns.addr().to_string(), format!("{NAME}:{port}"));
-    let mut spec = FleetSpec::new(ALL_LEGACY);
+    let mut spec = FleetSpec::new(rules);
     spec.tweak = Some(Box::new(move |c| {
         c.pools.legacy.members = vec![member];
         c.dns.nameservers = vec![nameserver];
@@ -166,4 +170,28 @@ fn a_dns_server_that_goes_quiet_or_answers_empty_leaves_the_pool_as_it_was() {
         assert_eq!(metric(&text, "switchyard_pool_members", &[("pool", "legacy")]), 2.0);
     });
     assert!(dns.queries() > 4, "the proxy kept asking");
+}
+
+#[test]
+fn the_pool_an_action_goes_to_does_not_move_when_members_come_and_go() {
+    let (v4, _v6) = controllers_on_one_port();
+    let dns = LocalDns::start();
+    dns.set(NAME, &[V4, V6]);
+    let fleet = fleet_with(&dns, v4.addr().port(), "version = \"half\"\nscheduler_share = 50\n");
+    let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
+    block_on(async {
+        let c = client();
+        let pools = async || {
+            let mut seen = Vec::new();
+            for i in 0..30 {
+                seen.push(pool_of(&invoke(&c, &base, &format!("sticky-{i}"), json!({})).send().await.unwrap()));
+            }
+            seen
+        };
+        let before = pools().await;
+        assert!(before.contains(&"legacy".to_string()) && before.contains(&"scheduler".to_string()), "{before:?}");
+        dns.set(NAME, &[V4]);
+        within(Duration::from_secs(5), "::1 leaves the pool", async || legacy_members(&admin).await.len() == 1).await;
+        assert_eq!(pools().await, before, "a member change moved actions between paths");
+    });
 }

@@ -431,8 +431,8 @@ impl SwitchyardProxy {
 
     /// Picks a controller and hands it the request; connects again, to another controller, when a
     /// connection could not be opened (the request was not delivered).
-    async fn send_request<'a>(
-        &'a self,
+    async fn send_request(
+        &self,
         ctx: &mut RequestCtx,
         mut request: http::Request<RequestBody>,
     ) -> Result<(http::Response<hyper::body::Incoming>, Lease), Failure> {
