@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::document::{FieldType, OverrideDocument};
+use crate::document::OverrideDocument;
+use crate::field::FieldType;
 use crate::model::Override;
 use crate::ramp::Ramp;
 use crate::ruleset::RuleSet;

@@ -7,10 +7,8 @@
 //! new kind of gate is a type like the three below. What it reads goes in [`Signals`], which the
 //! proxy's ramp window counts (`proxy/src/control/ramp/window.rs`).
 
-use serde_json::{Map, Value};
-
-use crate::document::{join, kind, Field, FieldType, Number};
 use crate::error::Collector;
+use crate::field::{document, Field, Number};
 use crate::model::Pool;
 
 /// Which gate (a label: metrics, the audit log, `GET /ramp`).

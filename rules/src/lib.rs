@@ -11,9 +11,9 @@
 mod bucket;
 mod decide;
 mod diff;
-#[macro_use]
 mod document;
 mod error;
+mod field;
 mod file;
 mod gates;
 mod glob;

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::document::{
-    kind, Each, Field, FieldType, OverrideDocument, PackageGlob, Pointer, RampDocument, RulesDocument, ShadowDocument,
-    StepDocument, Version,
+    OverrideDocument, PackageGlob, Pointer, RampDocument, RulesDocument, ShadowDocument, StepDocument, Version,
 };
 use crate::error::{cut, Collector, RulesRejected};
+use crate::field::{kind, Each, Field, FieldType};
 use crate::gates::Gates;
 use crate::glob::Glob;
 use crate::model::{Override, Pool, ShadowPolicy, StickyKey};

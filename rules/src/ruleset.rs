@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use crate::document::{Each, Field, FieldType, OverrideDocument, RampDocument, RulesDocument, Version};
+use crate::document::{OverrideDocument, RampDocument, RulesDocument, Version};
+use crate::field::{Each, Field, FieldType};
 use crate::matcher::Matcher;
 use crate::model::{Override, Pool, StickyKey};
 use crate::ramp::Ramp;
