@@ -202,11 +202,11 @@ fn kubernetes_manifests_validate_against_the_schemas() {
     manifests.sort();
     // ServiceMonitor is a Prometheus Operator CRD: no bundled schema; checked against the Service below.
     let core: Vec<&PathBuf> = manifests.iter().filter(|p| !p.ends_with("servicemonitor.yaml")).collect();
-    assert_eq!(core.len(), 4, "{manifests:?}");
+    assert_eq!(core.len(), 5, "{manifests:?}");
     let mut validate = tool("kubernetes-validate");
     validate.arg("--strict").args(&core);
     let out = run_ok(validate);
-    assert_eq!(out.matches("passed").count(), 5, "{out}");
+    assert_eq!(out.matches("passed").count(), 7, "{out}");
 
     // The validator does reject a broken manifest (so a pass above means something).
     let broken_dir = scratch_dir("k8s");
@@ -252,6 +252,20 @@ fn kubernetes_manifests_validate_against_the_schemas() {
     // The shadow record file goes to a writable volume, not into a read-only ConfigMap mount.
     let records = mounts.iter().find(|m| m["name"] == "records").expect("a volume for the records");
     assert!(server.shadow.records_file.starts_with(records["mountPath"].as_str().unwrap()));
+    // Each pool names a headless Service (one address per controller pod), on its port.
+    let headless = yaml_documents(&dir.join("controllers-headless.yaml"));
+    for (pool, members) in [("legacy", &server.pools.legacy.members), ("scheduler", &server.pools.scheduler.members)] {
+        let svc = headless
+            .iter()
+            .find(|s| {
+                members[0]
+                    .starts_with(&format!("{}.openwhisk.svc.cluster.local:", s["metadata"]["name"].as_str().unwrap()))
+            })
+            .unwrap_or_else(|| panic!("{pool}: {members:?} names no Service of controllers-headless.yaml"));
+        assert_eq!(svc["spec"]["clusterIP"], "None", "{pool}: headless");
+        let port = svc["spec"]["ports"][0]["port"].as_u64().unwrap();
+        assert!(members[0].ends_with(&format!(":{port}")), "{pool}: {members:?} on the Service's port {port}");
+    }
     let _ = std::fs::remove_dir_all(&broken_dir);
 }
 
