@@ -40,6 +40,22 @@ enum RulesCommand {
     Keygen { file: PathBuf },
 }
 
+/// An operator's call on a replica's ramp (needs the admin token).
+#[derive(Subcommand)]
+enum RampAction {
+    /// Approve the step the ramp waits for (a step with `approve = true`).
+    Approve,
+    /// Pause the ramp where it stands, with a reason: no step begins until released.
+    Hold {
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a hold.
+    Release,
+    /// Clear this replica's own rollback: the ramp resumes where its schedule stands.
+    Resume,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy with a static config file.
@@ -65,8 +81,13 @@ enum Command {
     /// rollback's reason (`GET /ramp` on the admin port).
     Ramp {
         /// The replica's admin address.
-        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        #[arg(long, default_value = "http://127.0.0.1:9090", global = true)]
         admin: String,
+        /// The admin token, for the calls that change the ramp.
+        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        action: Option<RampAction>,
     },
     /// Rules distribution over Kafka.
     Rules {
@@ -103,7 +124,13 @@ fn main() -> ExitCode {
             cli::publish_rules(&file, brokers, topic, kafka_config.as_deref(), sign_key.as_deref())
         }
         Command::Rules { command: RulesCommand::Keygen { file } } => cli::keygen(&file),
-        Command::Ramp { admin } => cli::ramp::show(&admin),
+        Command::Ramp { admin, token, action } => match action {
+            None => cli::ramp::show(&admin),
+            Some(RampAction::Approve) => cli::ramp::call(&admin, token.as_deref(), "approve", None),
+            Some(RampAction::Hold { reason }) => cli::ramp::call(&admin, token.as_deref(), "hold", Some(&reason)),
+            Some(RampAction::Release) => cli::ramp::call(&admin, token.as_deref(), "release", None),
+            Some(RampAction::Resume) => cli::ramp::call(&admin, token.as_deref(), "resume", None),
+        },
         Command::Demo { scenario, invocations, actions, concurrency, html_report } => {
             let opts = switchyard::DemoOptions {
                 invocations,

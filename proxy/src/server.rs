@@ -30,6 +30,7 @@ use crate::kafka::sink::KafkaSink;
 use crate::lifecycle::{Lifecycle, Stop};
 use crate::ops::config::{Resolved, ShutdownConfig};
 use crate::ops::metrics::{Counters, Metrics, KAFKA_RECORDS};
+use crate::ops::notify::Notifier;
 use crate::ops::panics;
 use crate::state::Shared;
 
@@ -178,7 +179,11 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     let rules = switchyard_rules::load_rules_file(&resolved.rules)?;
     let source = RuleSource::File { path: resolved.rules.clone(), trigger: FileTrigger::Start };
     let live = Arc::new(LiveCounters::default());
-    let rules = Arc::new(RuleControl::new(rules, source, Arc::clone(&metrics), Arc::clone(&live)));
+    let (notifier, notifications) = Notifier::new(resolved.notify.clone(), resolved.shadow.instance_name(), &metrics);
+    let notifier = Arc::new(notifier);
+    // Entered by the caller: the senders run on the control runtime.
+    tokio::spawn(notifications);
+    let rules = Arc::new(RuleControl::new(rules, source, Arc::clone(&metrics), Arc::clone(&live), notifier));
     let pools = Arc::new(Pools::new(&resolved.members, config.health.clone()));
     let kafka = Arc::new(KafkaHealth::default());
     let records_sink = if config.kafka.enabled() && !config.kafka.records_topic.is_empty() {

@@ -215,6 +215,8 @@ document! {
         share: Share => required "the global share of this step",
         hold_s: u64 => required "how long the step lasts at least",
         min_invocations: u64,
+        /// The ramp waits before this step until a person approves it.
+        approve: bool,
     }
 }
 
@@ -230,6 +232,9 @@ impl From<&Ramp> for RampDocument {
                             share: Field::Value(s.share),
                             hold_s: Field::Value(s.hold_s),
                             min_invocations: Field::Value(s.min_invocations),
+                            // Written only when set: rules without approvals keep their canonical
+                            // form (and fingerprint).
+                            approve: if s.approve { Field::Value(true) } else { Field::Absent },
                         })
                     })
                     .collect(),

@@ -7,8 +7,10 @@
 //! new kind of gate is a type like the three below. What it reads goes in [`Signals`], which the
 //! proxy's ramp window counts (`proxy/src/control/ramp/window.rs`).
 
+use serde_json::Value;
+
 use crate::error::Collector;
-use crate::field::{document, Field, Number};
+use crate::field::{document, parsed, text, Field, FieldType, Number};
 use crate::model::Pool;
 
 /// Which gate (a label: metrics, the audit log, `GET /ramp`).
@@ -83,6 +85,47 @@ impl Verdict {
     }
 }
 
+/// Whether a gate acts on the ramp, or is only evaluated and shown ("would have rolled back"):
+/// for tuning a threshold on real traffic before trusting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Observe,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Observe => "observe",
+        }
+    }
+
+    /// Written only when it observes: rules without the field keep their canonical form.
+    fn document(self) -> Field<Mode> {
+        if self == Mode::Observe {
+            Field::Value(self)
+        } else {
+            Field::Absent
+        }
+    }
+}
+
+impl FieldType for Mode {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let m = match text(v, path, c)? {
+            "enforce" => Ok(Mode::Enforce),
+            "observe" => Ok(Mode::Observe),
+            other => Err(format!("`{other}` is not a gate mode (expected enforce or observe)")),
+        };
+        parsed(m, path, c)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.as_str().to_string())
+    }
+}
+
 /// One gate's reading over the window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
@@ -95,6 +138,8 @@ pub struct Reading {
     pub threshold: Option<f64>,
     pub samples: u64,
     pub min_samples: u64,
+    /// The gate only observes: a failure is reported, never acted on.
+    pub observe: bool,
 }
 
 impl Reading {
@@ -102,8 +147,9 @@ impl Reading {
     pub fn describe(&self, window_s: u64) -> String {
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
         format!(
-            "gate {} {}: scheduler {} (legacy {}), threshold {}, {} samples over {window_s} s",
+            "gate {}{} {}: scheduler {} (legacy {}), threshold {}, {} samples over {window_s} s",
             self.gate.as_str(),
+            if self.observe { " (observe only)" } else { "" },
             self.verdict.as_str(),
             f(self.value),
             f(self.legacy),
@@ -134,6 +180,11 @@ fn samples(f: &Field<u64>, default: u64) -> Option<u64> {
     (!f.is_invalid()).then(|| f.value().copied().unwrap_or(default))
 }
 
+/// `mode`: `None` when it did not read, else the mode written or enforce.
+fn mode(f: &Field<Mode>) -> Option<Mode> {
+    (!f.is_invalid()).then(|| f.value().copied().unwrap_or_default())
+}
+
 fn written(v: Option<f64>) -> Field<Number> {
     v.map_or(Field::Absent, |v| Field::Value(Number(v)))
 }
@@ -145,6 +196,7 @@ pub struct RatioGate {
     pub excess: f64,
     /// Scheduler invocations in the window before the gate may pass or fail.
     pub min_samples: u64,
+    pub mode: Mode,
 }
 
 document! {
@@ -153,13 +205,15 @@ document! {
         factor: Number,
         excess: Number,
         min_samples: u64,
+        mode: Mode,
     }
 }
 
 impl RatioGate {
-    pub const PLATFORM_FAILURE: RatioGate = RatioGate { factor: 2.0, excess: 0.01, min_samples: 50 };
-    pub const THROTTLED: RatioGate = RatioGate { factor: 2.0, excess: 0.02, min_samples: 50 };
-    pub const QUEUED: RatioGate = RatioGate { factor: 2.0, excess: 0.02, min_samples: 50 };
+    pub const PLATFORM_FAILURE: RatioGate =
+        RatioGate { factor: 2.0, excess: 0.01, min_samples: 50, mode: Mode::Enforce };
+    pub const THROTTLED: RatioGate = RatioGate { factor: 2.0, excess: 0.02, min_samples: 50, mode: Mode::Enforce };
+    pub const QUEUED: RatioGate = RatioGate { factor: 2.0, excess: 0.02, min_samples: 50, mode: Mode::Enforce };
 
     /// Always on: a table left out is `default`, and so is each field left out.
     fn compile(f: &Field<RatioGateDocument>, default: RatioGate, path: &str, c: &mut Collector) -> Option<RatioGate> {
@@ -172,6 +226,7 @@ impl RatioGate {
             factor: number(&d.factor)?.unwrap_or(default.factor),
             excess: number(&d.excess)?.unwrap_or(default.excess),
             min_samples: samples(&d.min_samples, default.min_samples)?,
+            mode: mode(&d.mode)?,
         };
         if gate.excess > 1.0 {
             c.error(&format!("{path}.excess"), "a ratio: 0 to 1");
@@ -184,6 +239,7 @@ impl RatioGate {
             factor: written(Some(self.factor)),
             excess: written(Some(self.excess)),
             min_samples: Field::Value(self.min_samples),
+            mode: self.mode.document(),
         })
     }
 
@@ -201,6 +257,7 @@ impl RatioGate {
             threshold: Some(threshold),
             samples,
             min_samples: self.min_samples,
+            observe: self.mode == Mode::Observe,
         }
     }
 }
@@ -210,6 +267,7 @@ impl RatioGate {
 pub struct RateGate {
     pub max: f64,
     pub min_samples: u64,
+    pub mode: Mode,
 }
 
 document! {
@@ -217,6 +275,7 @@ document! {
     RateGateDocument {
         max: Number => required "the highest mismatch rate that passes (0 to 1)",
         min_samples: u64,
+        mode: Mode,
     }
 }
 
@@ -235,11 +294,16 @@ impl RateGate {
         if max > 1.0 {
             c.error(&format!("{path}.max"), "a rate: 0 to 1");
         }
-        Some(Some(RateGate { max, min_samples: samples(&d.min_samples, Self::DEFAULT_MIN_SAMPLES)? }))
+        let min_samples = samples(&d.min_samples, Self::DEFAULT_MIN_SAMPLES)?;
+        Some(Some(RateGate { max, min_samples, mode: mode(&d.mode)? }))
     }
 
     fn document(&self) -> Field<RateGateDocument> {
-        Field::Value(RateGateDocument { max: written(Some(self.max)), min_samples: Field::Value(self.min_samples) })
+        Field::Value(RateGateDocument {
+            max: written(Some(self.max)),
+            min_samples: Field::Value(self.min_samples),
+            mode: self.mode.document(),
+        })
     }
 
     fn read(&self, s: &Signals) -> Reading {
@@ -252,6 +316,7 @@ impl RateGate {
             threshold: Some(self.max),
             samples: s.compared,
             min_samples: self.min_samples,
+            observe: self.mode == Mode::Observe,
         }
     }
 }
@@ -262,6 +327,7 @@ pub struct LatencyGate {
     pub max_p99_ms: Option<f64>,
     pub factor: Option<f64>,
     pub min_samples: u64,
+    pub mode: Mode,
 }
 
 document! {
@@ -270,6 +336,7 @@ document! {
         max_p99_ms: Number,
         factor: Number,
         min_samples: u64,
+        mode: Mode,
     }
 }
 
@@ -288,7 +355,8 @@ impl LatencyGate {
         if max_p99_ms.is_none() && factor.is_none() {
             c.error(path, "set max_p99_ms, factor (against legacy's p99), or both");
         }
-        Some(Some(LatencyGate { max_p99_ms, factor, min_samples: samples(&d.min_samples, Self::DEFAULT_MIN_SAMPLES)? }))
+        let min_samples = samples(&d.min_samples, Self::DEFAULT_MIN_SAMPLES)?;
+        Some(Some(LatencyGate { max_p99_ms, factor, min_samples, mode: mode(&d.mode)? }))
     }
 
     fn document(&self) -> Field<LatencyGateDocument> {
@@ -296,6 +364,7 @@ impl LatencyGate {
             max_p99_ms: written(self.max_p99_ms),
             factor: written(self.factor),
             min_samples: Field::Value(self.min_samples),
+            mode: self.mode.document(),
         })
     }
 
@@ -313,7 +382,8 @@ impl LatencyGate {
             (Some(v), Some(t)) => Verdict::of(samples, self.min_samples, v, t),
             _ => Verdict::Hold,
         };
-        Reading { gate: Gate::Latency, verdict, value, legacy, threshold, samples, min_samples: self.min_samples }
+        let (min_samples, observe) = (self.min_samples, self.mode == Mode::Observe);
+        Reading { gate: Gate::Latency, verdict, value, legacy, threshold, samples, min_samples, observe }
     }
 }
 
@@ -417,8 +487,13 @@ mod tests {
     #[test]
     fn latency_and_mismatch_gates() {
         let gates = Gates {
-            mismatch: Some(RateGate { max: 0.01, min_samples: 10 }),
-            latency: Some(LatencyGate { max_p99_ms: Some(500.0), factor: Some(1.5), min_samples: 10 }),
+            mismatch: Some(RateGate { max: 0.01, min_samples: 10, mode: Mode::Enforce }),
+            latency: Some(LatencyGate {
+                max_p99_ms: Some(500.0),
+                factor: Some(1.5),
+                min_samples: 10,
+                mode: Mode::Enforce,
+            }),
             ..Gates::default()
         };
         let s = Signals {

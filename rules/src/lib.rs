@@ -29,11 +29,11 @@ pub use decide::{Decision, DecisionReason, HeaderLookup, Invocation};
 pub use diff::RulesDiff;
 pub use error::{escape_controls, RuleError, RulesRejected, MAX_ERRORS, MAX_ERROR_TEXT};
 pub use file::{open_regular, read_capped, read_capped_text, FileError, MAX_CONFIG_BYTES, MAX_SECRET_FILE_BYTES};
-pub use gates::{Gate, Gates, LatencyGate, RateGate, RatioGate, Reading, Signals, Verdict};
+pub use gates::{Gate, Gates, LatencyGate, Mode, RateGate, RatioGate, Reading, Signals, Verdict};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_RULES_BYTES, MAX_YAML_ALIASES};
 pub use model::{Override, Pool, ShadowPolicy, StickyKey, MIRROR_METHODS};
-pub use ramp::{format_rfc3339, parse_rfc3339, Position, Ramp, Step, Transition};
+pub use ramp::{format_rfc3339, parse_rfc3339, Decisions, Hold, Position, Ramp, Step, Transition};
 pub use ruleset::RuleSet;
 
 /// The longest rules version, in bytes (it goes into logs, headers and metric labels as it is).

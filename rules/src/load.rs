@@ -223,15 +223,17 @@ fn compile_ramp(r: &RampDocument, before: Share, c: &mut Collector<'_>) -> Optio
                 }
             }
             match item {
-                Some(StepDocument { share: Field::Value(share), hold_s: Field::Value(hold_s), min_invocations })
-                    if !min_invocations.is_invalid() =>
-                {
-                    steps.push(Step {
-                        share: *share,
-                        hold_s: *hold_s,
-                        min_invocations: min_invocations.value().copied().unwrap_or(0),
-                    })
-                }
+                Some(StepDocument {
+                    share: Field::Value(share),
+                    hold_s: Field::Value(hold_s),
+                    min_invocations,
+                    approve,
+                }) if !min_invocations.is_invalid() && !approve.is_invalid() => steps.push(Step {
+                    share: *share,
+                    hold_s: *hold_s,
+                    min_invocations: min_invocations.value().copied().unwrap_or(0),
+                    approve: approve.value().copied().unwrap_or(false),
+                }),
                 _ => complete = false,
             }
         }

@@ -7,6 +7,8 @@
 //! may begin later than scheduled on a replica whose gates hold it (too few samples, or too few
 //! invocations seen at the step); a rollback is that replica's own, until it is published.
 
+use std::collections::BTreeSet;
+
 use crate::gates::{Gates, Reading, Verdict};
 use crate::share::Share;
 
@@ -18,6 +20,8 @@ pub struct Step {
     pub hold_s: u64,
     /// Invocations the scheduler must have answered during this step before the next may begin.
     pub min_invocations: u64,
+    /// The ramp waits before this step until a person approves it.
+    pub approve: bool,
 }
 
 /// A ramp as written in the rules (`[ramp]`).
@@ -70,6 +74,30 @@ impl Ramp {
     }
 }
 
+/// What people said about one replica's ramp (the admin API): the steps they approved, and a hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decisions {
+    /// Indexes of the approval steps approved.
+    pub approved: BTreeSet<usize>,
+    /// While set, no step begins (a failing gate still rolls back).
+    pub hold: Option<Hold>,
+}
+
+/// A pause an operator asked for, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hold {
+    pub reason: String,
+    pub by: String,
+    pub since_ms: u64,
+}
+
+impl Decisions {
+    /// Whether step `i` may begin as far as approvals go.
+    fn allows(&self, ramp: &Ramp, i: usize) -> bool {
+        !ramp.steps[i].approve || self.approved.contains(&i)
+    }
+}
+
 /// Where one replica's ramp stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Position {
@@ -78,6 +106,9 @@ pub enum Position {
     /// At step `step` since `since_ms`; `seen_at_entry` is the scheduler's invocation count when
     /// the step began (so the step's own count is the difference).
     At { step: usize, since_ms: u64, seen_at_entry: u64 },
+    /// Step `next` could begin but needs a person's approval, asked since `since_ms`. The share is
+    /// the step before it (the rules' own share when `next` is the first).
+    AwaitingApproval { next: usize, since_ms: u64 },
     /// Rolled back, with why.
     RolledBack { reason: String, at_ms: u64 },
 }
@@ -86,65 +117,121 @@ pub enum Position {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
     None,
-    Started { step: usize },
-    Advanced { from: usize, to: usize },
-    RolledBack { reason: String },
+    Started {
+        step: usize,
+    },
+    Advanced {
+        from: usize,
+        to: usize,
+    },
+    /// Step `step` waits for an approval.
+    AwaitingApproval {
+        step: usize,
+    },
+    RolledBack {
+        reason: String,
+    },
 }
 
 impl Position {
     /// Where a replica starts with these rules at `now_ms`: the scheduled step (a restart mid-ramp
-    /// resumes where the schedule is), or rolled back if the rules say so.
-    pub fn initial(ramp: &Ramp, now_ms: u64, seen: u64) -> Position {
+    /// resumes where the schedule is) but never past an approval step not approved, or rolled
+    /// back if the rules say so.
+    pub fn initial(ramp: &Ramp, now_ms: u64, seen: u64, decisions: &Decisions) -> Position {
         if let Some(reason) = &ramp.rolled_back {
             return Position::RolledBack { reason: reason.clone(), at_ms: now_ms };
         }
         match ramp.scheduled(now_ms) {
             None => Position::NotStarted,
-            Some((step, since_ms)) => Position::At { step, since_ms, seen_at_entry: seen },
+            Some((step, since_ms)) => Position::reach(ramp, step, since_ms, now_ms, seen, decisions),
+        }
+    }
+
+    /// Step `step` as the schedule reaches it, held back at the first approval step on the way.
+    fn reach(ramp: &Ramp, step: usize, since_ms: u64, now_ms: u64, seen: u64, decisions: &Decisions) -> Position {
+        match (0..=step).find(|i| !decisions.allows(ramp, *i)) {
+            None => Position::At { step, since_ms, seen_at_entry: seen },
+            Some(0) => Position::AwaitingApproval { next: 0, since_ms: now_ms },
+            // The step before the approval begins now: its hold and its invocations count from here.
+            Some(next) => Position::At { step: next - 1, since_ms: now_ms, seen_at_entry: seen },
         }
     }
 
     /// The global share this position routes by (`before` is the rules' `scheduler_share`).
     pub fn share(&self, ramp: &Ramp, before: Share) -> Share {
         match self {
-            Position::NotStarted => before,
+            Position::NotStarted | Position::AwaitingApproval { next: 0, .. } => before,
             Position::At { step, .. } => ramp.steps[*step].share,
+            Position::AwaitingApproval { next, .. } => ramp.steps[next - 1].share,
             Position::RolledBack { .. } => ramp.rollback_share,
         }
     }
 
-    /// One evaluation: a failing gate rolls back (latched); otherwise the next step begins when the
-    /// hold has passed, the step has seen its invocations, and every gate passes. `seen` is the
-    /// scheduler's invocation count so far; `readings` are the gates over the window.
-    pub fn tick(&mut self, ramp: &Ramp, now_ms: u64, seen: u64, readings: &[Reading]) -> Transition {
+    /// One evaluation: a failing gate (not one that only observes) rolls back, latched; otherwise
+    /// the next step begins when the hold has passed, the step has seen its invocations, every
+    /// enforced gate passes, no operator holds the ramp, and, for an approval step, a person
+    /// approved it. `seen` is the scheduler's invocation count so far; `readings` are the gates
+    /// over the window.
+    pub fn tick(
+        &mut self,
+        ramp: &Ramp,
+        now_ms: u64,
+        seen: u64,
+        readings: &[Reading],
+        decisions: &Decisions,
+    ) -> Transition {
+        let enforced = || readings.iter().filter(|r| !r.observe);
+        let traffic = !matches!(self, Position::NotStarted | Position::AwaitingApproval { next: 0, .. });
+        if let (true, Some(failed)) = (traffic, enforced().find(|r| r.verdict == Verdict::Fail)) {
+            if !matches!(self, Position::RolledBack { .. }) {
+                let reason = failed.describe(ramp.window_s);
+                *self = Position::RolledBack { reason: reason.clone(), at_ms: now_ms };
+                return Transition::RolledBack { reason };
+            }
+        }
         match self {
             Position::RolledBack { .. } => Transition::None,
+            Position::NotStarted if decisions.hold.is_some() => Transition::None,
             Position::NotStarted => match ramp.scheduled(now_ms) {
                 None => Transition::None,
                 // Starting is the schedule's, not the gates' (there is no traffic to judge yet); a
                 // replica that looks late (suspended, say) starts where the schedule is.
                 Some((step, since_ms)) => {
-                    *self = Position::At { step, since_ms, seen_at_entry: seen };
-                    Transition::Started { step }
+                    *self = Position::reach(ramp, step, since_ms, now_ms, seen, decisions);
+                    match self {
+                        Position::AwaitingApproval { next, .. } => Transition::AwaitingApproval { step: *next },
+                        Position::At { step, .. } => Transition::Started { step: *step },
+                        _ => Transition::None,
+                    }
                 }
             },
-            Position::At { step, since_ms, seen_at_entry } => {
-                if let Some(failed) = readings.iter().find(|r| r.verdict == Verdict::Fail) {
-                    let reason = failed.describe(ramp.window_s);
-                    *self = Position::RolledBack { reason: reason.clone(), at_ms: now_ms };
-                    return Transition::RolledBack { reason };
+            Position::AwaitingApproval { next, .. } => {
+                let next = *next;
+                if decisions.hold.is_some() || !decisions.allows(ramp, next) {
+                    return Transition::None;
                 }
+                *self = Position::At { step: next, since_ms: now_ms, seen_at_entry: seen };
+                match next {
+                    0 => Transition::Started { step: 0 },
+                    _ => Transition::Advanced { from: next - 1, to: next },
+                }
+            }
+            Position::At { step, since_ms, seen_at_entry } => {
                 let current = &ramp.steps[*step];
                 let last = *step + 1 == ramp.steps.len();
                 let held = now_ms.saturating_sub(*since_ms) >= current.hold_s.saturating_mul(1000);
                 let seen_enough = seen.saturating_sub(*seen_at_entry) >= current.min_invocations;
-                let all_pass = readings.iter().all(|r| r.verdict == Verdict::Pass);
-                if !last && held && seen_enough && all_pass {
-                    let from = *step;
-                    *self = Position::At { step: from + 1, since_ms: now_ms, seen_at_entry: seen };
-                    return Transition::Advanced { from, to: from + 1 };
+                let all_pass = enforced().all(|r| r.verdict == Verdict::Pass);
+                if last || !held || !seen_enough || !all_pass || decisions.hold.is_some() {
+                    return Transition::None;
                 }
-                Transition::None
+                let from = *step;
+                if !decisions.allows(ramp, from + 1) {
+                    *self = Position::AwaitingApproval { next: from + 1, since_ms: now_ms };
+                    return Transition::AwaitingApproval { step: from + 1 };
+                }
+                *self = Position::At { step: from + 1, since_ms: now_ms, seen_at_entry: seen };
+                Transition::Advanced { from, to: from + 1 }
             }
         }
     }
@@ -242,6 +329,10 @@ mod tests {
     use super::*;
     use crate::gates::Gate;
 
+    /// No approval, no hold.
+    #[allow(non_upper_case_globals)]
+    const none: Decisions = Decisions { approved: BTreeSet::new(), hold: None };
+
     fn pct(p: u32) -> Share {
         Share::from_ppm(p * 10_000).unwrap()
     }
@@ -250,9 +341,9 @@ mod tests {
         Ramp {
             start_ms: 1_000_000,
             steps: vec![
-                Step { share: pct(5), hold_s: 10, min_invocations: 0 },
-                Step { share: pct(25), hold_s: 10, min_invocations: 100 },
-                Step { share: pct(100), hold_s: 0, min_invocations: 0 },
+                Step { share: pct(5), hold_s: 10, min_invocations: 0, approve: false },
+                Step { share: pct(25), hold_s: 10, min_invocations: 100, approve: false },
+                Step { share: pct(100), hold_s: 0, min_invocations: 0, approve: false },
             ],
             window_s: 60,
             rollback_share: Share::ZERO,
@@ -270,6 +361,7 @@ mod tests {
             threshold: Some(0.01),
             samples: 100,
             min_samples: 50,
+            observe: false,
         }
     }
 
@@ -282,7 +374,7 @@ mod tests {
         assert_eq!(r.scheduled(1_010_000), Some((1, 1_010_000)));
         assert_eq!(r.scheduled(5_000_000), Some((2, 1_020_000)));
         assert_eq!(
-            Position::initial(&r, 1_015_000, 7),
+            Position::initial(&r, 1_015_000, 7, &none),
             Position::At { step: 1, since_ms: 1_010_000, seen_at_entry: 7 }
         );
     }
@@ -290,24 +382,83 @@ mod tests {
     #[test]
     fn steps_advance_on_hold_invocations_and_passing_gates() {
         let r = ramp();
-        let mut p = Position::initial(&r, 900_000, 0);
+        let mut p = Position::initial(&r, 900_000, 0, &none);
         assert_eq!(p.share(&r, pct(1)), pct(1), "before start: the rules' own share");
-        assert_eq!(p.tick(&r, 1_000_000, 0, &[]), Transition::Started { step: 0 });
+        assert_eq!(p.tick(&r, 1_000_000, 0, &[], &none), Transition::Started { step: 0 });
         let pass = [reading(Verdict::Pass)];
         let hold = [reading(Verdict::Hold)];
-        assert_eq!(p.tick(&r, 1_005_000, 0, &pass), Transition::None, "hold time not over");
-        assert_eq!(p.tick(&r, 1_011_000, 0, &hold), Transition::None, "a gate without samples holds");
-        assert_eq!(p.tick(&r, 1_012_000, 10, &pass), Transition::Advanced { from: 0, to: 1 });
+        assert_eq!(p.tick(&r, 1_005_000, 0, &pass, &none), Transition::None, "hold time not over");
+        assert_eq!(p.tick(&r, 1_011_000, 0, &hold, &none), Transition::None, "a gate without samples holds");
+        assert_eq!(p.tick(&r, 1_012_000, 10, &pass, &none), Transition::Advanced { from: 0, to: 1 });
         assert_eq!(p.share(&r, pct(1)), pct(25));
-        assert_eq!(p.tick(&r, 1_030_000, 60, &pass), Transition::None, "50 invocations at this step, 100 needed");
-        assert_eq!(p.tick(&r, 1_031_000, 110, &pass), Transition::Advanced { from: 1, to: 2 });
-        assert_eq!(p.tick(&r, 9_000_000, 500, &pass), Transition::None, "the last step stays");
-        let Transition::RolledBack { reason } = p.tick(&r, 9_000_001, 500, &[reading(Verdict::Fail)]) else {
+        assert_eq!(
+            p.tick(&r, 1_030_000, 60, &pass, &none),
+            Transition::None,
+            "50 invocations at this step, 100 needed"
+        );
+        assert_eq!(p.tick(&r, 1_031_000, 110, &pass, &none), Transition::Advanced { from: 1, to: 2 });
+        assert_eq!(p.tick(&r, 9_000_000, 500, &pass, &none), Transition::None, "the last step stays");
+        let Transition::RolledBack { reason } = p.tick(&r, 9_000_001, 500, &[reading(Verdict::Fail)], &none) else {
             panic!("a failing gate rolls back")
         };
         assert!(reason.starts_with("gate platform_failure fail: scheduler 0.5000"), "{reason}");
         assert_eq!(p.share(&r, pct(1)), Share::ZERO);
-        assert_eq!(p.tick(&r, 9_100_000, 900, &pass), Transition::None, "latched");
+        assert_eq!(p.tick(&r, 9_100_000, 900, &pass, &none), Transition::None, "latched");
+    }
+
+    #[test]
+    fn an_approval_step_waits_for_a_person_and_a_hold_pauses_advancing() {
+        let mut r = ramp();
+        r.steps[1].approve = true;
+        let pass = [reading(Verdict::Pass)];
+        let mut p = Position::initial(&r, 1_000_000, 0, &none);
+        assert_eq!(p, Position::At { step: 0, since_ms: 1_000_000, seen_at_entry: 0 });
+        assert_eq!(p.tick(&r, 1_011_000, 10, &pass, &none), Transition::AwaitingApproval { step: 1 });
+        assert_eq!(p.share(&r, pct(1)), pct(5), "waiting routes by the step before");
+        assert_eq!(p.tick(&r, 1_500_000, 900, &pass, &none), Transition::None, "no approval, no step");
+        let approved = Decisions { approved: BTreeSet::from([1]), hold: None };
+        let hold = Hold { reason: "change freeze".into(), by: "admin API".into(), since_ms: 1_500_000 };
+        let held = Decisions { hold: Some(hold), ..approved.clone() };
+        assert_eq!(p.tick(&r, 1_500_100, 900, &pass, &held), Transition::None, "a hold keeps it waiting");
+        assert_eq!(p.tick(&r, 1_500_200, 900, &pass, &approved), Transition::Advanced { from: 0, to: 1 });
+        assert_eq!(p.tick(&r, 1_600_000, 2000, &pass, &held), Transition::None, "a hold pauses advancing");
+        assert_eq!(p.tick(&r, 1_600_100, 2000, &pass, &approved), Transition::Advanced { from: 1, to: 2 });
+        // While waiting, a failing gate still rolls back: traffic flows at the step before.
+        let mut waiting = Position::AwaitingApproval { next: 1, since_ms: 0 };
+        assert!(matches!(waiting.tick(&r, 1, 1, &[reading(Verdict::Fail)], &none), Transition::RolledBack { .. }));
+    }
+
+    #[test]
+    fn a_restart_never_passes_an_approval_step_the_schedule_reached() {
+        let mut r = ramp();
+        r.steps[1].approve = true;
+        assert_eq!(
+            Position::initial(&r, 5_000_000, 7, &none),
+            Position::At { step: 0, since_ms: 5_000_000, seen_at_entry: 7 },
+            "the step before the approval, begun now"
+        );
+        r.steps[0].approve = true;
+        let mut p = Position::initial(&r, 5_000_000, 7, &none);
+        assert_eq!(p, Position::AwaitingApproval { next: 0, since_ms: 5_000_000 });
+        assert_eq!(p.share(&r, pct(1)), pct(1), "nothing moved before the first approval");
+        let first = Decisions { approved: BTreeSet::from([0]), hold: None };
+        assert_eq!(p.tick(&r, 5_000_250, 7, &[], &first), Transition::Started { step: 0 });
+    }
+
+    #[test]
+    fn a_gate_that_observes_neither_holds_nor_rolls_back() {
+        let r = ramp();
+        let observed = Reading { observe: true, ..reading(Verdict::Fail) };
+        let mut p = Position::At { step: 0, since_ms: 1_000_000, seen_at_entry: 0 };
+        assert_eq!(
+            p.tick(&r, 1_011_000, 0, &[reading(Verdict::Pass), observed.clone()], &none),
+            Transition::Advanced { from: 0, to: 1 }
+        );
+        assert!(
+            observed.describe(60).starts_with("gate platform_failure (observe only) fail"),
+            "{}",
+            observed.describe(60)
+        );
     }
 
     #[test]

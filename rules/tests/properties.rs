@@ -1,7 +1,7 @@
 //! Statistical and ordering properties of sticky bucketing.
 
 use proptest::prelude::*;
-use switchyard_rules::{parse_rules, Invocation, Pool, Position, RuleSet, RulesFormat};
+use switchyard_rules::{parse_rules, Decisions, Invocation, Pool, Position, RuleSet, RulesFormat};
 
 fn with_share(percent: &str, seed: u64) -> RuleSet {
     let doc = format!("version = \"v\"\nscheduler_share = \"{percent}\"\nseed = {seed}");
@@ -145,7 +145,8 @@ proptest! {
         prop_assert_eq!(a.fingerprint, b.fingerprint);
         let now = 1_800_000_000_000 + since_start_ms;
         let (ra, rb) = (a.ramp.as_ref().unwrap(), b.ramp.as_ref().unwrap());
-        let (pa, pb) = (Position::initial(ra, now, 0), Position::initial(rb, now, 0));
+        let none = Decisions::default();
+        let (pa, pb) = (Position::initial(ra, now, 0, &none), Position::initial(rb, now, 0, &none));
         prop_assert_eq!(pa.share(ra, a.scheduler_share), pb.share(rb, b.scheduler_share));
         let (a, b) = (a.at_ramp_share(pa.share(ra, a.scheduler_share)), b.at_ramp_share(pb.share(rb, b.scheduler_share)));
         for (ns, pkg, action) in &calls {

@@ -196,3 +196,87 @@ fn resuming_is_an_operator_action() {
         assert_eq!(ramp_status(&fleet.admin_url()).await["state"], "complete", "back at the scheduled step");
     });
 }
+
+const TOKEN: &str = "open-sesame-0123456789";
+
+/// `POST {admin}/ramp/{action}` with the token; the status and the JSON answer.
+fn ramp_call(admin: &str, action: &str, body: Option<Value>) -> (u16, Value) {
+    block_on(async {
+        let mut req = client().post(format!("{admin}/ramp/{action}")).bearer_auth(TOKEN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    })
+}
+
+/// A step with `approve = true` holds the ramp under load, at the share of the step before, until
+/// a person approves it; a hold with a reason pauses it and is shown until released.
+#[test]
+fn an_approval_step_waits_for_a_person_and_a_hold_pauses_the_ramp() {
+    let rules = ramp_rules(
+        "ramp-approve",
+        now_ms(),
+        "{ share = 10, hold_s = 1 }, { share = 50, hold_s = 1, approve = true }, { share = 100, hold_s = 0 }",
+        FEW_SAMPLES,
+    );
+    let mut spec = FleetSpec::new(&rules);
+    spec.tweak = Some(Box::new(|c| c.admin.token = Some(TOKEN.into())));
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let admin = fleet.admin_url();
+    let load = Load::start(&fleet.proxy_url(), "approve", 100, 3, "blocking=true");
+    let seen = watch(&admin, Duration::from_secs(15), |s| s["state"] == "awaiting_approval");
+    let waiting = &seen.last().unwrap().1;
+    assert_eq!(waiting["awaiting_approval"]["index"], 1, "{waiting}");
+    assert_eq!(waiting["share"], "10%", "waiting at the step before: {waiting}");
+    // It keeps waiting, however long the hold of the step before has passed.
+    std::thread::sleep(Duration::from_millis(1500));
+    let still = block_on(ramp_status(&admin));
+    assert_eq!((still["state"].as_str(), still["share"].as_str()), (Some("awaiting_approval"), Some("10%")), "{still}");
+    let text = block_on(metrics_text(&admin));
+    assert_eq!(metric(&text, "switchyard_ramp_awaiting_approval", &[]), 1.0);
+
+    // An operator holds first: the approval is taken, but nothing moves while held.
+    let (status, _) = ramp_call(&admin, "hold", Some(serde_json::json!({"reason": "change freeze until 14:00"})));
+    assert_eq!(status, 200);
+    let (status, approved) = ramp_call(&admin, "approve", None);
+    assert_eq!((status, &approved["approved"]), (200, &Value::from(1)), "{approved}");
+    std::thread::sleep(Duration::from_millis(600));
+    let held = block_on(ramp_status(&admin));
+    assert_eq!(held["state"], "awaiting_approval", "held: {held}");
+    assert_eq!(held["hold"]["reason"], "change freeze until 14:00");
+    assert_eq!(metric(&block_on(metrics_text(&admin)), "switchyard_ramp_held", &[]), 1.0);
+    assert_eq!(ramp_call(&admin, "hold", Some(serde_json::json!({"reason": ""}))).0, 400, "a hold needs a reason");
+
+    let (status, _) = ramp_call(&admin, "release", None);
+    assert_eq!(status, 200);
+    let seen = watch(&admin, Duration::from_secs(10), |s| s["state"] == "complete");
+    assert!(seen.iter().any(|(_, s)| s["share"] == "50%"), "the approved step ran");
+    let (status, refused) = ramp_call(&admin, "approve", None);
+    assert_eq!(status, 409, "nothing to approve: {refused}");
+    assert!(refused["error"].as_str().unwrap().contains("not waiting for an approval"), "{refused}");
+    assert_eq!(ramp_call(&admin, "release", None).0, 409, "not held");
+    let answers = load.stop();
+    assert!(answers.iter().all(|a| a.status == Some(200)), "no request failed while people decided");
+}
+
+/// A gate in `observe` mode that fails neither holds nor rolls the ramp back; it is reported as
+/// "would have".
+#[test]
+fn an_observe_only_gate_that_fails_is_reported_and_changes_nothing() {
+    let gates = format!("{FEW_SAMPLES}\nlatency = {{ max_p99_ms = 0.001, min_samples = 10, mode = \"observe\" }}");
+    let rules = ramp_rules("ramp-observe", now_ms(), "{ share = 20, hold_s = 1 }, { share = 100, hold_s = 0 }", &gates);
+    let fleet = LocalFleet::start(FleetSpec::new(&rules)).expect("fleet");
+    let load = Load::start(&fleet.proxy_url(), "observed", 100, 3, "blocking=true");
+    let seen = watch(&fleet.admin_url(), Duration::from_secs(15), |s| s["state"] == "complete");
+    drop(load);
+    let would = seen.iter().find_map(|(_, s)| {
+        s["gates"].as_array().unwrap().iter().find(|g| g["gate"] == "latency" && g["would_roll_back"] == true).cloned()
+    });
+    let would = would.expect("the latency gate failed while observing");
+    assert_eq!((would["mode"].as_str(), would["verdict"].as_str()), (Some("observe"), Some("fail")), "{would}");
+    assert!(seen.iter().all(|(_, s)| s["state"] != "rolled_back"));
+    let text = block_on(metrics_text(&fleet.admin_url()));
+    assert_eq!(metric(&text, "switchyard_ramp_rolled_back", &[]), 0.0);
+}

@@ -5,33 +5,72 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
+/// Why a call to a replica's admin API gave no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminCallError {
+    #[error("cannot start a runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("{url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("{url}: not JSON: {source}")]
+    NotJson { url: String, source: reqwest::Error },
+    #[error("{url}: {status}: {message}")]
+    Refused { url: String, status: reqwest::StatusCode, message: String },
+}
+
+/// `method` on `admin` + `path`, with the bearer token and a JSON body when given; the answer's
+/// JSON when it succeeded.
+fn admin_call(
+    method: reqwest::Method,
+    admin: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<Value, AdminCallError> {
+    let url = format!("{}{path}", admin.trim_end_matches('/'));
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AdminCallError::Runtime)?;
+    runtime.block_on(async {
+        let mut req = reqwest::Client::new().request(method, &url).timeout(std::time::Duration::from_secs(10));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.map_err(|source| AdminCallError::Unreachable { url: url.clone(), source })?;
+        let status = resp.status();
+        let body: Value = resp.json().await.map_err(|source| AdminCallError::NotJson { url: url.clone(), source })?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let message = body["error"].as_str().unwrap_or_default().to_string();
+            Err(AdminCallError::Refused { url, status, message })
+        }
+    })
+}
+
 /// Fetches `GET /ramp` from `admin` (`http://host:port`) and prints it.
 pub fn show(admin: &str) -> ExitCode {
-    let url = format!("{}/ramp", admin.trim_end_matches('/'));
-    let fetched =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string()).and_then(|rt| {
-            rt.block_on(async {
-                let resp = reqwest::Client::new()
-                    .get(&url)
-                    .timeout(std::time::Duration::from_secs(10))
-                    .send()
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))?;
-                let status = resp.status();
-                let body: Value = resp.json().await.map_err(|e| format!("{url}: not JSON: {e}"))?;
-                if status.is_success() {
-                    Ok(body)
-                } else {
-                    Err(format!("{url}: {status}: {}", body["error"].as_str().unwrap_or("")))
-                }
-            })
-        });
-    match fetched {
+    match admin_call(reqwest::Method::GET, admin, "/ramp", None, None) {
         Ok(status) => {
             print!("{}", text(&status));
             ExitCode::SUCCESS
         }
-        Err(e) => super::fail(&e),
+        Err(e) => super::fail(e),
+    }
+}
+
+/// `switchyard ramp approve|hold|release|resume`: `POST /ramp/{action}` with the admin token,
+/// then prints where the ramp stands.
+pub fn call(admin: &str, token: Option<&str>, action: &str, reason: Option<&str>) -> ExitCode {
+    let body = reason.map(|r| serde_json::json!({ "reason": r }));
+    match admin_call(reqwest::Method::POST, admin, &format!("/ramp/{action}"), token, body) {
+        Ok(answer) => {
+            println!("switchyard: {action}: {answer}");
+            show(admin)
+        }
+        Err(e) => super::fail(e),
     }
 }
 
@@ -54,6 +93,24 @@ pub fn text(s: &Value) -> String {
             step["since"].as_str().unwrap_or("?"),
             step["invocations"],
             step["min_invocations"],
+        );
+    }
+    if let Some(awaiting) = s["awaiting_approval"].as_object() {
+        let _ = write!(
+            out,
+            " (waiting since {} for an approval of step {} of {steps}, share {}: `switchyard ramp approve`)",
+            awaiting["since"].as_str().unwrap_or("?"),
+            awaiting["index"].as_u64().unwrap_or(0) + 1,
+            awaiting["share"].as_str().unwrap_or("?"),
+        );
+    }
+    if let Some(hold) = s["hold"].as_object() {
+        let _ = write!(
+            out,
+            "; HELD since {} by {}: {} (`switchyard ramp release`)",
+            hold["since"].as_str().unwrap_or("?"),
+            hold["by"].as_str().unwrap_or("?"),
+            hold["reason"].as_str().unwrap_or("?"),
         );
     }
     if let Some(next) = s["next_step_in_s"].as_f64() {
@@ -80,7 +137,11 @@ pub fn text(s: &Value) -> String {
             out,
             "  {:<17} {:<8} {:>10} {:>10} {:>10} {:>12}",
             g["gate"].as_str().unwrap_or("?"),
-            g["verdict"].as_str().unwrap_or("?"),
+            match (g["mode"].as_str(), g["verdict"].as_str().unwrap_or("?")) {
+                (Some("observe"), "fail") => "WOULD".to_string(),
+                (Some("observe"), v) => format!("({v})"),
+                (_, v) => v.to_string(),
+            },
             num(&g["scheduler"]),
             num(&g["legacy"]),
             num(&g["threshold"]),

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use switchyard_rules::{RulesFormat, MAX_RULES_BYTES};
 use tokio::net::TcpListener;
 
-use crate::control::rules::{ActiveRules, Applied, RulesStatus};
+use crate::control::rules::{ActiveRules, Applied, RampCallError, RulesStatus};
 use crate::control::slots::Slots;
 use crate::control::source::RuleSource;
 use crate::ops::config::AdminToken;
@@ -41,7 +41,13 @@ const ENDPOINTS: &[&str] = &[
     "GET /shadow/report.html",
     "GET /ramp",
     "POST /ramp/resume",
+    "POST /ramp/approve",
+    "POST /ramp/hold",
+    "POST /ramp/release",
 ];
+
+/// The largest body of `POST /ramp/hold` (`{"reason": "..."}`).
+const MAX_HOLD_BODY: usize = 4 * 1024;
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut resp = Response::new(Full::new(body.into()));
@@ -160,22 +166,41 @@ impl Admin {
                     Err(_) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "the report could not be built"),
                 }
             }
-            (&Method::GET, "/ramp") => match self.shared.rules.ramp_status(crate::control::ramp::now_ms()) {
+            (&Method::GET, "/ramp") => match self.shared.rules.ramp_status(crate::ops::clock::now_ms()) {
                 Some(status) => json_reply(StatusCode::OK, &status),
                 None => error_reply(StatusCode::NOT_FOUND, "the active rules have no ramp"),
             },
-            (&Method::PUT, "/rules") | (&Method::POST, "/rules/kill" | "/rules/unkill" | "/ramp/resume") => {
+            (&Method::PUT, "/rules")
+            | (
+                &Method::POST,
+                "/rules/kill" | "/rules/unkill" | "/ramp/resume" | "/ramp/approve" | "/ramp/hold" | "/ramp/release",
+            ) => {
                 if let Err(denied) = self.authorize(req.headers()) {
                     return denied;
                 }
-                match path.as_str() {
-                    "/rules" => self.put_rules(req).await,
-                    "/rules/kill" => self.kill(true),
-                    "/rules/unkill" => self.kill(false),
-                    _ => match self.shared.rules.resume_ramp("admin API") {
-                        Ok(share) => json_reply(StatusCode::OK, &json!({"resumed": true, "share": share})),
-                        Err(why) => error_reply(StatusCode::CONFLICT, &why.to_string()),
+                let rules = &self.shared.rules;
+                let answer = match path.as_str() {
+                    "/rules" => return self.put_rules(req).await,
+                    "/rules/kill" => return self.kill(true),
+                    "/rules/unkill" => return self.kill(false),
+                    "/ramp/resume" => {
+                        rules.resume_ramp("admin API").map(|share| json!({"resumed": true, "share": share}))
+                    }
+                    "/ramp/approve" => rules.approve_ramp("admin API").map(|step| json!({"approved": step})),
+                    "/ramp/release" => rules.release_ramp("admin API").map(|()| json!({"released": true})),
+                    _ => match hold_reason(req).await {
+                        Ok(reason) => {
+                            rules.hold_ramp(&reason, "admin API").map(|()| json!({"held": true, "reason": reason}))
+                        }
+                        Err(refused) => return refused,
                     },
+                };
+                match answer {
+                    Ok(body) => json_reply(StatusCode::OK, &body),
+                    Err(RampCallError::Reason) => {
+                        error_reply(StatusCode::BAD_REQUEST, &RampCallError::Reason.to_string())
+                    }
+                    Err(why) => error_reply(StatusCode::CONFLICT, &why.to_string()),
                 }
             }
             (_, p) if ENDPOINTS.iter().any(|e| e.ends_with(p)) => {
@@ -270,6 +295,17 @@ impl Admin {
         let version = self.shared.rules.set_kill_latch(on, "admin API");
         json_reply(StatusCode::OK, &json!({"kill_switch_latch": on, "effective_version": version}))
     }
+}
+
+/// The reason of `POST /ramp/hold`: `{"reason": "..."}`, at most [`MAX_HOLD_BODY`] bytes.
+async fn hold_reason(req: Request<Incoming>) -> Result<String, Reply> {
+    let bad = |why: &str| error_reply(StatusCode::BAD_REQUEST, why);
+    let body = match Limited::new(req.into_body(), MAX_HOLD_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(bad("the body is larger than 4 KiB or was cut")),
+    };
+    let value: Value = serde_json::from_slice(&body).map_err(|_| bad("send {\"reason\": \"...\"} as JSON"))?;
+    value["reason"].as_str().map(str::to_string).ok_or_else(|| bad("send {\"reason\": \"...\"} as JSON"))
 }
 
 /// Ready once rules are loaded (always true after start) and the default pool has a healthy

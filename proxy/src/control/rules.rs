@@ -18,12 +18,17 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use switchyard_rules::{escape_controls, Pool, Position, RuleSet, RulesRejected, Signals, Transition};
+use serde_json::json;
+use switchyard_rules::{
+    escape_controls, format_rfc3339, Hold, Pool, Position, RuleSet, RulesRejected, Signals, Transition,
+};
 
 use crate::control::ramp::window::LiveCounters;
 use crate::control::ramp::{self, RampTrack};
 use crate::control::source::{FileTrigger, ReloadResult, Reloads, RuleSource};
+use crate::ops::clock::now_ms;
 use crate::ops::metrics::Metrics;
+use crate::ops::notify::{Event, EventKind, Notifier};
 use crate::sync::lock;
 
 /// A rule set with its provenance. Requests hold an `Arc` of it for their whole life, so a swap
@@ -123,20 +128,37 @@ pub struct RuleControl {
     reloads: Reloads,
     /// The counts the ramp's gates read (and the scheduler's invocations a step has seen).
     live: Arc<LiveCounters>,
+    /// Tells the webhooks what happened to the rules and the ramp.
+    notifier: Arc<Notifier>,
 }
 
-/// Why a ramp could not be resumed.
+/// Why an operator's call on the ramp (resume, approve, hold, release) was refused.
 #[derive(Debug, PartialEq, thiserror::Error)]
-pub enum ResumeError {
+pub enum RampCallError {
     #[error("the active rules have no ramp")]
     NoRamp,
     #[error("version `{version}` says the ramp rolled back; publish a new version without `rolled_back` to resume")]
     RolledBackInRules { version: String },
+    #[error("the ramp is not waiting for an approval (it is {state})")]
+    NotAwaiting { state: &'static str },
+    #[error("the ramp is not held")]
+    NotHeld,
+    #[error("a hold needs a reason: 1 to {MAX_HOLD_REASON} characters")]
+    Reason,
 }
+
+/// The longest reason a hold may give (it goes into logs, `GET /ramp` and notifications).
+pub const MAX_HOLD_REASON: usize = 500;
 
 impl RuleControl {
     /// Starts with the rules read at start (counted as an accepted change from `source`).
-    pub fn new(rules: RuleSet, source: RuleSource, metrics: Arc<Metrics>, live: Arc<LiveCounters>) -> RuleControl {
+    pub fn new(
+        rules: RuleSet,
+        source: RuleSource,
+        metrics: Arc<Metrics>,
+        live: Arc<LiveCounters>,
+        notifier: Arc<Notifier>,
+    ) -> RuleControl {
         let ramp = ramp_track(&rules, &live);
         let accepted = Arc::new(ActiveRules::new(rules, source));
         let state = ControlState { accepted, kill_latch: None, last_rejected: None, ramp };
@@ -146,6 +168,7 @@ impl RuleControl {
             reloads: Reloads::new(&metrics),
             metrics,
             live,
+            notifier,
         };
         let active = control.active.load_full();
         control.publish(&active);
@@ -176,6 +199,18 @@ impl RuleControl {
                 state.last_rejected =
                     Some(Rejection { source: source.to_string(), at: SystemTime::now(), rejected: rejected.clone() });
                 self.reloads.count(source.label(), ReloadResult::Rejected);
+                let first: Vec<String> = rejected.errors.iter().take(3).map(ToString::to_string).collect();
+                let summary =
+                    format!("rules from {source} rejected; the active rules keep serving: {}", first.join("; "));
+                let detail = json!({"source": source.to_string(), "errors": first, "total": rejected.total()});
+                let key = first.first().cloned().unwrap_or_default();
+                self.notifier.emit(Event::new(
+                    EventKind::RulesRejected,
+                    &state.accepted.rules.version,
+                    &key,
+                    summary,
+                    detail,
+                ));
                 Err(rejected)
             }
             Ok(None) => {
@@ -193,6 +228,9 @@ impl RuleControl {
                     source = %escape_controls(&source.to_string()), kill_latch = state.kill_latch.is_some(),
                     changes = %escape_controls(&summary), "rules changed");
                 self.reloads.count(source.label(), ReloadResult::Accepted);
+                let said = format!("rules {previous} → {version} from {source}: {summary}");
+                let detail = json!({"previous": previous, "source": source.to_string(), "changes": summary});
+                self.notifier.emit(Event::new(EventKind::RulesAccepted, &version, "", said, detail));
                 Ok(Applied::Accepted { version, previous, summary })
             }
         }
@@ -216,8 +254,11 @@ impl RuleControl {
         if was != on {
             let old = self.active.load().rules.version.clone();
             self.install(next);
+            let said = if on { "kill switch latched on: everything to legacy" } else { "kill switch latch released" };
             tracing::info!(target: "switchyard::audit", old_version = %old, new_version = %version, source = by,
-                changes = if on { "kill switch latched on: everything to legacy" } else { "kill switch latch released" }, "rules changed");
+                changes = said, "rules changed");
+            let kind = if on { EventKind::KillSwitchOn } else { EventKind::KillSwitchOff };
+            self.notifier.emit(Event::new(kind, &old, "", format!("{said} (by {by})"), json!({"by": by})));
         }
         let result = if was != on { ReloadResult::Accepted } else { ReloadResult::Unchanged };
         self.reloads.count(RuleSource::AdminApi.label(), result);
@@ -232,16 +273,40 @@ impl RuleControl {
         let accepted = Arc::clone(&state.accepted);
         let (Some(ramp), Some(track)) = (accepted.rules.ramp.as_ref(), state.ramp.as_mut()) else {
             self.metrics.ramp_position(None, false);
+            self.metrics.ramp_people(false, false);
             return None;
         };
         track.readings = ramp.gates.read(signals);
         track.seen = seen;
-        let transition = track.position.tick(ramp, now_ms, seen, &track.readings);
+        let transition = track.position.tick(ramp, now_ms, seen, &track.readings, &track.decisions);
         self.metrics.ramp_readings(&track.readings);
         self.metrics.ramp_position(track.step(), matches!(track.position, Position::RolledBack { .. }));
+        let awaiting = matches!(track.position, Position::AwaitingApproval { .. });
+        self.metrics.ramp_people(awaiting, track.decisions.hold.is_some());
+        let version = &accepted.rules.version;
+        for would in track.newly_would_roll_back() {
+            let said =
+                format!("an observe-only gate would have rolled the ramp back: {}", would.describe(ramp.window_s));
+            tracing::info!(target: "switchyard::audit", version = %version, change = %escape_controls(&said), "ramp");
+            let detail = ramp::reading_json(&would);
+            self.notifier.emit(Event::new(EventKind::WouldRollBack, version, would.gate.as_str(), said, detail));
+        }
+        if let Some((step, waiting)) = track.newly_held_by_gates(ramp, now_ms) {
+            let gates: Vec<String> = waiting.iter().map(|r| r.describe(ramp.window_s)).collect();
+            let said = format!(
+                "step {step} has passed its hold; the gates keep the next from beginning: {}",
+                gates.join("; ")
+            );
+            let detail = json!({"step": step, "gates": waiting.iter().map(ramp::reading_json).collect::<Vec<_>>()});
+            self.notifier.emit(Event::new(EventKind::HeldByGate, version, &step.to_string(), said, detail));
+        }
         let said = ramp::describe(&transition, ramp)?;
+        let events = ramp::events(&transition, ramp, &track.readings);
         self.install(state.effective());
         tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, change = %escape_controls(&said), "ramp");
+        for (kind, key, detail) in events {
+            self.notifier.emit(Event::new(kind, version, &key, said.clone(), detail));
+        }
         let Transition::RolledBack { reason } = transition else { return None };
         if let Some(gate) = RampTrack::failed_gate(&reason) {
             self.metrics.ramp_rollback(gate);
@@ -256,21 +321,83 @@ impl RuleControl {
 
     /// Clears this replica's own rollback: the ramp resumes where the schedule stands. Refused when
     /// the rules themselves say rolled back (publish a new version to resume every replica).
-    pub fn resume_ramp(&self, by: &str) -> Result<String, ResumeError> {
+    pub fn resume_ramp(&self, by: &str) -> Result<String, RampCallError> {
         let mut state = lock(&self.state);
         let accepted = Arc::clone(&state.accepted);
         let Some(ramp) = accepted.rules.ramp.as_ref() else {
-            return Err(ResumeError::NoRamp);
+            return Err(RampCallError::NoRamp);
         };
         if ramp.rolled_back.is_some() {
-            return Err(ResumeError::RolledBackInRules { version: accepted.rules.version.clone() });
+            return Err(RampCallError::RolledBackInRules { version: accepted.rules.version.clone() });
         }
-        let track = RampTrack::new(ramp, ramp::now_ms(), self.live.totals().invocations(Pool::Scheduler));
+        let track = RampTrack::new(ramp, now_ms(), self.live.totals().invocations(Pool::Scheduler));
         let share = track.share(&accepted.rules).map(|s| s.to_string()).unwrap_or_default();
         state.ramp = Some(track);
         self.install(state.effective());
         tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, by, share = %share, "ramp resumed");
+        let said = format!("ramp resumed by {by} at {share}");
+        self.notifier.emit(Event::new(
+            EventKind::Resumed,
+            &accepted.rules.version,
+            "",
+            said,
+            json!({"by": by, "share": share}),
+        ));
         Ok(share)
+    }
+
+    /// Approves the step the ramp waits for; it begins at the next tick (unless held). Returns
+    /// the step approved.
+    pub fn approve_ramp(&self, by: &str) -> Result<usize, RampCallError> {
+        self.on_ramp(by, |track| match track.position {
+            Position::AwaitingApproval { next, .. } => {
+                track.decisions.approved.insert(next);
+                Ok((next, EventKind::Approved, next.to_string(), format!("step {next} approved")))
+            }
+            _ => Err(RampCallError::NotAwaiting { state: track.state() }),
+        })
+    }
+
+    /// Pauses the ramp where it stands: no step begins until released (a failing gate still rolls
+    /// back). A second hold replaces the first's reason.
+    pub fn hold_ramp(&self, reason: &str, by: &str) -> Result<(), RampCallError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_HOLD_REASON {
+            return Err(RampCallError::Reason);
+        }
+        self.on_ramp(by, |track| {
+            let hold = Hold { reason: reason.to_string(), by: by.to_string(), since_ms: now_ms() };
+            track.decisions.hold = Some(hold);
+            Ok(((), EventKind::Held, reason.to_string(), format!("held: {reason}")))
+        })
+    }
+
+    /// Lifts a hold.
+    pub fn release_ramp(&self, by: &str) -> Result<(), RampCallError> {
+        self.on_ramp(by, |track| match track.decisions.hold.take() {
+            Some(hold) => {
+                let said = format!("released (held since {} for: {})", format_rfc3339(hold.since_ms), hold.reason);
+                Ok(((), EventKind::Released, hold.reason, said))
+            }
+            None => Err(RampCallError::NotHeld),
+        })
+    }
+
+    /// Runs an operator's call on this replica's ramp and says it in the audit log.
+    fn on_ramp<T>(
+        &self,
+        by: &str,
+        call: impl FnOnce(&mut RampTrack) -> Result<(T, EventKind, String, String), RampCallError>,
+    ) -> Result<T, RampCallError> {
+        let mut state = lock(&self.state);
+        let version = state.accepted.rules.version.clone();
+        let track = state.ramp.as_mut().ok_or(RampCallError::NoRamp)?;
+        let (out, kind, key, said) = call(track)?;
+        self.notifier.emit(Event::new(kind, &version, &key, format!("ramp {said} (by {by})"), json!({"by": by})));
+        self.metrics
+            .ramp_people(matches!(track.position, Position::AwaitingApproval { .. }), track.decisions.hold.is_some());
+        tracing::info!(target: "switchyard::audit", version = %version, by, change = %escape_controls(&said), "ramp");
+        Ok(out)
     }
 
     pub fn status(&self) -> RulesStatus {
@@ -280,7 +407,7 @@ impl RuleControl {
             accepted: Arc::clone(&state.accepted),
             kill_latch: state.kill_latch.clone(),
             last_rejected: state.last_rejected.clone(),
-            ramp: ramp_view(&state, ramp::now_ms()),
+            ramp: ramp_view(&state, now_ms()),
         }
     }
 
@@ -308,7 +435,7 @@ fn ramp_view(state: &ControlState, now_ms: u64) -> Option<serde_json::Value> {
 /// A ramp position for newly accepted rules: where the schedule stands now.
 fn ramp_track(rules: &RuleSet, live: &LiveCounters) -> Option<RampTrack> {
     let ramp = rules.ramp.as_ref()?;
-    Some(RampTrack::new(ramp, ramp::now_ms(), live.totals().invocations(Pool::Scheduler)))
+    Some(RampTrack::new(ramp, now_ms(), live.totals().invocations(Pool::Scheduler)))
 }
 
 /// Versions must identify content: a different content under the active version is rejected.
@@ -344,6 +471,10 @@ mod tests {
     use switchyard_rules::{parse_rules, Invocation, RulesFormat};
 
     use super::*;
+
+    fn quiet() -> Arc<Notifier> {
+        Arc::new(Notifier::none(&Metrics::new()))
+    }
 
     /// One thing that can happen to rule control while requests hold snapshots.
     #[derive(Debug, Clone)]
@@ -399,7 +530,7 @@ mod tests {
     fn the_rules_before_a_rollback_do_not_resume_it() {
         let live = Arc::new(LiveCounters::default());
         let ramped = rules(1, 0, true);
-        let control = RuleControl::new(ramped.clone(), RuleSource::AdminApi, Arc::new(Metrics::new()), live);
+        let control = RuleControl::new(ramped.clone(), RuleSource::AdminApi, Arc::new(Metrics::new()), live, quiet());
         let rollback = ramped.with_rollback("gate platform_failure fail: test").unwrap();
         assert!(matches!(control.offer(Ok(rollback), RuleSource::AdminApi), Ok(Applied::Accepted { .. })));
         assert_eq!(
@@ -420,7 +551,7 @@ mod tests {
         #[test]
         fn a_swap_never_changes_the_rules_under_a_request_in_flight(changes in prop::collection::vec(change(), 1..40)) {
             let live = Arc::new(LiveCounters::default());
-            let control = RuleControl::new(rules(0, 0, true), RuleSource::AdminApi, Arc::new(Metrics::new()), live);
+            let control = RuleControl::new(rules(0, 0, true), RuleSource::AdminApi, Arc::new(Metrics::new()), live, quiet());
             let mut held: Vec<(Arc<ActiveRules>, Seen)> = Vec::new();
             for c in changes {
                 match c {

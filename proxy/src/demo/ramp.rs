@@ -11,9 +11,9 @@ use serde_json::Value;
 use switchyard_rules::Pool;
 use whisk_sim::{Fault, Flavor, SimConfig, SimFleet};
 
-use crate::control::ramp::now_ms;
 use crate::data::service::POOL_HEADER;
 use crate::demo::DemoError;
+use crate::ops::clock::now_ms;
 use crate::ops::config::ServerConfig;
 
 /// When the scheduler fleet starts failing, after the simulators start.

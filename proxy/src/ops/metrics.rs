@@ -35,9 +35,12 @@ pub const KAFKA_RECORDS: &str = "switchyard_kafka_records_total";
 pub const NAMESPACE_LOOKUPS: &str = "switchyard_namespace_lookups_total";
 pub const UPSTREAM_RETRIES: &str = "switchyard_upstream_retries_total";
 pub const DNS_RESOLUTIONS: &str = "switchyard_dns_resolutions_total";
+pub const NOTIFICATIONS: &str = "switchyard_notifications_total";
 pub const RAMP_STEP: &str = "switchyard_ramp_step";
 pub const RAMP_ROLLED_BACK: &str = "switchyard_ramp_rolled_back";
 pub const RAMP_ROLLBACKS: &str = "switchyard_ramp_rollbacks_total";
+pub const RAMP_AWAITING_APPROVAL: &str = "switchyard_ramp_awaiting_approval";
+pub const RAMP_HELD: &str = "switchyard_ramp_held";
 pub const RAMP_GATE_VALUE: &str = "switchyard_ramp_gate_value";
 pub const RAMP_GATE_THRESHOLD: &str = "switchyard_ramp_gate_threshold";
 pub const RAMP_GATE_SAMPLES: &str = "switchyard_ramp_gate_samples";
@@ -120,6 +123,8 @@ pub struct Metrics {
     pub client_connections: Gauge,
     pub ramp_step: Gauge,
     pub ramp_rolled_back: Gauge,
+    ramp_awaiting_approval: Gauge,
+    ramp_held: Gauge,
     /// [`Gate`] as index
     ramp_rollbacks: Vec<Counter>,
     /// [`Gate`] as index: value, threshold, samples
@@ -184,6 +189,8 @@ impl Metrics {
             rules_version: Default::default(),
             ramp_step: gauge(RAMP_STEP, &[]),
             ramp_rolled_back: gauge(RAMP_ROLLED_BACK, &[]),
+            ramp_awaiting_approval: gauge(RAMP_AWAITING_APPROVAL, &[]),
+            ramp_held: gauge(RAMP_HELD, &[]),
             ramp_rollbacks: Gate::iter().map(|g| counter(RAMP_ROLLBACKS, &[("gate", g.as_str())])).collect(),
             ramp_gates: Gate::iter()
                 .map(|g| {
@@ -218,6 +225,12 @@ impl Metrics {
     pub fn ramp_position(&self, step: Option<usize>, rolled_back: bool) {
         self.ramp_step.set(step.map_or(-1.0, |s| s as f64));
         self.ramp_rolled_back.set(if rolled_back { 1.0 } else { 0.0 });
+    }
+
+    /// Whether the ramp waits for a person's approval, and whether an operator holds it.
+    pub fn ramp_people(&self, awaiting_approval: bool, held: bool) {
+        self.ramp_awaiting_approval.set(if awaiting_approval { 1.0 } else { 0.0 });
+        self.ramp_held.set(if held { 1.0 } else { 0.0 });
     }
 
     pub fn ramp_readings(&self, readings: &[Reading]) {
@@ -301,6 +314,11 @@ fn describe(r: &PrometheusRecorder) {
         "Requests sent again on another connection, by reason; only ever when none of the request had reached a controller.",
     );
     c(
+        NOTIFICATIONS,
+        None,
+        "Notifications ([[notify]]) by result: delivered, failed after every retry, or dropped with the receiver's queue full.",
+    );
+    c(
         DNS_RESOLUTIONS,
         None,
         "Resolutions of pool members given as names, by pool and result (ok; empty or failed keep the last addresses).",
@@ -325,6 +343,8 @@ fn describe(r: &PrometheusRecorder) {
     g(KILL_SWITCH, "1 when the kill switch sends every request to legacy.");
     g(RAMP_STEP, "The ramp's current step (0 is the first); -1 without a ramp or before it starts.");
     g(RAMP_ROLLED_BACK, "1 when the ramp rolled back (the global share is the ramp's rollback_share).");
+    g(RAMP_AWAITING_APPROVAL, "1 while the ramp waits for a person to approve its next step (POST /ramp/approve).");
+    g(RAMP_HELD, "1 while an operator holds the ramp (POST /ramp/hold); released with POST /ramp/release.");
     g(RAMP_GATE_VALUE, "Each ramp gate's scheduler value over its window (a ratio, a rate, or ms for latency).");
     g(RAMP_GATE_THRESHOLD, "Each ramp gate's threshold over its window.");
     g(RAMP_GATE_SAMPLES, "Samples each ramp gate read over its window.");

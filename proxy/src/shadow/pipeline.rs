@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use switchyard_rules::Pool;
@@ -24,6 +24,7 @@ use crate::data::request_id::REQUEST_ID_HEADER;
 use crate::data::upstream::fields::Framing;
 use crate::data::upstream::{Client, Fault, Lane, Limits, RequestBody};
 use crate::kafka::sink::KafkaSink;
+use crate::ops::clock::now_ms;
 use crate::ops::config::ShadowConfig;
 use crate::ops::metrics::Metrics;
 use crate::shadow::tee::{sampled, Tee, SHADOW_FIELD};
@@ -254,10 +255,6 @@ impl Answer {
             blocking,
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Worker {

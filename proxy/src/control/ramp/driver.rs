@@ -8,9 +8,9 @@ use std::time::Duration;
 use switchyard_rules::{Pool, Ramp, RuleSet};
 use tokio::sync::mpsc;
 
-use crate::control::ramp::now_ms;
 use crate::control::ramp::window::{LiveCounters, Window};
 use crate::control::rules::RuleControl;
+use crate::ops::clock::now_ms;
 
 /// How often the gates are read and the position moves.
 pub const TICK: Duration = Duration::from_millis(250);

@@ -6,15 +6,11 @@
 pub mod driver;
 pub mod window;
 
-use std::time::SystemTime;
-
 use serde_json::{json, Value};
 use strum::IntoEnumIterator;
-use switchyard_rules::{format_rfc3339, Gate, Position, Ramp, Reading, RuleSet, Share, Transition};
+use switchyard_rules::{format_rfc3339, Decisions, Gate, Position, Ramp, Reading, RuleSet, Share, Transition, Verdict};
 
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+use crate::ops::notify::EventKind;
 
 /// One replica's ramp for the accepted rules.
 #[derive(Debug, Clone)]
@@ -24,11 +20,27 @@ pub struct RampTrack {
     pub readings: Vec<Reading>,
     /// The scheduler's invocations so far, at the last tick.
     pub seen: u64,
+    /// What operators said: approvals and a hold (this replica's, for these rules).
+    pub decisions: Decisions,
+    /// The observe-only gates failing at the last tick ("would have rolled back"), so each
+    /// failure is said once, when it begins.
+    pub would_roll_back: Vec<Gate>,
+    /// The last step whose gates were said to hold it.
+    pub held_by_gates_said: Option<usize>,
 }
 
 impl RampTrack {
     pub fn new(ramp: &Ramp, now_ms: u64, seen: u64) -> RampTrack {
-        RampTrack { position: Position::initial(ramp, now_ms, seen), readings: Vec::new(), seen }
+        let decisions = Decisions::default();
+        let position = Position::initial(ramp, now_ms, seen, &decisions);
+        RampTrack {
+            position,
+            readings: Vec::new(),
+            seen,
+            decisions,
+            would_roll_back: Vec::new(),
+            held_by_gates_said: None,
+        }
     }
 
     /// The global share the data plane routes by while this track stands.
@@ -39,8 +51,41 @@ impl RampTrack {
     pub fn step(&self) -> Option<usize> {
         match self.position {
             Position::At { step, .. } => Some(step),
+            Position::AwaitingApproval { next, .. } => next.checked_sub(1),
             _ => None,
         }
+    }
+
+    /// The state `GET /ramp` names.
+    pub fn state(&self) -> &'static str {
+        match self.position {
+            Position::NotStarted => "not_started",
+            Position::At { .. } => "advancing",
+            Position::AwaitingApproval { .. } => "awaiting_approval",
+            Position::RolledBack { .. } => "rolled_back",
+        }
+    }
+
+    /// When the step's hold has passed but a gate keeps the next step from beginning: the step and
+    /// the gates that do not pass, once per step.
+    pub fn newly_held_by_gates(&mut self, ramp: &Ramp, now_ms: u64) -> Option<(usize, Vec<Reading>)> {
+        let Position::At { step, since_ms, .. } = self.position else { return None };
+        let due = step + 1 < ramp.steps.len() && now_ms.saturating_sub(since_ms) >= ramp.steps[step].hold_s * 1000;
+        let waiting: Vec<Reading> =
+            self.readings.iter().filter(|r| !r.observe && r.verdict != Verdict::Pass).cloned().collect();
+        if !due || waiting.is_empty() || self.held_by_gates_said == Some(step) {
+            return None;
+        }
+        self.held_by_gates_said = Some(step);
+        Some((step, waiting))
+    }
+
+    /// The observe-only gates that fail now and did not at the last tick; remembers them.
+    pub fn newly_would_roll_back(&mut self) -> Vec<Reading> {
+        let failing: Vec<&Reading> = self.readings.iter().filter(|r| r.observe && r.verdict == Verdict::Fail).collect();
+        let new = failing.iter().filter(|r| !self.would_roll_back.contains(&r.gate)).map(|r| (*r).clone()).collect();
+        self.would_roll_back = failing.iter().map(|r| r.gate).collect();
+        new
     }
 
     /// The gate whose failure rolled the ramp back (from its reason text).
@@ -50,9 +95,10 @@ impl RampTrack {
 
     /// `GET /ramp`.
     pub fn to_json(&self, ramp: &Ramp, rules: &RuleSet, now_ms: u64) -> Value {
-        let (state, step, next_in_s, rollback) = match &self.position {
+        // The step it is at, the step it waits to begin, when the next may begin, the rollback.
+        let (state, step, awaiting, next_in_s, rollback) = match &self.position {
             Position::NotStarted => {
-                ("not_started", None, Some(ramp.start_ms.saturating_sub(now_ms) as f64 / 1000.0), None)
+                ("not_started", None, None, Some(ramp.start_ms.saturating_sub(now_ms) as f64 / 1000.0), None)
             }
             Position::At { step, since_ms, seen_at_entry } => {
                 let s = &ramp.steps[*step];
@@ -62,10 +108,16 @@ impl RampTrack {
                 let state = if last { "complete" } else { "advancing" };
                 let detail = json!({"index": step, "share": s.share.to_string(), "since": format_rfc3339(*since_ms),
                     "hold_s": s.hold_s, "invocations": seen, "min_invocations": s.min_invocations});
-                (state, Some(detail), (!last).then_some(hold_left), None)
+                (state, Some(detail), None, (!last).then_some(hold_left), None)
+            }
+            Position::AwaitingApproval { next, since_ms } => {
+                let detail = json!({"index": next, "share": ramp.steps[*next].share.to_string(),
+                    "since": format_rfc3339(*since_ms), "waiting_s": now_ms.saturating_sub(*since_ms) as f64 / 1000.0});
+                ("awaiting_approval", None, Some(detail), None, None)
             }
             Position::RolledBack { reason, at_ms } => (
                 "rolled_back",
+                None,
                 None,
                 None,
                 Some(json!({"reason": reason, "at": format_rfc3339(*at_ms),
@@ -73,28 +125,60 @@ impl RampTrack {
                     "in_rules": ramp.rolled_back.is_some()})),
             ),
         };
-        let gates: Vec<Value> = self
-            .readings
-            .iter()
-            .map(|r| {
-                json!({"gate": r.gate.as_str(), "verdict": r.verdict.as_str(), "scheduler": r.value, "legacy": r.legacy,
-                    "threshold": r.threshold, "samples": r.samples, "min_samples": r.min_samples})
-            })
-            .collect();
+        let gates: Vec<Value> = self.readings.iter().map(reading_json).collect();
         json!({
             "version": rules.version,
             "state": state,
             "share": self.share(rules).map(|s| s.to_string()),
             "start": format_rfc3339(ramp.start_ms),
             "steps": ramp.steps.iter().map(|s| json!({"share": s.share.to_string(), "hold_s": s.hold_s,
-                "min_invocations": s.min_invocations})).collect::<Vec<_>>(),
+                "min_invocations": s.min_invocations, "approve": s.approve})).collect::<Vec<_>>(),
             "step": step,
+            "awaiting_approval": awaiting,
+            "approved": self.decisions.approved.iter().collect::<Vec<_>>(),
+            "hold": self.decisions.hold.as_ref().map(|h| json!({"reason": h.reason, "by": h.by,
+                "since": format_rfc3339(h.since_ms)})),
             "next_step_in_s": next_in_s,
             "window_s": ramp.window_s,
             "rollback_share": ramp.rollback_share.to_string(),
             "gates": gates,
             "rollback": rollback,
         })
+    }
+}
+
+/// One gate's reading as `GET /ramp` and the notifications give it.
+pub fn reading_json(r: &Reading) -> Value {
+    json!({"gate": r.gate.as_str(), "verdict": r.verdict.as_str(), "scheduler": r.value, "legacy": r.legacy,
+        "threshold": r.threshold, "samples": r.samples, "min_samples": r.min_samples,
+        "mode": if r.observe { "observe" } else { "enforce" },
+        "would_roll_back": r.observe && r.verdict == Verdict::Fail})
+}
+
+/// The notifications a transition makes: kind, the key that tells it apart under one rules
+/// version (so every replica gives it the same id), and the detail.
+pub fn events(t: &Transition, ramp: &Ramp, readings: &[Reading]) -> Vec<(EventKind, String, Value)> {
+    let step = |i: usize| json!({"index": i, "share": ramp.steps[i].share.to_string()});
+    match t {
+        Transition::None => Vec::new(),
+        Transition::Started { step: i } => vec![(EventKind::RampStarted, i.to_string(), json!({"step": step(*i)}))],
+        Transition::Advanced { from, to } => {
+            let mut out =
+                vec![(EventKind::StepAdvanced, to.to_string(), json!({"from": step(*from), "to": step(*to)}))];
+            if to + 1 == ramp.steps.len() {
+                out.push((EventKind::Completed, String::new(), json!({"step": step(*to)})));
+            }
+            out
+        }
+        Transition::AwaitingApproval { step: i } => {
+            vec![(EventKind::AwaitingApproval, i.to_string(), json!({"step": step(*i)}))]
+        }
+        Transition::RolledBack { reason } => {
+            let gate = RampTrack::failed_gate(reason).map(Gate::as_str);
+            let detail = json!({"reason": reason, "gate": gate, "rollback_share": ramp.rollback_share.to_string(),
+                "gates": readings.iter().map(reading_json).collect::<Vec<_>>()});
+            vec![(EventKind::RolledBack, String::new(), detail)]
+        }
     }
 }
 
@@ -106,6 +190,10 @@ pub fn describe(t: &Transition, ramp: &Ramp) -> Option<String> {
         Transition::Advanced { from, to } => Some(format!(
             "ramp advanced from step {from} ({}) to step {to} ({})",
             ramp.steps[*from].share, ramp.steps[*to].share
+        )),
+        Transition::AwaitingApproval { step } => Some(format!(
+            "ramp waits for an approval before step {step} ({}): POST /ramp/approve or `switchyard ramp approve`",
+            ramp.steps[*step].share
         )),
         Transition::RolledBack { reason } => {
             Some(format!("ramp rolled back to {} by this replica: {reason}", ramp.rollback_share))

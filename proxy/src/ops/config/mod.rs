@@ -2,18 +2,22 @@
 //! file (TOML, YAML or JSON by extension) with environment variables layered on top
 //! (`SWITCHYARD_LISTEN`, `SWITCHYARD_POOLS__LEGACY__MEMBERS=a:1,b:2`, ...).
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
+use strum::IntoEnumIterator;
 use switchyard_rules::{Pool, RulesFormat};
 use switchyard_shadow::{NoiseThresholds, ReportLimits};
 
 use crate::ops::config::kafka::KafkaConfig;
+use crate::ops::notify::{EventKind, Format, Receiver};
 
 pub mod kafka;
 
@@ -89,6 +93,27 @@ pub struct ServerConfig {
     /// How pool members given as names are followed.
     #[serde(default)]
     pub dns: DnsConfig,
+    /// Webhooks told what happens to the ramp and the rules (`[[notify]]`, any number).
+    #[serde(default)]
+    pub notify: Vec<NotifyConfig>,
+}
+
+/// One webhook (`[[notify]]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `http://` or `https://`.
+    pub url: String,
+    /// The events it gets (`ramp.rolled_back`, ...); empty: every event.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// `json` (the documented event) or `slack` (an incoming-webhook payload).
+    #[serde(default)]
+    pub format: Format,
+    /// A file holding the HMAC-SHA256 key; each request then carries `x-switchyard-signature`.
+    /// Read at each send. Relative to the config file.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// How pool members given as names are resolved and followed.
@@ -420,6 +445,7 @@ pub struct Resolved {
     pub shadow: ShadowConfig,
     pub namespaces: NamespacesConfig,
     pub kafka: KafkaConfig,
+    pub notify: Vec<Receiver>,
 }
 
 impl Resolved {
@@ -450,8 +476,9 @@ impl ServerConfig {
                 tls.key_file.as_mut(),
                 config.kafka.sasl.password_file.as_mut(),
             ];
+            let secrets = config.notify.iter_mut().filter_map(|n| n.secret_file.as_mut());
             let required = [&mut config.rules, &mut config.shadow.records_file];
-            for file in required.into_iter().chain(optional.into_iter().flatten()) {
+            for file in required.into_iter().chain(optional.into_iter().flatten()).chain(secrets) {
                 if file.is_relative() && !file.as_os_str().is_empty() {
                     *file = dir.join(&*file);
                 }
@@ -517,6 +544,12 @@ impl ServerConfig {
                     n.parse::<SocketAddr>().or_else(|_| n.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()));
                 parsed.map_err(|_| problems.push(format!("dns.nameservers[{i}]: `{n}` is not an ip or ip:port"))).ok()
             })
+            .collect();
+        let notify: Vec<Receiver> = self
+            .notify
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.resolve(&format!("notify[{i}]")).map_err(|e| problems.extend(e)).ok())
             .collect();
         if self.dns.refresh_s == 0 || self.dns.timeout_ms == 0 {
             problems.push("dns.refresh_s / dns.timeout_ms: must be above 0".into());
@@ -605,7 +638,48 @@ impl ServerConfig {
             shadow: self.shadow,
             namespaces: self.namespaces,
             kafka: self.kafka,
+            notify,
         })
+    }
+}
+
+impl NotifyConfig {
+    /// The receiver, or every problem with its field path.
+    fn resolve(&self, field: &str) -> Result<Receiver, Vec<String>> {
+        let mut problems = Vec::new();
+        let url = reqwest::Url::parse(&self.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| problems.push(format!("{field}.url: `{}` is not an http(s) URL", self.url)));
+        let mut events = BTreeSet::new();
+        for (i, name) in self.events.iter().enumerate() {
+            match EventKind::from_str(name) {
+                Ok(kind) => {
+                    events.insert(kind);
+                }
+                Err(_) => {
+                    let known: Vec<&str> = EventKind::iter().map(EventKind::as_str).collect();
+                    problems
+                        .push(format!("{field}.events[{i}]: `{name}` is not an event (one of: {})", known.join(", ")));
+                }
+            }
+        }
+        if let Some(file) = &self.secret_file {
+            match switchyard_rules::read_capped_text(file, switchyard_rules::MAX_SECRET_FILE_BYTES) {
+                Ok(t) if t.trim().len() >= MIN_ADMIN_TOKEN_CHARS => {}
+                Ok(_) => problems.push(format!("{field}.secret_file: fewer than {MIN_ADMIN_TOKEN_CHARS} characters")),
+                Err(e) => problems.push(format!("{field}.secret_file: {e}")),
+            }
+        }
+        match (url, problems.is_empty()) {
+            (Ok(url), true) => Ok(Receiver {
+                url,
+                events: (!events.is_empty()).then_some(events),
+                format: self.format,
+                secret_file: self.secret_file.clone(),
+            }),
+            _ => Err(problems),
+        }
     }
 }
 
@@ -673,6 +747,7 @@ impl ServerConfig {
             namespaces: NamespacesConfig::default(),
             kafka: KafkaConfig::default(),
             dns: DnsConfig::default(),
+            notify: Vec::new(),
         }
     }
 }
