@@ -257,6 +257,19 @@ fn an_approval_step_waits_for_a_person_and_a_hold_pauses_the_ramp() {
     assert_eq!(status, 409, "nothing to approve: {refused}");
     assert!(refused["error"].as_str().unwrap().contains("not waiting for an approval"), "{refused}");
     assert_eq!(ramp_call(&admin, "release", None).0, 409, "not held");
+    // The replica's timeline says it all, in order.
+    let history = block_on(ramp_status(&admin))["history"].clone();
+    let events: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["event"].as_str().unwrap()).collect();
+    let order = [
+        "ramp.awaiting_approval",
+        "ramp.held",
+        "ramp.approved",
+        "ramp.released",
+        "ramp.step_advanced",
+        "ramp.completed",
+    ];
+    let at = |e: &str| events.iter().position(|x| *x == e).unwrap_or_else(|| panic!("{e} missing in {events:?}"));
+    assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{events:?}");
     let answers = load.stop();
     assert!(answers.iter().all(|a| a.status == Some(200)), "no request failed while people decided");
 }

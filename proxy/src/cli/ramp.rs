@@ -154,5 +154,18 @@ pub fn text(s: &Value) -> String {
         s["window_s"],
         s["rollback_share"].as_str().unwrap_or("0%")
     );
+    let history = s["history"].as_array().map_or(&[][..], Vec::as_slice);
+    if !history.is_empty() {
+        let _ = writeln!(out, "  timeline on this replica:");
+        for h in history {
+            let _ = writeln!(
+                out,
+                "    {}  {:<22} {}",
+                h["at"].as_str().unwrap_or("?"),
+                h["event"].as_str().unwrap_or("?"),
+                h["said"].as_str().unwrap_or("")
+            );
+        }
+    }
     out
 }

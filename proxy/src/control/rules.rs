@@ -289,7 +289,7 @@ impl RuleControl {
                 format!("an observe-only gate would have rolled the ramp back: {}", would.describe(ramp.window_s));
             tracing::info!(target: "switchyard::audit", version = %version, change = %escape_controls(&said), "ramp");
             let detail = ramp::reading_json(&would);
-            self.notifier.emit(Event::new(EventKind::WouldRollBack, version, would.gate.as_str(), said, detail));
+            self.ramp_event(track, Event::new(EventKind::WouldRollBack, version, would.gate.as_str(), said, detail));
         }
         if let Some((step, waiting)) = track.newly_held_by_gates(ramp, now_ms) {
             let gates: Vec<String> = waiting.iter().map(|r| r.describe(ramp.window_s)).collect();
@@ -298,15 +298,14 @@ impl RuleControl {
                 gates.join("; ")
             );
             let detail = json!({"step": step, "gates": waiting.iter().map(ramp::reading_json).collect::<Vec<_>>()});
-            self.notifier.emit(Event::new(EventKind::HeldByGate, version, &step.to_string(), said, detail));
+            self.ramp_event(track, Event::new(EventKind::HeldByGate, version, &step.to_string(), said, detail));
         }
         let said = ramp::describe(&transition, ramp)?;
-        let events = ramp::events(&transition, ramp, &track.readings);
+        for (kind, key, detail) in ramp::events(&transition, ramp, &track.readings) {
+            self.ramp_event(track, Event::new(kind, version, &key, said.clone(), detail));
+        }
         self.install(state.effective());
         tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, change = %escape_controls(&said), "ramp");
-        for (kind, key, detail) in events {
-            self.notifier.emit(Event::new(kind, version, &key, said.clone(), detail));
-        }
         let Transition::RolledBack { reason } = transition else { return None };
         if let Some(gate) = RampTrack::failed_gate(&reason) {
             self.metrics.ramp_rollback(gate);
@@ -330,19 +329,14 @@ impl RuleControl {
         if ramp.rolled_back.is_some() {
             return Err(RampCallError::RolledBackInRules { version: accepted.rules.version.clone() });
         }
-        let track = RampTrack::new(ramp, now_ms(), self.live.totals().invocations(Pool::Scheduler));
+        let mut track = RampTrack::new(ramp, now_ms(), self.live.totals().invocations(Pool::Scheduler));
         let share = track.share(&accepted.rules).map(|s| s.to_string()).unwrap_or_default();
+        let said = format!("ramp resumed by {by} at {share}");
+        let detail = json!({"by": by, "share": share});
+        self.ramp_event(&mut track, Event::new(EventKind::Resumed, &accepted.rules.version, "", said, detail));
         state.ramp = Some(track);
         self.install(state.effective());
         tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, by, share = %share, "ramp resumed");
-        let said = format!("ramp resumed by {by} at {share}");
-        self.notifier.emit(Event::new(
-            EventKind::Resumed,
-            &accepted.rules.version,
-            "",
-            said,
-            json!({"by": by, "share": share}),
-        ));
         Ok(share)
     }
 
@@ -383,6 +377,12 @@ impl RuleControl {
         })
     }
 
+    /// Says a ramp event: in the ramp's history (`GET /ramp`, `switchyard ramp`) and to the webhooks.
+    fn ramp_event(&self, track: &mut RampTrack, event: Event) {
+        track.note(&event);
+        self.notifier.emit(event);
+    }
+
     /// Runs an operator's call on this replica's ramp and says it in the audit log.
     fn on_ramp<T>(
         &self,
@@ -393,7 +393,7 @@ impl RuleControl {
         let version = state.accepted.rules.version.clone();
         let track = state.ramp.as_mut().ok_or(RampCallError::NoRamp)?;
         let (out, kind, key, said) = call(track)?;
-        self.notifier.emit(Event::new(kind, &version, &key, format!("ramp {said} (by {by})"), json!({"by": by})));
+        self.ramp_event(track, Event::new(kind, &version, &key, format!("ramp {said} (by {by})"), json!({"by": by})));
         self.metrics
             .ramp_people(matches!(track.position, Position::AwaitingApproval { .. }), track.decisions.hold.is_some());
         tracing::info!(target: "switchyard::audit", version = %version, by, change = %escape_controls(&said), "ramp");

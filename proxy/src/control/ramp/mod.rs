@@ -6,11 +6,13 @@
 pub mod driver;
 pub mod window;
 
+use std::collections::VecDeque;
+
 use serde_json::{json, Value};
 use strum::IntoEnumIterator;
 use switchyard_rules::{format_rfc3339, Decisions, Gate, Position, Ramp, Reading, RuleSet, Share, Transition, Verdict};
 
-use crate::ops::notify::EventKind;
+use crate::ops::notify::{Event, EventKind};
 
 /// One replica's ramp for the accepted rules.
 #[derive(Debug, Clone)]
@@ -27,7 +29,12 @@ pub struct RampTrack {
     pub would_roll_back: Vec<Gate>,
     /// The last step whose gates were said to hold it.
     pub held_by_gates_said: Option<usize>,
+    /// What happened to this ramp on this replica, oldest first: at most [`MAX_HISTORY`] events.
+    pub history: VecDeque<(u64, EventKind, String)>,
 }
+
+/// The ramp events `GET /ramp` keeps; older ones are forgotten (the audit log has them all).
+pub const MAX_HISTORY: usize = 100;
 
 impl RampTrack {
     pub fn new(ramp: &Ramp, now_ms: u64, seen: u64) -> RampTrack {
@@ -40,6 +47,7 @@ impl RampTrack {
             decisions,
             would_roll_back: Vec::new(),
             held_by_gates_said: None,
+            history: VecDeque::new(),
         }
     }
 
@@ -54,6 +62,14 @@ impl RampTrack {
             Position::AwaitingApproval { next, .. } => next.checked_sub(1),
             _ => None,
         }
+    }
+
+    /// Keeps `event` in the history.
+    pub fn note(&mut self, event: &Event) {
+        if self.history.len() == MAX_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back((event.time_ms, event.kind, event.summary.clone()));
     }
 
     /// The state `GET /ramp` names.
@@ -143,6 +159,8 @@ impl RampTrack {
             "rollback_share": ramp.rollback_share.to_string(),
             "gates": gates,
             "rollback": rollback,
+            "history": self.history.iter().map(|(at, kind, said)| json!({"at": format_rfc3339(*at),
+                "event": kind.as_str(), "said": said})).collect::<Vec<_>>(),
         })
     }
 }
