@@ -30,9 +30,14 @@ fn controllers_on_one_port() -> (SimHandle, SimHandle) {
     panic!("no port free on both 127.0.0.1 and ::1");
 }
 
-/// A switchyard whose legacy pool is `NAME:port`, resolved through `dns` every second.
-fn fleet(dns: &LocalDns, port: u16) -> LocalFleet {
-    fleet_with(dns, port, ALL_LEGACY)
+/// Two controllers, a DNS server answering `NAME` with `addrs`, and a switchyard with `rules`
+/// whose legacy pool is that name. Dropped in reverse: the proxy first.
+fn named_pool(addrs: &[IpAddr], rules: &str) -> (SimHandle, SimHandle, LocalDns, LocalFleet) {
+    let (v4, v6) = controllers_on_one_port();
+    let dns = LocalDns::start();
+    dns.set(NAME, addrs);
+    let fleet = fleet_with(&dns, v4.addr().port(), rules);
+    (v4, v6, dns, fleet)
 }
 
 fn fleet_with(dns: &LocalDns, port: u16, rules: &str) -> LocalFleet {
@@ -73,10 +78,7 @@ async fn within(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool
 
 #[test]
 fn a_name_stands_for_every_address_it_resolves_to_ipv4_and_ipv6() {
-    let (v4, v6) = controllers_on_one_port();
-    let dns = LocalDns::start();
-    dns.set(NAME, &[V4, V6]);
-    let fleet = fleet(&dns, v4.addr().port());
+    let (v4, v6, _dns, fleet) = named_pool(&[V4, V6], ALL_LEGACY);
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
     block_on(async {
         let port = v4.addr().port();
@@ -96,10 +98,7 @@ fn a_name_stands_for_every_address_it_resolves_to_ipv4_and_ipv6() {
 
 #[test]
 fn an_address_added_takes_traffic_after_one_check_and_one_removed_takes_none_with_no_failed_request() {
-    let (v4, v6) = controllers_on_one_port();
-    let dns = LocalDns::start();
-    dns.set(NAME, &[V4]);
-    let fleet = fleet(&dns, v4.addr().port());
+    let (v4, v6, dns, fleet) = named_pool(&[V4], ALL_LEGACY);
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
     let load = Load::start(&base, "follow", 20, 4, "blocking=true");
     block_on(async {
@@ -138,10 +137,7 @@ fn an_address_added_takes_traffic_after_one_check_and_one_removed_takes_none_wit
 
 #[test]
 fn a_dns_server_that_goes_quiet_or_answers_empty_leaves_the_pool_as_it_was() {
-    let (v4, v6) = controllers_on_one_port();
-    let dns = LocalDns::start();
-    dns.set(NAME, &[V4, V6]);
-    let fleet = fleet(&dns, v4.addr().port());
+    let (v4, v6, dns, fleet) = named_pool(&[V4, V6], ALL_LEGACY);
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
     block_on(async {
         let both = legacy_members(&admin).await;
@@ -174,10 +170,7 @@ fn a_dns_server_that_goes_quiet_or_answers_empty_leaves_the_pool_as_it_was() {
 
 #[test]
 fn the_pool_an_action_goes_to_does_not_move_when_members_come_and_go() {
-    let (v4, _v6) = controllers_on_one_port();
-    let dns = LocalDns::start();
-    dns.set(NAME, &[V4, V6]);
-    let fleet = fleet_with(&dns, v4.addr().port(), "version = \"half\"\nscheduler_share = 50\n");
+    let (_v4, _v6, dns, fleet) = named_pool(&[V4, V6], "version = \"half\"\nscheduler_share = 50\n");
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
     block_on(async {
         let c = client();

@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use crate::kafka::sink::{Delivery, DeliveryCallback};
+use crate::kafka::sink::DeliveryCallback;
+use crate::ops::delivery::Delivery;
 use crate::ops::metrics::{Counters, LabelEnum};
 use crate::sync::lock;
 

@@ -12,17 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use switchyard_shadow::{ComparisonRecord, SCHEMA_VERSION};
 
 use crate::ops::config::kafka::KafkaConfig;
-
-/// What became of one record sent to Kafka (the `result` label of `switchyard_kafka_records_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
-pub enum Delivery {
-    Delivered,
-    /// The broker did not take it within the message timeout, or refused it.
-    Failed,
-    /// The local queue was full: never sent.
-    Dropped,
-}
+use crate::ops::delivery::Delivery;
 
 pub type DeliveryCallback = Arc<dyn Fn(Delivery) + Send + Sync>;
 

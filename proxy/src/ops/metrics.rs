@@ -364,7 +364,7 @@ mod tests {
     use crate::data::namespaces::NamespaceLookup;
     use crate::data::traffic::FallbackReason;
     use crate::data::upstream::RetryReason;
-    use crate::kafka::sink::Delivery;
+    use crate::ops::delivery::Delivery;
 
     /// Every label enum sizes a metric's handles by its variants (in declaration order) and picks
     /// one by its index: the two must agree, and no two variants may share a label.

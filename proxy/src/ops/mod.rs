@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
+use crate::ops::delivery::Delivery;
 use crate::ops::metrics::{Counters, Metrics, NOTIFICATIONS};
 
 /// The `schema` of the JSON format.
@@ -149,18 +150,6 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     mac.update(body);
     let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
-}
-
-/// What became of one event at one receiver (the `result` label of
-/// `switchyard_notifications_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
-pub enum Delivery {
-    Delivered,
-    /// Every attempt failed (refused, timed out, answered other than 2xx).
-    Failed,
-    /// The receiver's queue was full: never sent.
-    Dropped,
 }
 
 /// Hands events to the receivers' queues. Cheap to call from anywhere: it never waits.
