@@ -249,6 +249,12 @@ fn start_control_plane(
             config.kafka.clone(),
         ));
     }
+    // Operators' ramp calls go to the rules topic, when there is one, so every replica follows.
+    if config.kafka.enabled() && !config.kafka.rules_topic.is_empty() {
+        let (calls, to_publish) = tokio::sync::mpsc::unbounded_channel();
+        shared.rules.share_calls_with(calls);
+        control.spawn(crate::kafka::rules::publish_calls(config.kafka.clone(), to_publish));
+    }
     // A ramp's rollback goes to the rules topic, when there is one, so every replica follows.
     let rollbacks = (config.kafka.enabled() && !config.kafka.rules_topic.is_empty()).then(|| {
         let (rollbacks, to_publish) = tokio::sync::mpsc::unbounded_channel();

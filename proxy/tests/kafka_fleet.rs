@@ -627,3 +627,70 @@ fn the_broker_killed_and_restarted_under_shadow_load() {
     assert!(f + x > 0, "the outage did cost records (it happened)");
     drop(tansu);
 }
+
+/// An operator's ramp calls given to one replica reach every replica over the rules topic: a hold
+/// given to B holds A, an approval given to A lets both begin the step once released; a replica
+/// started later reads the calls from the topic and passes the approved step too.
+#[test]
+fn ramp_calls_given_to_one_replica_reach_every_replica() {
+    const TOKEN: &str = "open-sesame-0123456789";
+    let tansu = Tansu::start(&["people-rules"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let start = switchyard_tests::now_ms() / 1000;
+    let rules = format!(
+        "version = \"people-1\"\n[ramp]\nstart = {start}\nwindow_s = 2\n\
+         steps = [{{ share = 10, hold_s = 1 }}, {{ share = 60, hold_s = 1, approve = true }}, {{ share = 100, hold_s = 0 }}]\n\
+         [ramp.gates]\nplatform_failure = {{ min_samples = 0 }}\nthrottled = {{ min_samples = 0 }}\nqueued = {{ min_samples = 0 }}\n"
+    );
+    let replica = |instance: &str| {
+        let mut spec = FleetSpec::new(&rules);
+        let (brokers, instance) = (tansu.brokers.clone(), instance.to_string());
+        spec.tweak = Some(Box::new(move |c| {
+            c.kafka.brokers = brokers;
+            c.kafka.rules_topic = "people-rules".into();
+            c.shadow.instance = Some(instance);
+            c.admin.token = Some(TOKEN.into());
+        }));
+        LocalFleet::start(spec).expect("replica")
+    };
+    let ramp = |f: &LocalFleet| rt.block_on(switchyard_tests::ramp_status(&f.admin_url()));
+    let call = |f: &LocalFleet, action: &str, body: Option<Value>| {
+        rt.block_on(async {
+            let mut req = reqwest::Client::new().post(format!("{}/ramp/{action}", f.admin_url())).bearer_auth(TOKEN);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            req.send().await.unwrap().status().as_u16()
+        })
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(30), "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (a, b) = (replica("a"), replica("b"));
+    until("both wait for the approval", &|| {
+        ramp(&a)["state"] == "awaiting_approval" && ramp(&b)["state"] == "awaiting_approval"
+    });
+    assert_eq!(call(&b, "hold", Some(serde_json::json!({"reason": "freeze"}))), 200);
+    until("the hold given to B reaches A", &|| ramp(&a)["hold"]["reason"] == "freeze");
+    assert_eq!(call(&a, "approve", None), 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (sa, sb) = (ramp(&a), ramp(&b));
+    assert_eq!(
+        (sa["state"].as_str(), sb["state"].as_str()),
+        (Some("awaiting_approval"), Some("awaiting_approval")),
+        "held: {sa} / {sb}"
+    );
+    assert_eq!(sb["approved"], serde_json::json!([1]), "the approval given to A reached B: {sb}");
+    assert_eq!(call(&a, "release", None), 200);
+    until("both complete once released", &|| ramp(&a)["state"] == "complete" && ramp(&b)["state"] == "complete");
+    assert!(ramp(&b)["history"].as_array().unwrap().iter().any(|h| h["event"] == "ramp.approved"), "B's timeline");
+
+    // A replica started now reads the calls from the topic: the approval holds for it too.
+    let c = replica("c");
+    until("a late replica passes the approved step", &|| ramp(&c)["state"] == "complete");
+    assert!(ramp(&c)["hold"].is_null(), "the hold was released on the topic: {}", ramp(&c));
+}

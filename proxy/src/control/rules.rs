@@ -13,7 +13,7 @@
 //! effective rules route by (same version). Accepting a new rules version starts the ramp afresh
 //! from the schedule (so a new version is also how an operator resumes after a rollback).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -22,9 +22,10 @@ use serde_json::json;
 use switchyard_rules::{
     escape_controls, format_rfc3339, Hold, Pool, Position, RuleSet, RulesRejected, Signals, Transition,
 };
+use tokio::sync::mpsc;
 
 use crate::control::ramp::window::LiveCounters;
-use crate::control::ramp::{self, RampTrack};
+use crate::control::ramp::{self, Call, FleetCall, RampTrack};
 use crate::control::source::{FileTrigger, ReloadResult, Reloads, RuleSource};
 use crate::ops::clock::now_ms;
 use crate::ops::metrics::Metrics;
@@ -130,6 +131,11 @@ pub struct RuleControl {
     live: Arc<LiveCounters>,
     /// Tells the webhooks what happened to the rules and the ramp.
     notifier: Arc<Notifier>,
+    /// Where operators' ramp calls go so that every replica follows (the rules topic, when
+    /// configured; set once by the server).
+    fleet: OnceLock<mpsc::UnboundedSender<FleetCall>>,
+    /// This replica's id in the calls it shares (it skips its own when they come back).
+    origin: u64,
 }
 
 /// Why an operator's call on the ramp (resume, approve, hold, release) was refused.
@@ -169,6 +175,8 @@ impl RuleControl {
             metrics,
             live,
             notifier,
+            fleet: OnceLock::new(),
+            origin: rand::random(),
         };
         let active = control.active.load_full();
         control.publish(&active);
@@ -340,16 +348,38 @@ impl RuleControl {
         Ok(share)
     }
 
+    /// Sends operators' ramp calls to `fleet` from now on, so that every replica follows them.
+    pub fn share_calls_with(&self, fleet: mpsc::UnboundedSender<FleetCall>) {
+        let _ = self.fleet.set(fleet);
+    }
+
     /// Approves the step the ramp waits for; it begins at the next tick (unless held). Returns
     /// the step approved.
     pub fn approve_ramp(&self, by: &str) -> Result<usize, RampCallError> {
-        self.on_ramp(by, |track| match track.position {
-            Position::AwaitingApproval { next, .. } => {
-                track.decisions.approved.insert(next);
-                Ok((next, EventKind::Approved, next.to_string(), format!("step {next} approved")))
-            }
+        let step = self.on_ramp(by, |track| match track.position {
+            Position::AwaitingApproval { next, .. } => Ok((next, Call::Approve { step: next })),
             _ => Err(RampCallError::NotAwaiting { state: track.state() }),
-        })
+        })?;
+        Ok(step)
+    }
+
+    /// A ramp call another replica shared (`source`: where it was read). Applies to the rules
+    /// version it names only; an approval of a step this replica has not reached yet is kept
+    /// for when it does.
+    pub fn apply_fleet_call(&self, call: FleetCall, source: &str) {
+        if call.origin == self.origin {
+            return;
+        }
+        let version = lock(&self.state).accepted.rules.version.clone();
+        if call.rules_version != version {
+            tracing::info!(source, call_version = %escape_controls(&call.rules_version), version = %version, "a ramp call for other rules; ignored");
+            return;
+        }
+        let by = format!("{} (from {source})", call.by);
+        let applied = self.on_ramp_local(&by, |_| Ok(((), call.call.clone())));
+        if let Err(e) = applied {
+            tracing::info!(source, error = %e, "a shared ramp call did not apply");
+        }
     }
 
     /// Pauses the ramp where it stands: no step begins until released (a failing gate still rolls
@@ -359,20 +389,13 @@ impl RuleControl {
         if reason.is_empty() || reason.chars().count() > MAX_HOLD_REASON {
             return Err(RampCallError::Reason);
         }
-        self.on_ramp(by, |track| {
-            let hold = Hold { reason: reason.to_string(), by: by.to_string(), since_ms: now_ms() };
-            track.decisions.hold = Some(hold);
-            Ok(((), EventKind::Held, reason.to_string(), format!("held: {reason}")))
-        })
+        self.on_ramp(by, |_| Ok(((), Call::Hold { reason: reason.to_string() })))
     }
 
     /// Lifts a hold.
     pub fn release_ramp(&self, by: &str) -> Result<(), RampCallError> {
-        self.on_ramp(by, |track| match track.decisions.hold.take() {
-            Some(hold) => {
-                let said = format!("released (held since {} for: {})", format_rfc3339(hold.since_ms), hold.reason);
-                Ok(((), EventKind::Released, hold.reason, said))
-            }
+        self.on_ramp(by, |track| match track.decisions.hold {
+            Some(_) => Ok(((), Call::Release)),
             None => Err(RampCallError::NotHeld),
         })
     }
@@ -383,21 +406,54 @@ impl RuleControl {
         self.notifier.emit(event);
     }
 
-    /// Runs an operator's call on this replica's ramp and says it in the audit log.
+    /// Runs an operator's call on this replica's ramp (`check` refuses it or says which call it
+    /// is), then shares it with the fleet when there is one.
     fn on_ramp<T>(
         &self,
         by: &str,
-        call: impl FnOnce(&mut RampTrack) -> Result<(T, EventKind, String, String), RampCallError>,
+        check: impl FnOnce(&RampTrack) -> Result<(T, Call), RampCallError>,
     ) -> Result<T, RampCallError> {
+        let (out, call, version) = self.on_ramp_local(by, check)?;
+        if let Some(fleet) = self.fleet.get() {
+            // A publisher gone (the runtime stopping) leaves the call on this replica.
+            let _ = fleet.send(FleetCall { rules_version: version, call, by: by.to_string(), origin: self.origin });
+        }
+        Ok(out)
+    }
+
+    /// Applies a ramp call to this replica's ramp: the decision, the audit log, the history and
+    /// the webhooks. Returns what `check` gave, the call, and the rules version.
+    fn on_ramp_local<T>(
+        &self,
+        by: &str,
+        check: impl FnOnce(&RampTrack) -> Result<(T, Call), RampCallError>,
+    ) -> Result<(T, Call, String), RampCallError> {
         let mut state = lock(&self.state);
         let version = state.accepted.rules.version.clone();
         let track = state.ramp.as_mut().ok_or(RampCallError::NoRamp)?;
-        let (out, kind, key, said) = call(track)?;
+        let (out, call) = check(track)?;
+        let (kind, key, said) = match &call {
+            Call::Approve { step } => {
+                track.decisions.approved.insert(*step);
+                (EventKind::Approved, step.to_string(), format!("step {step} approved"))
+            }
+            Call::Hold { reason } => {
+                track.decisions.hold = Some(Hold { reason: reason.clone(), by: by.to_string(), since_ms: now_ms() });
+                (EventKind::Held, reason.clone(), format!("held: {reason}"))
+            }
+            Call::Release => match track.decisions.hold.take() {
+                Some(hold) => {
+                    let said = format!("released (held since {} for: {})", format_rfc3339(hold.since_ms), hold.reason);
+                    (EventKind::Released, hold.reason, said)
+                }
+                None => return Err(RampCallError::NotHeld),
+            },
+        };
         self.ramp_event(track, Event::new(kind, &version, &key, format!("ramp {said} (by {by})"), json!({"by": by})));
         self.metrics
             .ramp_people(matches!(track.position, Position::AwaitingApproval { .. }), track.decisions.hold.is_some());
         tracing::info!(target: "switchyard::audit", version = %version, by, change = %escape_controls(&said), "ramp");
-        Ok(out)
+        Ok((out, call, version))
     }
 
     pub fn status(&self) -> RulesStatus {

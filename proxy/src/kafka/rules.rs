@@ -1,4 +1,5 @@
-//! Rules from a Kafka topic: the newest *valid* record is the fleet's rule set. Every replica
+//! Rules from a Kafka topic: the newest *valid* record is the fleet's rule set, and the operators'
+//! ramp calls after it (approvals, holds: [`FleetCall`] records) apply to it. Every replica
 //! reads the topic, validates each record itself, and treats an invalid one exactly like an
 //! invalid file (rejected, counted, shown at `/rules/status`, the old rules keep serving).
 //! Records say their format in a `content-type` header (TOML when absent). With verify keys
@@ -14,6 +15,7 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use switchyard_rules::{RuleSet, RulesFormat, RulesRejected};
 
+use crate::control::ramp::{FleetCall, FLEET_CALL_MEDIA};
 use crate::control::rules::RuleControl;
 use crate::control::source::RuleSource;
 use crate::kafka::health::KafkaHealth;
@@ -36,9 +38,22 @@ struct Follower {
 }
 
 impl Follower {
+    /// Whether a record is a ramp call rather than a rule set.
+    fn is_call(m: &TopicMessage) -> bool {
+        m.header(CONTENT_TYPE) == Some(FLEET_CALL_MEDIA)
+    }
+
     /// A candidate rule set from a record: its signature checked, then parsed in the format its
     /// `content-type` header says (TOML when absent). `Ok` carries the signing time (0 unsigned).
     fn candidate(&self, m: &TopicMessage, source_name: &str) -> Result<(RuleSet, u64), RulesRejected> {
+        let signed_at = self.verified(m).map_err(|why| RulesRejected::single(source_name, "signature", why))?;
+        let format = m.header(CONTENT_TYPE).and_then(RulesFormat::from_media_type).unwrap_or(RulesFormat::Toml);
+        Ok((switchyard_rules::parse_rules(&m.payload, format, source_name)?, signed_at))
+    }
+
+    /// The record's signing time (0 when replicas do not verify), or why it is refused: no valid
+    /// signature, or signed before the signed record applied last (a replay).
+    fn verified(&self, m: &TopicMessage) -> Result<u64, String> {
         let content_type = m.header(CONTENT_TYPE);
         let signed_at = if self.keys.is_empty() {
             0
@@ -50,25 +65,38 @@ impl Follower {
                 content_type.unwrap_or(""),
                 &m.payload,
             )
-            .map_err(|e| RulesRejected::single(source_name, "signature", e.to_string()))?;
+            .map_err(|e| e.to_string())?;
             if at <= self.newest_signed {
-                return Err(RulesRejected::single(
-                    source_name,
-                    "signature",
-                    format!(
-                        "replayed: signed at {at} ms, not after the signed rules applied last ({} ms)",
-                        self.newest_signed
-                    ),
+                return Err(format!(
+                    "replayed: signed at {at} ms, not after the signed record applied last ({} ms)",
+                    self.newest_signed
                 ));
             }
             at
         };
-        let format = content_type.and_then(RulesFormat::from_media_type).unwrap_or(RulesFormat::Toml);
-        Ok((switchyard_rules::parse_rules(&m.payload, format, source_name)?, signed_at))
+        Ok(signed_at)
+    }
+
+    /// A ramp call another replica shared: applied when signed as rule records must be.
+    fn call(&mut self, m: &TopicMessage, source: &str) {
+        let signed_at = match self.verified(m) {
+            Ok(at) => at,
+            Err(why) => return tracing::warn!(source, error = %why, "a ramp call refused"),
+        };
+        match serde_json::from_slice::<FleetCall>(&m.payload) {
+            Ok(call) => {
+                self.rules.apply_fleet_call(call, source);
+                self.newest_signed = self.newest_signed.max(signed_at);
+            }
+            Err(e) => tracing::warn!(source, error = %e, "a ramp call that does not read; ignored"),
+        }
     }
 
     fn offer(&mut self, m: &TopicMessage) {
         let source = RuleSource::Kafka { topic: self.topic.clone(), partition: m.partition, offset: m.offset };
+        if Follower::is_call(m) {
+            return self.call(m, &source.error_name());
+        }
         let candidate = self.candidate(m, &source.error_name());
         let signed_at = candidate.as_ref().map_or(0, |(_, at)| *at);
         // The outcome is logged, counted and shown at `/rules/status` by rule control.
@@ -108,7 +136,8 @@ pub async fn follow(rules: Arc<RuleControl>, health: Arc<KafkaHealth>, config: K
         // The rules topic has one partition; with more, offsets order each partition only.
         let mut ordered: Vec<_> = records.iter().collect();
         ordered.sort_by_key(|m| (m.offset, m.partition));
-        let newest_valid = ordered.iter().rposition(|m| follower.candidate(m, "probe").is_ok());
+        let newest_valid =
+            ordered.iter().rposition(|m| !Follower::is_call(m) && follower.candidate(m, "probe").is_ok());
         for m in &ordered[newest_valid.unwrap_or(0)..] {
             follower.offer(m);
         }
@@ -196,6 +225,22 @@ pub async fn publish_rollbacks(config: KafkaConfig, mut rollbacks: tokio::sync::
             Err(e) => {
                 tracing::warn!(error = %e, "the ramp rollback could not be published; this replica stays rolled back")
             }
+        }
+    }
+}
+
+/// Shares each ramp call made on this replica with the fleet, in turn.
+pub async fn publish_calls(config: KafkaConfig, mut calls: tokio::sync::mpsc::UnboundedReceiver<FleetCall>) {
+    while let Some(call) = calls.recv().await {
+        let sent = match serde_json::to_vec(&call) {
+            Ok(bytes) => {
+                send(&config, &call.rules_version, FLEET_CALL_MEDIA, &bytes, config.rules_sign_key.as_deref()).await
+            }
+            Err(e) => Err(PublishError::Encode(e)),
+        };
+        match sent {
+            Ok(done) => tracing::info!(target: "switchyard::audit", %done, "ramp call shared with the fleet"),
+            Err(e) => tracing::warn!(error = %e, "a ramp call could not be shared; it holds on this replica only"),
         }
     }
 }

@@ -33,6 +33,31 @@ pub struct RampTrack {
     pub history: VecDeque<(u64, EventKind, String)>,
 }
 
+/// An operator's call on the ramp as the fleet shares it: a record on the rules topic, so an
+/// approval or a hold given to one replica reaches every replica (and survives their restarts,
+/// which read the topic again). It applies to the rules version it names only.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetCall {
+    pub rules_version: String,
+    pub call: Call,
+    /// Who made it, on which replica.
+    pub by: String,
+    /// The replica that made it (a random id per start), which already applied it.
+    pub origin: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Call {
+    Approve { step: usize },
+    Hold { reason: String },
+    Release,
+}
+
+/// The media type of a [`FleetCall`] record on the rules topic.
+pub const FLEET_CALL_MEDIA: &str = "application/vnd.switchyard.ramp-call+json";
+
 /// The ramp events `GET /ramp` keeps; older ones are forgotten (the audit log has them all).
 pub const MAX_HISTORY: usize = 100;
 
