@@ -38,8 +38,8 @@ fn verdict_badge(v: Verdict, n: usize) -> String {
     format!("<span class=\"verdict {class}\">{n} {}</span>", v.as_str())
 }
 
-/// The page for a report.
-pub fn page(report: &Report) -> String {
+/// The page for a report; `marks` (the ramp's steps, say) are drawn on its time axis.
+pub fn page(report: &Report, marks: &[svg::Mark]) -> String {
     let actions = report.actions_by_verdict();
     let summary = report.summary(&actions);
     let of = |v: Verdict| actions.iter().filter(|a| a.readiness.verdict == v).collect::<Vec<_>>();
@@ -107,7 +107,7 @@ no error or timeout on the scheduler, scheduler p50 latency at most {} × legacy
         let _ =
             write!(out, "<p>{} (<a href=\"#next-rules\">the rules change that moves them</a>)</p>", names.join(", "));
     }
-    charts(&mut out, &summary);
+    charts(&mut out, &summary, marks);
     if !overrides.is_empty() {
         let _ = write!(
             out,
@@ -152,7 +152,7 @@ fn percentile_groups(p: &BTreeMap<&'static str, Percentiles>) -> [(&'static str,
     [("p50", [l.p50, s.p50]), ("p90", [l.p90, s.p90]), ("p99", [l.p99, s.p99])]
 }
 
-fn charts(out: &mut String, summary: &crate::report::Summary) {
+fn charts(out: &mut String, summary: &crate::report::Summary, marks: &[svg::Mark]) {
     out.push_str("<h2 id=\"charts\">Charts</h2><div class=\"charts\">");
     out.push_str(&svg::grouped_bars(
         "Latency per path (all actions)",
@@ -184,7 +184,7 @@ fn charts(out: &mut String, summary: &crate::report::Summary) {
         .iter()
         .map(|b| (b.start_ms, series.iter().map(|(k, _)| b.outcomes.get(k).copied().unwrap_or(0)).collect()))
         .collect();
-    out.push_str(&svg::stacked_over_time("Outcomes over time", "count", &buckets, &series));
+    out.push_str(&svg::stacked_over_time("Outcomes over time", "count", &buckets, &series, marks));
     let points: Vec<(u64, Option<f64>)> = summary.timeline.iter().map(|b| (b.start_ms, b.match_rate)).collect();
     out.push_str(&svg::rate_over_time("Match rate over time (compared records)", &points));
     out.push_str("</div>");

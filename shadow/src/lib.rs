@@ -33,3 +33,4 @@ pub use redact::{Redactor, SECRET_FIELDS};
 pub use report::{ActionReport, Report, ReportLimits, Summary, OTHER_ACTIONS, OTHER_PATHS};
 pub use rules_change::{next_rules, NextRulesError};
 pub use sink::{for_each_record, read_records, JsonLinesFile, SinkError, WriteError, MAX_RECORD_LINE};
+pub use svg::Mark;

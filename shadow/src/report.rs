@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(b.latency_ms["scheduler"].p50, Some(2.0));
         let text = r.to_text();
         assert!(text.contains("DIFF  /response/result/v") && text.contains("noise /response/result/now"), "{text}");
-        let html = crate::html::page(&r);
+        let html = crate::html::page(&r, &[]);
         assert!(html.starts_with("<!doctype html>") && !html.contains("http://") && !html.contains("https://"));
         assert_eq!(r.to_json()["actions"][1]["match_rate"], 1.0);
     }
@@ -654,7 +654,7 @@ mod tests {
     fn escapes_html() {
         let mut r = Report::default();
         r.add(&rec("guest/<script>", Outcome::Match, &[], None));
-        assert!(!crate::html::page(&r).contains("<script>"));
+        assert!(!crate::html::page(&r, &[]).contains("<script>"));
     }
 
     #[test]

@@ -123,7 +123,40 @@ fn time_label(ms: u64) -> String {
 }
 
 /// Stacked bars over time: one bar per bucket, a segment per series (colours given).
-pub fn stacked_over_time(title: &str, unit: &str, buckets: &[(u64, Vec<u64>)], series: &[(&str, &str)]) -> String {
+/// A moment to mark on a time axis (a ramp step, a rollback): a dashed line with its label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub at_ms: u64,
+    pub label: String,
+}
+
+/// Draws `marks` that fall between the first and the last bucket as dashed vertical lines.
+fn time_marks(out: &mut String, first: Option<u64>, last: Option<u64>, marks: &[Mark]) {
+    let (Some(first), Some(last)) = (first, last) else { return };
+    let span = last.saturating_sub(first).max(1) as f64;
+    for m in marks.iter().filter(|m| (first..=last).contains(&m.at_ms)) {
+        let x = L + (W - L - R) * (m.at_ms - first) as f64 / span;
+        let _ = write!(
+            out,
+            "<line x1=\"{x:.1}\" y1=\"{T}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#555\" stroke-dasharray=\"3,3\"><title>{} {}</title></line>\
+<text x=\"{x:.1}\" y=\"{}\" font-size=\"9\" transform=\"rotate(-90 {x:.1} {})\" text-anchor=\"end\">{}</text>",
+            H - B,
+            time_label(m.at_ms),
+            esc(&m.label),
+            T + 2.0,
+            T + 2.0,
+            esc(&m.label)
+        );
+    }
+}
+
+pub fn stacked_over_time(
+    title: &str,
+    unit: &str,
+    buckets: &[(u64, Vec<u64>)],
+    series: &[(&str, &str)],
+    marks: &[Mark],
+) -> String {
     let max = buckets.iter().map(|(_, v)| v.iter().sum::<u64>()).max().unwrap_or(0) as f64;
     let y_max = nice_max(max);
     let mut out = String::new();
@@ -149,6 +182,7 @@ pub fn stacked_over_time(title: &str, unit: &str, buckets: &[(u64, Vec<u64>)], s
         }
     }
     axis_times(&mut out, buckets.first().map(|b| b.0), buckets.last().map(|b| b.0));
+    time_marks(&mut out, buckets.first().map(|b| b.0), buckets.last().map(|b| b.0), marks);
     legend(&mut out, series);
     out.push_str("</svg>");
     out
@@ -210,8 +244,11 @@ mod tests {
             "records",
             &[(0, vec![1, 2]), (1000, vec![0, 3])],
             &[("match", "#0a0"), ("mismatch", "#a00")],
+            &[Mark { at_ms: 500, label: "step 1 (25%)".into() }, Mark { at_ms: 5000, label: "outside".into() }],
         );
         assert!(time.contains("time (UTC)") && time.contains("00:00:01 mismatch: 3"));
+        assert!(time.contains("stroke-dasharray") && time.contains(">step 1 (25%)</text>"), "a mark in range is drawn");
+        assert!(!time.contains("outside"), "a mark outside the time range is not");
         let line = rate_over_time("Match rate", &[(0, Some(1.0)), (1000, None), (2000, Some(0.5))]);
         let d = line.split("<path d=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(d.matches('M').count(), 2, "a gap starts a new segment: {d}");

@@ -61,6 +61,19 @@ pub fn show(admin: &str) -> ExitCode {
     }
 }
 
+/// The ramp's history at `admin` as marks for the report page's time axis.
+pub fn marks(admin: &str) -> Result<Vec<switchyard_shadow::Mark>, AdminCallError> {
+    let status = admin_call(reqwest::Method::GET, admin, "/ramp", None, None)?;
+    let history = status["history"].as_array().cloned().unwrap_or_default();
+    Ok(history
+        .iter()
+        .filter_map(|h| {
+            let at_ms = switchyard_rules::parse_rfc3339(h["at"].as_str()?).ok()?;
+            Some(switchyard_shadow::Mark { at_ms, label: h["label"].as_str()?.to_string() })
+        })
+        .collect())
+}
+
 /// `switchyard ramp approve|hold|release|resume`: `POST /ramp/{action}` with the admin token,
 /// then prints where the ramp stands.
 pub fn call(admin: &str, token: Option<&str>, action: &str, reason: Option<&str>) -> ExitCode {

@@ -55,6 +55,10 @@ pub struct ReportArgs {
     /// With `--format rules`: the rules file the change starts from (TOML, YAML or JSON).
     #[arg(long)]
     pub base: Option<PathBuf>,
+    /// With `--format html`: a replica's admin address; its ramp's steps (`GET /ramp`) are
+    /// marked on the page's time axis.
+    #[arg(long)]
+    pub ramp_admin: Option<String>,
 }
 
 pub fn report(args: &ReportArgs) -> ExitCode {
@@ -79,7 +83,13 @@ pub fn report(args: &ReportArgs) -> ExitCode {
     }
     let text = match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&report.to_json()).unwrap_or_default() + "\n",
-        ReportFormat::Html => switchyard_shadow::html::page(&report),
+        ReportFormat::Html => {
+            let marks = match args.ramp_admin.as_deref().map(crate::cli::ramp::marks).transpose() {
+                Ok(marks) => marks.unwrap_or_default(),
+                Err(e) => return fail(e),
+            };
+            switchyard_shadow::html::page(&report, &marks)
+        }
         ReportFormat::Text => report.to_text(),
         ReportFormat::Rules => match next_rules(&report, args.base.as_deref().unwrap_or(Path::new(""))) {
             Ok(text) => text,

@@ -161,7 +161,8 @@ impl Admin {
             }
             (&Method::GET, "/shadow/report.html") => {
                 let shadow = Arc::clone(&self.shared.shadow);
-                match tokio::task::spawn_blocking(move || shadow.report_html()).await {
+                let marks = self.shared.rules.ramp_marks();
+                match tokio::task::spawn_blocking(move || shadow.report_html(&marks)).await {
                     Ok(page) => reply(StatusCode::OK, "text/html; charset=utf-8", page),
                     Err(_) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, "the report could not be built"),
                 }

@@ -321,6 +321,11 @@ impl RuleControl {
         accepted.rules.with_rollback(&reason)
     }
 
+    /// The ramp's history as marks for the report page's time axis (none without a ramp).
+    pub fn ramp_marks(&self) -> Vec<switchyard_shadow::Mark> {
+        lock(&self.state).ramp.as_ref().map(RampTrack::marks).unwrap_or_default()
+    }
+
     /// `GET /ramp`: the accepted rules' ramp as this replica runs it.
     pub fn ramp_status(&self, now_ms: u64) -> Option<serde_json::Value> {
         ramp_view(&lock(&self.state), now_ms)

@@ -299,7 +299,7 @@ fn shadow_report(proxy: &RunningProxy, records_file: &std::path::Path, opts: &De
     let report = shadow.report.lock().map_err(|_| DemoError::ReportUnavailable)?;
     println!("\n{}", report.to_text_brief());
     let html = opts.html_report.clone();
-    std::fs::write(&html, switchyard_shadow::html::page(&report)).map_err(DemoError::write(&html))?;
+    std::fs::write(&html, switchyard_shadow::html::page(&report, &[])).map_err(DemoError::write(&html))?;
     println!("  The same report as a page: {}", html.display());
     // The fleet's directory goes away with it; keep the records next to the page.
     let records = html.with_extension("jsonl");

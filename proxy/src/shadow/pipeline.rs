@@ -85,8 +85,9 @@ impl ShadowState {
         lock(&self.report).to_json()
     }
 
-    pub fn report_html(&self) -> String {
-        switchyard_shadow::html::page(&lock(&self.report))
+    /// The report page, with `marks` (the ramp's steps) on its time axis.
+    pub fn report_html(&self, marks: &[switchyard_shadow::Mark]) -> String {
+        switchyard_shadow::html::page(&lock(&self.report), marks)
     }
 }
 

@@ -30,7 +30,7 @@ pub struct RampTrack {
     /// The last step whose gates were said to hold it.
     pub held_by_gates_said: Option<usize>,
     /// What happened to this ramp on this replica, oldest first: at most [`MAX_HISTORY`] events.
-    pub history: VecDeque<(u64, EventKind, String)>,
+    pub history: VecDeque<Noted>,
 }
 
 /// An operator's call on the ramp as the fleet shares it: a record on the rules topic, so an
@@ -57,6 +57,17 @@ pub enum Call {
 
 /// The media type of a [`FleetCall`] record on the rules topic.
 pub const FLEET_CALL_MEDIA: &str = "application/vnd.switchyard.ramp-call+json";
+
+/// One event of a ramp's history.
+#[derive(Debug, Clone)]
+pub struct Noted {
+    pub at_ms: u64,
+    pub kind: EventKind,
+    /// What the audit log said.
+    pub said: String,
+    /// A few words for a time axis ("step 2 (50%)", "rolled back").
+    pub label: String,
+}
 
 /// The ramp events `GET /ramp` keeps; older ones are forgotten (the audit log has them all).
 pub const MAX_HISTORY: usize = 100;
@@ -94,7 +105,19 @@ impl RampTrack {
         if self.history.len() == MAX_HISTORY {
             self.history.pop_front();
         }
-        self.history.push_back((event.time_ms, event.kind, event.summary.clone()));
+        let step = |s: &Value| format!("step {} ({})", s["index"], s["share"].as_str().unwrap_or("?"));
+        let label = match event.kind {
+            EventKind::RampStarted | EventKind::Completed => step(&event.detail["step"]),
+            EventKind::StepAdvanced => step(&event.detail["to"]),
+            EventKind::AwaitingApproval => format!("awaiting approval of {}", step(&event.detail["step"])),
+            other => other.as_str().trim_start_matches("ramp.").replace('_', " "),
+        };
+        self.history.push_back(Noted { at_ms: event.time_ms, kind: event.kind, said: event.summary.clone(), label });
+    }
+
+    /// The history as marks on a time axis (the report page).
+    pub fn marks(&self) -> Vec<switchyard_shadow::Mark> {
+        self.history.iter().map(|n| switchyard_shadow::Mark { at_ms: n.at_ms, label: n.label.clone() }).collect()
     }
 
     /// The state `GET /ramp` names.
@@ -184,8 +207,8 @@ impl RampTrack {
             "rollback_share": ramp.rollback_share.to_string(),
             "gates": gates,
             "rollback": rollback,
-            "history": self.history.iter().map(|(at, kind, said)| json!({"at": format_rfc3339(*at),
-                "event": kind.as_str(), "said": said})).collect::<Vec<_>>(),
+            "history": self.history.iter().map(|n| json!({"at": format_rfc3339(n.at_ms),
+                "event": n.kind.as_str(), "said": n.said, "label": n.label})).collect::<Vec<_>>(),
         })
     }
 }
@@ -241,5 +264,32 @@ pub fn describe(t: &Transition, ramp: &Ramp) -> Option<String> {
         Transition::RolledBack { reason } => {
             Some(format!("ramp rolled back to {} by this replica: {reason}", ramp.rollback_share))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_rules::{Gates, Step};
+
+    #[test]
+    fn the_history_marks_each_step_with_its_share() {
+        let pct = |p: u32| Share::from_ppm(p * 10_000).unwrap();
+        let step = |share| Step { share, hold_s: 1, min_invocations: 0, approve: false };
+        let ramp = Ramp {
+            start_ms: 0,
+            steps: vec![step(pct(10)), step(pct(50))],
+            window_s: 60,
+            rollback_share: Share::ZERO,
+            rolled_back: None,
+            gates: Gates::default(),
+        };
+        let mut track = RampTrack::new(&ramp, 0, 0);
+        for (kind, key, detail) in events(&Transition::Advanced { from: 0, to: 1 }, &ramp, &[]) {
+            track.note(&Event::new(kind, "v", &key, "said".into(), detail));
+        }
+        track.note(&Event::new(EventKind::RolledBack, "v", "", "said".into(), Value::Null));
+        let labels: Vec<String> = track.marks().into_iter().map(|m| m.label).collect();
+        assert_eq!(labels, ["step 1 (50%)", "step 1 (50%)", "rolled back"], "advanced, completed, rolled back");
     }
 }
