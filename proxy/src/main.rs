@@ -108,6 +108,10 @@ enum Command {
         /// Where to write the HTML shadow report (the records go next to it, as .jsonl).
         #[arg(long, default_value = "switchyard-demo.html")]
         html_report: PathBuf,
+        /// `demo ramp`: a step that waits for an approval (the demo shows the command, and approves
+        /// itself after 5 s), and the notifications a webhook on loopback got.
+        #[arg(long)]
+        approve: bool,
     },
 }
 
@@ -131,12 +135,13 @@ fn main() -> ExitCode {
             Some(RampAction::Release) => cli::ramp::call(&admin, token.as_deref(), "release", None),
             Some(RampAction::Resume) => cli::ramp::call(&admin, token.as_deref(), "resume", None),
         },
-        Command::Demo { scenario, invocations, actions, concurrency, html_report } => {
+        Command::Demo { scenario, invocations, actions, concurrency, html_report, approve } => {
             let opts = switchyard::DemoOptions {
                 invocations,
                 actions: actions.max(1),
                 concurrency: concurrency.max(1),
                 html_report,
+                approve,
             };
             cli::demo(scenario, &opts)
         }

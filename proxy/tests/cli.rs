@@ -331,6 +331,29 @@ fn the_ramp_demo_rolls_back_by_itself() {
     assert!(text.contains("after the fault began"), "{text}");
 }
 
+/// `switchyard demo ramp --approve` stops at the approval step with the command that approves it,
+/// goes on once approved, and shows the notifications its webhook got.
+#[test]
+fn the_ramp_demo_with_an_approval_shows_the_command_and_the_notifications() {
+    let out = switchyard().args(["demo", "ramp", "--approve"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "WAITING for an approval of step 3 of 4: 50%",
+        "approve it: switchyard ramp approve --admin http://127.0.0.1:",
+        "the demo approves it",
+        "step 3 of 4: 50%",
+        "ROLLED BACK",
+        "notifications the webhook got",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    let got = text.lines().find(|l| l.contains("notifications the webhook got")).unwrap();
+    for event in ["ramp.awaiting_approval", "ramp.approved", "ramp.rolled_back"] {
+        assert!(got.contains(event), "{event} not in {got}");
+    }
+}
+
 /// `switchyard ramp --admin URL` prints a replica's ramp; a replica without one is a clear error.
 #[test]
 fn ramp_shows_a_replicas_ramp() {

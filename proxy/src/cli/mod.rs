@@ -17,7 +17,7 @@ use crate::ops::config::{ConfigError, Resolved, ServerConfig};
 pub fn demo(scenario: crate::demo::Scenario, opts: &crate::demo::DemoOptions) -> ExitCode {
     let ran = match scenario {
         crate::demo::Scenario::Shadow => crate::demo::run(opts),
-        crate::demo::Scenario::Ramp => crate::demo::ramp::run(),
+        crate::demo::Scenario::Ramp => crate::demo::ramp::run(opts.approve),
     };
     match ran {
         Ok(()) => ExitCode::SUCCESS,

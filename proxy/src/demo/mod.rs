@@ -64,6 +64,8 @@ pub struct DemoOptions {
     pub concurrency: usize,
     /// Where the HTML shadow report is written (the records go next to it, as `.jsonl`).
     pub html_report: std::path::PathBuf,
+    /// `demo ramp`: the third step waits for an approval, and the notifications are shown.
+    pub approve: bool,
 }
 
 /// The demo's actions: every tenth a batch job, every tenth (offset) in the `img` package, every
