@@ -354,6 +354,58 @@ fn the_ramp_demo_with_an_approval_shows_the_command_and_the_notifications() {
     }
 }
 
+/// `switchyard ramp hold|release|approve` change a replica's ramp with the admin token (from
+/// `--token` or `SWITCHYARD_ADMIN_TOKEN`), print where it stands, and fail clearly without it.
+#[test]
+fn ramp_calls_from_the_command_line() {
+    const TOKEN: &str = "open-sesame-0123456789";
+    let start = switchyard_tests::now_ms() / 1000;
+    let rules = format!(
+        "version = \"cli-calls\"\n[ramp]\nstart = {start}\nsteps = [{{ share = 10, hold_s = 0 }}, {{ share = 100, hold_s = 0, approve = true }}]\n\
+         [ramp.gates]\nplatform_failure = {{ min_samples = 0 }}\nthrottled = {{ min_samples = 0 }}\nqueued = {{ min_samples = 0 }}\n"
+    );
+    let mut spec = switchyard_tests::FleetSpec::new(&rules);
+    spec.tweak = Some(Box::new(|c| c.admin.token = Some(TOKEN.into())));
+    let fleet = switchyard_tests::LocalFleet::start(spec).unwrap();
+    let admin = fleet.admin_url();
+    let ramp = |args: &[&str]| {
+        let out = switchyard()
+            .arg("ramp")
+            .args(args)
+            .args(["--admin", &admin])
+            .env("SWITCHYARD_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let started = Instant::now();
+    while !ramp(&[]).1.contains("awaiting_approval") {
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", ramp(&[]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, text, _) = ramp(&["hold", "--reason", "waiting for the on-call"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("HELD since") && text.contains("waiting for the on-call"), "{text}");
+    let (code, text, _) = ramp(&["release"]);
+    assert_eq!(code, Some(0), "{text}");
+    let out = switchyard()
+        .args(["ramp", "approve", "--admin", &admin, "--token", "wrong-token-0123456789"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, text, _) = ramp(&["approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("approve: {\"approved\":1}"), "{text}");
+    let (code, _, err) = ramp(&["release"]);
+    assert_eq!(code, Some(1), "nothing to release");
+    assert!(err.contains("409") && err.contains("not held"), "{err}");
+}
+
 /// `switchyard ramp --admin URL` prints a replica's ramp; a replica without one is a clear error.
 #[test]
 fn ramp_shows_a_replicas_ramp() {
