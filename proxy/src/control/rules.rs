@@ -361,11 +361,10 @@ impl RuleControl {
     /// Approves the step the ramp waits for; it begins at the next tick (unless held). Returns
     /// the step approved.
     pub fn approve_ramp(&self, by: &str) -> Result<usize, RampCallError> {
-        let step = self.on_ramp(by, |track| match track.position {
+        self.on_ramp(by, |track| match track.position {
             Position::AwaitingApproval { next, .. } => Ok((next, Call::Approve { step: next })),
             _ => Err(RampCallError::NotAwaiting { state: track.state() }),
-        })?;
-        Ok(step)
+        })
     }
 
     /// A ramp call another replica shared (`source`: where it was read). Applies to the rules
