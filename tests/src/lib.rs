@@ -15,6 +15,7 @@ pub mod broker;
 pub mod chaos;
 pub mod dns;
 pub mod scripted;
+pub mod tools;
 pub mod webhook;
 
 /// A switchyard in front of two simulated fleets, on free loopback ports. The simulated fleets
