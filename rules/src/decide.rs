@@ -5,6 +5,7 @@
 //! literal, 1 for a glob with literal text (`img-*`), 0 for `*`. The kill switch beats everything.
 
 use crate::bucket::sticky_bucket;
+use crate::force::Force;
 use crate::model::{Pool, StickyKey};
 use crate::ruleset::RuleSet;
 use crate::share::Share;
@@ -37,6 +38,8 @@ pub enum DecisionReason {
     DefaultPool,
     /// The caller's namespace (`_`) could not be resolved: legacy, the side no pin can forbid.
     UnresolvedNamespace,
+    /// A caller listed in `force` chose the path with its header.
+    Forced,
 }
 
 impl DecisionReason {
@@ -45,7 +48,7 @@ impl DecisionReason {
         self.into()
     }
 
-    /// Dense index (0 ..= 3) for per-reason arrays; every override counts as one.
+    /// Dense index (0 ..= 5) for per-reason arrays; every override counts as one.
     pub fn index(self) -> usize {
         match self {
             DecisionReason::KillSwitch => 0,
@@ -53,6 +56,7 @@ impl DecisionReason {
             DecisionReason::Global => 2,
             DecisionReason::DefaultPool => 3,
             DecisionReason::UnresolvedNamespace => 4,
+            DecisionReason::Forced => 5,
         }
     }
 }
@@ -95,6 +99,9 @@ impl RuleSet {
                 share: Share::ZERO,
             };
         }
+        if let Some(pool) = self.forced(inv) {
+            return Decision { pool, reason: DecisionReason::Forced, bucket: None, share: Share::ZERO };
+        }
         let (reason, share, seed, key) =
             match self.matcher.find(&self.overrides, inv.namespace, inv.package, inv.action) {
                 Some(i) => {
@@ -106,6 +113,15 @@ impl RuleSet {
         let bucket = bucket_for(inv, key, seed);
         let pool = if bucket < share.ppm() { Pool::Scheduler } else { Pool::Legacy };
         Decision { pool, reason, bucket: Some(bucket), share }
+    }
+}
+
+impl RuleSet {
+    /// The path a listed caller asked for with the `force` header (none for anyone else).
+    fn forced(&self, inv: &Invocation<'_>) -> Option<Pool> {
+        let force = self.force.as_ref()?;
+        let asked = inv.header.and_then(|h| h(&force.header)).and_then(Force::asked)?;
+        force.lists(inv.namespace, inv.subject).then_some(asked)
     }
 }
 
@@ -250,6 +266,30 @@ mod tests {
         assert_eq!(subject.decide(&with_subject).bucket, Some(crate::bucket_of(b"uuid-1", 0)));
         let without = Invocation { namespace: "n", action: "a", ..Invocation::default() };
         assert_eq!(subject.decide(&without).bucket, Some(crate::bucket_of(b"n/a", 0)), "falls back to the action key");
+    }
+
+    #[test]
+    fn a_listed_caller_picks_its_path_by_header_and_nobody_else_does_and_the_kill_switch_wins() {
+        let text = "version = \"f\"\nscheduler_share = 0\nforce = { header = \"x-path\", namespaces = [\"qa-*\"], subjects = [\"tester\"] }\n";
+        let r = rules(text);
+        let asks = |name: &str| (name == "x-path").then_some("scheduler");
+        let inv = |ns, subject| Invocation {
+            namespace: ns,
+            action: "a",
+            subject,
+            header: Some(&asks),
+            ..Invocation::default()
+        };
+        let d = r.decide(&inv("qa-1", None));
+        assert_eq!((d.pool, d.reason), (Pool::Scheduler, DecisionReason::Forced));
+        assert_eq!(r.decide(&inv("prod", Some("tester"))).reason, DecisionReason::Forced);
+        let ignored = r.decide(&inv("prod", Some("someone")));
+        assert_eq!((ignored.pool, ignored.reason), (Pool::Legacy, DecisionReason::Global), "not listed: ignored");
+        let killed = r.with_kill_switch(true).decide(&inv("qa-1", None));
+        assert_eq!((killed.pool, killed.reason), (Pool::Legacy, DecisionReason::KillSwitch));
+        let nonsense = |name: &str| (name == "x-path").then_some("both");
+        let unclear = Invocation { namespace: "qa-1", action: "a", header: Some(&nonsense), ..Invocation::default() };
+        assert_eq!(r.decide(&unclear).reason, DecisionReason::Global, "a value that names no path asks for nothing");
     }
 
     #[test]

@@ -49,6 +49,12 @@ impl RuleSet {
             old.ramp.as_ref().map_or("none".into(), Ramp::summary),
             self.ramp.as_ref().map_or("none".into(), Ramp::summary),
         );
+        let force = |r: &RuleSet| {
+            r.force.as_ref().map_or("none".into(), |f| {
+                format!("{} for {} namespace patterns and {} subjects", f.header, f.namespaces.len(), f.subjects.len())
+            })
+        };
+        setting("force", force(old), force(self));
         let before: HashMap<_, &Override> = old.overrides.iter().map(|o| (triple(o), o)).collect();
         let after: HashMap<_, &Override> = self.overrides.iter().map(|o| (triple(o), o)).collect();
         for o in &self.overrides {

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::error::Collector;
 use crate::field::{document, kind, parsed, text, Each, Field, FieldType};
+use crate::force::ForceDocument;
 use crate::gates::GatesDocument;
 use crate::glob::Glob;
 use crate::model::{Override, Pool, StickyKey, MIRROR_METHODS};
@@ -75,6 +76,25 @@ impl FieldType for PackageGlob {
     }
     fn write(&self) -> Value {
         self.0.write()
+    }
+}
+
+/// An HTTP header name, kept in lower case.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderName(pub String);
+
+impl FieldType for HeaderName {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let t = text(v, path, c)?;
+        let ok = crate::model::is_header_name(t);
+        parsed(
+            ok.then(|| HeaderName(t.to_ascii_lowercase())).ok_or(format!("`{t}` is not a valid HTTP header name")),
+            path,
+            c,
+        )
+    }
+    fn write(&self) -> Value {
+        Value::String(self.0.clone())
     }
 }
 
@@ -194,6 +214,8 @@ document! {
         overrides: Each<OverrideDocument>,
         /// Raises `scheduler_share` step by step from `start`, held and rolled back by gates.
         ramp: RampDocument,
+        /// Listed callers choose their path per request with a header.
+        force: ForceDocument,
     }
 }
 

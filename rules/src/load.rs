@@ -15,6 +15,7 @@ use crate::document::{
 };
 use crate::error::{cut, Collector, RulesRejected};
 use crate::field::{kind, Each, Field, FieldType};
+use crate::force::Force;
 use crate::gates::Gates;
 use crate::glob::Glob;
 use crate::model::{Override, Pool, ShadowPolicy, StickyKey};
@@ -173,11 +174,15 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
         Field::Value(r) => compile_ramp(r, scheduler_share, &mut c),
         _ => None,
     };
+    let force = match &top.force {
+        Field::Value(f) => Force::compile(f, &mut c),
+        _ => None,
+    };
     let (Field::Value(Version(version)), false, false, false, false) = (
         top.version,
         top.default_pool.is_invalid(),
         top.scheduler_share.is_invalid(),
-        top.kill_switch.is_invalid() || top.seed.is_invalid(),
+        top.kill_switch.is_invalid() || top.seed.is_invalid() || top.force.is_invalid(),
         top.sticky_key.is_invalid() || top.overrides.is_invalid() || top.ramp.is_invalid(),
     ) else {
         return Err(c.rejected());
@@ -194,7 +199,7 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
         sticky_key,
         overrides,
     )
-    .with_ramp(ramp))
+    .with_ramp_and_force(ramp, force))
 }
 
 /// The longest rollback reason kept in the rules.
@@ -608,10 +613,12 @@ mod tests {
              namespace = \"guest\"\npackage = \"\"\naction = \"img-*\"\nshare = 50\n\
              shadow = { sample = 10, ignore = [\"/a\"], methods = [\"post\"], non_blocking = true }\n\
              [ramp]\nstart = 2026-11-30T10:00:00Z\nsteps = [{ share = 25, hold_s = 60 }, { share = 100, hold_s = 0 }]\n\
-             [ramp.gates]\nmismatch = { max = 0.01 }\nlatency = { factor = 1.5 }\n",
+             [ramp.gates]\nmismatch = { max = 0.01 }\nlatency = { factor = 1.5 }\n\
+             [force]\nheader = \"X-Path\"\nnamespaces = [\"qa-*\"]\n",
         )
         .unwrap();
         let doc = r.to_document();
+        assert_eq!(doc["force"], serde_json::json!({"header": "x-path", "namespaces": ["qa-*"], "subjects": []}));
         assert_eq!(doc["ramp"]["start"], "2026-11-30T10:00:00Z");
         assert_eq!(doc["ramp"]["gates"]["platform_failure"]["factor"], 2.0, "defaults are written");
         let again = parse_rules(&serde_json::to_vec(&doc).unwrap(), RulesFormat::Json, "canonical").unwrap();

@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use crate::document::{OverrideDocument, RampDocument, RulesDocument, Version};
 use crate::field::{Each, Field, FieldType};
+use crate::force::Force;
 use crate::matcher::Matcher;
 use crate::model::{Override, Pool, StickyKey};
 use crate::ramp::Ramp;
@@ -26,6 +27,8 @@ pub struct RuleSet {
     pub overrides: Vec<Override>,
     /// Raises the global share step by step; `None` without one.
     pub ramp: Option<Ramp>,
+    /// Listed callers choose their path with a header; `None`: nobody can.
+    pub force: Option<Force>,
     /// The global share the ramp has reached on this replica, when it drives the share (set by the
     /// proxy, not written in documents: `scheduler_share` stays what the rules say).
     pub ramp_share: Option<Share>,
@@ -55,6 +58,7 @@ impl RuleSet {
             sticky_key,
             overrides,
             ramp: None,
+            force: None,
             ramp_share: None,
             fingerprint: 0,
             matcher,
@@ -63,8 +67,9 @@ impl RuleSet {
         rules
     }
 
-    pub(crate) fn with_ramp(mut self, ramp: Option<Ramp>) -> RuleSet {
+    pub(crate) fn with_ramp_and_force(mut self, ramp: Option<Ramp>, force: Option<Force>) -> RuleSet {
         self.ramp = ramp;
+        self.force = force;
         self.fingerprint = fingerprint(&self.to_document());
         self
     }
@@ -104,7 +109,9 @@ impl RuleSet {
 
     /// Whether any decision hashes the Basic-auth subject (so the proxy decodes it only then).
     pub fn uses_subject(&self) -> bool {
-        self.sticky_key == StickyKey::Subject || self.overrides.iter().any(|o| o.sticky_key == StickyKey::Subject)
+        self.sticky_key == StickyKey::Subject
+            || self.overrides.iter().any(|o| o.sticky_key == StickyKey::Subject)
+            || self.force.as_ref().is_some_and(|f| !f.subjects.is_empty())
     }
 
     /// The canonical form of the rule set (what `GET /rules` shows), independent of input format:
@@ -119,6 +126,7 @@ impl RuleSet {
             sticky_key: Field::Value(self.sticky_key.clone()),
             overrides: Field::Value(Each(self.overrides.iter().map(|o| Some(OverrideDocument::from(o))).collect())),
             ramp: self.ramp.as_ref().map_or(Field::Absent, |r| Field::Value(RampDocument::from(r))),
+            force: self.force.as_ref().map_or(Field::Absent, |f| Field::Value(f.document())),
         }
         .write()
     }

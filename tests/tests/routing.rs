@@ -254,3 +254,56 @@ fn admin_endpoints_answer() {
         assert!(text.contains("switchyard_request_duration_seconds_bucket"), "latency is a histogram");
     });
 }
+
+/// `force`: a listed caller's header picks the path (by namespace pattern or by subject); anyone
+/// else's is ignored; no controller ever sees the header; the kill switch still wins; counted as
+/// `reason="forced"`.
+#[test]
+fn a_forced_header_from_a_listed_caller_goes_where_it_says_and_from_anyone_else_is_ignored_and_stripped() {
+    use switchyard_tests::scripted::ScriptedController;
+    let rules = "version = \"force\"\nscheduler_share = 0\n\
+                 force = { header = \"x-switchyard-path\", namespaces = [\"qa-*\"], subjects = [\"tester-uuid\"] }\n";
+    let start = |rules: &str| {
+        let (legacy, scheduler) = (ScriptedController::echo(), ScriptedController::echo());
+        let mut spec = FleetSpec::new(rules);
+        let members = (legacy.addr.to_string(), scheduler.addr.to_string());
+        spec.tweak = Some(Box::new(move |c| {
+            c.pools.legacy.members = vec![members.0];
+            c.pools.scheduler.members = vec![members.1];
+        }));
+        (LocalFleet::start(spec).expect("fleet"), legacy, scheduler)
+    };
+    let call = |base: &str, ns: &str, user: &str, path: Option<&str>| {
+        let c = client();
+        let mut req = c
+            .post(format!("{base}/api/v1/namespaces/{ns}/actions/hello?blocking=true"))
+            .basic_auth(user, Some("the-key"))
+            .json(&json!({}));
+        if let Some(path) = path {
+            req = req.header("X-Switchyard-Path", path);
+        }
+        block_on(async move { pool_of(&req.send().await.unwrap()) })
+    };
+    let (fleet, legacy, scheduler) = start(rules);
+    let base = fleet.proxy_url();
+    assert_eq!(call(&base, "qa-team", "someone", Some("scheduler")), "scheduler", "listed by namespace");
+    assert_eq!(call(&base, "prod", "tester-uuid", Some("scheduler")), "scheduler", "listed by subject");
+    assert_eq!(call(&base, "qa-team", "someone", Some("legacy")), "legacy");
+    assert_eq!(call(&base, "prod", "someone", Some("scheduler")), "legacy", "not listed: ignored");
+    assert_eq!(call(&base, "qa-team", "someone", Some("everywhere")), "legacy", "names no path: ignored");
+    assert_eq!(call(&base, "qa-team", "someone", None), "legacy");
+    let seen: Vec<_> = legacy.seen().into_iter().chain(scheduler.seen()).collect();
+    assert_eq!(seen.len(), 6);
+    for s in &seen {
+        assert_eq!(s.field("x-switchyard-path"), None, "no controller sees the header: {}", s.head);
+    }
+    let text = block_on(metrics_text(&fleet.admin_url()));
+    let forced = |pool| metric(&text, "switchyard_decisions_total", &[("pool", pool), ("reason", "forced")]);
+    assert_eq!((forced("scheduler"), forced("legacy")), (2.0, 1.0));
+    drop(fleet);
+
+    let (fleet, _legacy, scheduler) =
+        start(&rules.replace("version = \"force\"", "version = \"f2\"\nkill_switch = true"));
+    assert_eq!(call(&fleet.proxy_url(), "qa-team", "someone", Some("scheduler")), "legacy", "the kill switch wins");
+    assert!(scheduler.seen().is_empty());
+}

@@ -23,7 +23,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType};
-use switchyard_rules::{Decision, DecisionReason, Invocation, Pool, ShadowPolicy};
+use switchyard_rules::{escape_controls, Decision, DecisionReason, Invocation, Pool, ShadowPolicy};
 use switchyard_shadow::{AnswerClass, SkipReason, CLASSIFY_PREFIX_BYTES};
 
 use crate::control::rules::ActiveRules;
@@ -202,6 +202,10 @@ impl SwitchyardProxy {
         };
         (ctx.chosen, ctx.pool, ctx.reason) = (decision.pool, decision.pool, decision.reason);
         self.shared.metrics.decision(ctx.chosen, ctx.reason);
+        if decision.reason == DecisionReason::Forced {
+            tracing::info!(namespace = %escape_controls(&class.namespace), action = %escape_controls(&class.action),
+                pool = decision.pool.as_str(), "path chosen by a listed caller's header");
+        }
         ctx.rules = Some(active);
         ctx.request_id = req
             .headers
@@ -338,6 +342,10 @@ impl SwitchyardProxy {
         let body = self.request_body(session, ctx).await?;
         let req = session.req_header();
         let mut headers = fields::request_fields(req, &ctx.request_id);
+        // The testers' path header is switchyard's, whoever sent it: no controller sees it.
+        if let Some(force) = ctx.rules.as_ref().and_then(|active| active.rules.force.as_ref()) {
+            headers.remove(force.header.as_str());
+        }
         Framing::for_request(client, body.complete.then_some(body.len)).apply(&mut headers);
         if let Some(tee) = ctx.shadow.as_mut() {
             // The copy is the primary's twin: the same fields.
