@@ -35,6 +35,19 @@ enum RulesCommand {
         #[arg(long)]
         sign_key: Option<PathBuf>,
     },
+    /// What a rules file would move if it were applied now: asked of a replica, which validates it
+    /// and weighs it with its recent traffic (`PUT /rules?dry_run=true`); nothing is applied.
+    Plan {
+        file: PathBuf,
+        /// The replica's admin address.
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        admin: String,
+        /// The admin token.
+        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::plan::Format,
+    },
     /// Create an ed25519 key pair for signing rule records: the secret key in FILE (owner-only),
     /// the verify key in FILE.pub and on standard output (for `kafka.rules_verify_keys`).
     Keygen { file: PathBuf },
@@ -89,7 +102,7 @@ enum Command {
         #[command(subcommand)]
         action: Option<RampAction>,
     },
-    /// Rules distribution over Kafka.
+    /// Rules: plan a change against a replica's traffic, publish over Kafka, make signing keys.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
@@ -128,6 +141,9 @@ fn main() -> ExitCode {
             cli::publish_rules(&file, brokers, topic, kafka_config.as_deref(), sign_key.as_deref())
         }
         Command::Rules { command: RulesCommand::Keygen { file } } => cli::keygen(&file),
+        Command::Rules { command: RulesCommand::Plan { file, admin, token, format } } => {
+            cli::plan::plan(&file, &admin, token.as_deref(), format)
+        }
         Command::Ramp { admin, token, action } => match action {
             None => cli::ramp::show(&admin),
             Some(RampAction::Approve) => cli::ramp::call(&admin, token.as_deref(), "approve", None),

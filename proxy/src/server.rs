@@ -23,6 +23,7 @@ use crate::data::dns::Follower;
 use crate::data::idle::{ConnectionCaps, Parked};
 use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::{self, Pools};
+use crate::data::recent::RecentTraffic;
 use crate::data::service::SwitchyardProxy;
 use crate::data::upstream::{Client, Lane, Limits};
 use crate::kafka::health::KafkaHealth;
@@ -183,7 +184,15 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
     let notifier = Arc::new(notifier);
     // Entered by the caller: the senders run on the control runtime.
     tokio::spawn(notifications);
-    let rules = Arc::new(RuleControl::new(rules, source, Arc::clone(&metrics), Arc::clone(&live), notifier));
+    let recent = Arc::new(RecentTraffic::new(crate::ops::clock::now_ms()));
+    let rules = Arc::new(RuleControl::new(
+        rules,
+        source,
+        Arc::clone(&metrics),
+        Arc::clone(&live),
+        notifier,
+        Arc::clone(&recent),
+    ));
     let pools = Arc::new(Pools::new(&resolved.members, config.health.clone()));
     let kafka = Arc::new(KafkaHealth::default());
     let records_sink = if config.kafka.enabled() && !config.kafka.records_topic.is_empty() {
@@ -223,6 +232,7 @@ fn shared_state(resolved: &Resolved) -> Result<Arc<Shared>, StartError> {
         namespaces,
         metrics,
         live,
+        recent,
         pool_header: config.pool_header,
         shadow,
         kafka,

@@ -6,6 +6,7 @@ use crate::control::ramp::window::LiveCounters;
 use crate::control::rules::RuleControl;
 use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::Pools;
+use crate::data::recent::RecentTraffic;
 use crate::kafka::health::KafkaHealth;
 use crate::lifecycle::Lifecycle;
 use crate::ops::metrics::Metrics;
@@ -20,6 +21,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Answers and comparisons as the ramp's gates read them.
     pub live: Arc<LiveCounters>,
+    /// Recent invocations by action (bounded), for rule plans.
+    pub recent: Arc<RecentTraffic>,
     /// Add `x-switchyard-pool` and `x-switchyard-rules-version` to responses.
     pub pool_header: bool,
     /// The mirror queue and the live report.

@@ -536,3 +536,52 @@ fn files_that_are_not_regular_are_refused_not_read() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
 }
+
+/// `switchyard rules plan NEW --admin URL`: the replica's plan as text and as JSON; invalid rules
+/// are refused with every problem, and nothing is applied.
+#[test]
+fn rules_plan_from_the_command_line() {
+    const TOKEN: &str = "plan-token-0123456789";
+    let mut spec = switchyard_tests::FleetSpec::new("version = \"plan-1\"\nscheduler_share = 0\n");
+    spec.tweak = Some(Box::new(|c| c.admin.token = Some(TOKEN.into())));
+    let fleet = switchyard_tests::LocalFleet::start(spec).unwrap();
+    let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
+    switchyard_tests::block_on(async {
+        let c = switchyard_tests::client();
+        for i in 0..30 {
+            switchyard_tests::invoke(&c, &base, &format!("a{i}"), serde_json::json!({})).send().await.unwrap();
+        }
+    });
+    let plan = |file: &Path, format: &str| {
+        let out = switchyard()
+            .args(["rules", "plan"])
+            .arg(file)
+            .args(["--admin", &admin, "--format", format])
+            .env("SWITCHYARD_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let next = scratch("plan-next.toml", "version = \"plan-2\"\nscheduler_share = 100\n");
+    let (code, text, err) = plan(&next, "text");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.starts_with("rules plan-1 → plan-2\nmoves "), "{text}");
+    assert!(text.contains("of 30 actions to the scheduler") && text.contains("guest"), "{text}");
+    assert!(text.contains("global share: 0% → 100%"), "{text}");
+    let (code, json, err) = plan(&next, "json");
+    assert_eq!(code, Some(0), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((json["to_version"].as_str(), json["actions_to_scheduler"].as_u64()), (Some("plan-2"), Some(30)));
+    let bad = scratch("plan-bad.toml", "version = \"plan-3\"\nscheduler_share = 150\nkill_switch = \"yes\"\n");
+    let (code, _, err) = plan(&bad, "text");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("422") && err.contains("scheduler_share") && err.contains("kill_switch"), "{err}");
+    let rules: serde_json::Value = switchyard_tests::block_on(async {
+        switchyard_tests::client().get(format!("{admin}/rules")).send().await.unwrap().json().await.unwrap()
+    });
+    assert_eq!(rules["version"], "plan-1", "a plan applies nothing");
+}

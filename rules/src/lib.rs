@@ -21,6 +21,7 @@ mod glob;
 mod load;
 mod matcher;
 mod model;
+mod plan;
 mod ramp;
 mod ruleset;
 mod share;
@@ -35,6 +36,10 @@ pub use gates::{Gate, Gates, LatencyGate, Mode, RateGate, RatioGate, Reading, Si
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_RULES_BYTES, MAX_YAML_ALIASES};
 pub use model::{Override, Pool, ShadowPolicy, StickyKey, MIRROR_METHODS};
+pub use plan::{
+    ActionMove, ActionRate, NamespaceMove, NamespaceRate, Plan, RuleChange, ShadowChange, TimelineStep, Traffic,
+    MAX_LISTED_MOVES,
+};
 pub use ramp::{format_rfc3339, parse_rfc3339, Decisions, Hold, Position, Ramp, Step, Transition};
 pub use ruleset::RuleSet;
 

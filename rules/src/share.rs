@@ -51,6 +51,20 @@ impl Share {
     }
 }
 
+/// In JSON as it prints (`"12.5%"`), read back exactly.
+impl serde::Serialize for Share {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Share {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Share, D::Error> {
+        let text = String::deserialize(d)?;
+        Share::parse_percent(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Prints the share as a percentage with no trailing zeros: `12.5%`.
 impl fmt::Display for Share {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

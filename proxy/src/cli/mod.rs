@@ -1,6 +1,8 @@
 //! The commands of the `switchyard` binary, each a function that returns what the process should
 //! exit with; `main.rs` only parses arguments and calls them.
 
+mod admin;
+pub mod plan;
 pub mod ramp;
 pub mod report;
 

@@ -5,50 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-/// Why a call to a replica's admin API gave no usable answer.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminCallError {
-    #[error("cannot start a runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("{url}: {source}")]
-    Unreachable { url: String, source: reqwest::Error },
-    #[error("{url}: not JSON: {source}")]
-    NotJson { url: String, source: reqwest::Error },
-    #[error("{url}: {status}: {message}")]
-    Refused { url: String, status: reqwest::StatusCode, message: String },
-}
-
-/// `method` on `admin` + `path`, with the bearer token and a JSON body when given; the answer's
-/// JSON when it succeeded.
-fn admin_call(
-    method: reqwest::Method,
-    admin: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Result<Value, AdminCallError> {
-    let url = format!("{}{path}", admin.trim_end_matches('/'));
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AdminCallError::Runtime)?;
-    runtime.block_on(async {
-        let mut req = reqwest::Client::new().request(method, &url).timeout(std::time::Duration::from_secs(10));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.map_err(|source| AdminCallError::Unreachable { url: url.clone(), source })?;
-        let status = resp.status();
-        let body: Value = resp.json().await.map_err(|source| AdminCallError::NotJson { url: url.clone(), source })?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            let message = body["error"].as_str().unwrap_or_default().to_string();
-            Err(AdminCallError::Refused { url, status, message })
-        }
-    })
-}
+use super::admin::{admin_call, AdminCallError, CallBody};
 
 /// Fetches `GET /ramp` from `admin` (`http://host:port`) and prints it.
 pub fn show(admin: &str) -> ExitCode {
@@ -77,7 +34,7 @@ pub fn marks(admin: &str) -> Result<Vec<switchyard_shadow::Mark>, AdminCallError
 /// `switchyard ramp approve|hold|release|resume`: `POST /ramp/{action}` with the admin token,
 /// then prints where the ramp stands.
 pub fn call(admin: &str, token: Option<&str>, action: &str, reason: Option<&str>) -> ExitCode {
-    let body = reason.map(|r| serde_json::json!({ "reason": r }));
+    let body = reason.map(|r| CallBody::json(&serde_json::json!({ "reason": r })));
     match admin_call(reqwest::Method::POST, admin, &format!("/ramp/{action}"), token, body) {
         Ok(answer) => {
             println!("switchyard: {action}: {answer}");

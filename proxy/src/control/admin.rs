@@ -250,7 +250,14 @@ impl Admin {
         }
     }
 
+    /// `PUT /rules`: validates and applies a rule document; with `?dry_run=true`, validates it
+    /// and answers its plan (what it would move now) without applying it.
     async fn put_rules(&self, req: Request<Incoming>) -> Reply {
+        let dry_run = match req.uri().query().map(dry_run) {
+            None => false,
+            Some(Ok(on)) => on,
+            Some(Err(refused)) => return refused,
+        };
         let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let Some(format) = RulesFormat::from_media_type(content_type) else {
             return error_reply(
@@ -268,15 +275,19 @@ impl Admin {
             }
         };
         let rules = Arc::clone(&self.shared.rules);
-        // Parsing and compiling a large rule set is blocking work.
+        // Parsing and compiling a large rule set (and weighing it with the traffic) is blocking work.
         let outcome = tokio::task::spawn_blocking(move || {
             let source = RuleSource::AdminApi;
             let candidate = switchyard_rules::parse_rules(&body, format, &source.error_name());
-            rules.offer(candidate, source)
+            if dry_run {
+                return rules.plan(candidate, source).map(Offered::Planned);
+            }
+            rules.offer(candidate, source).map(Offered::Applied)
         })
         .await;
         match outcome {
-            Ok(Ok(applied @ Applied::Accepted { .. })) | Ok(Ok(applied @ Applied::Unchanged { .. })) => {
+            Ok(Ok(Offered::Planned(plan))) => json_reply(StatusCode::OK, &json!({"status": "plan", "plan": plan})),
+            Ok(Ok(Offered::Applied(applied))) => {
                 json_reply(StatusCode::OK, &serde_json::to_value(applied).unwrap_or_default())
             }
             Ok(Err(rejected)) => json_reply(
@@ -296,6 +307,32 @@ impl Admin {
         let version = self.shared.rules.set_kill_latch(on, "admin API");
         json_reply(StatusCode::OK, &json!({"kill_switch_latch": on, "effective_version": version}))
     }
+}
+
+/// What a `PUT /rules` did: applied (or found unchanged), or only planned.
+enum Offered {
+    Applied(Applied),
+    Planned(switchyard_rules::Plan),
+}
+
+/// `dry_run=true|false` in `PUT /rules`'s query; any other parameter is refused, so that a typo
+/// never applies what was meant as a dry run.
+#[allow(clippy::result_large_err)]
+fn dry_run(query: &str) -> Result<bool, Reply> {
+    let mut on = false;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("dry_run", "true") => on = true,
+            ("dry_run", "false") => on = false,
+            _ => {
+                return Err(error_reply(
+                    StatusCode::BAD_REQUEST,
+                    "PUT /rules takes one query parameter, dry_run=true or dry_run=false",
+                ))
+            }
+        }
+    }
+    Ok(on)
 }
 
 /// The reason of `POST /ramp/hold`: `{"reason": "..."}`, at most [`MAX_HOLD_BODY`] bytes.

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod idle;
 pub mod namespaces;
 pub mod pools;
+pub mod recent;
 pub mod request_id;
 pub mod service;
 pub mod traffic;

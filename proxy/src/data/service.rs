@@ -35,6 +35,7 @@ use crate::data::traffic::{FallbackReason, Traffic};
 use crate::data::upstream::fields::{self, ClientFraming, Framing};
 use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody, RetryReason};
 use crate::lifecycle::InFlight;
+use crate::ops::clock::now_ms;
 use crate::ops::config::TimeoutsConfig;
 use crate::shadow::tee::{sampled, Tee};
 use crate::state::Shared;
@@ -231,6 +232,7 @@ impl SwitchyardProxy {
             .then(|| req.headers.get(http::header::AUTHORIZATION).and_then(|v| BasicCredential::parse(v.as_bytes())))
             .flatten()
             .map(|c| c.user);
+        self.shared.recent.record(now_ms(), &class.namespace, &class.package, &class.action);
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         active.rules.decide(&Invocation {
             namespace: &class.namespace,
