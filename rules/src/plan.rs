@@ -198,7 +198,10 @@ impl RuleSet {
         let actions_to_scheduler = moves.iter().filter(|m| m.to == Pool::Scheduler).count();
         let actions_to_legacy = moves.len() - actions_to_scheduler;
         moves.sort_by(|a, b| {
-            (a.to == Pool::Scheduler).cmp(&(b.to == Pool::Scheduler)).then(b.per_s.total_cmp(&a.per_s))
+            (a.to == Pool::Scheduler)
+                .cmp(&(b.to == Pool::Scheduler))
+                .then(b.per_s.total_cmp(&a.per_s))
+                .then_with(|| (&a.namespace, &a.package, &a.action).cmp(&(&b.namespace, &b.package, &b.action)))
         });
         moves.truncate(actions_to_legacy + MAX_LISTED_MOVES);
         let settings = self.diff_from(current).settings;

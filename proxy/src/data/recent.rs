@@ -23,6 +23,8 @@ pub const SHARDS: usize = 8;
 pub const ACTIONS_PER_SHARD: usize = 256;
 pub const NAMESPACES_PER_SHARD: usize = 128;
 /// The most entries the sketch holds: per window, 2,048 actions and 1,024 namespace counts.
+/// OpenWhisk's longest entity name (namespace, package or action).
+pub const MAX_NAME_BYTES: usize = 256;
 #[cfg(test)]
 const MAX_ENTRIES: usize = WINDOWS * SHARDS * (ACTIONS_PER_SHARD + NAMESPACES_PER_SHARD);
 
@@ -109,8 +111,12 @@ impl RecentTraffic {
         RecentTraffic { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(), started_ms: now_ms }
     }
 
-    /// Counts one invocation (the namespace as routed: `_` already resolved).
+    /// Counts one invocation (the namespace as routed: `_` already resolved). A name longer than
+    /// OpenWhisk allows is not counted (its controller refuses it), which keeps the bound.
     pub fn record(&self, now_ms: u64, namespace: &str, package: &str, action: &str) {
+        if [namespace, package, action].iter().any(|part| part.len() > MAX_NAME_BYTES) {
+            return;
+        }
         let hash = action_hash(namespace, package, action);
         let ns_hash = xxhash_rust::xxh3::xxh3_64(namespace.as_bytes());
         let epoch = now_ms / WINDOW_MS;
