@@ -37,36 +37,10 @@ enum RulesCommand {
     },
     /// What a rules file would move if it were applied now: asked of a replica, which validates it
     /// and weighs it with its recent traffic (`PUT /rules?dry_run=true`); nothing is applied.
-    Plan {
-        file: PathBuf,
-        /// The replica's admin address.
-        #[arg(long, default_value = "http://127.0.0.1:9090")]
-        admin: String,
-        /// The admin token.
-        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: cli::plan::Format,
-    },
+    Plan(cli::plan::PlanArgs),
     /// Create an ed25519 key pair for signing rule records: the secret key in FILE (owner-only),
     /// the verify key in FILE.pub and on standard output (for `kafka.rules_verify_keys`).
     Keygen { file: PathBuf },
-}
-
-/// An operator's call on a replica's ramp (needs the admin token).
-#[derive(Subcommand)]
-enum RampAction {
-    /// Approve the step the ramp waits for (a step with `approve = true`).
-    Approve,
-    /// Pause the ramp where it stands, with a reason: no step begins until released.
-    Hold {
-        #[arg(long)]
-        reason: String,
-    },
-    /// Lift a hold.
-    Release,
-    /// Clear this replica's own rollback: the ramp resumes where its schedule stands.
-    Resume,
 }
 
 #[derive(Subcommand)]
@@ -92,16 +66,7 @@ enum Command {
     Report(cli::report::ReportArgs),
     /// Show a replica's ramp: its step, share, each gate's value, threshold and samples, and a
     /// rollback's reason (`GET /ramp` on the admin port).
-    Ramp {
-        /// The replica's admin address.
-        #[arg(long, default_value = "http://127.0.0.1:9090", global = true)]
-        admin: String,
-        /// The admin token, for the calls that change the ramp.
-        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true, global = true)]
-        token: Option<String>,
-        #[command(subcommand)]
-        action: Option<RampAction>,
-    },
+    Ramp(cli::ramp::RampArgs),
     /// Rules: plan a change against a replica's traffic, publish over Kafka, make signing keys.
     Rules {
         #[command(subcommand)]
@@ -141,16 +106,8 @@ fn main() -> ExitCode {
             cli::publish_rules(&file, brokers, topic, kafka_config.as_deref(), sign_key.as_deref())
         }
         Command::Rules { command: RulesCommand::Keygen { file } } => cli::keygen(&file),
-        Command::Rules { command: RulesCommand::Plan { file, admin, token, format } } => {
-            cli::plan::plan(&file, &admin, token.as_deref(), format)
-        }
-        Command::Ramp { admin, token, action } => match action {
-            None => cli::ramp::show(&admin),
-            Some(RampAction::Approve) => cli::ramp::call(&admin, token.as_deref(), "approve", None),
-            Some(RampAction::Hold { reason }) => cli::ramp::call(&admin, token.as_deref(), "hold", Some(&reason)),
-            Some(RampAction::Release) => cli::ramp::call(&admin, token.as_deref(), "release", None),
-            Some(RampAction::Resume) => cli::ramp::call(&admin, token.as_deref(), "resume", None),
-        },
+        Command::Rules { command: RulesCommand::Plan(args) } => cli::plan::plan(&args),
+        Command::Ramp(args) => cli::ramp::ramp(&args),
         Command::Demo { scenario, invocations, actions, concurrency, html_report, approve } => {
             let opts = switchyard::DemoOptions {
                 invocations,

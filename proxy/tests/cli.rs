@@ -585,3 +585,55 @@ fn rules_plan_from_the_command_line() {
     });
     assert_eq!(rules["version"], "plan-1", "a plan applies nothing");
 }
+
+/// `--scope` names an override's own ramp in every ramp call; without it, with several ramps and no
+/// global one, a call is refused with their names; `switchyard ramp` shows each ramp.
+#[test]
+fn ramp_calls_name_a_namespace_ramp_with_scope() {
+    const TOKEN: &str = "scope-token-0123456789";
+    let start = switchyard_tests::now_ms() / 1000;
+    let scoped = |name: &str, approve: bool| {
+        format!(
+            "[[overrides]]\nname = \"{name}\"\nnamespace = \"{name}\"\nshare = 0\n\
+             ramp = {{ start = {start}, steps = [{{ share = 10, hold_s = 0 }}, {{ share = 100, hold_s = 0, approve = {approve} }}], \
+             gates = {{ platform_failure = {{ min_samples = 0 }}, throttled = {{ min_samples = 0 }}, queued = {{ min_samples = 0 }} }} }}\n"
+        )
+    };
+    let rules = format!("version = \"cli-scope\"\n{}{}", scoped("team-a", true), scoped("team-b", false));
+    let mut spec = switchyard_tests::FleetSpec::new(&rules);
+    spec.tweak = Some(Box::new(|c| c.admin.token = Some(TOKEN.into())));
+    let fleet = switchyard_tests::LocalFleet::start(spec).unwrap();
+    let admin = fleet.admin_url();
+    let ramp = |args: &[&str]| {
+        let out = switchyard()
+            .arg("ramp")
+            .args(args)
+            .args(["--admin", &admin])
+            .env("SWITCHYARD_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let started = Instant::now();
+    while !ramp(&[]).1.contains("awaiting_approval, share of override `team-a`") {
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", ramp(&[]));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, err) = ramp(&["approve"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("409") && err.contains("several ramps") && err.contains("team-b"), "{err}");
+    let (code, _, err) = ramp(&["approve", "--scope", "team-c"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("404") && err.contains("no ramp is named `team-c`"), "{err}");
+    let (code, text, err) = ramp(&["approve", "--scope", "team-a"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.contains("approve: {\"approved\":1}"), "{text}");
+    let (code, text, err) = ramp(&["hold", "--scope", "team-b", "--reason", "team-b's on-call is away"]);
+    assert_eq!(code, Some(0), "{err}");
+    let team_b = text.split("share of override `team-b`").nth(1).unwrap_or_default();
+    assert!(team_b.contains("HELD since") && team_b.contains("--scope 'team-b'"), "{text}");
+}

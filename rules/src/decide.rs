@@ -6,7 +6,8 @@
 
 use crate::bucket::sticky_bucket;
 use crate::force::Force;
-use crate::model::{Pool, StickyKey};
+use crate::model::StickyKey;
+use crate::pool::Pool;
 use crate::ruleset::RuleSet;
 use crate::share::Share;
 
@@ -106,7 +107,7 @@ impl RuleSet {
             match self.matcher.find(&self.overrides, inv.namespace, inv.package, inv.action) {
                 Some(i) => {
                     let o = &self.overrides[i];
-                    (DecisionReason::Override(i), o.share, o.seed, &o.sticky_key)
+                    (DecisionReason::Override(i), o.effective_share(), o.seed, &o.sticky_key)
                 }
                 None => (DecisionReason::Global, self.global_share(), self.seed, &self.sticky_key),
             };

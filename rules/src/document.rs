@@ -12,7 +12,8 @@ use crate::field::{document, kind, parsed, text, Each, Field, FieldType};
 use crate::force::ForceDocument;
 use crate::gates::GatesDocument;
 use crate::glob::Glob;
-use crate::model::{Override, Pool, StickyKey, MIRROR_METHODS};
+use crate::model::{Override, StickyKey, MIRROR_METHODS};
+use crate::pool::Pool;
 use crate::ramp::Ramp;
 use crate::share::Share;
 
@@ -76,25 +77,6 @@ impl FieldType for PackageGlob {
     }
     fn write(&self) -> Value {
         self.0.write()
-    }
-}
-
-/// An HTTP header name, kept in lower case.
-#[derive(Debug, Clone)]
-pub(crate) struct HeaderName(pub String);
-
-impl FieldType for HeaderName {
-    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
-        let t = text(v, path, c)?;
-        let ok = crate::model::is_header_name(t);
-        parsed(
-            ok.then(|| HeaderName(t.to_ascii_lowercase())).ok_or(format!("`{t}` is not a valid HTTP header name")),
-            path,
-            c,
-        )
-    }
-    fn write(&self) -> Value {
-        Value::String(self.0.clone())
     }
 }
 
@@ -280,6 +262,8 @@ document! {
         seed: u64,
         sticky_key: StickyKey,
         shadow: ShadowDocument,
+        /// Moves this override's share on its own schedule and gates.
+        ramp: RampDocument,
     }
 }
 
@@ -315,6 +299,7 @@ impl From<&Override> for OverrideDocument {
                     non_blocking: Field::Value(p.non_blocking),
                 })
             }),
+            ramp: o.ramp.as_ref().map_or(Field::Absent, |r| Field::Value(RampDocument::from(r))),
         }
     }
 }

@@ -3,11 +3,12 @@
 //! the new path before any customer does. Everyone else's header is ignored (and the proxy removes
 //! it before forwarding). The kill switch still wins.
 
-use crate::document::HeaderName;
+use serde_json::Value;
+
 use crate::error::Collector;
-use crate::field::{document, Field};
+use crate::field::{document, parsed, text, Field, FieldType};
 use crate::glob::Glob;
-use crate::model::Pool;
+use crate::pool::Pool;
 
 /// Who may choose the path, and with which header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +79,25 @@ impl Force {
         }
         let HeaderName(header) = d.header.value()?.clone();
         (!d.namespaces.is_invalid() && !d.subjects.is_invalid()).then_some(Force { header, namespaces, subjects })
+    }
+}
+
+/// An HTTP header name, kept in lower case.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderName(pub String);
+
+impl FieldType for HeaderName {
+    fn read(v: &Value, path: &str, c: &mut Collector) -> Option<Self> {
+        let t = text(v, path, c)?;
+        let ok = crate::model::is_header_name(t);
+        parsed(
+            ok.then(|| HeaderName(t.to_ascii_lowercase())).ok_or(format!("`{t}` is not a valid HTTP header name")),
+            path,
+            c,
+        )
+    }
+    fn write(&self) -> Value {
+        Value::String(self.0.clone())
     }
 }
 

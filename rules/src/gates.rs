@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::error::Collector;
 use crate::field::{document, parsed, text, Field, FieldType, Number};
-use crate::model::Pool;
+use crate::pool::Pool;
 
 /// Which gate (a label: metrics, the audit log, `GET /ramp`).
 #[derive(
@@ -433,14 +433,15 @@ impl Gates {
         out
     }
 
-    /// `ramp.gates` as written (left out: the defaults); every problem is collected.
-    pub(crate) fn compile(f: &Field<GatesDocument>, c: &mut Collector) -> Option<Gates> {
+    /// `<at>.gates` as written (left out: the defaults); every problem is collected under `at`
+    /// (`ramp`, or `overrides[i].ramp`).
+    pub(crate) fn compile(f: &Field<GatesDocument>, at: &str, c: &mut Collector) -> Option<Gates> {
         let g = match f {
             Field::Absent => return Some(Gates::default()),
             Field::Invalid => return None,
             Field::Value(g) => g,
         };
-        let path = |gate: Gate| format!("ramp.gates.{}", gate.as_str());
+        let path = |gate: Gate| format!("{at}.gates.{}", gate.as_str());
         let platform_failure =
             RatioGate::compile(&g.platform_failure, RatioGate::PLATFORM_FAILURE, &path(Gate::PlatformFailure), c);
         let throttled = RatioGate::compile(&g.throttled, RatioGate::THROTTLED, &path(Gate::Throttled), c);

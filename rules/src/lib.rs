@@ -22,6 +22,7 @@ mod load;
 mod matcher;
 mod model;
 mod plan;
+mod pool;
 mod ramp;
 mod ruleset;
 mod share;
@@ -35,12 +36,13 @@ pub use force::Force;
 pub use gates::{Gate, Gates, LatencyGate, Mode, RateGate, RatioGate, Reading, Signals, Verdict};
 pub use glob::Glob;
 pub use load::{load_rules_file, parse_rules, RulesFormat, MAX_DEPTH, MAX_RULES_BYTES, MAX_YAML_ALIASES};
-pub use model::{Override, Pool, ShadowPolicy, StickyKey, MIRROR_METHODS};
+pub use model::{Override, ShadowPolicy, StickyKey, MIRROR_METHODS};
 pub use plan::{
-    ActionMove, ActionRate, NamespaceMove, NamespaceRate, Plan, RuleChange, ShadowChange, TimelineStep, Traffic,
-    MAX_LISTED_MOVES,
+    ActionMove, ActionRate, NamespaceMove, NamespaceRate, Plan, RampPlan, RuleChange, ShadowChange, TimelineStep,
+    Traffic, MAX_LISTED_MOVES,
 };
-pub use ramp::{format_rfc3339, parse_rfc3339, Decisions, Hold, Position, Ramp, Step, Transition};
+pub use pool::Pool;
+pub use ramp::{format_rfc3339, parse_rfc3339, Decisions, Hold, Position, Ramp, RampScope, Step, Transition};
 pub use ruleset::RuleSet;
 
 /// The longest rules version, in bytes (it goes into logs, headers and metric labels as it is).

@@ -18,7 +18,8 @@ use crate::field::{kind, Each, Field, FieldType};
 use crate::force::Force;
 use crate::gates::Gates;
 use crate::glob::Glob;
-use crate::model::{Override, Pool, ShadowPolicy, StickyKey};
+use crate::model::{Override, ShadowPolicy, StickyKey};
+use crate::pool::Pool;
 use crate::ramp::{Ramp, Step};
 use crate::ruleset::RuleSet;
 use crate::share::Share;
@@ -171,7 +172,7 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
     };
     let scheduler_share = top.scheduler_share.value().copied().unwrap_or(Share::ZERO);
     let ramp = match &top.ramp {
-        Field::Value(r) => compile_ramp(r, scheduler_share, &mut c),
+        Field::Value(r) => compile_ramp(r, "ramp", scheduler_share, "scheduler_share", &mut c),
         _ => None,
     };
     let force = match &top.force {
@@ -206,21 +207,23 @@ fn validate(doc: &Value, source: &str) -> Result<RuleSet, RulesRejected> {
 const MAX_REASON: usize = 1000;
 
 /// A ramp with its defaults; `None` when something did not read or validate (reported).
-fn compile_ramp(r: &RampDocument, before: Share, c: &mut Collector<'_>) -> Option<Ramp> {
+/// `at`: where the ramp is (`ramp`, `overrides[i].ramp`); `before`: the share it starts from,
+/// written at `before_path`.
+fn compile_ramp(r: &RampDocument, at: &str, before: Share, before_path: &str, c: &mut Collector<'_>) -> Option<Ramp> {
     let mut steps = Vec::new();
     let mut complete = true;
     if let Some(Each(items)) = r.steps.value() {
         if items.is_empty() {
-            c.error("ramp.steps", "needs at least one step");
+            c.error(&format!("{at}.steps"), "needs at least one step");
         }
         if items.len() > Ramp::MAX_STEPS {
-            c.error("ramp.steps", format!("{} steps; the limit is {}", items.len(), Ramp::MAX_STEPS));
+            c.error(&format!("{at}.steps"), format!("{} steps; the limit is {}", items.len(), Ramp::MAX_STEPS));
         }
         for (i, item) in items.iter().enumerate() {
             if let Some(StepDocument { hold_s: Field::Value(hold_s), .. }) = item {
                 if *hold_s > Ramp::MAX_HOLD_S {
                     c.error(
-                        &format!("ramp.steps[{i}].hold_s"),
+                        &format!("{at}.steps[{i}].hold_s"),
                         format!("{hold_s} s is longer than the limit, {} s (366 days)", Ramp::MAX_HOLD_S),
                     );
                     complete = false;
@@ -247,7 +250,7 @@ fn compile_ramp(r: &RampDocument, before: Share, c: &mut Collector<'_>) -> Optio
         for (i, pair) in steps.windows(2).enumerate() {
             if pair[1].share < pair[0].share {
                 c.error(
-                    &format!("ramp.steps[{}].share", i + 1),
+                    &format!("{at}.steps[{}].share", i + 1),
                     format!(
                         "{} is below the step before ({}): a ramp only moves keys to the scheduler",
                         pair[1].share, pair[0].share
@@ -259,19 +262,22 @@ fn compile_ramp(r: &RampDocument, before: Share, c: &mut Collector<'_>) -> Optio
     let first = steps.first().map(|s| s.share);
     let window_s = r.window_s.value().copied().unwrap_or(Ramp::DEFAULT_WINDOW_S);
     if !(1..=Ramp::MAX_WINDOW_S).contains(&window_s) {
-        c.error("ramp.window_s", format!("{window_s} is out of range 1 to {}", Ramp::MAX_WINDOW_S));
+        c.error(&format!("{at}.window_s"), format!("{window_s} is out of range 1 to {}", Ramp::MAX_WINDOW_S));
     }
     let rollback_share = r.rollback_share.value().copied().unwrap_or(Share::ZERO);
     if first.is_some_and(|f| rollback_share > f) {
-        c.error("ramp.rollback_share", "above the first step's share: a rollback only moves keys back to legacy");
+        c.error(
+            &format!("{at}.rollback_share"),
+            "above the first step's share: a rollback only moves keys back to legacy",
+        );
     }
     if first.is_some_and(|f| before > f) {
-        c.error("scheduler_share", "above the ramp's first step: the share before the ramp starts must not exceed it");
+        c.error(before_path, "above the ramp's first step: the share before the ramp starts must not exceed it");
     }
     if r.rolled_back.value().is_some_and(|t| t.len() > MAX_REASON) {
-        c.error("ramp.rolled_back", format!("longer than {MAX_REASON} characters"));
+        c.error(&format!("{at}.rolled_back"), format!("longer than {MAX_REASON} characters"));
     }
-    let gates = Gates::compile(&r.gates, c);
+    let gates = Gates::compile(&r.gates, at, c);
     let invalid = r.window_s.is_invalid() || r.rollback_share.is_invalid() || r.rolled_back.is_invalid();
     if !complete || invalid || steps.is_empty() {
         return None;
@@ -315,12 +321,21 @@ fn compile_overrides(
             Field::Value(s) => compile_shadow(s).map(Some),
             Field::Invalid => None,
         };
-        let (Some(namespace), Some(package), Some(action), Some(share), Some(shadow), false, false, false) = (
+        let ramp = match (&o.ramp, o.share.value()) {
+            (Field::Absent, _) => Some(None),
+            (Field::Value(r), Some(share)) => {
+                let at = format!("{prefix}.ramp");
+                compile_ramp(r, &at, *share, &format!("{prefix}.share"), c).map(Some)
+            }
+            _ => None,
+        };
+        let (Some(namespace), Some(package), Some(action), Some(share), Some(shadow), Some(ramp), false, false, false) = (
             pattern(&o.namespace),
             package,
             pattern(&o.action),
             o.share.value().copied(),
             shadow,
+            ramp,
             o.seed.is_invalid(),
             o.sticky_key.is_invalid(),
             o.name.is_invalid(),
@@ -346,7 +361,13 @@ fn compile_overrides(
             seed: o.seed.value().copied().unwrap_or(seed),
             sticky_key: o.sticky_key.value().cloned().unwrap_or_else(|| sticky_key.clone()),
             shadow,
+            ramp,
+            ramp_share: None,
         });
+    }
+    let ramped = out.iter().filter(|o| o.ramp.is_some()).count();
+    if ramped > Ramp::MAX_SCOPED {
+        c.error("overrides", format!("{ramped} overrides have a ramp of their own; the limit is {}", Ramp::MAX_SCOPED));
     }
     out
 }
@@ -375,6 +396,7 @@ fn compile_shadow(s: &ShadowDocument) -> Option<ShadowPolicy> {
 mod tests {
     use super::*;
     use crate::error::{MAX_ERRORS, MAX_ERROR_TEXT};
+    use crate::ramp::RampScope;
 
     fn toml(text: &str) -> Result<RuleSet, RulesRejected> {
         parse_rules(text.as_bytes(), RulesFormat::Toml, "rules.toml")
@@ -629,6 +651,52 @@ mod tests {
         let mut fields = crate::document::RulesDocument::FIELDS.to_vec();
         fields.sort_unstable();
         assert_eq!(keys, fields, "every field of the schema is written");
+    }
+
+    #[test]
+    fn an_override_may_have_a_ramp_of_its_own_validated_under_its_path() {
+        let r = toml(
+            "version = \"o\"\n[[overrides]]\nname = \"team-a\"\nnamespace = \"team-a\"\nshare = 5\n\
+             ramp = { start = 1800000000, steps = [{ share = 10, hold_s = 60 }, { share = 100, hold_s = 0 }] }\n\
+             [[overrides]]\nnamespace = \"plain\"\nshare = 1\n\
+             [[overrides]]\nnamespace = \"team-b\"\nshare = 0\nramp = { start = 1800000000, steps = [{ share = 50, hold_s = 1 }] }\n",
+        )
+        .unwrap();
+        let scopes: Vec<RampScope> = r.ramps().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(scopes, [RampScope::Override(0), RampScope::Override(2)]);
+        assert_eq!((r.ramp_slot(0), r.ramp_slot(1), r.ramp_slot(2)), (Some(0), None, Some(1)));
+        assert_eq!(r.scope_name(RampScope::Override(2)), "team-b/*/*");
+        assert_eq!(r.scope_named("team-a"), Some(RampScope::Override(0)));
+        assert_eq!(r.share_before_ramp(RampScope::Override(0)).to_string(), "5%");
+        let again = parse_rules(&serde_json::to_vec(&r.to_document()).unwrap(), RulesFormat::Json, "c").unwrap();
+        assert_eq!(again.fingerprint, r.fingerprint, "the override's ramp is in the canonical form");
+        // A rollback of one marks that ramp only, under a version that says which.
+        let b = r.with_rollback(RampScope::Override(2), "gate queued fail").unwrap();
+        assert_eq!(b.version, "o+rollback-o2");
+        assert!(b.overrides[2].ramp.as_ref().unwrap().rolled_back.is_some());
+        assert!(b.overrides[0].ramp.as_ref().unwrap().rolled_back.is_none());
+        let both = b.with_rollback(RampScope::Override(0), "gate throttled fail").unwrap();
+        assert_eq!((both.version.as_str(), both.rollback_base()), ("o+rollback-o2+rollback-o0", Some("o")));
+        assert_eq!(both.with_rollback(RampScope::Override(0), "again").unwrap().version, both.version);
+
+        let err = toml(
+            "version = \"o\"\n[[overrides]]\nnamespace = \"a\"\nshare = 20\n\
+             ramp = { start = 1800000000, window_s = 0, steps = [{ share = 10, hold_s = 60 }, { share = 5, hold_s = 0 }] }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for e in [
+            "overrides[0].share: above the ramp's first step",
+            "overrides[0].ramp.steps[1].share: 5% is below the step before",
+            "overrides[0].ramp.window_s: 0 is out of range",
+        ] {
+            assert!(err.contains(e), "{e:?} not in {err}");
+        }
+        let many: String = (0..17)
+            .map(|i| format!("[[overrides]]\nnamespace = \"n{i}\"\nshare = 0\nramp = {{ start = 1800000000, steps = [{{ share = 1, hold_s = 1 }}] }}\n"))
+            .collect();
+        let err = toml(&format!("version = \"m\"\n{many}")).unwrap_err().to_string();
+        assert!(err.contains("overrides: 17 overrides have a ramp of their own; the limit is 16"), "{err}");
     }
 
     #[test]

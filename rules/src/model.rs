@@ -1,64 +1,8 @@
 use std::fmt;
 
 use crate::glob::Glob;
+use crate::ramp::Ramp;
 use crate::share::Share;
-
-/// One of the two controller fleets.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    strum::EnumIter,
-    strum::EnumCount,
-    strum::IntoStaticStr,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[strum(serialize_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Pool {
-    /// Controllers with `ShardingContainerPoolBalancer` (the Kafka path).
-    Legacy,
-    /// Controllers with `FPCPoolBalancer` (the new scheduler).
-    Scheduler,
-}
-
-impl Pool {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    pub fn other(self) -> Pool {
-        match self {
-            Pool::Legacy => Pool::Scheduler,
-            Pool::Scheduler => Pool::Legacy,
-        }
-    }
-
-    /// Dense index (0 or 1) for per-pool arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn parse(text: &str) -> Option<Pool> {
-        match text {
-            "legacy" => Some(Pool::Legacy),
-            "scheduler" => Some(Pool::Scheduler),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Pool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What identifies "the same caller" for sticky routing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +64,12 @@ pub struct Override {
     pub sticky_key: StickyKey,
     /// Mirror matching invocations to the other path and compare; `None` = never (the default).
     pub shadow: Option<ShadowPolicy>,
+    /// Moves this override's share step by step on its own schedule and gates (a namespace
+    /// moving on its own); `None` without one.
+    pub ramp: Option<Ramp>,
+    /// The share its ramp has reached on this replica, when it drives it (set by the proxy, not
+    /// written in documents: `share` stays what the rules say).
+    pub ramp_share: Option<Share>,
 }
 
 /// Shadow comparison for the invocations an override matches. Opt-in: a shadow copy runs the
@@ -163,6 +113,11 @@ impl ShadowPolicy {
 }
 
 impl Override {
+    /// The share matching invocations are routed by: the ramp's, when it drives it.
+    pub fn effective_share(&self) -> Share {
+        self.ramp_share.unwrap_or(self.share)
+    }
+
     /// Sum of the three patterns' specificities (literal 2, partial glob 1, `*` 0): 0 ..= 6.
     pub fn specificity(&self) -> u8 {
         self.namespace.specificity() + self.package.specificity() + self.action.specificity()

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::decide::{Decision, DecisionReason, Invocation};
 use crate::document::OverrideDocument;
 use crate::field::FieldType;
-use crate::model::{Pool, StickyKey};
+use crate::model::{Override, StickyKey};
+use crate::pool::Pool;
 use crate::ramp::{format_rfc3339, Decisions, Position, Ramp};
 use crate::ruleset::RuleSet;
 use crate::share::Share;
@@ -96,6 +97,14 @@ pub struct TimelineStep {
     pub reached: bool,
 }
 
+/// One ramp of the new rules (the global one, or an override's) and its schedule from now on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RampPlan {
+    /// `global`, or the override's label.
+    pub scope: String,
+    pub steps: Vec<TimelineStep>,
+}
+
 /// A shadow policy that starts, stops or changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShadowChange {
@@ -123,10 +132,10 @@ pub struct Plan {
     pub rules: Vec<RuleChange>,
     pub settings: Vec<String>,
     pub kill_switch: Option<String>,
-    /// The global share right after acceptance, and the new ramp's schedule.
+    /// The global share right after acceptance, and the new ramps' schedules.
     pub global_share_before: Share,
     pub global_share_after: Share,
-    pub ramp: Vec<TimelineStep>,
+    pub ramps: Vec<RampPlan>,
     pub shadow: Vec<ShadowChange>,
     /// Routing uses the subject or a header for some key: a listed action's move is where its
     /// action key falls; its callers may split differently.
@@ -229,7 +238,11 @@ impl RuleSet {
             kill_switch,
             global_share_before: current.global_share(),
             global_share_after: after.global_share(),
-            ramp: self.ramp.as_ref().map(|r| r.timeline(now_ms)).unwrap_or_default(),
+            ramps: self
+                .ramps()
+                .into_iter()
+                .map(|(scope, r)| RampPlan { scope: self.scope_name(scope), steps: r.timeline(now_ms) })
+                .collect(),
             shadow: self.shadow_changes(current, &decides),
             estimated_keys: current.keys_beyond_actions() || self.keys_beyond_actions(),
             summary: String::new(),
@@ -240,14 +253,12 @@ impl RuleSet {
 
     /// These rules as they would route the moment they are accepted.
     fn as_accepted(&self, now_ms: u64, latched: bool) -> RuleSet {
-        let rules = if latched { self.with_kill_switch(true) } else { self.clone() };
-        match &self.ramp {
-            Some(ramp) => {
-                let position = Position::initial(ramp, now_ms, 0, &Decisions::default());
-                rules.at_ramp_share(position.share(ramp, self.scheduler_share))
-            }
-            None => rules,
+        let mut rules = if latched { self.with_kill_switch(true) } else { self.clone() };
+        for (scope, ramp) in self.ramps() {
+            let position = Position::initial(ramp, now_ms, 0, &Decisions::default());
+            rules.set_ramp_share(scope, position.share(ramp, self.share_before_ramp(scope)));
         }
+        rules
     }
 
     fn decided_by(&self, d: &Decision) -> String {
@@ -267,9 +278,8 @@ impl RuleSet {
     fn rule_changes(&self, current: &RuleSet, decides: &BTreeMap<(bool, usize), f64>) -> Vec<RuleChange> {
         let mut out = Vec::new();
         let rate = |after: bool, i: Option<usize>| i.and_then(|i| decides.get(&(after, i)).copied()).unwrap_or(0.0);
-        let same = |a: &crate::model::Override, b: &crate::model::Override| {
-            (&a.namespace, &a.package, &a.action) == (&b.namespace, &b.package, &b.action)
-        };
+        let same =
+            |a: &Override, b: &Override| (&a.namespace, &a.package, &a.action) == (&b.namespace, &b.package, &b.action);
         let is_pin = |s: Share| s == Share::ZERO || s == Share::ALL;
         for (i, o) in self.overrides.iter().enumerate() {
             let before = current.overrides.iter().position(|p| same(p, o));
@@ -304,9 +314,9 @@ impl RuleSet {
     }
 
     fn shadow_changes(&self, current: &RuleSet, decides: &BTreeMap<(bool, usize), f64>) -> Vec<ShadowChange> {
-        let key = |o: &crate::model::Override| (o.namespace.to_string(), o.package.to_string(), o.action.to_string());
+        let key = |o: &Override| (o.namespace.to_string(), o.package.to_string(), o.action.to_string());
         let mut out = Vec::new();
-        let before: BTreeMap<_, (usize, &crate::model::Override)> =
+        let before: BTreeMap<_, (usize, &Override)> =
             current.overrides.iter().enumerate().map(|(j, o)| (key(o), (j, o))).collect();
         for (i, o) in self.overrides.iter().enumerate() {
             let old = before.get(&key(o)).and_then(|(_, p)| p.shadow.as_ref());
@@ -470,9 +480,9 @@ impl fmt::Display for Plan {
                 )?;
             }
         }
-        if !self.ramp.is_empty() {
-            writeln!(f, "\n  ramp from now on:")?;
-            for s in &self.ramp {
+        for ramp in &self.ramps {
+            writeln!(f, "\n  ramp ({}) from now on:", ramp.scope)?;
+            for s in &ramp.steps {
                 let when = if s.reached { "reached".to_string() } else { s.at.clone() };
                 let approve = if s.approve { "  (waits for an approval)" } else { "" };
                 writeln!(f, "  step {}  {:>8}  {when}  hold {} s{approve}", s.step, s.share.to_string(), s.hold_s)?;
@@ -575,9 +585,10 @@ mod tests {
         );
         let plan = ramped.plan_from(&old, &traffic(), 1_030_000, false);
         assert_eq!(plan.global_share_after.to_string(), "20%", "the schedule's step at acceptance");
-        assert_eq!(plan.ramp.len(), 2);
-        assert!(plan.ramp[0].reached && !plan.ramp[1].reached && plan.ramp[1].approve);
-        assert_eq!(plan.ramp[1].at, format_rfc3339(1_060_000));
+        let steps = &plan.ramps[0].steps;
+        assert_eq!((plan.ramps[0].scope.as_str(), steps.len()), ("global", 2));
+        assert!(steps[0].reached && !steps[1].reached && steps[1].approve);
+        assert_eq!(steps[1].at, format_rfc3339(1_060_000));
         let latched = ramped.plan_from(&old.with_kill_switch(true), &traffic(), 1_030_000, true);
         assert_eq!(latched.to_scheduler_per_s, 0.0, "nothing moves under the latch");
     }

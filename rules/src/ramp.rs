@@ -12,6 +12,15 @@ use std::collections::BTreeSet;
 use crate::gates::{Gates, Reading, Verdict};
 use crate::share::Share;
 
+/// Which share a ramp drives: the global `scheduler_share`, or one override's (`[[overrides]]
+/// ... ramp = { ... }`: a namespace moving on its own schedule and gates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RampScope {
+    Global,
+    /// The override at this index of `RuleSet::overrides`.
+    Override(usize),
+}
+
 /// One step of a ramp.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
@@ -44,6 +53,8 @@ impl Ramp {
     pub const DEFAULT_WINDOW_S: u64 = 60;
     pub const MAX_WINDOW_S: u64 = 3600;
     pub const MAX_STEPS: usize = 100;
+    /// The most overrides with a ramp of their own in one rule set (each has its own counters).
+    pub const MAX_SCOPED: usize = 16;
     /// The longest a step may be held: 366 days. A longer hold is a mistake (or a wish for a
     /// pause, which the ramp's `rolled_back` or a new version says better), and every time the
     /// ramp computes from it stays far from overflowing.

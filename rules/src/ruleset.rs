@@ -6,8 +6,9 @@ use crate::document::{OverrideDocument, RampDocument, RulesDocument, Version};
 use crate::field::{Each, Field, FieldType};
 use crate::force::Force;
 use crate::matcher::Matcher;
-use crate::model::{Override, Pool, StickyKey};
-use crate::ramp::Ramp;
+use crate::model::{Override, StickyKey};
+use crate::pool::Pool;
+use crate::ramp::{Ramp, RampScope};
 use crate::share::Share;
 
 /// A validated, compiled rule set. Immutable: a change builds a new one and swaps it in whole.
@@ -35,6 +36,9 @@ pub struct RuleSet {
     /// Hash of the canonical document, independent of file format and field order.
     pub fingerprint: u64,
     pub(crate) matcher: Matcher,
+    /// By override index: the slot of its own counters when it has a ramp (0 ..
+    /// `Ramp::MAX_SCOPED`, in file order).
+    ramp_slots: Vec<Option<usize>>,
 }
 
 impl RuleSet {
@@ -49,6 +53,8 @@ impl RuleSet {
         overrides: Vec<Override>,
     ) -> RuleSet {
         let matcher = Matcher::build(&overrides);
+        let mut slots = 0..;
+        let ramp_slots = overrides.iter().map(|o| o.ramp.as_ref().and_then(|_| slots.next())).collect();
         let mut rules = RuleSet {
             version,
             default_pool,
@@ -62,6 +68,7 @@ impl RuleSet {
             ramp_share: None,
             fingerprint: 0,
             matcher,
+            ramp_slots,
         };
         rules.fingerprint = fingerprint(&rules.to_document());
         rules
@@ -79,32 +86,90 @@ impl RuleSet {
         self.ramp_share.unwrap_or(self.scheduler_share)
     }
 
-    /// The same rule set (same version and content) routing by a ramp's share.
-    pub fn at_ramp_share(&self, share: Share) -> RuleSet {
-        RuleSet { ramp_share: Some(share), ..self.clone() }
+    /// Every ramp with the share it drives: the global one first, then the overrides' in order.
+    pub fn ramps(&self) -> Vec<(RampScope, &Ramp)> {
+        let global = self.ramp.iter().map(|r| (RampScope::Global, r));
+        let scoped =
+            self.overrides.iter().enumerate().filter_map(|(i, o)| Some((RampScope::Override(i), o.ramp.as_ref()?)));
+        global.chain(scoped).collect()
     }
 
-    /// The rules a replica publishes when its ramp rolled back: the same document with the ramp
-    /// marked `rolled_back`, under a derived version, so that every replica follows.
-    pub fn with_rollback(&self, reason: &str) -> Option<RuleSet> {
-        let mut ramp = self.ramp.clone()?;
+    pub fn ramp_of(&self, scope: RampScope) -> Option<&Ramp> {
+        match scope {
+            RampScope::Global => self.ramp.as_ref(),
+            RampScope::Override(i) => self.overrides.get(i)?.ramp.as_ref(),
+        }
+    }
+
+    /// The share a scope routes by while its ramp does not drive it (as the rules write it).
+    pub fn share_before_ramp(&self, scope: RampScope) -> Share {
+        match scope {
+            RampScope::Global => self.scheduler_share,
+            RampScope::Override(i) => self.overrides.get(i).map_or(Share::ZERO, |o| o.share),
+        }
+    }
+
+    /// How a scope is named in `GET /ramp`, the audit log and operators' calls: `global`, or the
+    /// override's label (its `name`, else its patterns).
+    pub fn scope_name(&self, scope: RampScope) -> String {
+        match scope {
+            RampScope::Global => "global".to_string(),
+            RampScope::Override(i) => self.overrides.get(i).map_or_else(String::new, |o| o.label()),
+        }
+    }
+
+    /// The ramp scope a name stands for.
+    pub fn scope_named(&self, name: &str) -> Option<RampScope> {
+        self.ramps().into_iter().map(|(scope, _)| scope).find(|scope| self.scope_name(*scope) == name)
+    }
+
+    /// The slot of an override's own counters, when it has a ramp.
+    pub fn ramp_slot(&self, override_index: usize) -> Option<usize> {
+        self.ramp_slots.get(override_index).copied().flatten()
+    }
+
+    /// Routes `scope` by its ramp's share (same version and content).
+    pub fn set_ramp_share(&mut self, scope: RampScope, share: Share) {
+        match scope {
+            RampScope::Global => self.ramp_share = Some(share),
+            RampScope::Override(i) => {
+                if let Some(o) = self.overrides.get_mut(i) {
+                    o.ramp_share = Some(share);
+                }
+            }
+        }
+    }
+
+    /// The rules a replica publishes when one of its ramps rolled back: the same document with
+    /// that ramp marked `rolled_back`, under a derived version (`+rollback` for the global ramp,
+    /// `+rollback-o<index>` for an override's), so that every replica follows.
+    pub fn with_rollback(&self, scope: RampScope, reason: &str) -> Option<RuleSet> {
+        let mut next = self.clone();
+        let ramp = match scope {
+            RampScope::Global => next.ramp.as_mut()?,
+            RampScope::Override(i) => next.overrides.get_mut(i)?.ramp.as_mut()?,
+        };
         ramp.rolled_back = Some(reason.chars().take(1000).collect());
-        let mut next = RuleSet { ramp: Some(ramp), ramp_share: None, ..self.clone() };
-        let base = self.version.strip_suffix("+rollback").unwrap_or(&self.version);
-        next.version = format!("{base}+rollback");
+        next.ramp_share = None;
+        for o in &mut next.overrides {
+            o.ramp_share = None;
+        }
+        let mark = match scope {
+            RampScope::Global => "rollback".to_string(),
+            RampScope::Override(i) => format!("rollback-o{i}"),
+        };
+        if !self.version.split('+').skip(1).any(|part| part == mark) {
+            next.version = format!("{}+{mark}", self.version);
+        }
         next.fingerprint = fingerprint(&next.to_document());
         Some(next)
     }
 
-    /// The rules a rollback was derived from (the inverse of [`RuleSet::with_rollback`]), when
-    /// these are such a rollback.
-    pub fn before_rollback(&self) -> Option<RuleSet> {
-        let base = self.version.strip_suffix("+rollback")?;
-        let mut ramp = self.ramp.clone()?;
-        ramp.rolled_back = None;
-        let mut prior = RuleSet { ramp: Some(ramp), version: base.to_string(), ..self.clone() };
-        prior.fingerprint = fingerprint(&prior.to_document());
-        Some(prior)
+    /// The version these rules were derived from by rollbacks ([`RuleSet::with_rollback`]), when
+    /// they are such a rollback.
+    pub fn rollback_base(&self) -> Option<&str> {
+        let at = self.version.find("+rollback")?;
+        Some(&self.version[..at])
     }
 
     /// Whether any decision hashes the Basic-auth subject (so the proxy decodes it only then).

@@ -1,7 +1,7 @@
 //! Statistical and ordering properties of sticky bucketing.
 
 use proptest::prelude::*;
-use switchyard_rules::{parse_rules, Decisions, Invocation, Pool, Position, RuleSet, RulesFormat};
+use switchyard_rules::{parse_rules, Decisions, Invocation, Pool, Position, RampScope, RuleSet, RulesFormat};
 
 fn with_share(percent: &str, seed: u64) -> RuleSet {
     let doc = format!("version = \"v\"\nscheduler_share = \"{percent}\"\nseed = {seed}");
@@ -148,7 +148,10 @@ proptest! {
         let none = Decisions::default();
         let (pa, pb) = (Position::initial(ra, now, 0, &none), Position::initial(rb, now, 0, &none));
         prop_assert_eq!(pa.share(ra, a.scheduler_share), pb.share(rb, b.scheduler_share));
-        let (a, b) = (a.at_ramp_share(pa.share(ra, a.scheduler_share)), b.at_ramp_share(pb.share(rb, b.scheduler_share)));
+        let (share_a, share_b) = (pa.share(ra, a.scheduler_share), pb.share(rb, b.scheduler_share));
+        let (mut a, mut b) = (a.clone(), b.clone());
+        a.set_ramp_share(RampScope::Global, share_a);
+        b.set_ramp_share(RampScope::Global, share_b);
         for (ns, pkg, action) in &calls {
             let inv = Invocation { namespace: ns, package: pkg, action, ..Invocation::default() };
             prop_assert_eq!(a.decide(&inv), b.decide(&inv));

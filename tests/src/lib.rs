@@ -227,7 +227,22 @@ pub struct Load {
 
 impl Load {
     pub fn start(base: &str, prefix: &str, actions: usize, concurrency: usize, query: &str) -> Load {
+        let (user, key) = guest_credentials();
+        Load::start_as(base, "guest", (user, key), prefix, actions, concurrency, query)
+    }
+
+    /// Like [`Load::start`], in `namespace` with the key `(user, key)`.
+    pub fn start_as(
+        base: &str,
+        namespace: &str,
+        (user, key): (&str, &str),
+        prefix: &str,
+        actions: usize,
+        concurrency: usize,
+        query: &str,
+    ) -> Load {
         use std::sync::atomic::Ordering::Relaxed;
+        let (namespace, user, key) = (namespace.to_string(), user.to_string(), key.to_string());
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (base, prefix, query, flag) = (base.to_string(), prefix.to_string(), query.to_string(), stop.clone());
         let started = std::time::Instant::now();
@@ -237,14 +252,17 @@ impl Load {
                 let loops = (0..concurrency).map(|l| {
                     let (c, base, prefix, query, flag) =
                         (c.clone(), base.clone(), prefix.clone(), query.clone(), flag.clone());
+                    let (namespace, user, key) = (namespace.clone(), user.clone(), key.clone());
                     tokio::spawn(async move {
                         let mut seen = Vec::new();
                         let mut n = l;
                         while !flag.load(Relaxed) && started.elapsed() < std::time::Duration::from_secs(60) {
-                            let url =
-                                format!("{base}/api/v1/namespaces/guest/actions/{prefix}-{}?{query}", n % actions);
+                            let url = format!(
+                                "{base}/api/v1/namespaces/{namespace}/actions/{prefix}-{}?{query}",
+                                n % actions
+                            );
                             let sent = started.elapsed();
-                            let answer = with_guest(c.post(url)).send().await;
+                            let answer = c.post(url).basic_auth(&user, Some(&key)).send().await;
                             // A cut body is no answer either.
                             let (pool, status) = match answer {
                                 Ok(resp) => {

@@ -193,7 +193,8 @@ fn resuming_is_an_operator_action() {
         assert_eq!(c.post(&url).send().await.unwrap().status(), 401, "the token is needed");
         let resumed = c.post(&url).bearer_auth("open-sesame-0123456789").send().await.unwrap();
         assert_eq!(resumed.status(), 200);
-        assert_eq!(ramp_status(&fleet.admin_url()).await["state"], "complete", "back at the scheduled step");
+        let status = ramp_status(&fleet.admin_url()).await;
+        assert_eq!(status["state"], "complete", "back at the scheduled step: {status}");
     });
 }
 
@@ -292,4 +293,77 @@ fn an_observe_only_gate_that_fails_is_reported_and_changes_nothing() {
     assert!(seen.iter().all(|(_, s)| s["state"] != "rolled_back"));
     let text = block_on(metrics_text(&fleet.admin_url()));
     assert_eq!(metric(&text, "switchyard_ramp_rolled_back", &[]), 0.0);
+}
+
+/// Two namespaces, each moving on a ramp of its own (`ramp` on its override), under load: the
+/// scheduler fails every one of team-b's invocations, so team-b's gates (reading team-b's counts
+/// only) roll team-b back, while team-a's ramp goes on to 100 %. `GET /ramp` lists both; each
+/// namespace then routes by its own ramp's share.
+#[test]
+fn two_namespace_ramps_advance_and_roll_back_independently_under_load() {
+    let start = now_ms() / 1000;
+    let ramp = |ns: &str| {
+        format!(
+            "[[overrides]]\nname = \"{ns}\"\nnamespace = \"{ns}\"\nshare = 0\n\
+             ramp = {{ start = {start}, window_s = 2, steps = [{{ share = 20, hold_s = 1 }}, {{ share = 60, hold_s = 1 }}, {{ share = 100, hold_s = 0 }}], \
+             gates = {{ platform_failure = {{ min_samples = 10 }}, throttled = {{ min_samples = 10 }}, queued = {{ min_samples = 10 }} }} }}\n"
+        )
+    };
+    let rules = format!("version = \"two-ramps\"\nscheduler_share = 0\n{}{}", ramp("team-a"), ramp("team-b"));
+    let mut spec = FleetSpec::new(&rules);
+    let keys = [("team-a", "a-uuid", "a-key"), ("team-b", "b-uuid", "b-key")];
+    for sim in [&mut spec.legacy, &mut spec.scheduler] {
+        sim.auth = keys
+            .iter()
+            .map(|(ns, user, key)| whisk_sim::AuthKey { key: format!("{user}:{key}"), namespace: ns.to_string() })
+            .collect();
+    }
+    for i in 0..10 {
+        let failing = ActionProfile { whisk_error_rate: 1.0, ..ActionProfile::default() };
+        spec.scheduler.actions.insert(format!("team-b/act-{i}"), failing);
+    }
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
+    let loads: Vec<Load> = keys
+        .iter()
+        .map(|(ns, user, key)| Load::start_as(&base, ns, (user, key), "act", 10, 4, "blocking=true"))
+        .collect();
+    let scope = |s: &Value, name: &str| {
+        s["ramps"].as_array().unwrap().iter().find(|r| r["scope"] == name).cloned().unwrap_or(Value::Null)
+    };
+    let seen = watch(&admin, Duration::from_secs(20), |s| {
+        scope(s, "team-a")["state"] == "complete" && scope(s, "team-b")["state"] == "rolled_back"
+    });
+    let answers: Vec<Vec<Answer>> = loads.into_iter().map(Load::stop).collect();
+    let status = &seen.last().unwrap().1;
+    let (a, b) = (scope(status, "team-a"), scope(status, "team-b"));
+    assert_eq!((a["state"].as_str(), a["share"].as_str()), (Some("complete"), Some("100%")), "{a}");
+    assert_eq!((b["state"].as_str(), b["share"].as_str()), (Some("rolled_back"), Some("0%")), "{b}");
+    assert_eq!(b["rollback"]["gate"], "platform_failure", "{b}");
+    assert!(status.get("state").is_none(), "no global ramp: only the list");
+    // team-a never rolled back, and passed through every step while team-b was failing.
+    let said = |r: &Value| {
+        r["history"].as_array().unwrap().iter().map(|h| h["event"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert!(!said(&a).iter().any(|e| e == "ramp.rolled_back"), "{a}");
+    assert!(said(&a).iter().any(|e| e == "ramp.completed"), "{a}");
+    // Under load nothing failed on team-a; team-b's failures were the scheduler's share of it.
+    let failed = |answers: &[Answer]| answers.iter().filter(|x| x.status != Some(200)).count();
+    assert_eq!(failed(&answers[0]), 0, "team-a");
+    assert!(
+        answers[1].iter().all(|x| x.status == Some(200) || x.pool == "scheduler"),
+        "team-b's failures are the scheduler's"
+    );
+    // Each namespace now routes by its own ramp's share.
+    block_on(async {
+        let c = client();
+        for (ns, user, key) in keys {
+            for i in 0..10 {
+                let url = format!("{base}/api/v1/namespaces/{ns}/actions/act-{i}?blocking=true");
+                let resp = c.post(url).basic_auth(user, Some(key)).send().await.unwrap();
+                let expected = if ns == "team-a" { "scheduler" } else { "legacy" };
+                assert_eq!(pool_of(&resp), expected, "{ns}/act-{i}");
+            }
+        }
+    });
 }

@@ -2,7 +2,7 @@
 //! (`PUT /rules?dry_run=true`: validated and planned against its active rules and recent traffic,
 //! never applied).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use switchyard_rules::{read_capped, Plan, RulesFormat, MAX_RULES_BYTES};
@@ -26,7 +26,23 @@ enum PlanError {
     Answer(serde_json::Error),
 }
 
-pub fn plan(file: &Path, admin: &str, token: Option<&str>, format: Format) -> ExitCode {
+/// What a rules file would move if it were applied now: asked of a replica, which validates it and
+/// weighs it with its recent traffic (`PUT /rules?dry_run=true`); nothing is applied.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    file: PathBuf,
+    /// The replica's admin address.
+    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    admin: String,
+    /// The admin token.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+pub fn plan(args: &PlanArgs) -> ExitCode {
+    let (file, admin, token, format) = (&args.file, &args.admin, args.token.as_deref(), args.format);
     let name = file.display().to_string();
     let Some(media_type) = RulesFormat::from_path(file).map(RulesFormat::media_type) else {
         return super::fail(PlanError::Extension(name));

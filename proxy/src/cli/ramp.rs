@@ -7,6 +7,52 @@ use serde_json::Value;
 
 use super::admin::{admin_call, AdminCallError, CallBody};
 
+/// `switchyard ramp`: show a replica's ramps, or make a call on one.
+#[derive(Debug, clap::Args)]
+pub struct RampArgs {
+    /// The replica's admin address.
+    #[arg(long, default_value = "http://127.0.0.1:9090", global = true)]
+    admin: String,
+    /// The admin token, for the calls that change the ramp.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Which ramp a call is for: an override's name (its `name`, else its patterns); without
+    /// it, the global ramp (or the only one).
+    #[arg(long, global = true)]
+    scope: Option<String>,
+    #[command(subcommand)]
+    action: Option<RampAction>,
+}
+
+/// An operator's call on a replica's ramp (needs the admin token).
+#[derive(Debug, clap::Subcommand)]
+pub enum RampAction {
+    /// Approve the step the ramp waits for (a step with `approve = true`).
+    Approve,
+    /// Pause the ramp where it stands, with a reason: no step begins until released.
+    Hold {
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a hold.
+    Release,
+    /// Clear this replica's own rollback: the ramp resumes where its schedule stands.
+    Resume,
+}
+
+pub fn ramp(args: &RampArgs) -> ExitCode {
+    let call = |name: &str, reason: Option<&str>| {
+        call(&args.admin, args.token.as_deref(), args.scope.as_deref(), name, reason)
+    };
+    match &args.action {
+        None => show(&args.admin),
+        Some(RampAction::Approve) => call("approve", None),
+        Some(RampAction::Hold { reason }) => call("hold", Some(reason)),
+        Some(RampAction::Release) => call("release", None),
+        Some(RampAction::Resume) => call("resume", None),
+    }
+}
+
 /// Fetches `GET /ramp` from `admin` (`http://host:port`) and prints it.
 pub fn show(admin: &str) -> ExitCode {
     match admin_call(reqwest::Method::GET, admin, "/ramp", None, None) {
@@ -33,9 +79,15 @@ pub fn marks(admin: &str) -> Result<Vec<switchyard_shadow::Mark>, AdminCallError
 
 /// `switchyard ramp approve|hold|release|resume`: `POST /ramp/{action}` with the admin token,
 /// then prints where the ramp stands.
-pub fn call(admin: &str, token: Option<&str>, action: &str, reason: Option<&str>) -> ExitCode {
+fn call(admin: &str, token: Option<&str>, scope: Option<&str>, action: &str, reason: Option<&str>) -> ExitCode {
     let body = reason.map(|r| CallBody::json(&serde_json::json!({ "reason": r })));
-    match admin_call(reqwest::Method::POST, admin, &format!("/ramp/{action}"), token, body) {
+    let path = match scope {
+        Some(scope) => {
+            format!("/ramp/{action}?scope={}", form_urlencoded::byte_serialize(scope.as_bytes()).collect::<String>())
+        }
+        None => format!("/ramp/{action}"),
+    };
+    match admin_call(reqwest::Method::POST, admin, &path, token, body) {
         Ok(answer) => {
             println!("switchyard: {action}: {answer}");
             show(admin)
@@ -44,14 +96,23 @@ pub fn call(admin: &str, token: Option<&str>, action: &str, reason: Option<&str>
     }
 }
 
-/// The text view: where the ramp stands, what holds it, and each gate over the window.
-pub fn text(s: &Value) -> String {
+/// The text view of every ramp (`GET /ramp`'s `ramps`: the global one, then the overrides').
+pub fn text(status: &Value) -> String {
+    status["ramps"].as_array().into_iter().flatten().map(ramp_text).collect::<Vec<_>>().join("\n")
+}
+
+/// One ramp: where it stands, what holds it, and each gate over the window.
+fn ramp_text(s: &Value) -> String {
     let mut out = String::new();
     let steps = s["steps"].as_array().map_or(0, Vec::len);
     let share = s["share"].as_str().unwrap_or("?");
+    let (whose, scope_flag) = match s["scope"].as_str() {
+        Some("global") | None => ("global share".to_string(), String::new()),
+        Some(scope) => (format!("share of override `{scope}`"), format!(" --scope '{scope}'")),
+    };
     let _ = write!(
         out,
-        "ramp of rules {}: {}, global share {share}",
+        "ramp of rules {}: {}, {whose} {share}",
         s["version"].as_str().unwrap_or("?"),
         s["state"].as_str().unwrap_or("?")
     );
@@ -68,7 +129,7 @@ pub fn text(s: &Value) -> String {
     if let Some(awaiting) = s["awaiting_approval"].as_object() {
         let _ = write!(
             out,
-            " (waiting since {} for an approval of step {} of {steps}, share {}: `switchyard ramp approve`)",
+            " (waiting since {} for an approval of step {} of {steps}, share {}: `switchyard ramp approve{scope_flag}`)",
             awaiting["since"].as_str().unwrap_or("?"),
             awaiting["index"].as_u64().unwrap_or(0) + 1,
             awaiting["share"].as_str().unwrap_or("?"),
@@ -77,7 +138,7 @@ pub fn text(s: &Value) -> String {
     if let Some(hold) = s["hold"].as_object() {
         let _ = write!(
             out,
-            "; HELD since {} by {}: {} (`switchyard ramp release`)",
+            "; HELD since {} by {}: {} (`switchyard ramp release{scope_flag}`)",
             hold["since"].as_str().unwrap_or("?"),
             hold["by"].as_str().unwrap_or("?"),
             hold["reason"].as_str().unwrap_or("?"),

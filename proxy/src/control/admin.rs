@@ -180,19 +180,25 @@ impl Admin {
                     return denied;
                 }
                 let rules = &self.shared.rules;
+                // Which ramp a ramp call is for: `?scope=<override name>`; without it the global
+                // ramp (or the only one).
+                let scope = req.uri().query().and_then(|q| {
+                    form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "scope").map(|(_, v)| v.into_owned())
+                });
+                let scope = scope.as_deref();
                 let answer = match path.as_str() {
                     "/rules" => return self.put_rules(req).await,
                     "/rules/kill" => return self.kill(true),
                     "/rules/unkill" => return self.kill(false),
                     "/ramp/resume" => {
-                        rules.resume_ramp("admin API").map(|share| json!({"resumed": true, "share": share}))
+                        rules.resume_ramp(scope, "admin API").map(|share| json!({"resumed": true, "share": share}))
                     }
-                    "/ramp/approve" => rules.approve_ramp("admin API").map(|step| json!({"approved": step})),
-                    "/ramp/release" => rules.release_ramp("admin API").map(|()| json!({"released": true})),
+                    "/ramp/approve" => rules.approve_ramp(scope, "admin API").map(|step| json!({"approved": step})),
+                    "/ramp/release" => rules.release_ramp(scope, "admin API").map(|()| json!({"released": true})),
                     _ => match hold_reason(req).await {
-                        Ok(reason) => {
-                            rules.hold_ramp(&reason, "admin API").map(|()| json!({"held": true, "reason": reason}))
-                        }
+                        Ok(reason) => rules
+                            .hold_ramp(scope, &reason, "admin API")
+                            .map(|()| json!({"held": true, "reason": reason})),
                         Err(refused) => return refused,
                     },
                 };
@@ -200,6 +206,9 @@ impl Admin {
                     Ok(body) => json_reply(StatusCode::OK, &body),
                     Err(RampCallError::Reason) => {
                         error_reply(StatusCode::BAD_REQUEST, &RampCallError::Reason.to_string())
+                    }
+                    Err(unknown @ RampCallError::UnknownScope { .. }) => {
+                        error_reply(StatusCode::NOT_FOUND, &unknown.to_string())
                     }
                     Err(why) => error_reply(StatusCode::CONFLICT, &why.to_string()),
                 }

@@ -9,8 +9,10 @@
 //! rules are the accepted ones with `kill_switch = true` (version `<version>+killed`), and rule
 //! changes from any source are still accepted underneath; `unkill` releases it.
 //!
-//! A ramp (`[ramp]` in the rules) is the other thing on top: its position sets the global share the
-//! effective rules route by (same version). Accepting a new rules version starts the ramp afresh
+//! Ramps are the other thing on top: the global one (`[ramp]`) sets the global share the effective
+//! rules route by, an override's own (`ramp = {...}` on it) that override's share (same version);
+//! each has its own position, gates, approvals and holds. Accepting a new rules version starts the
+//! ramps afresh (a rollback published over the same rules keeps the other ramps where they stand)
 //! from the schedule (so a new version is also how an operator resumes after a rollback).
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,11 +22,11 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use serde_json::json;
 use switchyard_rules::{
-    escape_controls, format_rfc3339, Hold, Plan, Pool, Position, RuleSet, RulesRejected, Signals, Transition,
+    escape_controls, format_rfc3339, Hold, Plan, Position, RampScope, RuleSet, RulesRejected, Transition,
 };
 use tokio::sync::mpsc;
 
-use crate::control::ramp::window::LiveCounters;
+use crate::control::ramp::window::{LiveCounters, ScopeSignals};
 use crate::control::ramp::{self, Call, FleetCall, RampTrack};
 use crate::control::source::{FileTrigger, ReloadResult, Reloads, RuleSource};
 use crate::data::recent::RecentTraffic;
@@ -54,13 +56,14 @@ impl ActiveRules {
     }
 
     /// The effective rules for an accepted set: with the kill switch forced on while latched, and
-    /// the global share where the ramp stands.
-    fn effective(&self, latched: bool, ramp: Option<&RampTrack>) -> ActiveRules {
-        let rules = if latched { self.rules.with_kill_switch(true) } else { self.rules.clone() };
-        let rules = match ramp.and_then(|t| t.share(&self.rules)) {
-            Some(share) => rules.at_ramp_share(share),
-            None => rules,
-        };
+    /// each ramp's share where the ramp stands.
+    fn effective(&self, latched: bool, ramps: &[(RampScope, RampTrack)]) -> ActiveRules {
+        let mut rules = if latched { self.rules.with_kill_switch(true) } else { self.rules.clone() };
+        for (scope, track) in ramps {
+            if let Some(ramp) = self.rules.ramp_of(*scope) {
+                rules.set_ramp_share(*scope, track.share(ramp, self.rules.share_before_ramp(*scope)));
+            }
+        }
         ActiveRules { loaded_at: self.loaded_at, ..ActiveRules::new(rules, self.source.clone()) }
     }
 }
@@ -111,13 +114,31 @@ struct ControlState {
     accepted: Arc<ActiveRules>,
     kill_latch: Option<KillLatch>,
     last_rejected: Option<Rejection>,
-    /// Where the accepted rules' ramp stands on this replica (`None` without a ramp).
-    ramp: Option<RampTrack>,
+    /// Where each of the accepted rules' ramps stands on this replica (the global one first).
+    ramps: Vec<(RampScope, RampTrack)>,
 }
 
 impl ControlState {
     fn effective(&self) -> ActiveRules {
-        self.accepted.effective(self.kill_latch.is_some(), self.ramp.as_ref())
+        self.accepted.effective(self.kill_latch.is_some(), &self.ramps)
+    }
+
+    /// The ramp an operator's call names (`None`: the global ramp, or the only one there is).
+    fn scope(&self, name: Option<&str>) -> Result<RampScope, RampCallError> {
+        let rules = &self.accepted.rules;
+        let names = || self.ramps.iter().map(|(s, _)| rules.scope_name(*s)).collect::<Vec<_>>().join(", ");
+        match name {
+            Some(name) => rules
+                .scope_named(name)
+                .ok_or_else(|| RampCallError::UnknownScope { name: name.to_string(), scopes: names() }),
+            None if self.ramps.is_empty() => Err(RampCallError::NoRamp),
+            None if self.ramps.len() == 1 || self.ramps[0].0 == RampScope::Global => Ok(self.ramps[0].0),
+            None => Err(RampCallError::ScopeNeeded { scopes: names() }),
+        }
+    }
+
+    fn track_mut(&mut self, scope: RampScope) -> Option<&mut RampTrack> {
+        self.ramps.iter_mut().find(|(s, _)| *s == scope).map(|(_, t)| t)
     }
 }
 
@@ -154,6 +175,10 @@ pub enum RampCallError {
     NotHeld,
     #[error("a hold needs a reason: 1 to {MAX_HOLD_REASON} characters")]
     Reason,
+    #[error("no ramp is named `{name}` (the ramps: {scopes})")]
+    UnknownScope { name: String, scopes: String },
+    #[error("the rules have several ramps: name one with `scope` (the ramps: {scopes})")]
+    ScopeNeeded { scopes: String },
 }
 
 /// The longest reason a hold may give (it goes into logs, `GET /ramp` and notifications).
@@ -169,9 +194,9 @@ impl RuleControl {
         notifier: Arc<Notifier>,
         recent: Arc<RecentTraffic>,
     ) -> RuleControl {
-        let ramp = ramp_track(&rules, &live);
+        let ramps = ramp_tracks(&rules, None, &live);
         let accepted = Arc::new(ActiveRules::new(rules, source));
-        let state = ControlState { accepted, kill_latch: None, last_rejected: None, ramp };
+        let state = ControlState { accepted, kill_latch: None, last_rejected: None, ramps };
         let control = RuleControl {
             active: ArcSwap::new(Arc::new(state.effective())),
             state: Mutex::new(state),
@@ -235,7 +260,7 @@ impl RuleControl {
                 let moves = self.plan_against(&state, &next).summary;
                 let previous = state.accepted.rules.version.clone();
                 let version = next.version.clone();
-                state.ramp = ramp_track(&next, &self.live);
+                state.ramps = ramp_tracks(&next, Some((&state.accepted.rules, &state.ramps)), &self.live);
                 state.accepted = Arc::new(ActiveRules::new(next, source.clone()));
                 self.install(state.effective());
                 tracing::info!(target: "switchyard::audit", old_version = %previous, new_version = %version,
@@ -298,57 +323,82 @@ impl RuleControl {
         version
     }
 
-    /// One evaluation of the ramp with the gates' signals over the window (`seen`: the
-    /// scheduler's invocations so far). A step change or a rollback swaps in the new share at once.
-    /// After a rollback, returns the rules to publish so that every replica follows.
-    pub fn ramp_tick(&self, now_ms: u64, seen: u64, signals: &Signals) -> Option<RuleSet> {
+    /// One evaluation of every ramp with its gates' signals over its window. A step change or a
+    /// rollback swaps in the new shares at once. After rollbacks, returns the rules to publish so
+    /// that every replica follows (every ramp that rolled back at this tick marked in them).
+    pub fn ramp_tick(&self, now_ms: u64, signals: &[(RampScope, ScopeSignals)]) -> Option<RuleSet> {
         let mut state = lock(&self.state);
         let accepted = Arc::clone(&state.accepted);
-        let (Some(ramp), Some(track)) = (accepted.rules.ramp.as_ref(), state.ramp.as_mut()) else {
+        let rules = &accepted.rules;
+        if rules.ramp.is_none() {
             self.metrics.ramp_position(None, false);
             self.metrics.ramp_people(false, false);
-            return None;
-        };
-        track.readings = ramp.gates.read(signals);
-        track.seen = seen;
-        let transition = track.position.tick(ramp, now_ms, seen, &track.readings, &track.decisions);
-        self.metrics.ramp_readings(&track.readings);
-        self.metrics.ramp_position(track.step(), matches!(track.position, Position::RolledBack { .. }));
-        let awaiting = matches!(track.position, Position::AwaitingApproval { .. });
-        self.metrics.ramp_people(awaiting, track.decisions.hold.is_some());
-        let version = &accepted.rules.version;
-        for would in track.newly_would_roll_back() {
-            let said =
-                format!("an observe-only gate would have rolled the ramp back: {}", would.describe(ramp.window_s));
-            tracing::info!(target: "switchyard::audit", version = %version, change = %escape_controls(&said), "ramp");
-            let detail = ramp::reading_json(&would);
-            self.ramp_event(track, Event::new(EventKind::WouldRollBack, version, would.gate.as_str(), said, detail));
         }
-        if let Some((step, waiting)) = track.newly_held_by_gates(ramp, now_ms) {
-            let gates: Vec<String> = waiting.iter().map(|r| r.describe(ramp.window_s)).collect();
-            let said = format!(
-                "step {step} has passed its hold; the gates keep the next from beginning: {}",
-                gates.join("; ")
-            );
-            let detail = json!({"step": step, "gates": waiting.iter().map(ramp::reading_json).collect::<Vec<_>>()});
-            self.ramp_event(track, Event::new(EventKind::HeldByGate, version, &step.to_string(), said, detail));
+        let (mut changed, mut rollback): (bool, Option<RuleSet>) = (false, None);
+        for (scope, track) in state.ramps.iter_mut() {
+            let (Some(ramp), Some((_, s))) = (rules.ramp_of(*scope), signals.iter().find(|(sc, _)| sc == scope)) else {
+                continue;
+            };
+            track.readings = ramp.gates.read(&s.signals);
+            track.seen = s.seen;
+            if now_ms < track.quiet_until_ms {
+                continue;
+            }
+            let transition = track.position.tick(ramp, now_ms, s.seen, &track.readings, &track.decisions);
+            if *scope == RampScope::Global {
+                self.metrics.ramp_readings(&track.readings);
+                self.metrics.ramp_position(track.step(), matches!(track.position, Position::RolledBack { .. }));
+                let awaiting = matches!(track.position, Position::AwaitingApproval { .. });
+                self.metrics.ramp_people(awaiting, track.decisions.hold.is_some());
+            }
+            let said_of = ScopeWords::new(rules, *scope);
+            for would in track.newly_would_roll_back() {
+                let said = said_of.say(format!(
+                    "an observe-only gate would have rolled the ramp back: {}",
+                    would.describe(ramp.window_s)
+                ));
+                tracing::info!(target: "switchyard::audit", version = %rules.version, change = %escape_controls(&said), "ramp");
+                let event =
+                    said_of.event(EventKind::WouldRollBack, would.gate.as_str(), said, ramp::reading_json(&would));
+                self.ramp_event(track, event);
+            }
+            if let Some((step, waiting)) = track.newly_held_by_gates(ramp, now_ms) {
+                let gates: Vec<String> = waiting.iter().map(|r| r.describe(ramp.window_s)).collect();
+                let said = said_of.say(format!(
+                    "step {step} has passed its hold; the gates keep the next from beginning: {}",
+                    gates.join("; ")
+                ));
+                let detail = json!({"step": step, "gates": waiting.iter().map(ramp::reading_json).collect::<Vec<_>>()});
+                self.ramp_event(track, said_of.event(EventKind::HeldByGate, &step.to_string(), said, detail));
+            }
+            let Some(said) = ramp::describe(&transition, ramp, said_of.name.as_deref()).map(|said| said_of.say(said))
+            else {
+                continue;
+            };
+            for (kind, key, detail) in ramp::events(&transition, ramp, &track.readings) {
+                self.ramp_event(track, said_of.event(kind, &key, said.clone(), detail));
+            }
+            changed = true;
+            tracing::info!(target: "switchyard::audit", version = %rules.version, change = %escape_controls(&said), "ramp");
+            if let Transition::RolledBack { reason } = transition {
+                if let Some(gate) = RampTrack::failed_gate(&reason) {
+                    self.metrics.ramp_rollback(gate);
+                }
+                let base = rollback.as_ref().unwrap_or(rules);
+                rollback = base.with_rollback(*scope, &reason).or(rollback);
+            }
         }
-        let said = ramp::describe(&transition, ramp)?;
-        for (kind, key, detail) in ramp::events(&transition, ramp, &track.readings) {
-            self.ramp_event(track, Event::new(kind, version, &key, said.clone(), detail));
+        if changed {
+            self.install(state.effective());
         }
-        self.install(state.effective());
-        tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, change = %escape_controls(&said), "ramp");
-        let Transition::RolledBack { reason } = transition else { return None };
-        if let Some(gate) = RampTrack::failed_gate(&reason) {
-            self.metrics.ramp_rollback(gate);
-        }
-        accepted.rules.with_rollback(&reason)
+        rollback
     }
 
     /// The ramp's history as marks for the report page's time axis (none without a ramp).
     pub fn ramp_marks(&self) -> Vec<switchyard_shadow::Mark> {
-        lock(&self.state).ramp.as_ref().map(RampTrack::marks).unwrap_or_default()
+        let state = lock(&self.state);
+        let rules = &state.accepted.rules;
+        state.ramps.iter().flat_map(|(scope, track)| track.marks(&ScopeWords::new(rules, *scope).prefix)).collect()
     }
 
     /// `GET /ramp`: the accepted rules' ramp as this replica runs it.
@@ -358,23 +408,30 @@ impl RuleControl {
 
     /// Clears this replica's own rollback: the ramp resumes where the schedule stands. Refused when
     /// the rules themselves say rolled back (publish a new version to resume every replica).
-    pub fn resume_ramp(&self, by: &str) -> Result<String, RampCallError> {
+    pub fn resume_ramp(&self, scope: Option<&str>, by: &str) -> Result<String, RampCallError> {
         let mut state = lock(&self.state);
         let accepted = Arc::clone(&state.accepted);
-        let Some(ramp) = accepted.rules.ramp.as_ref() else {
+        let scope = state.scope(scope)?;
+        let rules = &accepted.rules;
+        let Some(ramp) = rules.ramp_of(scope) else {
             return Err(RampCallError::NoRamp);
         };
         if ramp.rolled_back.is_some() {
-            return Err(RampCallError::RolledBackInRules { version: accepted.rules.version.clone() });
+            return Err(RampCallError::RolledBackInRules { version: rules.version.clone() });
         }
-        let mut track = RampTrack::new(ramp, now_ms(), self.live.totals().invocations(Pool::Scheduler));
-        let share = track.share(&accepted.rules).map(|s| s.to_string()).unwrap_or_default();
-        let said = format!("ramp resumed by {by} at {share}");
+        let now = now_ms();
+        let mut track = RampTrack::new(ramp, now, self.live.seen(rules, scope));
+        track.quiet_until_ms = now + ramp.window_s * 1000;
+        let share = track.share(ramp, rules.share_before_ramp(scope)).to_string();
+        let said_of = ScopeWords::new(rules, scope);
+        let said = said_of.say(format!("ramp resumed by {by} at {share}"));
         let detail = json!({"by": by, "share": share});
-        self.ramp_event(&mut track, Event::new(EventKind::Resumed, &accepted.rules.version, "", said, detail));
-        state.ramp = Some(track);
+        self.ramp_event(&mut track, said_of.event(EventKind::Resumed, "", said.clone(), detail));
+        if let Some(slot) = state.track_mut(scope) {
+            *slot = track;
+        }
         self.install(state.effective());
-        tracing::info!(target: "switchyard::audit", version = %accepted.rules.version, by, share = %share, "ramp resumed");
+        tracing::info!(target: "switchyard::audit", version = %rules.version, by, share = %share, change = %escape_controls(&said), "ramp resumed");
         Ok(share)
     }
 
@@ -385,8 +442,8 @@ impl RuleControl {
 
     /// Approves the step the ramp waits for; it begins at the next tick (unless held). Returns
     /// the step approved.
-    pub fn approve_ramp(&self, by: &str) -> Result<usize, RampCallError> {
-        self.on_ramp(by, |track| match track.position {
+    pub fn approve_ramp(&self, scope: Option<&str>, by: &str) -> Result<usize, RampCallError> {
+        self.on_ramp(scope, by, |track| match track.position {
             Position::AwaitingApproval { next, .. } => Ok((next, Call::Approve { step: next })),
             _ => Err(RampCallError::NotAwaiting { state: track.state() }),
         })
@@ -405,7 +462,7 @@ impl RuleControl {
             return;
         }
         let by = format!("{} (from {source})", call.by);
-        let applied = self.on_ramp_local(&by, |_| Ok(((), call.call.clone())));
+        let applied = self.on_ramp_local(call.scope.as_deref(), &by, |_| Ok(((), call.call.clone())));
         if let Err(e) = applied {
             tracing::info!(source, error = %e, "a shared ramp call did not apply");
         }
@@ -413,17 +470,17 @@ impl RuleControl {
 
     /// Pauses the ramp where it stands: no step begins until released (a failing gate still rolls
     /// back). A second hold replaces the first's reason.
-    pub fn hold_ramp(&self, reason: &str, by: &str) -> Result<(), RampCallError> {
+    pub fn hold_ramp(&self, scope: Option<&str>, reason: &str, by: &str) -> Result<(), RampCallError> {
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > MAX_HOLD_REASON {
             return Err(RampCallError::Reason);
         }
-        self.on_ramp(by, |_| Ok(((), Call::Hold { reason: reason.to_string() })))
+        self.on_ramp(scope, by, |_| Ok(((), Call::Hold { reason: reason.to_string() })))
     }
 
     /// Lifts a hold.
-    pub fn release_ramp(&self, by: &str) -> Result<(), RampCallError> {
-        self.on_ramp(by, |track| match track.decisions.hold {
+    pub fn release_ramp(&self, scope: Option<&str>, by: &str) -> Result<(), RampCallError> {
+        self.on_ramp(scope, by, |track| match track.decisions.hold {
             Some(_) => Ok(((), Call::Release)),
             None => Err(RampCallError::NotHeld),
         })
@@ -439,27 +496,34 @@ impl RuleControl {
     /// is), then shares it with the fleet when there is one.
     fn on_ramp<T>(
         &self,
+        scope: Option<&str>,
         by: &str,
         check: impl FnOnce(&RampTrack) -> Result<(T, Call), RampCallError>,
     ) -> Result<T, RampCallError> {
-        let (out, call, version) = self.on_ramp_local(by, check)?;
+        let (out, call, version, scope) = self.on_ramp_local(scope, by, check)?;
         if let Some(fleet) = self.fleet.get() {
             // A publisher gone (the runtime stopping) leaves the call on this replica.
-            let _ = fleet.send(FleetCall { rules_version: version, call, by: by.to_string(), origin: self.origin });
+            let by = by.to_string();
+            let _ = fleet.send(FleetCall { rules_version: version, call, by, origin: self.origin, scope });
         }
         Ok(out)
     }
 
     /// Applies a ramp call to this replica's ramp: the decision, the audit log, the history and
-    /// the webhooks. Returns what `check` gave, the call, and the rules version.
+    /// the webhooks. Returns what `check` gave, the call, the rules version, and the scope's name
+    /// (`None` for the global ramp) as calls shared with the fleet name it.
     fn on_ramp_local<T>(
         &self,
+        scope: Option<&str>,
         by: &str,
         check: impl FnOnce(&RampTrack) -> Result<(T, Call), RampCallError>,
-    ) -> Result<(T, Call, String), RampCallError> {
+    ) -> Result<(T, Call, String, Option<String>), RampCallError> {
         let mut state = lock(&self.state);
-        let version = state.accepted.rules.version.clone();
-        let track = state.ramp.as_mut().ok_or(RampCallError::NoRamp)?;
+        let accepted = Arc::clone(&state.accepted);
+        let version = accepted.rules.version.clone();
+        let scope = state.scope(scope)?;
+        let said_of = ScopeWords::new(&accepted.rules, scope);
+        let track = state.track_mut(scope).ok_or(RampCallError::NoRamp)?;
         let (out, call) = check(track)?;
         let (kind, key, said) = match &call {
             Call::Approve { step } => {
@@ -478,11 +542,14 @@ impl RuleControl {
                 None => return Err(RampCallError::NotHeld),
             },
         };
-        self.ramp_event(track, Event::new(kind, &version, &key, format!("ramp {said} (by {by})"), json!({"by": by})));
-        self.metrics
-            .ramp_people(matches!(track.position, Position::AwaitingApproval { .. }), track.decisions.hold.is_some());
+        let said = said_of.say(format!("ramp {said} (by {by})"));
+        self.ramp_event(track, said_of.event(kind, &key, said.clone(), json!({"by": by})));
+        if scope == RampScope::Global {
+            let awaiting = matches!(track.position, Position::AwaitingApproval { .. });
+            self.metrics.ramp_people(awaiting, track.decisions.hold.is_some());
+        }
         tracing::info!(target: "switchyard::audit", version = %version, by, change = %escape_controls(&said), "ramp");
-        Ok((out, call, version))
+        Ok((out, call, version, said_of.name))
     }
 
     pub fn status(&self) -> RulesStatus {
@@ -512,15 +579,79 @@ impl RuleControl {
     }
 }
 
+/// `GET /ramp`: the global ramp's view at the top (as before scoped ramps), and every ramp, the
+/// global one included, under `ramps`; `None` without any ramp.
 fn ramp_view(state: &ControlState, now_ms: u64) -> Option<serde_json::Value> {
     let rules = &state.accepted.rules;
-    Some(state.ramp.as_ref()?.to_json(rules.ramp.as_ref()?, rules, now_ms))
+    if state.ramps.is_empty() {
+        return None;
+    }
+    let views: Vec<serde_json::Value> =
+        state.ramps.iter().filter_map(|(scope, track)| track.to_json(rules, *scope, now_ms)).collect();
+    let mut top = match state.ramps[0].0 {
+        RampScope::Global => views[0].clone(),
+        RampScope::Override(_) => json!({"version": rules.version}),
+    };
+    top["ramps"] = serde_json::Value::Array(views);
+    Some(top)
 }
 
-/// A ramp position for newly accepted rules: where the schedule stands now.
-fn ramp_track(rules: &RuleSet, live: &LiveCounters) -> Option<RampTrack> {
-    let ramp = rules.ramp.as_ref()?;
-    Some(RampTrack::new(ramp, now_ms(), live.totals().invocations(Pool::Scheduler)))
+/// Where each ramp of newly accepted rules stands: where its schedule is now. A rollback published
+/// over the same rules (`previous`, derived from the same version) keeps every other ramp where it
+/// stood: its position, approvals, hold and history.
+fn ramp_tracks(
+    next: &RuleSet,
+    previous: Option<(&RuleSet, &[(RampScope, RampTrack)])>,
+    live: &LiveCounters,
+) -> Vec<(RampScope, RampTrack)> {
+    let base = |r: &RuleSet| r.rollback_base().unwrap_or(&r.version).to_string();
+    let same_rules = previous.filter(|(prev, _)| next.rollback_base().is_some() && base(prev) == base(next));
+    next.ramps()
+        .into_iter()
+        .map(|(scope, ramp)| {
+            let kept = same_rules
+                .filter(|(prev, _)| prev.ramp_of(scope) == Some(ramp))
+                .and_then(|(_, tracks)| tracks.iter().find(|(s, _)| *s == scope))
+                .map(|(_, track)| track.clone());
+            (scope, kept.unwrap_or_else(|| RampTrack::new(ramp, now_ms(), live.seen(next, scope))))
+        })
+        .collect()
+}
+
+/// How one ramp's events are told: the global ramp as before, an override's with its name in
+/// what is said, in the event's key (so every replica gives it the same id) and in its detail.
+struct ScopeWords {
+    /// `None` for the global ramp.
+    name: Option<String>,
+    /// Before a time-axis label (`team-a: `), empty for the global ramp.
+    prefix: String,
+    version: String,
+}
+
+impl ScopeWords {
+    fn new(rules: &RuleSet, scope: RampScope) -> ScopeWords {
+        let name = (scope != RampScope::Global).then(|| rules.scope_name(scope));
+        let prefix = name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
+        ScopeWords { name, prefix, version: rules.version.clone() }
+    }
+
+    fn say(&self, said: String) -> String {
+        match &self.name {
+            Some(name) => format!("[{name}] {said}"),
+            None => said,
+        }
+    }
+
+    fn event(&self, kind: EventKind, key: &str, said: String, mut detail: serde_json::Value) -> Event {
+        let Some(name) = &self.name else { return Event::new(kind, &self.version, key, said, detail) };
+        match detail.as_object_mut() {
+            Some(map) => {
+                map.insert("scope".into(), json!(name));
+            }
+            None => detail = json!({"scope": name, "detail": detail}),
+        }
+        Event::new(kind, &self.version, &format!("{name}:{key}"), said, detail)
+    }
 }
 
 /// Versions must identify content: a different content under the active version is rejected.
@@ -528,10 +659,7 @@ fn ramp_track(rules: &RuleSet, live: &LiveCounters) -> Option<RampTrack> {
 /// The rules a rollback was published over, offered again (a SIGHUP or a file reload of the same
 /// file), are not a new version: the rollback stays until an operator publishes a new one.
 fn check_version(active: &RuleSet, next: RuleSet, source: &RuleSource) -> Result<Option<RuleSet>, RulesRejected> {
-    if active
-        .before_rollback()
-        .is_some_and(|prior| prior.version == next.version && prior.fingerprint == next.fingerprint)
-    {
+    if active.rollback_base() == Some(next.version.as_str()) {
         return Ok(None);
     }
     if next.version != active.version {
@@ -553,7 +681,7 @@ fn check_version(active: &RuleSet, next: RuleSet, source: &RuleSource) -> Result
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use switchyard_rules::{parse_rules, Invocation, RulesFormat};
+    use switchyard_rules::{parse_rules, Invocation, Pool, RulesFormat, Signals};
 
     use super::*;
 
@@ -623,7 +751,7 @@ mod tests {
             quiet(),
             Arc::new(RecentTraffic::new(0)),
         );
-        let rollback = ramped.with_rollback("gate platform_failure fail: test").unwrap();
+        let rollback = ramped.with_rollback(RampScope::Global, "gate platform_failure fail: test").unwrap();
         assert!(matches!(control.offer(Ok(rollback), RuleSource::AdminApi), Ok(Applied::Accepted { .. })));
         assert_eq!(
             control.offer(Ok(ramped), RuleSource::AdminApi),
@@ -633,6 +761,62 @@ mod tests {
         assert!(matches!(control.offer(Ok(rules(2, 0, true)), RuleSource::AdminApi), Ok(Applied::Accepted { .. })));
         // A new version starts the ramp again from its schedule (which, by the real clock, has not begun).
         assert_eq!(control.ramp_status(1_800_000_000_000).unwrap()["state"], "not_started", "a new version resumes");
+    }
+
+    /// A rollback of one namespace's ramp, published and accepted (as every replica does over
+    /// Kafka), leaves the other namespace's ramp where it stood: its step and its approvals.
+    #[test]
+    fn a_rollback_of_one_namespace_ramp_keeps_the_other_where_it_stood() {
+        let scoped = |ns: &str, approve: bool| {
+            format!(
+                "[[overrides]]\nnamespace = \"{ns}\"\nshare = 0\nramp = {{ start = 1000, window_s = 2, \
+                 steps = [{{ share = 10, hold_s = 0 }}, {{ share = 50, hold_s = 0, approve = {approve} }}], \
+                 gates = {{ platform_failure = {{ min_samples = 10 }} }} }}\n"
+            )
+        };
+        let text = format!("version = \"two\"\n{}{}", scoped("team-a", true), scoped("team-b", false));
+        let rules = parse_rules(text.as_bytes(), RulesFormat::Toml, "t").unwrap();
+        let live = Arc::new(LiveCounters::default());
+        let control = RuleControl::new(
+            rules,
+            RuleSource::AdminApi,
+            Arc::new(Metrics::new()),
+            live,
+            quiet(),
+            Arc::new(RecentTraffic::new(0)),
+        );
+        let healthy = Signals { invocations: [100, 100], ..Signals::default() };
+        let failing = Signals { invocations: [100, 100], platform_failures: [0, 100], ..Signals::default() };
+        let tick = |b: &Signals| {
+            let signals = [
+                (RampScope::Override(0), ScopeSignals { seen: 100, signals: healthy.clone() }),
+                (RampScope::Override(1), ScopeSignals { seen: 100, signals: b.clone() }),
+            ];
+            control.ramp_tick(2_000_000, &signals)
+        };
+        assert!(tick(&healthy).is_none(), "team-a waits for its approval; team-b goes on");
+        let needed = RampCallError::ScopeNeeded { scopes: "team-a/*/*, team-b/*/*".into() };
+        assert_eq!(control.approve_ramp(None, "t"), Err(needed));
+        assert!(matches!(control.approve_ramp(Some("team-c"), "t"), Err(RampCallError::UnknownScope { .. })));
+        assert!(matches!(control.approve_ramp(Some("team-b/*/*"), "t"), Err(RampCallError::NotAwaiting { .. })));
+        assert_eq!(control.approve_ramp(Some("team-a/*/*"), "t"), Ok(1));
+        let published = tick(&failing).expect("team-b rolled back");
+        assert_eq!(published.version, "two+rollback-o1");
+        let share_of = |ns: &str| {
+            let active = control.snapshot();
+            active.rules.decide(&Invocation { namespace: ns, action: "a", ..Invocation::default() }).share.to_string()
+        };
+        assert_eq!((share_of("team-a"), share_of("team-b")), ("50%".to_string(), "0%".to_string()));
+        assert!(matches!(control.offer(Ok(published), RuleSource::AdminApi), Ok(Applied::Accepted { .. })));
+        let status = control.ramp_status(2_000_000).unwrap();
+        let ramps = status["ramps"].as_array().unwrap();
+        assert_eq!(
+            (ramps[0]["state"].as_str(), ramps[0]["approved"].clone()),
+            (Some("complete"), serde_json::json!([1]))
+        );
+        assert_eq!(ramps[1]["state"], "rolled_back");
+        assert_eq!(ramps[1]["rollback"]["in_rules"], true);
+        assert_eq!((share_of("team-a"), share_of("team-b")), ("50%".to_string(), "0%".to_string()));
     }
 
     proptest! {
@@ -664,7 +848,8 @@ mod tests {
                             platform_failures: [0, failures.min(100)],
                             ..Signals::default()
                         };
-                        control.ramp_tick(1_800_000_000_000 + ms, 1000, &signals);
+                        let signals = [(RampScope::Global, ScopeSignals { seen: 1000, signals })];
+                        control.ramp_tick(1_800_000_000_000 + ms, &signals);
                     }
                     Change::Snapshot => {
                         let s = control.snapshot();

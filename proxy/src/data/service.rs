@@ -78,6 +78,8 @@ pub struct RequestCtx {
     chosen: Pool,
     pool: Pool,
     reason: DecisionReason,
+    /// The counters of the ramped override that decided it, if one did (its gates read them).
+    ramp_slot: Option<usize>,
     /// Set once the request has been redirected to the other pool; it never bounces back.
     fell_back: bool,
     /// Connections that could not be opened for this request (each to another member).
@@ -174,6 +176,7 @@ impl SwitchyardProxy {
             chosen: Pool::Legacy,
             pool: Pool::Legacy,
             reason: DecisionReason::DefaultPool,
+            ramp_slot: None,
             fell_back: false,
             connect_failures: 0,
             member: None,
@@ -197,11 +200,17 @@ impl SwitchyardProxy {
         let decision = if class.kind.is_invocation() {
             let decision = self.route(req, &mut class, &active).await;
             ctx.shadow = self.mirror(req, &class, decision.reason, &active, ctx.blocking);
+            if let (Some(tee), DecisionReason::Override(i)) = (ctx.shadow.as_mut(), decision.reason) {
+                tee.ramp_slot = active.rules.ramp_slot(i);
+            }
             decision
         } else {
             active.rules.decide_default()
         };
         (ctx.chosen, ctx.pool, ctx.reason) = (decision.pool, decision.pool, decision.reason);
+        if let DecisionReason::Override(i) = decision.reason {
+            ctx.ramp_slot = active.rules.ramp_slot(i);
+        }
         self.shared.metrics.decision(ctx.chosen, ctx.reason);
         if decision.reason == DecisionReason::Forced {
             tracing::info!(namespace = %escape_controls(&class.namespace), action = %escape_controls(&class.action),
@@ -604,7 +613,7 @@ impl SwitchyardProxy {
             let answered = if failure.is_some() && !client_gone { None } else { status };
             let class = AnswerClass::of(answered, ctx.blocking, ctx.error_prefix.as_deref().unwrap_or_default());
             self.traffic.invocation(ctx.pool, ctx.kind, class);
-            self.shared.live.answer(ctx.pool, class, elapsed.as_secs_f64());
+            self.shared.live.answer(ctx.ramp_slot, ctx.pool, class, elapsed.as_secs_f64());
         }
         if let Some(failure) = failure {
             tracing::warn!(request_id = %ctx.request_id, pool = %ctx.pool, kind = ctx.kind.as_str(), error = %failure, "request failed");

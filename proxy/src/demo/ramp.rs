@@ -107,7 +107,7 @@ pub fn run(approve: bool) -> Result<(), DemoError> {
         let now = Instant::now();
         if waiting_since.is_some_and(|since| now.duration_since(since) >= APPROVE_AFTER) {
             waiting_since = None;
-            if proxy.shared.rules.approve_ramp("the demo").is_ok() {
+            if proxy.shared.rules.approve_ramp(None, "the demo").is_ok() {
                 println!(
                     "  +{:5.1} s  nobody approved within {} s: the demo approves it (POST /ramp/approve)",
                     clock(now),

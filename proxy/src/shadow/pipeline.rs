@@ -115,7 +115,8 @@ struct Worker {
     secret_fields: Arc<[String]>,
     /// Every job's one record goes to the writer. Unbounded, yet bounded: each record is a job's,
     /// and the jobs are bounded by the queue and the slots.
-    records: mpsc::UnboundedSender<ComparisonRecord>,
+    /// Each record with the ramp slot whose gates read it.
+    records: mpsc::UnboundedSender<(ComparisonRecord, Option<usize>)>,
     state: Arc<ShadowState>,
     metrics: Arc<Metrics>,
 }
@@ -133,16 +134,17 @@ struct RecordWriter {
 }
 
 impl RecordWriter {
-    async fn run(mut self, mut records: mpsc::UnboundedReceiver<ComparisonRecord>) {
+    async fn run(mut self, mut records: mpsc::UnboundedReceiver<(ComparisonRecord, Option<usize>)>) {
         let mut round = Vec::with_capacity(ROUND);
         while records.recv_many(&mut round, ROUND).await > 0 {
-            self.take(&round);
-            round.clear();
+            let (taken, slots): (Vec<ComparisonRecord>, Vec<Option<usize>>) = round.drain(..).unzip();
+            self.take(&taken, &slots);
             tokio::time::sleep(GATHER).await;
         }
     }
 
-    fn take(&mut self, round: &[ComparisonRecord]) {
+    /// A round of records, each with the ramp slot whose gates read it (`slots[i]` for `round[i]`).
+    fn take(&mut self, round: &[ComparisonRecord], slots: &[Option<usize>]) {
         if let Some(file) = &mut self.file {
             match file.write(round) {
                 Err(e) => {
@@ -157,9 +159,9 @@ impl RecordWriter {
                 Ok(()) => {}
             }
         }
-        for record in round {
+        for (record, slot) in round.iter().zip(slots) {
             self.metrics.shadow_outcome(&record.outcome);
-            self.live.comparison(record);
+            self.live.comparison(*slot, record);
             if let Some(kafka) = &self.state.kafka {
                 kafka.send(record);
             }
@@ -268,10 +270,11 @@ impl Worker {
             worker.metrics.shadow_in_flight.increment(1.0);
             // Boxed: the task then holds a pointer, not the whole exchange's state, which tokio
             // would otherwise copy when it spawns the task and again when it completes.
+            let ramp_slot = job.tee.ramp_slot;
             let record = Box::pin(worker.run(job)).await;
             worker.metrics.shadow_in_flight.decrement(1.0);
             drop(slot);
-            if worker.records.send(record).is_err() {
+            if worker.records.send((record, ramp_slot)).is_err() {
                 // The writer is gone (the runtime is stopping): the record is lost, not pending.
                 worker.state.pending.fetch_sub(1, Relaxed);
             }

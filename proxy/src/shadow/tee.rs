@@ -34,6 +34,9 @@ pub struct Tee {
     response: BytesMut,
     /// Why the job was given up, if it was (the reason goes into a `skipped` record).
     pub skipped: Option<SkipReason>,
+    /// The counters of the ramped override whose policy this is, if it has a ramp (its mismatch
+    /// gate reads the comparison).
+    pub ramp_slot: Option<usize>,
     max_body: usize,
 }
 
@@ -65,6 +68,7 @@ impl Tee {
             response_transaction_id: None,
             response: BytesMut::new(),
             skipped: None,
+            ramp_slot: None,
             max_body,
         }
     }

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_rules::{Pool, Ramp, RuleSet};
+use switchyard_rules::RuleSet;
 use tokio::sync::mpsc;
 
-use crate::control::ramp::window::{LiveCounters, Window};
+use crate::control::ramp::window::{LiveCounters, Windows};
 use crate::control::rules::RuleControl;
 use crate::ops::clock::now_ms;
 
@@ -22,16 +22,14 @@ pub async fn drive(
     live: Arc<LiveCounters>,
     rollbacks: Option<mpsc::UnboundedSender<RuleSet>>,
 ) {
-    let mut window = Window::default();
+    let mut windows = Windows::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now = now_ms();
-        let totals = live.totals();
-        let window_s = rules.snapshot().rules.ramp.as_ref().map_or(Ramp::DEFAULT_WINDOW_S, |r| r.window_s);
-        let signals = window.push(now, totals.clone(), window_s);
-        let rollback = rules.ramp_tick(now, totals.invocations(Pool::Scheduler), &signals);
+        let signals = windows.push(now, &live, &rules.snapshot().rules);
+        let rollback = rules.ramp_tick(now, &signals);
         if let (Some(publisher), Some(next)) = (&rollbacks, rollback) {
             // A publisher gone (the runtime stopping) leaves the rollback on this replica.
             let _ = publisher.send(next);

@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 
 use serde_json::{json, Value};
 use strum::IntoEnumIterator;
-use switchyard_rules::{format_rfc3339, Decisions, Gate, Position, Ramp, Reading, RuleSet, Share, Transition, Verdict};
+use switchyard_rules::{
+    format_rfc3339, Decisions, Gate, Position, Ramp, RampScope, Reading, RuleSet, Share, Transition, Verdict,
+};
 
 use crate::ops::notify::{Event, EventKind};
 
@@ -31,6 +33,9 @@ pub struct RampTrack {
     pub held_by_gates_said: Option<usize>,
     /// What happened to this ramp on this replica, oldest first: at most [`MAX_HISTORY`] events.
     pub history: VecDeque<Noted>,
+    /// After an operator resumed it, the gates judge nothing until their window holds only what
+    /// came after (the failures that rolled it back would roll it back again at once).
+    pub quiet_until_ms: u64,
 }
 
 /// An operator's call on the ramp as the fleet shares it: a record on the rules topic, so an
@@ -45,6 +50,9 @@ pub struct FleetCall {
     pub by: String,
     /// The replica that made it (a random id per start), which already applied it.
     pub origin: u64,
+    /// Which ramp: an override's name (`RuleSet::scope_name`); absent for the global ramp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -84,12 +92,14 @@ impl RampTrack {
             would_roll_back: Vec::new(),
             held_by_gates_said: None,
             history: VecDeque::new(),
+            quiet_until_ms: 0,
         }
     }
 
-    /// The global share the data plane routes by while this track stands.
-    pub fn share(&self, rules: &RuleSet) -> Option<Share> {
-        rules.ramp.as_ref().map(|ramp| self.position.share(ramp, rules.scheduler_share))
+    /// The share the data plane routes this ramp's scope by while this track stands (`before`:
+    /// the scope's share as the rules write it).
+    pub fn share(&self, ramp: &Ramp, before: Share) -> Share {
+        self.position.share(ramp, before)
     }
 
     pub fn step(&self) -> Option<usize> {
@@ -115,9 +125,12 @@ impl RampTrack {
         self.history.push_back(Noted { at_ms: event.time_ms, kind: event.kind, said: event.summary.clone(), label });
     }
 
-    /// The history as marks on a time axis (the report page).
-    pub fn marks(&self) -> Vec<switchyard_shadow::Mark> {
-        self.history.iter().map(|n| switchyard_shadow::Mark { at_ms: n.at_ms, label: n.label.clone() }).collect()
+    /// The history as marks on a time axis (the report page), each label after `prefix`.
+    pub fn marks(&self, prefix: &str) -> Vec<switchyard_shadow::Mark> {
+        self.history
+            .iter()
+            .map(|n| switchyard_shadow::Mark { at_ms: n.at_ms, label: format!("{prefix}{}", n.label) })
+            .collect()
     }
 
     /// The state `GET /ramp` names.
@@ -157,8 +170,9 @@ impl RampTrack {
         Gate::iter().find(|g| reason.starts_with(&format!("gate {} ", g.as_str())))
     }
 
-    /// `GET /ramp`.
-    pub fn to_json(&self, ramp: &Ramp, rules: &RuleSet, now_ms: u64) -> Value {
+    /// One ramp of `GET /ramp` (`None` when the rules have no ramp in `scope`).
+    pub fn to_json(&self, rules: &RuleSet, scope: RampScope, now_ms: u64) -> Option<Value> {
+        let ramp = rules.ramp_of(scope)?;
         // The step it is at, the step it waits to begin, when the next may begin, the rollback.
         let (state, step, awaiting, next_in_s, rollback) = match &self.position {
             Position::NotStarted => {
@@ -190,10 +204,11 @@ impl RampTrack {
             ),
         };
         let gates: Vec<Value> = self.readings.iter().map(reading_json).collect();
-        json!({
+        Some(json!({
+            "scope": rules.scope_name(scope),
             "version": rules.version,
             "state": state,
-            "share": self.share(rules).map(|s| s.to_string()),
+            "share": self.share(ramp, rules.share_before_ramp(scope)).to_string(),
             "start": format_rfc3339(ramp.start_ms),
             "steps": ramp.steps.iter().map(|s| json!({"share": s.share.to_string(), "hold_s": s.hold_s,
                 "min_invocations": s.min_invocations, "approve": s.approve})).collect::<Vec<_>>(),
@@ -209,7 +224,7 @@ impl RampTrack {
             "rollback": rollback,
             "history": self.history.iter().map(|n| json!({"at": format_rfc3339(n.at_ms),
                 "event": n.kind.as_str(), "said": n.said, "label": n.label})).collect::<Vec<_>>(),
-        })
+        }))
     }
 }
 
@@ -248,8 +263,8 @@ pub fn events(t: &Transition, ramp: &Ramp, readings: &[Reading]) -> Vec<(EventKi
     }
 }
 
-/// A transition as the audit log says it.
-pub fn describe(t: &Transition, ramp: &Ramp) -> Option<String> {
+/// A transition as the audit log says it (`scope`: an override's ramp, named in the approval hint).
+pub fn describe(t: &Transition, ramp: &Ramp, scope: Option<&str>) -> Option<String> {
     match t {
         Transition::None => None,
         Transition::Started { step } => Some(format!("ramp started at step {step} ({})", ramp.steps[*step].share)),
@@ -257,10 +272,19 @@ pub fn describe(t: &Transition, ramp: &Ramp) -> Option<String> {
             "ramp advanced from step {from} ({}) to step {to} ({})",
             ramp.steps[*from].share, ramp.steps[*to].share
         )),
-        Transition::AwaitingApproval { step } => Some(format!(
-            "ramp waits for an approval before step {step} ({}): POST /ramp/approve or `switchyard ramp approve`",
-            ramp.steps[*step].share
-        )),
+        Transition::AwaitingApproval { step } => {
+            let (query, flag) = match scope {
+                Some(name) => (
+                    format!("?scope={}", form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()),
+                    format!(" --scope '{name}'"),
+                ),
+                None => (String::new(), String::new()),
+            };
+            Some(format!(
+                "ramp waits for an approval before step {step} ({}): POST /ramp/approve{query} or `switchyard ramp approve{flag}`",
+                ramp.steps[*step].share
+            ))
+        }
         Transition::RolledBack { reason } => {
             Some(format!("ramp rolled back to {} by this replica: {reason}", ramp.rollback_share))
         }
@@ -289,7 +313,7 @@ mod tests {
             track.note(&Event::new(kind, "v", &key, "said".into(), detail));
         }
         track.note(&Event::new(EventKind::RolledBack, "v", "", "said".into(), Value::Null));
-        let labels: Vec<String> = track.marks().into_iter().map(|m| m.label).collect();
+        let labels: Vec<String> = track.marks("").into_iter().map(|m| m.label).collect();
         assert_eq!(labels, ["step 1 (50%)", "step 1 (50%)", "rolled back"], "advanced, completed, rolled back");
     }
 }
