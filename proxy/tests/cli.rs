@@ -30,6 +30,23 @@ fn scratch(name: &str, content: &str) -> PathBuf {
     path
 }
 
+/// A proxy in front of simulated fleets, serving `rules`, whose admin API takes `token`.
+fn fleet_with_token(rules: &str, token: &'static str) -> switchyard_tests::LocalFleet {
+    let mut spec = switchyard_tests::FleetSpec::new(rules);
+    spec.tweak = Some(Box::new(move |c| c.admin.token = Some(token.into())));
+    switchyard_tests::LocalFleet::start(spec).unwrap()
+}
+
+/// `switchyard ARGS --admin ADMIN` with the token in the environment: exit code, output, errors.
+fn admin_command(admin: &str, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = switchyard().args(args).args(["--admin", admin]).env("SWITCHYARD_ADMIN_TOKEN", token).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 #[test]
 fn check_accepts_the_shipped_examples() {
     let out = switchyard().args(["check", "--rules"]).arg(deploy("rules.toml")).output().unwrap();
@@ -364,24 +381,9 @@ fn ramp_calls_from_the_command_line() {
         "version = \"cli-calls\"\n[ramp]\nstart = {start}\nsteps = [{{ share = 10, hold_s = 0 }}, {{ share = 100, hold_s = 0, approve = true }}]\n\
          [ramp.gates]\nplatform_failure = {{ min_samples = 0 }}\nthrottled = {{ min_samples = 0 }}\nqueued = {{ min_samples = 0 }}\n"
     );
-    let mut spec = switchyard_tests::FleetSpec::new(&rules);
-    spec.tweak = Some(Box::new(|c| c.admin.token = Some(TOKEN.into())));
-    let fleet = switchyard_tests::LocalFleet::start(spec).unwrap();
+    let fleet = fleet_with_token(&rules, TOKEN);
     let admin = fleet.admin_url();
-    let ramp = |args: &[&str]| {
-        let out = switchyard()
-            .arg("ramp")
-            .args(args)
-            .args(["--admin", &admin])
-            .env("SWITCHYARD_ADMIN_TOKEN", TOKEN)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let ramp = |args: &[&str]| admin_command(&admin, TOKEN, &[&["ramp"], args].concat());
     let started = Instant::now();
     while !ramp(&[]).1.contains("awaiting_approval") {
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", ramp(&[]));
@@ -542,9 +544,7 @@ fn files_that_are_not_regular_are_refused_not_read() {
 #[test]
 fn rules_plan_from_the_command_line() {
     const TOKEN: &str = "plan-token-0123456789";
-    let mut spec = switchyard_tests::FleetSpec::new("version = \"plan-1\"\nscheduler_share = 0\n");
-    spec.tweak = Some(Box::new(|c| c.admin.token = Some(TOKEN.into())));
-    let fleet = switchyard_tests::LocalFleet::start(spec).unwrap();
+    let fleet = fleet_with_token("version = \"plan-1\"\nscheduler_share = 0\n", TOKEN);
     let (base, admin) = (fleet.proxy_url(), fleet.admin_url());
     switchyard_tests::block_on(async {
         let c = switchyard_tests::client();
@@ -553,18 +553,7 @@ fn rules_plan_from_the_command_line() {
         }
     });
     let plan = |file: &Path, format: &str| {
-        let out = switchyard()
-            .args(["rules", "plan"])
-            .arg(file)
-            .args(["--admin", &admin, "--format", format])
-            .env("SWITCHYARD_ADMIN_TOKEN", TOKEN)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        admin_command(&admin, TOKEN, &["rules", "plan", file.to_str().unwrap(), "--format", format])
     };
     let next = scratch("plan-next.toml", "version = \"plan-2\"\nscheduler_share = 100\n");
     let (code, text, err) = plan(&next, "text");
@@ -600,24 +589,9 @@ fn ramp_calls_name_a_namespace_ramp_with_scope() {
         )
     };
     let rules = format!("version = \"cli-scope\"\n{}{}", scoped("team-a", true), scoped("team-b", false));
-    let mut spec = switchyard_tests::FleetSpec::new(&rules);
-    spec.tweak = Some(Box::new(|c| c.admin.token = Some(TOKEN.into())));
-    let fleet = switchyard_tests::LocalFleet::start(spec).unwrap();
+    let fleet = fleet_with_token(&rules, TOKEN);
     let admin = fleet.admin_url();
-    let ramp = |args: &[&str]| {
-        let out = switchyard()
-            .arg("ramp")
-            .args(args)
-            .args(["--admin", &admin])
-            .env("SWITCHYARD_ADMIN_TOKEN", TOKEN)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let ramp = |args: &[&str]| admin_command(&admin, TOKEN, &[&["ramp"], args].concat());
     let started = Instant::now();
     while !ramp(&[]).1.contains("awaiting_approval, share of override `team-a`") {
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", ramp(&[]));
