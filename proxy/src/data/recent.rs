@@ -10,6 +10,7 @@
 //! lock of one shard, and allocates only when a new key enters a summary.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use switchyard_rules::{ActionRate, NamespaceRate, Traffic};
@@ -57,8 +58,27 @@ struct ActionKey {
 /// A Space-Saving summary keyed by a 64-bit hash (two keys with one hash share a count; with
 /// xxh3 that takes billions of distinct keys to become likely).
 struct Summary<K> {
-    index: HashMap<u64, usize>,
+    index: HashMap<u64, usize, BuildHasherDefault<KeyIsHash>>,
     entries: Vec<Entry<K>>,
+}
+
+/// The index's keys are xxh3 hashes already: hashing them again would only cost time.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the keys are u64); any other input still hashes.
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
 }
 
 struct Entry<K> {
@@ -69,7 +89,7 @@ struct Entry<K> {
 
 impl<K> Default for Summary<K> {
     fn default() -> Self {
-        Summary { index: HashMap::new(), entries: Vec::new() }
+        Summary { index: HashMap::default(), entries: Vec::new() }
     }
 }
 
@@ -98,12 +118,11 @@ impl<K> Summary<K> {
     }
 }
 
-fn action_hash(namespace: &str, package: &str, action: &str) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for part in [namespace, "/", package, "/", action] {
-        h.update(part.as_bytes());
-    }
-    h.digest()
+/// An action's hash, chained from its namespace's (each part hashed once, seeded by the parts
+/// before it, so `a/bc` and `ab/c` differ).
+fn action_hash(namespace_hash: u64, package: &str, action: &str) -> u64 {
+    let package_hash = xxhash_rust::xxh3::xxh3_64_with_seed(package.as_bytes(), namespace_hash);
+    xxhash_rust::xxh3::xxh3_64_with_seed(action.as_bytes(), package_hash)
 }
 
 impl RecentTraffic {
@@ -117,8 +136,8 @@ impl RecentTraffic {
         if [namespace, package, action].iter().any(|part| part.len() > MAX_NAME_BYTES) {
             return;
         }
-        let hash = action_hash(namespace, package, action);
         let ns_hash = xxhash_rust::xxh3::xxh3_64(namespace.as_bytes());
+        let hash = action_hash(ns_hash, package, action);
         let epoch = now_ms / WINDOW_MS;
         let mut shard = lock(&self.shards[(hash % SHARDS as u64) as usize]);
         let window = &mut shard.windows[(epoch % WINDOWS as u64) as usize];
