@@ -76,11 +76,36 @@ pub struct NamespaceMove {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleChange {
     pub label: String,
-    pub change: String,
+    pub change: RuleChangeKind,
+    /// Its share before and after (`None` where it does not exist).
+    pub share_before: Option<Share>,
+    pub share_after: Option<Share>,
     pub pin: bool,
     /// Listed traffic this override decides now and after, per second.
     pub decides_before_per_s: f64,
     pub decides_after_per_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum RuleChangeKind {
+    Added,
+    Removed,
+    /// Its document changed (share, seed, sticky key, shadow policy or ramp).
+    Changed,
+    /// Unchanged itself, it decides other listed traffic (an override before it appeared or went).
+    DecidesOtherTraffic,
+}
+
+/// What happens to a shadow policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ShadowChangeKind {
+    Starts,
+    Stops,
+    Changes,
 }
 
 /// One step of the new ramp's schedule, from now on.
@@ -109,7 +134,10 @@ pub struct RampPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShadowChange {
     pub label: String,
-    pub change: String,
+    pub change: ShadowChangeKind,
+    /// The sample before and after (`None` where there is no policy).
+    pub sample_before: Option<Share>,
+    pub sample_after: Option<Share>,
     /// Listed invocations per second its override matches after the change (before, for a stop).
     pub matching_per_s: f64,
 }
@@ -278,34 +306,38 @@ impl RuleSet {
     fn rule_changes(&self, current: &RuleSet, decides: &BTreeMap<(bool, usize), f64>) -> Vec<RuleChange> {
         let mut out = Vec::new();
         let rate = |after: bool, i: Option<usize>| i.and_then(|i| decides.get(&(after, i)).copied()).unwrap_or(0.0);
-        let same =
-            |a: &Override, b: &Override| (&a.namespace, &a.package, &a.action) == (&b.namespace, &b.package, &b.action);
         let is_pin = |s: Share| s == Share::ZERO || s == Share::ALL;
         for (i, o) in self.overrides.iter().enumerate() {
-            let before = current.overrides.iter().position(|p| same(p, o));
+            let before = current.overrides.iter().position(|p| same_patterns(p, o));
             let (b, a) = (rate(false, before), rate(true, Some(i)));
-            let change = match before {
-                None => "added".to_string(),
-                Some(j)
-                    if OverrideDocument::from(&current.overrides[j]).write() != OverrideDocument::from(o).write() =>
-                {
-                    format!("changed ({} → {})", current.overrides[j].share, o.share)
+            let old = before.map(|j| &current.overrides[j]);
+            let change = match old {
+                None => RuleChangeKind::Added,
+                Some(p) if OverrideDocument::from(p).write() != OverrideDocument::from(o).write() => {
+                    RuleChangeKind::Changed
                 }
-                Some(_) if (a - b).abs() > 1e-9 => "decides other traffic".to_string(),
+                Some(_) if (a - b).abs() > 1e-9 => RuleChangeKind::DecidesOtherTraffic,
                 Some(_) => continue,
             };
-            let pin = is_pin(o.share) || before.is_some_and(|j| is_pin(current.overrides[j].share));
-            out.push(RuleChange { label: o.label(), change, pin, decides_before_per_s: b, decides_after_per_s: a });
+            out.push(RuleChange {
+                label: o.label(),
+                change,
+                share_before: old.map(|p| p.share),
+                share_after: Some(o.share),
+                pin: is_pin(o.share) || old.is_some_and(|p| is_pin(p.share)),
+                decides_before_per_s: b,
+                decides_after_per_s: a,
+            });
         }
         for (j, o) in current.overrides.iter().enumerate() {
-            if !self.overrides.iter().any(|n| same(n, o)) {
-                let pin = is_pin(o.share);
-                let b = rate(false, Some(j));
+            if !self.overrides.iter().any(|n| same_patterns(n, o)) {
                 out.push(RuleChange {
                     label: o.label(),
-                    change: "removed".into(),
-                    pin,
-                    decides_before_per_s: b,
+                    change: RuleChangeKind::Removed,
+                    share_before: Some(o.share),
+                    share_after: None,
+                    pin: is_pin(o.share),
+                    decides_before_per_s: rate(false, Some(j)),
                     decides_after_per_s: 0.0,
                 });
             }
@@ -313,35 +345,45 @@ impl RuleSet {
         out
     }
 
+    /// Shadow policies that start, stop (their override changed or removed) or change.
     fn shadow_changes(&self, current: &RuleSet, decides: &BTreeMap<(bool, usize), f64>) -> Vec<ShadowChange> {
-        let key = |o: &Override| (o.namespace.to_string(), o.package.to_string(), o.action.to_string());
+        let sample = |o: Option<&Override>| o.and_then(|o| o.shadow.as_ref()).map(|p| p.sample);
         let mut out = Vec::new();
-        let before: BTreeMap<_, (usize, &Override)> =
-            current.overrides.iter().enumerate().map(|(j, o)| (key(o), (j, o))).collect();
         for (i, o) in self.overrides.iter().enumerate() {
-            let old = before.get(&key(o)).and_then(|(_, p)| p.shadow.as_ref());
-            let rate = decides.get(&(true, i)).copied().unwrap_or(0.0);
-            let change = match (old, &o.shadow) {
-                (None, Some(p)) => format!("starts (sample {})", p.sample),
-                (Some(p), None) => format!("stops (was sample {})", p.sample),
-                (Some(p), Some(q)) if p != q => format!("changes (sample {} → {})", p.sample, q.sample),
+            let old = current.overrides.iter().find(|p| same_patterns(p, o));
+            let policies = (old.and_then(|p| p.shadow.as_ref()), o.shadow.as_ref());
+            let change = match policies {
+                (None, Some(_)) => ShadowChangeKind::Starts,
+                (Some(_), None) => ShadowChangeKind::Stops,
+                (Some(p), Some(q)) if p != q => ShadowChangeKind::Changes,
                 _ => continue,
             };
-            out.push(ShadowChange { label: o.label(), change, matching_per_s: rate });
+            out.push(ShadowChange {
+                label: o.label(),
+                change,
+                sample_before: sample(old),
+                sample_after: sample(Some(o)),
+                matching_per_s: decides.get(&(true, i)).copied().unwrap_or(0.0),
+            });
         }
-        for (k, (j, o)) in &before {
-            if o.shadow.is_some() && !self.overrides.iter().any(|n| &key(n) == k) {
-                let rate = decides.get(&(false, *j)).copied().unwrap_or(0.0);
-                let sample = o.shadow.as_ref().map(|p| p.sample).unwrap_or(Share::ZERO);
+        for (j, o) in current.overrides.iter().enumerate() {
+            if o.shadow.is_some() && !self.overrides.iter().any(|n| same_patterns(n, o)) {
                 out.push(ShadowChange {
                     label: o.label(),
-                    change: format!("stops (was sample {sample}; override removed)"),
-                    matching_per_s: rate,
+                    change: ShadowChangeKind::Stops,
+                    sample_before: sample(Some(o)),
+                    sample_after: None,
+                    matching_per_s: decides.get(&(false, j)).copied().unwrap_or(0.0),
                 });
             }
         }
         out
     }
+}
+
+/// Two overrides with the same patterns are one override, before and after a change.
+fn same_patterns(a: &Override, b: &Override) -> bool {
+    (&a.namespace, &a.package, &a.action) == (&b.namespace, &b.package, &b.action)
 }
 
 impl NamespaceMove {
@@ -404,14 +446,6 @@ impl Plan {
             self.traffic_span_s
         )
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.to_scheduler_per_s == 0.0
-            && self.to_legacy_per_s == 0.0
-            && self.rules.is_empty()
-            && self.settings.is_empty()
-            && self.shadow.is_empty()
-    }
 }
 
 /// The plan as `switchyard rules plan` prints it.
@@ -470,11 +504,16 @@ impl fmt::Display for Plan {
             writeln!(f, "\n  overrides that change meaning:")?;
             for r in &self.rules {
                 let pin = if r.pin { " (pin)" } else { "" };
+                let shares = match (r.share_before, r.share_after) {
+                    (Some(b), Some(a)) if b != a => format!(" ({b} → {a})"),
+                    _ => String::new(),
+                };
+                let change: &str = r.change.into();
                 writeln!(
                     f,
-                    "  {}{pin}: {}; decides {} → {}",
+                    "  {}{pin}: {}{shares}; decides {} → {}",
                     r.label,
-                    r.change,
+                    change.replace('_', " "),
                     rate(r.decides_before_per_s),
                     rate(r.decides_after_per_s)
                 )?;
@@ -491,7 +530,16 @@ impl fmt::Display for Plan {
         if !self.shadow.is_empty() {
             writeln!(f, "\n  shadow policies:")?;
             for s in &self.shadow {
-                writeln!(f, "  {}: {}; matches {}", s.label, s.change, rate(s.matching_per_s))?;
+                let sample = |s: Option<Share>| s.map_or("none".to_string(), |s| s.to_string());
+                let change: &str = s.change.into();
+                writeln!(
+                    f,
+                    "  {}: {change} (sample {} → {}); matches {}",
+                    s.label,
+                    sample(s.sample_before),
+                    sample(s.sample_after),
+                    rate(s.matching_per_s)
+                )?;
             }
         }
         if self.estimated_keys {
@@ -549,7 +597,7 @@ mod tests {
         let guest = plan.namespaces.iter().find(|n| n.namespace == "guest").unwrap();
         assert!((guest.estimated_per_s - 100.0 * 0.4).abs() < 1e-6, "unlisted traffic: 100 req/s × 40 %");
         assert!(plan.summary.starts_with("moves "), "{}", plan.summary);
-        assert!(plan.rules.iter().any(|r| r.label == "billing/*/*" && r.pin && r.change == "added"));
+        assert!(plan.rules.iter().any(|r| r.label == "billing/*/*" && r.pin && r.change == RuleChangeKind::Added));
     }
 
     #[test]
@@ -579,7 +627,7 @@ mod tests {
         let killed = rules("version = \"2\"\nscheduler_share = 10\nkill_switch = true\n");
         let plan = killed.plan_from(&old, &traffic(), 0, false);
         assert_eq!(plan.kill_switch.as_deref(), Some("turns on: every request goes to legacy"));
-        assert!(plan.shadow.iter().any(|s| s.change.starts_with("stops")));
+        assert!(plan.shadow.iter().any(|s| s.change == ShadowChangeKind::Stops && s.sample_before.is_some()));
         let ramped = rules(
             "version = \"3\"\nscheduler_share = 10\n[ramp]\nstart = 1000\nsteps = [{ share = 20, hold_s = 60 }, { share = 50, hold_s = 60, approve = true }]\n",
         );

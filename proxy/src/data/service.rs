@@ -200,9 +200,6 @@ impl SwitchyardProxy {
         let decision = if class.kind.is_invocation() {
             let decision = self.route(req, &mut class, &active).await;
             ctx.shadow = self.mirror(req, &class, decision.reason, &active, ctx.blocking);
-            if let (Some(tee), DecisionReason::Override(i)) = (ctx.shadow.as_mut(), decision.reason) {
-                tee.ramp_slot = active.rules.ramp_slot(i);
-            }
             decision
         } else {
             active.rules.decide_default()
@@ -210,6 +207,10 @@ impl SwitchyardProxy {
         (ctx.chosen, ctx.pool, ctx.reason) = (decision.pool, decision.pool, decision.reason);
         if let DecisionReason::Override(i) = decision.reason {
             ctx.ramp_slot = active.rules.ramp_slot(i);
+        }
+        if let Some(tee) = ctx.shadow.as_mut() {
+            // Only an override mirrors: its ramp's mismatch gate reads the comparison.
+            tee.ramp_slot = ctx.ramp_slot;
         }
         self.shared.metrics.decision(ctx.chosen, ctx.reason);
         if decision.reason == DecisionReason::Forced {
