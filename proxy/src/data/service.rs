@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http_body_util::BodyExt;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -30,7 +30,7 @@ use crate::control::rules::ActiveRules;
 use crate::data::classify::{classify, Classified, RequestKind};
 use crate::data::credential::BasicCredential;
 use crate::data::pools::Member;
-use crate::data::request_id::{self, REQUEST_ID_HEADER};
+use crate::data::request_id::{self, REQUEST_ID_FIELD, REQUEST_ID_HEADER};
 use crate::data::traffic::{FallbackReason, Traffic};
 use crate::data::upstream::fields::{self, ClientFraming, Framing};
 use crate::data::upstream::{BodySender, Client, Fault, Lane, Lease, Limits, RequestBody, RetryReason};
@@ -46,7 +46,6 @@ pub const RULES_VERSION_HEADER: &str = "x-switchyard-rules-version";
 /// The fields switchyard adds to answers, made once (not parsed per request).
 const POOL_FIELD: HeaderName = HeaderName::from_static(POOL_HEADER);
 const RULES_VERSION_FIELD: HeaderName = HeaderName::from_static(RULES_VERSION_HEADER);
-const REQUEST_ID_FIELD: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 /// `x-switchyard-pool`'s values, by [`Pool::index`].
 const POOL_VALUES: [HeaderValue; 2] = [HeaderValue::from_static("legacy"), HeaderValue::from_static("scheduler")];
 
@@ -107,9 +106,6 @@ pub enum Failure {
     /// Reading from or writing to the client.
     #[error("client: {0}")]
     Client(Box<Error>),
-    /// An answer switchyard could not put together (never expected).
-    #[error("internal: {0}")]
-    Internal(Box<Error>),
     /// A `Transfer-Encoding` other than `chunked`: no controller could be sent the body.
     #[error("the request's Transfer-Encoding is not chunked alone")]
     UnsupportedCoding,
@@ -133,7 +129,6 @@ impl Failure {
                 ErrorType::ReadTimedout => (408, "The request was not received in time."),
                 _ => (400, "The request could not be read."),
             },
-            Failure::Internal(_) => (500, "The proxy failed to forward the request."),
             Failure::UnsupportedCoding => {
                 (501, "The request's Transfer-Encoding is not supported: send it chunked or with a Content-Length.")
             }
@@ -488,23 +483,25 @@ impl SwitchyardProxy {
         lease: Lease,
         early: bool,
     ) -> Result<(), Failure> {
-        let (parts, mut body) = response.into_parts();
+        let (mut head, mut body) = response.into_parts();
         let read = self.client.limits().read;
-        let keeps = fields::keeps_connection(parts.version, &parts.headers);
-        let mut header = fields::answer_header(parts);
+        let keeps = fields::keeps_connection(head.version, &head.headers);
+        fields::answer_head(&mut head);
         let (pieces, done) = read_ready(&mut body).map_err(Fault::Exchange)?;
         let whole = done.then(|| pieces.iter().map(Bytes::len).sum());
         let req = session.req_header();
-        client_framing(&mut header, whole, req.method == http::Method::HEAD, req.version).map_err(Failure::Internal)?;
+        client_framing(&mut head, whole, req.method == http::Method::HEAD, req.version);
         if early {
             // The client is still sending a body no one will read: this connection ends here.
             session.set_keepalive(None);
         }
-        self.response_filter(&mut header, ctx, tee).map_err(Failure::Internal)?;
+        self.response_filter(&mut head, ctx, tee);
         for piece in &pieces {
             self.response_chunk(piece, ctx, tee);
         }
-        session.write_response_header(Box::new(header)).await.map_err(Failure::Client)?;
+        // The fields were set in hyper's head, not through pingora's `insert_header`, which
+        // copies and parses every name again for a header-case map this head does not have.
+        session.write_response_header(Box::new(ResponseHeader::from(head))).await.map_err(Failure::Client)?;
         let first = match pieces.len() {
             0 => Bytes::new(),
             1 => pieces.into_iter().next().unwrap_or_default(),
@@ -539,30 +536,28 @@ impl SwitchyardProxy {
     /// Runs on the answer head before it goes to the client: says which pool and which rules
     /// version served it, keeps the request id visible, and starts keeping the prefix of an
     /// invocation's 502 for its classification.
-    fn response_filter(
-        &self,
-        resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
-        tee: &mut Option<Tee>,
-    ) -> pingora::Result<()> {
+    fn response_filter(&self, head: &mut http::response::Parts, ctx: &mut RequestCtx, tee: &mut Option<Tee>) {
         if let Some(tee) = tee.as_mut() {
-            tee.response_status = Some(resp.status.as_u16());
+            tee.response_status = Some(head.status.as_u16());
             tee.response_transaction_id =
-                resp.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+                head.headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
         }
-        if ctx.kind.is_invocation() && AnswerClass::needs_body(resp.status.as_u16()) {
+        if ctx.kind.is_invocation() && AnswerClass::needs_body(head.status.as_u16()) {
             ctx.error_prefix = Some(Vec::new());
         }
+        let fields = &mut head.headers;
         if self.shared.pool_header {
-            resp.insert_header(POOL_FIELD, POOL_VALUES[ctx.pool.index()].clone())?;
+            fields.insert(POOL_FIELD, POOL_VALUES[ctx.pool.index()].clone());
             if let Some(active) = &ctx.rules {
-                resp.insert_header(RULES_VERSION_FIELD, active.version_header.clone())?;
+                fields.insert(RULES_VERSION_FIELD, active.version_header.clone());
             }
         }
-        if !resp.headers.contains_key(REQUEST_ID_FIELD) {
-            resp.insert_header(REQUEST_ID_FIELD, ctx.request_id.as_str())?;
+        if let header::Entry::Vacant(entry) = fields.entry(REQUEST_ID_FIELD) {
+            // A request id is a short token (`request_id`), always a valid field value.
+            if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+                entry.insert(id);
+            }
         }
-        Ok(())
     }
 
     /// Runs for each answer body chunk on its way to the client: keeps a copy for the comparison
@@ -675,22 +670,18 @@ fn read_ready(body: &mut hyper::body::Incoming) -> Result<(Vec<Bytes>, bool), hy
 /// controller's length, or is chunked (HTTP/1.0 clients: delimited by the close). An answer
 /// without a body by its status or the request's method keeps its fields as the controller wrote
 /// them (a HEAD's length describes what a GET would get).
-fn client_framing(
-    header: &mut ResponseHeader,
-    whole: Option<usize>,
-    head_request: bool,
-    client: http::Version,
-) -> pingora::Result<()> {
-    if head_request
-        || matches!(header.status.as_u16(), 204 | 304)
-        || header.headers.contains_key(http::header::CONTENT_LENGTH)
-    {
-        return Ok(());
+fn client_framing(head: &mut http::response::Parts, whole: Option<usize>, head_request: bool, client: http::Version) {
+    if head_request || matches!(head.status.as_u16(), 204 | 304) || head.headers.contains_key(header::CONTENT_LENGTH) {
+        return;
     }
     match whole {
-        Some(len) => header.insert_header(http::header::CONTENT_LENGTH, len),
-        None if client == http::Version::HTTP_11 => header.insert_header(http::header::TRANSFER_ENCODING, "chunked"),
-        None => Ok(()),
+        Some(len) => {
+            head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        None if client == http::Version::HTTP_11 => {
+            head.headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        }
+        None => {}
     }
 }
 

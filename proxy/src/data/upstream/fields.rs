@@ -4,13 +4,13 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Version;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 
-use crate::data::request_id::REQUEST_ID_HEADER;
+use crate::data::request_id::{REQUEST_ID_FIELD, REQUEST_ID_HEADER};
 use crate::shadow::tee::SHADOW_HEADER;
 
 /// The hop-by-hop fields (RFC 9110 §7.6.1), by name; `Connection` first and `Transfer-Encoding`
-/// second ([`answer_header`] reads them by position).
+/// second ([`answer_head`] reads them by position).
 const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     header::TRANSFER_ENCODING,
@@ -51,7 +51,10 @@ fn listed_names(headers: &HeaderMap) -> Vec<HeaderName> {
 /// gets the controller's address, see `Client::send`), and the request id. The framing is added
 /// once the body is known ([`Framing`]).
 pub fn request_fields(req: &RequestHeader, request_id: &str) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(req.headers.len() + 3);
+    // One more than the client sent is exact in the usual cases: its framing field is replaced by
+    // switchyard's (or none), and the request id is added. Reserving more would cross into a
+    // larger allocation for a typical request.
+    let mut out = HeaderMap::with_capacity(req.headers.len() + 1);
     let mut connection = false;
     // One pass over the client's fields; what `Connection` lists is removed after (rare).
     for (name, value) in req.headers.iter() {
@@ -72,7 +75,7 @@ pub fn request_fields(req: &RequestHeader, request_id: &str) -> HeaderMap {
         }
     }
     if let Ok(id) = HeaderValue::from_str(request_id) {
-        out.insert(REQUEST_ID_HEADER, id);
+        out.insert(REQUEST_ID_FIELD, id);
     }
     out
 }
@@ -145,10 +148,10 @@ impl Framing {
     }
 }
 
-/// The controller's answer head as the client gets it, moved (not copied) out of hyper's: status
-/// and end-to-end fields; a length only when the controller sent one and no coding (one value
-/// when it repeated it); the client's framing is set later.
-pub fn answer_header(mut head: http::response::Parts) -> ResponseHeader {
+/// Makes the controller's answer head, in place in hyper's (nothing copied), the one the client
+/// gets: status and end-to-end fields; a length only when the controller sent one and no coding
+/// (one value when it repeated it); the client's framing is set later.
+pub fn answer_head(head: &mut http::response::Parts) {
     let headers = &mut head.headers;
     // One pass over the fields (no hashing) finds what needs work; usually only `Connection`.
     let (mut hop, mut lengths) = (0u8, 0);
@@ -181,7 +184,6 @@ pub fn answer_header(mut head: http::response::Parts) -> ResponseHeader {
         }
     }
     head.version = Version::HTTP_11;
-    ResponseHeader::from(head)
 }
 
 /// Whether the connection may carry another request after this answer: HTTP/1.1 and no `close`
@@ -290,8 +292,9 @@ mod tests {
             .header("content-length", "2")
             .body(())
             .unwrap();
-        let (parts, ()) = resp.into_parts();
-        let h = answer_header(parts).headers.clone();
+        let (mut parts, ()) = resp.into_parts();
+        answer_head(&mut parts);
+        let h = parts.headers;
         assert_eq!(h["x-end"], "2");
         assert_eq!(h.get_all("content-length").iter().count(), 1);
         assert!(h.get("x-hop").is_none() && h.get("connection").is_none() && h.get("keep-alive").is_none());
