@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchyard::cli;
 
+/// jemalloc rather than glibc's allocator: side by side under load it took about 8 % less CPU per
+/// request, for the same memory with 10,000 idle clients (the README's benchmarks).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Canary routing between OpenWhisk's legacy and scheduler controller fleets")]
 struct Cli {
