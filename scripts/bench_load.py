@@ -5,10 +5,11 @@ In one run, on loopback: the upstream alone (nginx answering a fixed 31-byte JSO
 proxy of the same version, switchyard, switchyard with 10 % of invocations shadowed, and nginx with
 split_clients as a proxy. wrk, 1 thread, 64 connections, blocking POST invokes over 300 actions;
 every proxy on one worker thread. Prints req/s, p50/p99, CPU microseconds per request (the proxy
-process and its children) and each row's ratio to switchyard, as medians of the rounds; then the
-resident memory of switchyard and bare pingora holding 10,000 idle keep-alive client connections,
-and after each of them made one request. Last, when valgrind is installed, the instructions each
-proxy runs per request under callgrind (a count, not a time: the same on a busy or an idle machine),
+process and its children) with the kernel's part of it, and each row's ratio to switchyard, as
+medians of the rounds; then the resident memory of switchyard and bare pingora holding 10,000 idle
+keep-alive client connections, and after each of them made one request. Last, when valgrind is
+installed, the instructions each proxy runs per request under callgrind (a count, not a time: the
+same on a busy or an idle machine),
 from two runs of sequential requests whose difference leaves start-up and shutdown out, on the
 thread serving the requests and on all threads, and what one shadow copy costs in instructions
 (switchyard mirroring every invocation minus switchyard, all threads). With strace
@@ -93,14 +94,16 @@ def descendants(pid):
 
 
 def cpu_ticks(pid):
-    total = 0
+    """CPU ticks of the process and its children so far: (in user space, in the kernel)."""
+    user = kernel = 0
     for p in descendants(pid):
         try:
             fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            kernel += int(fields[12])
         except OSError:
             pass
-    return total
+    return user, kernel
 
 
 def rss_mb(pid):
@@ -338,18 +341,19 @@ def main():
                 for name, port, proc in rows:
                     before = cpu_ticks(proc.pid)
                     rps, p50, p99, total, errors = wrk(port, d)
-                    cpu_us = (cpu_ticks(proc.pid) - before) / TICK * 1e6 / max(total, 1)
-                    results[name].append((rps, p50, p99, cpu_us, errors))
+                    after = cpu_ticks(proc.pid)
+                    user, kernel = ((a - b) / TICK * 1e6 / max(total, 1) for a, b in zip(after, before))
+                    results[name].append((rps, p50, p99, user + kernel, errors, user, kernel))
                     print(f"  round {r + 1}: {name}: {rps:,.0f} req/s", file=sys.stderr)
 
-            med = {name: [statistics.median(x[i] for x in runs) for i in range(5)] for name, runs in results.items()}
+            med = {name: [statistics.median(x[i] for x in runs) for i in range(7)] for name, runs in results.items()}
             base = med["switchyard"][0]
             print(f"\nwrk -t1 -c{CONNECTIONS} -d{SECONDS}s, POST over 300 actions, medians of {ROUNDS} rounds\n")
-            print(f"| | req/s | p50 | p99 | CPU µs/req | non-2xx | ratio to switchyard |")
-            print(f"|---|---|---|---|---|---|---|")
+            print(f"| | req/s | p50 | p99 | CPU µs/req | of it in the kernel | non-2xx | ratio to switchyard |")
+            print(f"|---|---|---|---|---|---|---|---|")
             for name, _, _ in rows:
-                rps, p50, p99, cpu, errors = med[name]
-                print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {cpu:.1f} | {errors:.0f} | {rps / base:.2f}× |")
+                rps, p50, p99, cpu, errors, _, kernel = med[name]
+                print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {cpu:.1f} | {kernel:.1f} | {errors:.0f} | {rps / base:.2f}× |")
             # The machine's speed drifts between rounds (a round of every row can come out 40 % slower
             # than the next); within a round the rows run back to back, so each round's own ratio is
             # the steadier figure, and the median of those is what the README quotes.
@@ -358,6 +362,11 @@ def main():
             speed = [s[0] / b[0] for s, b in zip(plain, pingora)]
             print(f"\nswitchyard against bare pingora, each round's ratio: "
                   f"{', '.join(f'{x:.2f}×' for x in speed)}; median {statistics.median(speed):.2f}×")
+            # The kernel's share (the sockets' sends and receives) is much the same work in every
+            # proxy; the user-space part is what a proxy's own code decides.
+            user = [b[5] / s[5] for s, b in zip(plain, pingora)]
+            print(f"CPU in user space per request, bare pingora's over switchyard's, each round: "
+                  f"{', '.join(f'{x:.2f}×' for x in user)}; median {statistics.median(user):.2f}×")
             copies = [(m[3] - s[3]) / SHADOWED / s[3] for s, m in zip(plain, shadowing)]
             primary = med["switchyard"][3]
             copy = (med["switchyard with 10 % shadowing"][3] - primary) / SHADOWED
