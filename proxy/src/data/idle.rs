@@ -6,7 +6,7 @@
 //! bytes before starting the proxy's. That loop runs in a task of its own, spawned on the
 //! accepting thread's runtime: pingora's task for the connection (its accept and handshake state,
 //! about 2.3 KB) ends as soon as the connection is handed over, so an idle client costs its socket
-//! and buffers and this small task (about 2.5 KB in all).
+//! and buffers and this small task (about 2.7 KB in all).
 //!
 //! Seeing every connection first, it also caps how many are open at once: past
 //! `max_client_connections` in all, or `max_client_connections_per_ip` from one address, a new one
