@@ -16,9 +16,9 @@ thread serving the requests and on all threads, and what one shadow copy costs i
 installed, the system calls each proxy makes per request (sends and receives on its sockets) during
 a short wrk run. From the rounds it also derives what one shadow copy costs the proxy: the extra CPU
 per request with 10 % mirrored, divided by 0.1, next to a primary's CPU per request. The ratios that
-matter (switchyard to bare pingora, a copy to a primary) are also given per round, rows of a round
-running back to back, with their median: the machine's speed drifts between rounds, far less within
-one.
+matter (switchyard to bare pingora, a copy to a primary) are also given per round, with their
+median. Within a round the rows take turns in short slices (SLICES), so a drift of the machine's
+speed, which here can reach tens of percent within seconds, falls on every row alike.
 """
 
 import os
@@ -35,6 +35,10 @@ import time
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))  # 0: the memory figures only
 SECONDS = int(os.environ.get("SECONDS_PER_RUN", "10"))
+# Each row's run in a round is cut in this many slices, and the rows take their slices in turn:
+# the machine's speed drifts by tens of percent within seconds, and slices a few seconds long
+# spread that drift over every row alike instead of charging it to whichever row ran through it.
+SLICES = int(os.environ.get("SLICES", "5"))
 CONNECTIONS = 64
 IDLE_CLIENTS = int(os.environ.get("IDLE_CLIENTS", "10000"))
 COUNTED = (300, 1800)  # requests in the two callgrind runs
@@ -143,14 +147,15 @@ http {{
     return path
 
 
-def wrk(port, d):
+def wrk(port, d, seconds):
+    """One wrk run: (its length in seconds, requests, non-2xx answers, p50 ms, p99 ms)."""
     script = os.path.join(d, "post.lua")
     with open(script, "w") as f:
         f.write(WRK_SCRIPT)
-    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", script,
+    out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", script,
                           f"http://127.0.0.1:{port}"], capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
+    m = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
+    total, length = int(m.group(1)), float(m.group(2)) * {"ms": 0.001, "s": 1, "m": 60}[m.group(3)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 
     def pct(p):
@@ -158,7 +163,7 @@ def wrk(port, d):
         v = float(m.group(1))
         return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
 
-    return rps, pct(50), pct(99), total, int(errors.group(1)) if errors else 0
+    return length, total, int(errors.group(1)) if errors else 0, pct(50), pct(99)
 
 
 def hold_clients(port, n, one_request):
@@ -338,25 +343,37 @@ def main():
         if ROUNDS > 0:
             results = {name: [] for name, _, _ in rows}
             for r in range(ROUNDS):
-                for name, port, proc in rows:
-                    before = cpu_ticks(proc.pid)
-                    rps, p50, p99, total, errors = wrk(port, d)
-                    after = cpu_ticks(proc.pid)
-                    user, kernel = ((a - b) / TICK * 1e6 / max(total, 1) for a, b in zip(after, before))
-                    results[name].append((rps, p50, p99, user + kernel, errors, user, kernel))
-                    print(f"  round {r + 1}: {name}: {rps:,.0f} req/s", file=sys.stderr)
+                # A row's run is cut in slices, taken in turn with the other rows' (see SLICES).
+                sums = {name: [0.0] * 5 for name, _, _ in rows}  # seconds, requests, errors, user and kernel ticks
+                latency = {name: [] for name, _, _ in rows}
+                for _ in range(SLICES):
+                    for name, port, proc in rows:
+                        before = cpu_ticks(proc.pid)
+                        seconds, total, errors, p50, p99 = wrk(port, d, SECONDS / SLICES)
+                        after = cpu_ticks(proc.pid)
+                        for i, v in enumerate((seconds, total, errors, after[0] - before[0], after[1] - before[1])):
+                            sums[name][i] += v
+                        latency[name].append((p50, p99))
+                for name, _, _ in rows:
+                    seconds, total, errors, user, kernel = sums[name]
+                    user, kernel = (t / TICK * 1e6 / max(total, 1) for t in (user, kernel))
+                    p50, p99 = (statistics.median(x[i] for x in latency[name]) for i in (0, 1))
+                    results[name].append((total / seconds, p50, p99, user + kernel, errors, user, kernel))
+                    print(f"  round {r + 1}: {name}: {total / seconds:,.0f} req/s", file=sys.stderr)
 
             med = {name: [statistics.median(x[i] for x in runs) for i in range(7)] for name, runs in results.items()}
             base = med["switchyard"][0]
-            print(f"\nwrk -t1 -c{CONNECTIONS} -d{SECONDS}s, POST over 300 actions, medians of {ROUNDS} rounds\n")
+            print(f"\nwrk -t1 -c{CONNECTIONS}, {SECONDS} s per row per round in {SLICES} slices taken in turn, "
+                  f"POST over 300 actions, medians of {ROUNDS} rounds\n")
             print(f"| | req/s | p50 | p99 | CPU µs/req | of it in the kernel | non-2xx | ratio to switchyard |")
             print(f"|---|---|---|---|---|---|---|---|")
             for name, _, _ in rows:
                 rps, p50, p99, cpu, errors, _, kernel = med[name]
                 print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {cpu:.1f} | {kernel:.1f} | {errors:.0f} | {rps / base:.2f}× |")
             # The machine's speed drifts between rounds (a round of every row can come out 40 % slower
-            # than the next); within a round the rows run back to back, so each round's own ratio is
-            # the steadier figure, and the median of those is what the README quotes.
+            # than the next); within a round the rows share the same stretch of time, slice by
+            # slice, so each round's own ratio is the steadier figure, and the median of those is
+            # what the README quotes.
             plain, pingora = results["switchyard"], results["bare pingora (same version, 1 thread)"]
             shadowing = results["switchyard with 10 % shadowing"]
             speed = [s[0] / b[0] for s, b in zip(plain, pingora)]
