@@ -485,8 +485,7 @@ impl SwitchyardProxy {
     ) -> Result<(), Failure> {
         let (mut head, mut body) = response.into_parts();
         let read = self.client.limits().read;
-        let keeps = fields::keeps_connection(head.version, &head.headers);
-        fields::answer_head(&mut head);
+        let keeps = fields::answer_head(&mut head);
         let (pieces, done) = read_ready(&mut body).map_err(Fault::Exchange)?;
         let whole = done.then(|| pieces.iter().map(Bytes::len).sum());
         let req = session.req_header();

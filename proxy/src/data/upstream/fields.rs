@@ -10,8 +10,9 @@ use crate::data::request_id::{REQUEST_ID_FIELD, REQUEST_ID_HEADER};
 use crate::shadow::tee::SHADOW_HEADER;
 
 /// The hop-by-hop fields (RFC 9110 §7.6.1), by name; `Connection` first and `Transfer-Encoding`
-/// second ([`answer_head`] reads them by position).
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// second ([`AnswerFields`] reads them by position). A `static`, not a `const`: a `const` would be
+/// built and dropped again at each use, several times per request.
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     header::TRANSFER_ENCODING,
     header::TE,
@@ -21,26 +22,33 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     HeaderName::from_static("proxy-connection"),
 ];
 
+/// The fields a controller's answer usually has once switchyard added its own (see
+/// [`request_fields`]): a map for 12 takes 16 slots, one for more would take 32.
+const ANSWER_FIELDS: usize = 12;
+
 /// Headers that belong to one connection: never forwarded.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
 }
 
-/// The tokens of a message's `Connection` fields.
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
+/// The tokens of one `Connection` field.
+fn tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+    value.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty())
+}
+
+/// A `Connection` token that names a field (not `keep-alive` or `close`).
+fn names_a_field(token: &[u8]) -> bool {
+    !token.eq_ignore_ascii_case(b"keep-alive") && !token.eq_ignore_ascii_case(b"close")
 }
 
 /// The names a message's `Connection` fields list beside `keep-alive` and `close` (rare: only
 /// then is anything allocated).
 fn listed_names(headers: &HeaderMap) -> Vec<HeaderName> {
-    connection_tokens(headers)
-        .filter(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(tokens)
+        .filter(|t| names_a_field(t))
         .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect()
 }
@@ -51,10 +59,10 @@ fn listed_names(headers: &HeaderMap) -> Vec<HeaderName> {
 /// gets the controller's address, see `Client::send`), and the request id. The framing is added
 /// once the body is known ([`Framing`]).
 pub fn request_fields(req: &RequestHeader, request_id: &str) -> HeaderMap {
-    // One more than the client sent is exact in the usual cases: its framing field is replaced by
-    // switchyard's (or none), and the request id is added. Reserving more would cross into a
-    // larger allocation for a typical request.
-    let mut out = HeaderMap::with_capacity(req.headers.len() + 1);
+    // hyper empties this map when it writes the request and parses the answer into it: sized for
+    // the answer too (the controller's fields and the three switchyard adds), it is never grown
+    // and rehashed on the way back.
+    let mut out = HeaderMap::with_capacity((req.headers.len() + 1).max(ANSWER_FIELDS));
     let mut connection = false;
     // One pass over the client's fields; what `Connection` lists is removed after (rare).
     for (name, value) in req.headers.iter() {
@@ -148,35 +156,82 @@ impl Framing {
     }
 }
 
+/// What one pass over an answer's fields finds (no hashing): the hop-by-hop fields present, by
+/// their bit in [`HOP_BY_HOP`]'s order, how many `Content-Length`s, and what its `Connection`
+/// fields say.
+struct AnswerFields {
+    hop: u8,
+    lengths: usize,
+    close: bool,
+    /// `Connection` lists a field name (rare).
+    lists_names: bool,
+}
+
+impl AnswerFields {
+    fn of(headers: &HeaderMap) -> AnswerFields {
+        let mut f = AnswerFields { hop: 0, lengths: 0, close: false, lists_names: false };
+        for (name, value) in headers.iter() {
+            if name == header::CONTENT_LENGTH {
+                f.lengths += 1;
+            } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+                f.hop |= 1 << i;
+                // `HOP_BY_HOP[0]` is `Connection`.
+                if i == 0 {
+                    for token in tokens(value) {
+                        f.close |= token.eq_ignore_ascii_case(b"close");
+                        f.lists_names |= names_a_field(token);
+                    }
+                }
+            }
+        }
+        f
+    }
+
+    /// `HOP_BY_HOP[1]` is `Transfer-Encoding`.
+    fn coded(&self) -> bool {
+        self.hop & 2 != 0
+    }
+
+    /// Whether the connection may carry another request after this answer: HTTP/1.1 and no
+    /// `close` among its `Connection` tokens, whatever else is listed (close wins, RFC 9112 §9.6).
+    /// An HTTP/1.0 answer is never kept, even one saying `keep-alive` (RFC 9112 §9.3 leaves it
+    /// optional; a 1.0 answer with `Transfer-Encoding` must be closed after, §6.1), nor one with
+    /// both `Transfer-Encoding` and `Content-Length` (decoded by the former, but a sign of response
+    /// splitting, RFC 9112 §6.3).
+    fn keep(&self, version: Version) -> bool {
+        version == Version::HTTP_11 && !self.close && !(self.coded() && self.lengths > 0)
+    }
+}
+
+/// Whether the connection may carry another request after an answer with these fields (see
+/// [`AnswerFields::keep`]).
+pub fn keeps_connection(version: Version, headers: &HeaderMap) -> bool {
+    AnswerFields::of(headers).keep(version)
+}
+
 /// Makes the controller's answer head, in place in hyper's (nothing copied), the one the client
 /// gets: status and end-to-end fields; a length only when the controller sent one and no coding
-/// (one value when it repeated it); the client's framing is set later.
-pub fn answer_head(head: &mut http::response::Parts) {
+/// (one value when it repeated it); the client's framing is set later. Returns whether the
+/// connection may carry another request ([`keeps_connection`], from the same pass).
+pub fn answer_head(head: &mut http::response::Parts) -> bool {
+    let fields = AnswerFields::of(&head.headers);
+    let keep = fields.keep(head.version);
     let headers = &mut head.headers;
-    // One pass over the fields (no hashing) finds what needs work; usually only `Connection`.
-    let (mut hop, mut lengths) = (0u8, 0);
-    for name in headers.iter().map(|(name, _)| name) {
-        if name == header::CONTENT_LENGTH {
-            lengths += 1;
-        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            hop |= 1 << i;
-        }
-    }
-    if hop & 1 != 0 {
-        // The fields the controller named as hop-by-hop too (`HOP_BY_HOP[0]` is `Connection`).
+    if fields.lists_names {
+        // The fields the controller named as hop-by-hop too.
         for name in listed_names(headers) {
             headers.remove(name);
         }
     }
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if hop & (1 << i) != 0 {
+        if fields.hop & (1 << i) != 0 {
             headers.remove(name);
         }
     }
-    // `HOP_BY_HOP[1]` is `Transfer-Encoding`: the coding, not a length, framed the body.
-    if hop & 2 != 0 {
+    if fields.coded() {
+        // The coding, not a length, framed the body.
         headers.remove(header::CONTENT_LENGTH);
-    } else if lengths > 1 {
+    } else if fields.lengths > 1 {
         // Repeated, the values agree (hyper refused the answer otherwise): one says it.
         if let header::Entry::Occupied(mut entry) = headers.entry(header::CONTENT_LENGTH) {
             let first = entry.get().clone();
@@ -184,26 +239,7 @@ pub fn answer_head(head: &mut http::response::Parts) {
         }
     }
     head.version = Version::HTTP_11;
-}
-
-/// Whether the connection may carry another request after this answer: HTTP/1.1 and no `close`
-/// among its `Connection` tokens, whatever else is listed (close wins, RFC 9112 §9.6). An HTTP/1.0
-/// answer is never kept, even one saying `keep-alive` (RFC 9112 §9.3 leaves it optional; a 1.0
-/// answer with `Transfer-Encoding` must be closed after, §6.1), nor one with both
-/// `Transfer-Encoding` and `Content-Length` (decoded by the former, but a sign of response
-/// splitting, RFC 9112 §6.3).
-pub fn keeps_connection(version: Version, headers: &HeaderMap) -> bool {
-    let (mut coded, mut length, mut close) = (false, false, false);
-    for (name, value) in headers.iter() {
-        if name == header::TRANSFER_ENCODING {
-            coded = true;
-        } else if name == header::CONTENT_LENGTH {
-            length = true;
-        } else if name == header::CONNECTION {
-            close |= value.as_bytes().split(|b| *b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
-        }
-    }
-    version == Version::HTTP_11 && !close && !(coded && length)
+    keep
 }
 
 #[cfg(test)]
@@ -279,6 +315,9 @@ mod tests {
         both.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         both.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
         assert!(!keeps_connection(Version::HTTP_11, &both));
+        let mut closing =
+            http::Response::builder().header("connection", "x-hop, close").body(()).unwrap().into_parts().0;
+        assert!(!answer_head(&mut closing), "the head's own pass says the same");
     }
 
     #[test]
@@ -293,7 +332,7 @@ mod tests {
             .body(())
             .unwrap();
         let (mut parts, ()) = resp.into_parts();
-        answer_head(&mut parts);
+        assert!(answer_head(&mut parts), "a 1.1 answer without close keeps its connection");
         let h = parts.headers;
         assert_eq!(h["x-end"], "2");
         assert_eq!(h.get_all("content-length").iter().count(), 1);
