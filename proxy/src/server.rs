@@ -13,7 +13,6 @@ use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
-use strum::IntoEnumIterator;
 use tokio::sync::watch;
 
 use crate::control::ramp::window::LiveCounters;
@@ -406,9 +405,7 @@ async fn health_loop(shared: Arc<Shared>, client: Client, idle: Duration) {
         pools::check_all(&shared.pools, &client, &shared.metrics).await;
         for pool in shared.pools.all() {
             for member in pool.members().iter() {
-                for lane in Lane::iter() {
-                    member.endpoint.idle(lane).sweep(idle);
-                }
+                member.endpoint.sweep(idle);
             }
         }
     }

@@ -98,10 +98,10 @@ impl From<NoAnswer> for Fault {
 }
 
 /// Which of a controller's kept connections a client uses. The data plane's requests run on
-/// pingora's threads and the rest (copies, lookups, health checks) on the control runtime: each
-/// keeps its own, so a connection is driven by the runtime that uses it, and health checks never
-/// take a connection a request was about to reuse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::EnumCount)]
+/// pingora's threads (each keeps its own, see [`pool`]) and the rest (copies, lookups, health
+/// checks) mostly on the control runtime: health checks never take a connection a request was
+/// about to reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
     Data,
     Control,
