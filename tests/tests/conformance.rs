@@ -364,6 +364,43 @@ fn a_kept_connection_the_controller_closes_while_idle_is_not_used() {
 }
 
 #[test]
+fn the_wait_for_an_answer_is_timed_from_each_request_on_a_kept_connection() {
+    // `read_ms` is 1 s. On one connection the controller answers the first request at once, the
+    // second 700 ms after it came (it comes 700 ms after the first answer: past the first
+    // request's deadline, within its own), and the third only after 1.5 s, past its own.
+    let controller = ScriptedController::start(|mut peer: Peer| {
+        while let Some(head) = peer.next_request() {
+            let wait = match peer.requests {
+                1 => 0,
+                2 => 700,
+                _ => 1_500,
+            };
+            std::thread::sleep(Duration::from_millis(wait));
+            peer.write(&answer_for(&head.request_id()));
+        }
+    });
+    let mut spec = FleetSpec::new("version = \"wire\"\nscheduler_share = 0\n");
+    let member = controller.addr.to_string();
+    spec.tweak = Some(Box::new(move |c| {
+        c.pools.legacy.members = vec![member];
+        c.health.interval_ms = 600_000;
+        c.timeouts.read_ms = 1_000;
+    }));
+    let fleet = LocalFleet::start(spec).expect("fleet");
+    block_on(async {
+        assert_eq!(call(&fleet, "a", "wait-1").await.0, 200);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(call(&fleet, "a", "wait-2").await.0, 200, "timed from the first request, not its own");
+        let started = Instant::now();
+        let (status, body) = call(&fleet, "a", "wait-3").await;
+        let waited = started.elapsed();
+        assert_eq!(status, 504, "{body}");
+        assert!(waited >= Duration::from_millis(950) && waited < Duration::from_millis(1_450), "{waited:?}");
+    });
+    assert_eq!(connections(&controller).len(), 1, "all three on one kept connection");
+}
+
+#[test]
 fn a_request_reaches_the_controller_in_one_write_on_a_kept_connection() {
     let controller = ScriptedController::echo();
     let fleet = fleet(&controller);

@@ -395,7 +395,10 @@ impl SwitchyardProxy {
         // another request (the rest of its body is still on it).
         let mut body_sent = sender.is_none();
         let answer = {
-            let mut send = std::pin::pin!(self.send_request(ctx, request));
+            // A body handed over whole: the wait for the answer is timed from there, on the
+            // connection's own timer.
+            let answer_within = body_sent.then_some(limits.read);
+            let mut send = std::pin::pin!(self.send_request(ctx, request, answer_within));
             let early_answer = if let Some(feed) = sender.as_ref() {
                 // Ok(false): the connection ended first; its failure or answer comes through `send`.
                 // Boxed: only a large body streams, and its state would otherwise make every
@@ -425,7 +428,8 @@ impl SwitchyardProxy {
             };
             match early_answer {
                 Some(answer) => answer,
-                // The body is sent: the controller has `read` to answer.
+                None if answer_within.is_some() => send.await,
+                // The body was streamed to its end: the controller has `read` to answer from now.
                 None => match pingora::time::timeout(limits.read, &mut send).await {
                     Ok(answer) => answer,
                     Err(_) => Err(Fault::Timeout.into()),
@@ -450,12 +454,13 @@ impl SwitchyardProxy {
         &self,
         ctx: &mut RequestCtx,
         mut request: http::Request<RequestBody>,
+        answer_within: Option<Duration>,
     ) -> Result<(http::Response<hyper::body::Incoming>, Lease), Failure> {
         loop {
             let Some(member) = self.upstream_peer(ctx) else {
                 return Err(Fault::NoMember.into());
             };
-            match self.client.send(&member.endpoint, request).await {
+            match self.client.send(&member.endpoint, request, answer_within).await {
                 Ok(answer) => return Ok(answer),
                 Err(no) => match no.unsent {
                     // None of it reached the wire: another controller may be tried.
