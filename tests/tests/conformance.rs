@@ -34,11 +34,19 @@ fn fleet(controller: &ScriptedController) -> LocalFleet {
 /// Like [`fleet`], with no health check after the first: the health loop also closes idle
 /// connections it finds unusable, which would hide what a request finds on a kept connection.
 fn fleet_without_health_rounds(controller: &ScriptedController) -> LocalFleet {
+    fleet_without_health_rounds_reading(controller, None)
+}
+
+/// [`fleet_without_health_rounds`], with `timeouts.read_ms` when given.
+fn fleet_without_health_rounds_reading(controller: &ScriptedController, read_ms: Option<u64>) -> LocalFleet {
     let mut spec = FleetSpec::new("version = \"wire\"\nscheduler_share = 0\n");
     let member = controller.addr.to_string();
     spec.tweak = Some(Box::new(move |c| {
         c.pools.legacy.members = vec![member];
         c.health.interval_ms = 600_000;
+        if let Some(read_ms) = read_ms {
+            c.timeouts.read_ms = read_ms;
+        }
     }));
     LocalFleet::start(spec).expect("fleet")
 }
@@ -379,14 +387,7 @@ fn the_wait_for_an_answer_is_timed_from_each_request_on_a_kept_connection() {
             peer.write(&answer_for(&head.request_id()));
         }
     });
-    let mut spec = FleetSpec::new("version = \"wire\"\nscheduler_share = 0\n");
-    let member = controller.addr.to_string();
-    spec.tweak = Some(Box::new(move |c| {
-        c.pools.legacy.members = vec![member];
-        c.health.interval_ms = 600_000;
-        c.timeouts.read_ms = 1_000;
-    }));
-    let fleet = LocalFleet::start(spec).expect("fleet");
+    let fleet = fleet_without_health_rounds_reading(&controller, Some(1_000));
     block_on(async {
         assert_eq!(call(&fleet, "a", "wait-1").await.0, 200);
         tokio::time::sleep(Duration::from_millis(700)).await;
