@@ -4,7 +4,7 @@
 In one run, on loopback: the upstream alone (nginx answering a fixed 31-byte JSON), a bare pingora
 proxy of the same version, switchyard, switchyard with 10 % of invocations shadowed, and nginx with
 split_clients as a proxy. wrk, 1 thread, 64 connections, blocking POST invokes over 300 actions;
-every proxy on one worker thread. Prints req/s, p50/p99, CPU microseconds per request (the proxy
+every proxy on one worker thread (THREADS to change it; the upstream keeps one). Prints req/s, p50/p99, CPU microseconds per request (the proxy
 process and its children) with the kernel's part of it, and each row's ratio to switchyard, as
 medians of the rounds; then the resident memory of switchyard and bare pingora holding 10,000 idle
 keep-alive client connections, and after each of them made one request. Last, when valgrind is
@@ -40,6 +40,9 @@ SECONDS = int(os.environ.get("SECONDS_PER_RUN", "10"))
 # spread that drift over every row alike instead of charging it to whichever row ran through it.
 SLICES = int(os.environ.get("SLICES", "5"))
 CONNECTIONS = 64
+# Worker threads of each proxy under load (bare pingora, switchyard, nginx's worker processes); the
+# upstream keeps one, and the instruction counts run on one thread whatever this says.
+THREADS = int(os.environ.get("THREADS", "1"))
 IDLE_CLIENTS = int(os.environ.get("IDLE_CLIENTS", "10000"))
 COUNTED = (300, 1800)  # requests in the two callgrind runs
 SHADOWED = 0.1  # the share of requests mirrored in the shadowing row
@@ -128,10 +131,10 @@ def start(cmd, port, what, cwd=None):
     return proc
 
 
-def nginx_conf(d, name, server_block):
+def nginx_conf(d, name, server_block, workers=1):
     path = os.path.join(d, f"{name}.conf")
     with open(path, "w") as f:
-        f.write(f"""worker_processes 1;
+        f.write(f"""worker_processes {workers};
 worker_rlimit_nofile 30000;
 pid {d}/{name}.pid;
 error_log {d}/{name}.log;
@@ -184,7 +187,7 @@ def hold_clients(port, n, one_request):
     return socks
 
 
-def switchyard_conf(d, name, rules, port, up, stop_at_once=False):
+def switchyard_conf(d, name, rules, port, up, stop_at_once=False, threads=1):
     """Writes a switchyard config (and its rules) in front of the upstream; returns its path."""
     with open(os.path.join(d, f"{name}-rules.toml"), "w") as f:
         f.write(rules)
@@ -197,7 +200,7 @@ def switchyard_conf(d, name, rules, port, up, stop_at_once=False):
     with open(conf, "w") as f:
         f.write(f"""listen = "127.0.0.1:{port}"
 rules = "{name}-rules.toml"
-threads = 1
+threads = {threads}
 work_stealing = false
 [admin]
 listen = "127.0.0.1:{free_port()}"
@@ -315,12 +318,12 @@ def main():
         procs.append(start(["nginx", "-c", nginx_conf(d, "upstream", upstream_block), "-g", "daemon off;"], up, "nginx upstream"))
 
         bare = free_port()
-        procs.append(start([f"{TARGET}/release/examples/bare_pingora", f"127.0.0.1:{bare}", f"127.0.0.1:{up}", "1"],
-                           bare, "bare pingora"))
+        procs.append(start([f"{TARGET}/release/examples/bare_pingora", f"127.0.0.1:{bare}", f"127.0.0.1:{up}",
+                            str(THREADS)], bare, "bare pingora"))
 
         def switchyard(name, rules):
             port = free_port()
-            conf = switchyard_conf(d, name, rules, port, up)
+            conf = switchyard_conf(d, name, rules, port, up, threads=THREADS)
             procs.append(start([f"{TARGET}/release/switchyard", "run", "--config", conf], port, name, cwd=d))
             return port
 
@@ -333,11 +336,11 @@ def main():
   split_clients "${{uri}}" $pool {{ 25% scheduler; * legacy; }}
   server {{ listen 127.0.0.1:{split} backlog=4096;
     location / {{ proxy_pass http://$pool; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""
-        procs.append(start(["nginx", "-c", nginx_conf(d, "split", split_block), "-g", "daemon off;"], split, "nginx proxy"))
+        procs.append(start(["nginx", "-c", nginx_conf(d, "split", split_block, THREADS), "-g", "daemon off;"], split, "nginx proxy"))
 
         rows = [("straight to the upstream (the limit)", up, procs[0]),
                 ("nginx split_clients + keepalive", split, procs[4]),
-                ("bare pingora (same version, 1 thread)", bare, procs[1]),
+                ("bare pingora (same version)", bare, procs[1]),
                 ("switchyard", sy, procs[2]),
                 ("switchyard with 10 % shadowing", sy_shadow, procs[3])]
         if ROUNDS > 0:
@@ -364,7 +367,7 @@ def main():
             med = {name: [statistics.median(x[i] for x in runs) for i in range(7)] for name, runs in results.items()}
             base = med["switchyard"][0]
             print(f"\nwrk -t1 -c{CONNECTIONS}, {SECONDS} s per row per round in {SLICES} slices taken in turn, "
-                  f"POST over 300 actions, medians of {ROUNDS} rounds\n")
+                  f"POST over 300 actions, {THREADS} worker thread(s) per proxy, medians of {ROUNDS} rounds\n")
             print(f"| | req/s | p50 | p99 | CPU µs/req | of it in the kernel | non-2xx | ratio to switchyard |")
             print(f"|---|---|---|---|---|---|---|---|")
             for name, _, _ in rows:
@@ -374,7 +377,7 @@ def main():
             # than the next); within a round the rows share the same stretch of time, slice by
             # slice, so each round's own ratio is the steadier figure, and the median of those is
             # what the README quotes.
-            plain, pingora = results["switchyard"], results["bare pingora (same version, 1 thread)"]
+            plain, pingora = results["switchyard"], results["bare pingora (same version)"]
             shadowing = results["switchyard with 10 % shadowing"]
             speed = [s[0] / b[0] for s, b in zip(plain, pingora)]
             print(f"\nswitchyard against bare pingora, each round's ratio: "
