@@ -17,6 +17,8 @@ pub enum Stop {
 
 #[derive(Default)]
 pub struct Lifecycle {
+    /// pingora's main loop runs: it is what hears a stop.
+    started: AtomicBool,
     draining: AtomicBool,
     /// pingora told its listeners to stop accepting (after the grace period or the handover).
     listeners_closed: AtomicBool,
@@ -24,6 +26,14 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
+    pub fn start(&self) {
+        self.started.store(true, Relaxed);
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.started.load(Relaxed)
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Relaxed);
     }

@@ -2,24 +2,23 @@
 //! runtimes) and the control plane (admin API, health checks, metrics upkeep, on a small tokio
 //! runtime of its own). Used the same way by `switchyard run`, the demo and the tests.
 
-use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pingora::listeners::ListenerConfig;
-use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
-use pingora::services::listening::Service;
 use tokio::sync::watch;
 
 use crate::control::ramp::window::LiveCounters;
 use crate::control::rules::RuleControl;
 use crate::control::source::{FileTrigger, RuleSource};
 use crate::data::dns::Follower;
+use crate::data::handover::{self, HandoverError};
 use crate::data::idle::{ConnectionCaps, Parked};
+use crate::data::listener::{self, Listening, Worker};
 use crate::data::namespaces::NamespaceResolver;
 use crate::data::pools::{self, Pools};
 use crate::data::recent::RecentTraffic;
@@ -52,8 +51,11 @@ pub enum StartError {
     Dns(hickory_resolver::ResolveError),
     #[error("the proxy did not start accepting connections on {0} within 10 s")]
     NotAccepting(SocketAddr),
-    /// Building pingora's runtime or binding its listener failed (at the descriptor limit, for
-    /// example): pingora panics on its own thread, and this carries its message.
+    #[error("cannot take the proxy's socket over from the running process: {0}")]
+    Handover(#[from] HandoverError),
+    /// Building pingora's runtimes failed, or a worker could not get its copy of the listening
+    /// socket (at the descriptor limit, for example): that panics on its own thread, and this
+    /// carries its message.
     #[error("the data plane stopped while starting: {0}")]
     DataPlaneStopped(String),
 }
@@ -88,6 +90,9 @@ impl ShutdownSignalWatch for StopWatch {
     }
 }
 
+/// How long `run --upgrade` waits for the running process to send its sockets.
+const HANDOVER_WAIT: Duration = Duration::from_secs(5);
+
 /// How long pingora keeps accepting after it handed its sockets to a new process (its
 /// `CLOSE_TIMEOUT`).
 const UPGRADE_CLOSE: Duration = Duration::from_secs(5);
@@ -104,15 +109,6 @@ pub struct RunningProxy {
     stop: watch::Sender<Stop>,
     data_plane: Option<JoinHandle<()>>,
     shutdown: ShutdownConfig,
-}
-
-/// Finds a free loopback port for a listener configured with port 0 (pingora binds by itself and
-/// does not report the port it got).
-fn resolve_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    if addr.port() != 0 {
-        return Ok(addr);
-    }
-    StdListener::bind(addr)?.local_addr()
 }
 
 /// Starts an instance in three steps: the shared state (rules, pools, metrics, the shadow
@@ -142,7 +138,8 @@ fn start_instance(resolved: Resolved, upgrade: bool) -> Result<RunningProxy, Sta
         shared_state(&resolved)?
     };
     let admin_addr = start_control_plane(&control, &resolved, &shared)?;
-    let (proxy_addr, stop, data_plane) = start_data_plane(&control, &resolved, &shared, upgrade)?;
+    let DataPlane { listening, stop, thread: data_plane } = start_data_plane(&control, &resolved, &shared, upgrade)?;
+    let proxy_addr = listening.addr();
     let running = RunningProxy {
         proxy_addr,
         admin_addr,
@@ -154,7 +151,8 @@ fn start_instance(resolved: Resolved, upgrade: bool) -> Result<RunningProxy, Sta
     };
     let threads = DataPlaneThreads::of(proxy_addr);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&proxy_addr, Duration::from_millis(200)).is_err() {
+    // Serving once every worker accepts and pingora's main loop, which hears a stop, runs.
+    while !(listening.all_accepting() && running.shared.lifecycle.is_started()) {
         // Read before the panics: a thread that ended in a panic recorded it before it finished.
         let finished = running.data_plane.as_ref().is_some_and(|t| t.is_finished());
         if let Some(why) = panics::on_threads(&threads.names()) {
@@ -304,21 +302,33 @@ fn start_control_plane(
     Ok(admin_addr)
 }
 
-/// Pingora on a thread of its own. Returns the proxy address, the stop handle and the thread.
+/// The data plane once started: its listening socket, its stop handle and pingora's thread.
+struct DataPlane {
+    listening: Arc<Listening>,
+    stop: watch::Sender<Stop>,
+    thread: JoinHandle<()>,
+}
+
+/// Pingora on a thread of its own, with a worker per thread accepting on the proxy's socket.
 fn start_data_plane(
     control: &tokio::runtime::Runtime,
     resolved: &Resolved,
     shared: &Arc<Shared>,
     upgrade: bool,
-) -> Result<(SocketAddr, watch::Sender<Stop>, JoinHandle<()>), StartError> {
+) -> Result<DataPlane, StartError> {
     let config = resolved;
-    let proxy_addr = resolve_port(resolved.listen).map_err(|source| StartError::Listen {
-        what: "proxy",
-        addr: resolved.listen,
-        source,
-    })?;
+    let listen_error = |source| StartError::Listen { what: "proxy", addr: resolved.listen, source };
+    let socket = if upgrade {
+        handover::receive(&config.shutdown.upgrade_sock, config.listen, HANDOVER_WAIT)?
+    } else {
+        listener::bind(config.listen).map_err(listen_error)?
+    };
     let threads =
         if config.threads == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.threads };
+    // Each worker's own runtime: one thread each, or one work-stealing runtime of them all.
+    let (workers, threads_per_worker) = if config.work_stealing { (1, threads) } else { (threads, 1) };
+    let listening =
+        Listening::new(socket, workers, config.read_buffer_bytes, config.write_buffer_bytes).map_err(listen_error)?;
     let conf = ServerConf {
         threads,
         work_stealing: config.work_stealing,
@@ -329,26 +339,32 @@ fn start_data_plane(
         upgrade_sock: config.shutdown.upgrade_sock.display().to_string(),
         ..ServerConf::default()
     };
-    let opt = Opt { upgrade, ..Opt::default() };
-    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
+    // The handed-over socket is taken above, not by pingora.
+    let mut server = Server::new_with_opt_and_conf(Some(Opt::default()), conf);
     server.bootstrap();
     let proxy = SwitchyardProxy::new(Arc::clone(shared), &config.timeouts);
     let caps = ConnectionCaps { total: config.max_client_connections, per_ip: config.max_client_connections_per_ip };
-    let parked = Parked::new(proxy, caps, Arc::clone(&shared.metrics));
-    let threads = DataPlaneThreads::of(proxy_addr);
+    let parked = Arc::new(Parked::new(proxy, caps, Arc::clone(&shared.metrics)));
+    let names = DataPlaneThreads::of(listening.addr());
     panics::remember();
-    panics::forget(&threads.names());
-    let mut service = Service::new(threads.service, parked);
-    let buffers = L4BufferSettings::default().read(config.read_buffer_bytes).write(config.write_buffer_bytes);
-    service.add_listener(ListenerConfig::tcp(proxy_addr.to_string()).l4_buffer(buffers));
-    server.add_service(service);
-    // When pingora has told its listeners to stop (after our grace period, or after handing the
-    // sockets over), a stop may start waiting for the requests in flight.
+    panics::forget(&names.names());
+    for _ in 0..workers {
+        server.add_service(Worker {
+            listening: Arc::clone(&listening),
+            parked: Arc::clone(&parked),
+            name: names.service.clone(),
+            threads: threads_per_worker,
+        });
+    }
+    // Once pingora's main loop runs, it hears a stop. When pingora has told its listeners to stop
+    // (after our grace period, or after handing the sockets over), a stop may start waiting for
+    // the requests in flight.
     let mut phases = server.watch_execution_phase();
     let lifecycle = Arc::clone(&shared.lifecycle);
     control.spawn(async move {
         loop {
             match phases.recv().await {
+                Ok(ExecutionPhase::Running) => lifecycle.start(),
                 Ok(ExecutionPhase::ShutdownStarted) => break lifecycle.close_listeners(),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 _ => {}
@@ -362,10 +378,10 @@ fn start_data_plane(
         grace: Duration::from_secs(config.shutdown.grace_period_s),
     };
     let data_plane = std::thread::Builder::new()
-        .name(threads.server)
+        .name(names.server)
         .spawn(move || server.run(RunArgs { shutdown_signal: Box::new(watch) }))
         .map_err(StartError::Runtime)?;
-    Ok((proxy_addr, stop, data_plane))
+    Ok(DataPlane { listening, stop, thread: data_plane })
 }
 
 /// The names of the data plane's threads, which carry its address so that a start can tell its

@@ -90,8 +90,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: AdminToken
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
-                tracing::warn!(error = %e, "admin listener cannot accept; pausing");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                crate::data::listener::pause_after_failed_accept(&e, "admin").await;
                 continue;
             }
         };

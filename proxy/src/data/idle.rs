@@ -1,12 +1,11 @@
 //! Idle client connections, parked cheaply. pingora serves each request of an HTTP/1 connection
 //! in a boxed future sized for the whole proxy flow, and starts the next one, still empty, as soon
 //! as the previous answer went out: an idle keep-alive client holds it (about 20 KB) for as long
-//! as it is idle, so 10,000 idle clients cost about 250 MB. This app runs pingora's HTTP/1
-//! connection loop itself and waits for each request's first byte in a future of a few hundred
-//! bytes before starting the proxy's. That loop runs in a task of its own, spawned on the
-//! accepting thread's runtime: pingora's task for the connection (its accept and handshake state,
-//! about 2.3 KB) ends as soon as the connection is handed over, so an idle client costs its socket
-//! and buffers and this small task (about 2.7 KB in all).
+//! as it is idle, so 10,000 idle clients cost about 250 MB. This runs pingora's HTTP/1 connection
+//! loop itself and waits for each request's first byte in a future of a few hundred bytes before
+//! starting the proxy's. That loop runs in a task of its own on the runtime of the worker that
+//! accepted the connection (`listener`), so an idle client costs its socket, its buffers and this
+//! small task.
 //!
 //! Seeing every connection first, it also caps how many are open at once: past
 //! `max_client_connections` in all, or `max_client_connections_per_ip` from one address, a new one
@@ -14,9 +13,9 @@
 //! client cannot hold every slot.
 //!
 //! Only what the proxy listener uses is handled: plain-text HTTP/1 (no TLS, no h2c, pipelining
-//! not enabled), exactly as pingora's own loop does it otherwise. A stop is unchanged by the
-//! handover: pingora never waited for its connection tasks, and the requests in flight are
-//! drained by the lifecycle's count, not by the tasks that carry them.
+//! not enabled), exactly as pingora's own loop does it otherwise. A stop does not wait for the
+//! connection tasks (pingora never waited for its own either): the requests in flight are drained
+//! by the lifecycle's count, not by the tasks that carry them.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,8 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -202,18 +200,17 @@ impl<A: HttpServerApp> Parked<A> {
     }
 }
 
-#[async_trait]
-impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Parked<A> {
-    /// Runs when pingora accepted a connection: past a cap it is dropped here, before any of it is
-    /// read; otherwise it is handed to its own task and pingora's task for it ends.
-    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        let peer = stream.get_socket_digest().and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let admitted = self.admit(peer)?;
-        tokio::spawn(Self::connection(admitted, stream, shutdown.clone()));
-        None
+impl<A: HttpServerApp + Send + Sync + 'static> Parked<A> {
+    /// Runs when a worker accepted a connection from `peer`: past a cap it is closed here, before
+    /// any of it is read; otherwise it is served by a task of its own on the worker's runtime.
+    pub fn accept(self: &Arc<Self>, stream: Stream, peer: IpAddr, shutdown: &ShutdownWatch) {
+        if let Some(admitted) = self.admit(Some(peer)) {
+            tokio::spawn(Self::connection(admitted, stream, shutdown.clone()));
+        }
     }
 
-    async fn cleanup(&self) {
+    /// Runs when a worker stopped accepting: pingora's app ends the keep-alive waits it holds.
+    pub async fn cleanup(&self) {
         self.app.http_cleanup().await
     }
 }
@@ -221,7 +218,10 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Parked<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_trait::async_trait;
     use pingora::protocols::l4::stream::Stream as L4Stream;
+
+    const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     struct Closes;
 
@@ -281,7 +281,7 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let caps = ConnectionCaps { total: 1, per_ip: 1 };
         let parked = Arc::new(Parked::new(Answers, caps, Arc::new(Metrics::default())));
-        assert!(parked.process_new(Box::new(L4Stream::from(server)), &shutdown).await.is_none());
+        parked.accept(Box::new(L4Stream::from(server)), LOCALHOST, &shutdown);
         let step = IDLE_TIMEOUT * 3 / 4;
         let mut answer = [0u8; 256];
         for _ in 0..3 {
@@ -300,8 +300,8 @@ mod tests {
         assert_eq!(parked.open.load(Ordering::Acquire), 0, "its slot was given back");
     }
 
-    /// pingora's task for a connection ends once it is handed over: the connection is served by
-    /// its own task, and counted as open until that task ends.
+    /// An accepted connection is served by its own task (the accept loop goes on at once), and
+    /// counted as open until that task ends.
     #[tokio::test]
     async fn a_connection_is_served_by_its_own_task_and_counted_until_it_ends() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -310,11 +310,7 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let caps = ConnectionCaps { total: 1, per_ip: 1 };
         let parked = Arc::new(Parked::new(Closes, caps, Arc::new(Metrics::default())));
-        let handed = tokio::time::timeout(
-            Duration::from_secs(5),
-            parked.process_new(Box::new(L4Stream::from(server)), &shutdown),
-        );
-        assert!(handed.await.expect("handed over at once, not served in pingora's task").is_none());
+        parked.accept(Box::new(L4Stream::from(server)), LOCALHOST, &shutdown);
         assert_eq!(parked.open.load(Ordering::Acquire), 1, "counted while its task serves it");
         // The client sends a request and closes; the app (`Closes`) ends the connection.
         use tokio::io::AsyncWriteExt;
