@@ -133,15 +133,20 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// A client and the stream the proxy makes of its connection, with 512-byte buffers.
+    async fn connected() -> (TcpStream, ClientStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (socket, peer) = listener.accept().await.unwrap();
+        (client, ClientStream::new(socket, peer, 512, 512))
+    }
+
     /// What pingora's session relies on: the peer's address without a system call, the read
     /// buffer filled by a read of nothing (the parked wait) and then read from, and writes that
     /// leave together at the flush.
     #[tokio::test]
     async fn a_client_stream_buffers_as_pingora_s_does_and_knows_its_peer() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (socket, peer) = listener.accept().await.unwrap();
-        let mut stream = ClientStream::new(socket, peer, 512, 512);
+        let (mut client, mut stream) = connected().await;
         let digest = stream.get_socket_digest().unwrap();
         assert_eq!(digest.peer_addr().and_then(|a| a.as_inet()).copied(), Some(client.local_addr().unwrap()));
 
@@ -165,10 +170,7 @@ mod tests {
     /// answer already written must still reach the client, before the close.
     #[tokio::test]
     async fn what_was_written_goes_out_when_the_stream_is_dropped() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (socket, peer) = listener.accept().await.unwrap();
-        let mut stream = ClientStream::new(socket, peer, 512, 512);
+        let (mut client, mut stream) = connected().await;
         stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"cut\":").await.unwrap();
         drop(stream);
         let mut answer = Vec::new();
