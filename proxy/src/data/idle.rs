@@ -76,7 +76,7 @@ impl<A> Parked<A> {
     }
 
     /// Counts a new connection from `peer` in, unless the caps are reached.
-    fn admit(self: &Arc<Self>, peer: Option<IpAddr>) -> Option<Admitted<A>> {
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Admitted<A>> {
         let total = self.caps.total;
         if self.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < total).then_some(n + 1)).is_err() {
             self.refused.count(Refusal::Total);
@@ -84,17 +84,16 @@ impl<A> Parked<A> {
         }
         // Counted in from here: dropped on the way out, the guard gives the slot back.
         let mut admitted = Admitted { parked: Arc::clone(self), peer: None, counted: false };
-        if let Some(ip) = peer {
-            let mut per_ip = lock(&self.per_ip);
-            let n = per_ip.entry(ip).or_insert(0);
-            if *n >= self.caps.per_ip {
-                drop(per_ip);
-                self.refused.count(Refusal::PerIp);
-                return None;
-            }
-            *n += 1;
-            admitted.peer = Some(ip);
+        let mut per_ip = lock(&self.per_ip);
+        let n = per_ip.entry(peer).or_insert(0);
+        if *n >= self.caps.per_ip {
+            drop(per_ip);
+            self.refused.count(Refusal::PerIp);
+            return None;
         }
+        *n += 1;
+        drop(per_ip);
+        admitted.peer = Some(peer);
         self.metrics.client_connections.increment(1.0);
         admitted.counted = true;
         Some(admitted)
@@ -104,7 +103,7 @@ impl<A> Parked<A> {
 /// An open connection, counted until dropped.
 struct Admitted<A> {
     parked: Arc<Parked<A>>,
-    /// The client address it is counted under.
+    /// The client address it is counted under (none if refused before it was).
     peer: Option<IpAddr>,
     /// Counted in the open connections gauge (it was admitted, not refused on the way).
     counted: bool,
@@ -204,7 +203,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> Parked<A> {
     /// Runs when a worker accepted a connection from `peer`: past a cap it is closed here, before
     /// any of it is read; otherwise it is served by a task of its own on the worker's runtime.
     pub fn accept(self: &Arc<Self>, stream: Stream, peer: IpAddr, shutdown: &ShutdownWatch) {
-        if let Some(admitted) = self.admit(Some(peer)) {
+        if let Some(admitted) = self.admit(peer) {
             tokio::spawn(Self::connection(admitted, stream, shutdown.clone()));
         }
     }
@@ -243,7 +242,7 @@ mod tests {
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let caps = ConnectionCaps { total: 10, per_ip: 10 };
         let parked = Arc::new(Parked::new(Closes, caps, Arc::new(Metrics::default())));
-        let admitted = parked.admit(None).unwrap();
+        let admitted = parked.admit(LOCALHOST).unwrap();
         let connection = Parked::connection(admitted, Box::new(L4Stream::from(client)), shutdown);
         let size = std::mem::size_of_val(&connection);
         assert!(size <= 560, "a parked connection's state is {size} bytes");
